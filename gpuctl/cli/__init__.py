@@ -1,0 +1,96 @@
+"""The ``gpuctl`` root command: global options, lazy subcommands, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from gpuctl import __version__
+from gpuctl.cli.lazy import LazyGroup
+from gpuctl.envvars import Env, truthy
+from gpuctl.errors import ExitCode, GpuctlError
+
+
+def _report(line: str) -> None:
+    click.echo(f"error: {line}", err=True)
+
+
+def run_translated(invoke: Callable[[], Any]) -> int:
+    """Run ``invoke`` and turn whatever it raises into one stderr line and a documented exit code."""
+    debug = truthy(os.environ.get(Env.DEBUG))
+    try:
+        result = invoke()
+        return result if isinstance(result, int) else ExitCode.OK
+    except GpuctlError as exc:
+        if debug:
+            traceback.print_exc()
+        if exc.message:
+            _report(exc.one_line())
+        return int(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else "")
+        return ExitCode.OK
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "gpuctl"
+        _report(f"{exc.format_message()} (hint: see '{command} --help')")
+        return ExitCode.USAGE
+    except click.ClickException as exc:
+        _report(exc.format_message())
+        return exc.exit_code
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("interrupted", err=True)
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (gpuctl ... | head); stop quietly
+        sys.stderr.close()
+        return ExitCode.OK
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        _report(f"unexpected {type(exc).__name__}: {exc} "
+                f"(hint: rerun with {Env.DEBUG}=1 and report it with the traceback)")
+        return ExitCode.UNEXPECTED
+
+
+class RootGroup(LazyGroup):
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        code = run_translated(lambda: super(RootGroup, self).main(
+            args, prog_name or "gpuctl", complete_var, standalone_mode=False, **extra))
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--json", "json_output", is_flag=True, help="Print JSON on stdout (every listing command).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the essential value; no progress.")
+@click.option("-v", "--verbose", count=True, help="Log what gpuctl does on stderr (-vv for debug).")
+@click.option("--project-dir", envvar=Env.PROJECT_DIR, show_envvar=True, metavar="DIR",
+              help="Project directory (default: nearest one holding gpuctl.yaml or .gpuctl/).")
+@click.option("--no-color", is_flag=True, help=f"Plain output without colour (also {Env.NO_COLOR}).")
+@click.option("-y", "--yes", is_flag=True, help="Answer yes to confirmations.")
+@click.option("--interactive/--no-interactive", default=None,
+              help="Allow or forbid prompts (default: prompt only on a TTY).")
+@click.version_option(__version__, "--version", prog_name="gpuctl", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, json_output: bool, quiet: bool, verbose: int, project_dir: str | None,
+        no_color: bool, yes: bool, interactive: bool | None) -> None:
+    """Serve open LLMs on rented GPUs: live prices, one-command deploys, benchmarks, cost accounting.
+
+    \b
+    Credentials come from the environment first (RUNPOD_API_KEY, LAMBDA_API_KEY,
+    AWS_PROFILE or AWS_ACCESS_KEY_ID, HF_TOKEN), then from 'gpuctl config'.
+    Set GPUCTL_DEBUG=1 to see tracebacks. Exit codes: docs/exit-codes.md.
+    """
+    from gpuctl.app import App
+    from gpuctl.logs import configure_logging
+
+    ctx.obj = App(json=json_output, quiet=quiet, verbose=verbose, no_color=no_color, yes=yes,
+                  interactive=interactive, project_dir=project_dir)
+    configure_logging(verbose)

@@ -1,0 +1,29 @@
+"""The command table: where each subcommand lives and its one-line help.
+
+Keeping the help text here lets ``gpuctl --help`` list every command without importing any of them.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class CommandEntry(NamedTuple):
+    module: str
+    attr: str
+    short_help: str
+
+
+COMMANDS: dict[str, CommandEntry] = {
+    "prices": CommandEntry("gpuctl.cli.prices", "prices", "Live GPU offers across providers, cheapest first."),
+    "models": CommandEntry("gpuctl.cli.models", "models", "List model recipes, or show one."),
+    "fit": CommandEntry("gpuctl.cli.fit", "fit", "Which GPUs can serve a model, at what context."),
+    "up": CommandEntry("gpuctl.cli.up", "up", "Deploy a model to a GPU (plan it with --dry-run)."),
+    "bench": CommandEntry("gpuctl.cli.bench", "bench", "Latency, throughput and $ per 1M tokens of an endpoint."),
+    "providers": CommandEntry("gpuctl.cli.providers", "providers", "Installed providers and their credentials."),
+    "config": CommandEntry("gpuctl.cli.config", "config", "Read and write the user config file."),
+    "init": CommandEntry("gpuctl.cli.init", "init", "Write gpuctl.yaml with this project's defaults."),
+    "completion": CommandEntry("gpuctl.cli.completion", "completion", "Print the shell completion script."),
+}
+
+ALIASES: dict[str, str] = {}

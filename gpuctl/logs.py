@@ -1,0 +1,49 @@
+"""Logging for ``-v``: to stderr, with every known secret value scrubbed."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+SECRET_MASK = "****"
+
+
+class SecretFilter(logging.Filter):
+    """Replaces each known secret value in a record's final message with a mask."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        for secret in self.secrets:
+            message = message.replace(secret, SECRET_MASK)
+        record.msg, record.args = message, None
+        return True
+
+
+def known_secrets() -> list[str]:
+    """Values of every secret config key, from the environment and the user config file."""
+    from gpuctl.config import KEYS, UserConfig
+
+    stored = UserConfig().load()
+    values = []
+    for key in KEYS.values():
+        if key.secret:
+            values += [os.environ.get(key.env or "", ""), str(stored.get(key.name) or "")]
+    values += [os.environ.get("AWS_SECRET_ACCESS_KEY", ""), os.environ.get("AWS_SESSION_TOKEN", "")]
+    return values
+
+
+def configure_logging(verbosity: int) -> None:
+    """``-v`` shows gpuctl's info messages, ``-vv`` debug messages from gpuctl and its libraries."""
+    if verbosity <= 0:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.addFilter(SecretFilter(known_secrets()))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
+    logging.getLogger("gpuctl").setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)

@@ -1,0 +1,101 @@
+"""The project: a directory holding ``gpuctl.yaml`` (defaults) and ``.gpuctl/`` (state)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from gpuctl.durations import parse_duration
+from gpuctl.errors import ConfigError, UsageError
+from gpuctl.fsutil import atomic_write
+
+PROJECT_FILE = "gpuctl.yaml"
+STATE_DIR = ".gpuctl"
+
+
+class ProjectFile(BaseModel):
+    """The defaults a project sets for its commands. Unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    model: str | None = None
+    gpu: str | None = None
+    provider: str | None = None
+    engine: Literal["vllm", "tgi"] | None = None
+    region: str | None = None
+    ttl: str | None = None
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl_is_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_duration(value)
+            except UsageError as exc:
+                raise ValueError(exc.message) from None
+        return value
+
+
+def find_project_root(start: Path) -> Path | None:
+    """The nearest directory at or above ``start`` holding gpuctl.yaml or .gpuctl/."""
+    for directory in (start, *start.parents):
+        if (directory / PROJECT_FILE).is_file() or (directory / STATE_DIR).is_dir():
+            return directory
+    return None
+
+
+def resolve_project_root(explicit: str | os.PathLike[str] | None) -> Path:
+    """``--project-dir`` when given, else the nearest project above the cwd, else the cwd itself."""
+    if explicit:
+        root = Path(explicit).expanduser().resolve()
+        if not root.is_dir():
+            raise UsageError(f"project directory {root} does not exist", "create it or fix --project-dir")
+        return root
+    cwd = Path.cwd()
+    return find_project_root(cwd) or cwd
+
+
+def load_project_file(root: Path) -> ProjectFile:
+    """The validated gpuctl.yaml of ``root`` (empty defaults when absent)."""
+    path = root / PROJECT_FILE
+    if not path.is_file():
+        return ProjectFile()
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} not valid YAML") from exc
+    if data is None:
+        return ProjectFile()
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    try:
+        return ProjectFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {describe_validation_error(exc)}") from exc
+
+
+def write_project_file(root: Path, project: ProjectFile) -> Path:
+    import yaml
+
+    path = root / PROJECT_FILE
+    body = yaml.safe_dump(project.model_dump(exclude_none=True), sort_keys=False)
+    atomic_write(path, "# gpuctl project defaults; every key is optional.\n" + body)
+    return path
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """First problem of a pydantic error as 'field X: problem', the way users read it."""
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    return f"field '{field}': {message}"
