@@ -26,7 +26,7 @@ def parse_duration(text: str) -> int:
 
 def format_duration(seconds: float) -> str:
     """Compact rendering, the inverse of parse_duration for whole units (``1h30m``)."""
-    remaining = int(round(seconds))
+    remaining = round(seconds)
     if remaining <= 0:
         return "0s"
     parts = []

@@ -70,8 +70,9 @@ def load_project_file(root: Path) -> ProjectFile:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} not valid YAML") from exc
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"{path}: not valid YAML{where} ({problem})") from exc
     if data is None:
         return ProjectFile()
     if not isinstance(data, dict):
@@ -95,7 +96,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     """First problem of a pydantic error as 'field X: problem', the way users read it."""
     first = exc.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    message = first["msg"]
+    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown field"
     return f"field '{field}': {message}"

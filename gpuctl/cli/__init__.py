@@ -67,7 +67,10 @@ class RootGroup(LazyGroup):
         return code
 
 
-@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group("gpuctl", cls=RootGroup, context_settings=CONTEXT_SETTINGS)
 @click.option("--json", "json_output", is_flag=True, help="Print JSON on stdout (every listing command).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the essential value; no progress.")
 @click.option("-v", "--verbose", count=True, help="Log what gpuctl does on stderr (-vv for debug).")

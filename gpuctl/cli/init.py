@@ -1,0 +1,51 @@
+"""``gpuctl init``: write gpuctl.yaml with the project's defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gpuctl.app import App
+from gpuctl.cli.options import json_option
+from gpuctl.cli.output import info, print_json
+
+
+@click.command()
+@click.option("--name", help="Project name (default: the directory name).")
+@click.option("--model", help="Default model recipe, e.g. llama-3-8b.")
+@click.option("--gpu", help="Default GPU, e.g. l40s.")
+@click.option("--provider", help="Default provider (runpod, lambda, aws, ...) or auto.")
+@click.option("--engine", type=click.Choice(["vllm", "tgi"]), help="Default serving engine.")
+@click.option("--region", help="Default region.")
+@click.option("--ttl", help="Default time to live of a deployment, e.g. 2h.")
+@click.option("--force", is_flag=True, help="Overwrite an existing gpuctl.yaml.")
+@json_option
+@click.pass_obj
+def init(app: App, force: bool, **values: str | None) -> None:
+    """Write gpuctl.yaml in the project directory (the current one unless --project-dir)."""
+    from gpuctl.catalog import resolve_gpu
+    from gpuctl.errors import UsageError
+    from gpuctl.project import PROJECT_FILE, ProjectFile, resolve_project_root, write_project_file
+
+    # init creates a project here; it does not walk up to an enclosing one
+    root = resolve_project_root(app.project_dir) if app.project_dir else Path.cwd()
+    if (root / PROJECT_FILE).exists() and not force:
+        raise UsageError(f"{root / PROJECT_FILE} already exists", "pass --force to overwrite it")
+    if values["gpu"]:
+        values["gpu"] = resolve_gpu(values["gpu"])
+    if values["provider"] and values["provider"] != "auto":
+        app.registry.create(values["provider"])  # unknown provider: exit 2 with close names
+    values["name"] = values["name"] or root.name
+    from pydantic import ValidationError
+
+    from gpuctl.project import describe_validation_error
+
+    try:
+        project = ProjectFile(**values)
+    except ValidationError as exc:
+        raise UsageError(f"invalid option: {describe_validation_error(exc)}", "see 'gpuctl init --help'") from None
+    path = write_project_file(root, project)
+    if app.json:
+        print_json(project.model_dump(mode="json", exclude_none=True))
+    info(app, f"wrote {path}")
