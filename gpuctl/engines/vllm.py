@@ -1,0 +1,58 @@
+"""vLLM's OpenAI-compatible server (``vllm serve``) in the official image."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gpuctl.models.engine import EngineSpec
+
+if TYPE_CHECKING:
+    from gpuctl.engines import Resolved
+
+NAME = "vllm"
+IMAGE = "vllm/vllm-openai:v0.11.0"
+PORT = 8000
+HEALTH_PATH = "/health"
+#: tensor-parallel workers exchange tensors through shared memory
+SHM_SIZE = "8g"
+CACHE_MOUNT = "/root/.cache/huggingface"
+#: read by the server when --api-key is absent, which keeps the key out of the process list
+API_KEY_ENV = "VLLM_API_KEY"
+SUPPORTS_API_KEY = True
+SUPPORTS_SERVED_MODEL_NAME = True
+#: pre-quantized checkpoints vLLM detects from config.json (it then picks the Marlin kernels itself)
+PREQUANTIZED = frozenset({"awq", "gptq", "fp8"})
+#: gpuctl method -> --quantization value for quantizing a 16-bit checkpoint while loading
+ON_THE_FLY = {"fp8": "fp8"}
+OWNED_FLAGS = frozenset({
+    "--model", "--revision", "--tokenizer-revision", "--served-model-name", "--host", "--port",
+    "--max-model-len", "--tensor-parallel-size", "-tp", "--gpu-memory-utilization", "--load-format",
+    "--dtype", "--quantization", "-q", "--api-key",
+})
+ENV = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+
+
+def build(resolved: Resolved) -> EngineSpec:
+    recipe, options = resolved.recipe, resolved.options
+    args = [
+        recipe.repo, "--revision", recipe.revision, "--tokenizer-revision", recipe.revision,
+        "--served-model-name", resolved.served_model_name,
+        "--host", "0.0.0.0", "--port", str(PORT),
+        "--max-model-len", str(resolved.context),
+        "--tensor-parallel-size", str(options.gpu_count),
+        "--gpu-memory-utilization", f"{resolved.utilization:g}",
+        # never unpickle weights: safetensors files only
+        "--load-format", "safetensors",
+        "--dtype", resolved.arch.dtype,
+    ]
+    if resolved.quantize_flag:
+        args += ["--quantization", resolved.quantize_flag]
+    return EngineSpec(
+        engine=NAME, image=IMAGE, entrypoint=["vllm", "serve"], args=[*args, *resolved.defaults.args],
+        env={**ENV, **resolved.defaults.env}, port=PORT, health_path=HEALTH_PATH, shm_size=SHM_SIZE,
+        gpus=options.gpu_count, cache_mount=CACHE_MOUNT, public=options.public,
+        supports_api_key=SUPPORTS_API_KEY, served_model_name=resolved.served_model_name,
+        max_model_len=resolved.context, tensor_parallel_size=options.gpu_count,
+        quantization=resolved.arch.quantization.method if resolved.arch.quantization else None,
+        gpu_memory_utilization=resolved.utilization, safetensors_only=True,
+    )

@@ -1,0 +1,186 @@
+"""The deploy plan: which offer, whether the model fits, the exact engine command, what it costs.
+
+``gpuctl up --dry-run`` prints it; the deploy lifecycle executes it. Building a plan never changes
+anything at a provider: it only reads prices (live, cached or from the shipped snapshot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gpuctl.errors import NoCapacityError, UsageError
+from gpuctl.events import NullReporter, Reporter
+from gpuctl.fit import FitRow, FitSettings, check_context, fit
+from gpuctl.models.engine import EngineOptions, EngineSpec
+from gpuctl.models.offer import AVAILABILITY_RANK, Offer, OfferQuery
+from gpuctl.models.recipe import EngineName, QuantMethod, Recipe, RecipeOrigin
+
+if TYPE_CHECKING:
+    from gpuctl.plugins import ProviderRegistry
+
+HfTokenStatus = Literal["present", "missing", "not needed"]
+
+
+class PlanRequest(BaseModel):
+    """The flags of ``gpuctl up`` after project defaults were applied."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    hf_config: str | None = None
+    gpu: str | None = Field(default=None, description="canonical GPU name; None: any that fits")
+    count: int | None = Field(default=None, ge=1)
+    providers: list[str] | None = Field(default=None, description="None: every installed provider")
+    region: str | None = None
+    engine: EngineName = "vllm"
+    spot: bool = False
+    max_price: float | None = Field(default=None, gt=0, description="USD per hour for the whole instance")
+    ttl_seconds: int | None = Field(default=None, gt=0)
+    max_model_len: int | None = Field(default=None, ge=1)
+    gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
+    quantization: QuantMethod | None = None
+    served_model_name: str | None = None
+    public: bool = False
+
+    def offer_query(self) -> OfferQuery:
+        return OfferQuery(gpus=[self.gpu] if self.gpu else None, regions=[self.region] if self.region else None,
+                          gpu_count=self.count, spot=self.spot)
+
+    def fit_settings(self) -> FitSettings:
+        return FitSettings(engine=self.engine, gpu_memory_utilization=self.gpu_memory_utilization,
+                           quantization=self.quantization)
+
+
+class ModelSummary(BaseModel):
+    name: str
+    repo: str
+    revision: str
+    pinned: bool
+    gated: bool | None
+    license: str
+    origin: RecipeOrigin
+
+    @classmethod
+    def of(cls, recipe: Recipe) -> ModelSummary:
+        return cls(name=recipe.name, repo=recipe.repo, revision=recipe.revision, pinned=recipe.pinned,
+                   gated=recipe.gated, license=recipe.license, origin=recipe.origin)
+
+
+class DeployPlan(BaseModel):
+    """Everything ``gpuctl up`` would do, as one document (``--dry-run --json``). No secret values."""
+
+    model: ModelSummary
+    offer: Offer
+    fit: FitRow
+    engine: EngineSpec
+    command: str = Field(description="the docker command line run on the host")
+    environment: dict[str, str] = Field(description="container environment; secrets shown as placeholders")
+    hf_token: HfTokenStatus
+    ttl_seconds: int | None
+    estimated_cost_usd: float | None = Field(description="price_per_hour x TTL; None without a TTL")
+    offers_considered: int
+    offers_fitting: int
+    warnings: list[str] = Field(default_factory=list)
+
+
+SECRET_PLACEHOLDERS = {"HF_TOKEN": "<secret: your Hugging Face token>"}
+API_KEY_PLACEHOLDER = "<secret: generated at launch>"
+
+
+def choose_offer(recipe: Recipe, offers: Sequence[Offer], request: PlanRequest) -> tuple[Offer, FitRow, int]:
+    """The cheapest available offer that fits (ties: better availability); also how many fit."""
+    context = request.max_model_len or recipe.default_context
+    check_context(recipe, context)
+    settings = request.fit_settings()
+    if request.gpu and request.count:
+        # the user named the hardware: a model that cannot fit there is their error, whatever is for rent
+        from gpuctl.catalog import gpu_spec
+
+        wanted = fit(recipe, request.gpu, gpu_spec(request.gpu).vram_gb, request.count, context, settings)
+        if not wanted.fits:
+            raise UsageError(f"{recipe.name} does not fit on {request.count} x {request.gpu} at {context} tokens: "
+                             f"{wanted.reason}", f"'gpuctl fit {recipe.name}' shows what it needs")
+    available = [o for o in offers if o.availability != "none"]
+    if not available:
+        raise NoCapacityError(f"no available offer matches {_describe(request)}")
+    rows = [(o, fit(recipe, o.gpu, o.vram_gb, o.gpu_count, context, settings)) for o in available]
+    fitting = [(o, row) for o, row in rows if row.fits]
+    if not fitting:
+        raise NoCapacityError(f"none of {len(available)} offers for {_describe(request)} can serve {recipe.name} "
+                              f"at {context} tokens", f"'gpuctl fit {recipe.name}' shows what it needs")
+    affordable = [(o, row) for o, row in fitting
+                  if request.max_price is None or o.price_per_hour <= request.max_price]
+    if not affordable:
+        cheapest = min(o.price_per_hour for o, _ in fitting)
+        raise NoCapacityError(f"the cheapest offer that fits costs ${cheapest:.2f}/h, above --max-price "
+                              f"${request.max_price:.2f}/h", "raise --max-price or try a smaller context")
+    offer, row = min(affordable, key=lambda pair: (pair[0].price_per_hour, AVAILABILITY_RANK[pair[0].availability],
+                                                   pair[0].provider, pair[0].id))
+    return offer, row, len(fitting)
+
+
+def _describe(request: PlanRequest) -> str:
+    parts = [f"{request.count} x " if request.count else "", request.gpu or "any GPU"]
+    if request.region:
+        parts.append(f" in {request.region}")
+    if request.providers:
+        parts.append(f" at {', '.join(request.providers)}")
+    if request.spot:
+        parts.append(" (spot)")
+    return "".join(parts)
+
+
+def build_plan(request: PlanRequest, recipe: Recipe, offers: Sequence[Offer], *, hf_token_present: bool,
+               warnings: Sequence[str] = ()) -> DeployPlan:
+    """The plan for ``request`` given the offers found; pure, so the same inputs give the same plan."""
+    from gpuctl.engines import build_engine_spec
+
+    offer, row, fitting = choose_offer(recipe, offers, request)
+    needs_token = recipe.gated is not False
+    options = EngineOptions(
+        engine=request.engine, gpu_count=offer.gpu_count, max_model_len=row.context,
+        gpu_memory_utilization=request.gpu_memory_utilization, quantization=request.quantization,
+        served_model_name=request.served_model_name, public=request.public,
+        # a public endpoint always gets a key; a private one is only reachable through an SSH tunnel
+        api_key=request.public, hf_token=recipe.gated is True or (needs_token and hf_token_present),
+    )
+    spec = build_engine_spec(recipe, options)
+    notes = list(warnings)
+    if needs_token and not hf_token_present:
+        gated = "is gated" if recipe.gated else "may be gated"
+        notes.append(f"{recipe.repo} {gated}: set HF_TOKEN (or 'gpuctl config set hf.token') before deploying")
+    if not recipe.pinned:
+        notes.append(f"revision '{recipe.revision}' is a branch, not a pinned commit: weights may change")
+    if not spec.safetensors_only:
+        notes.append(f"{spec.engine} converts pickled .bin weights when a repo has no safetensors")
+    if request.ttl_seconds is None:
+        notes.append("no --ttl: the instance runs (and bills) until 'gpuctl down'")
+    if offer.source != "live":
+        notes.append(f"price from the {offer.source} ({offer.as_of:%Y-%m-%d}); the live price may differ")
+    environment = {**spec.env, **{name: SECRET_PLACEHOLDERS.get(name, API_KEY_PLACEHOLDER)
+                                  for name in spec.secret_env}}
+    cost = round(offer.price_per_hour * request.ttl_seconds / 3600, 2) if request.ttl_seconds else None
+    return DeployPlan(
+        model=ModelSummary.of(recipe), offer=offer, fit=row, engine=spec, command=spec.command_line(),
+        environment=environment, hf_token=("present" if hf_token_present else "missing") if needs_token
+        else "not needed", ttl_seconds=request.ttl_seconds, estimated_cost_usd=cost,
+        offers_considered=len(offers), offers_fitting=fitting, warnings=notes,
+    )
+
+
+def plan_deployment(request: PlanRequest, *, project_root: Path | None = None, registry: ProviderRegistry | None = None,
+                    reporter: Reporter | None = None) -> DeployPlan:
+    """Resolve the model, read the offers (live, else cache, else snapshot) and build the plan."""
+    from gpuctl.credentials import resolve_credential
+    from gpuctl.pricing import collect_offers
+    from gpuctl.recipes import resolve_model
+
+    recipe = resolve_model(request.model, project_root, request.hf_config)
+    result = collect_offers(request.offer_query(), providers=request.providers, registry=registry,
+                            reporter=reporter or NullReporter())
+    return build_plan(request, recipe, result.offers, warnings=result.warnings,
+                      hf_token_present=resolve_credential("hf.token").present)

@@ -1,0 +1,92 @@
+"""Render the shell scripts in ``templates/`` that gpuctl puts on a host.
+
+Placeholders are ``@@NAME@@`` (shell, Go templates and cloud-init all claim ``$`` and ``{{ }}``). Values
+are shell-quoted unless wrapped in ``Raw`` (for embedding one rendered script in another); a missing
+or unused value is an error, so a renamed placeholder cannot ship half-rendered.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from gpuctl.resources import list_files, read_text
+
+PLACEHOLDER = re.compile(r"@@([A-Z][A-Z0-9_]*)@@")
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A value inserted verbatim (the caller vouches for it, e.g. another rendered template)."""
+
+    text: str
+
+
+Value = str | int | float | Raw
+
+
+def placeholders(text: str) -> set[str]:
+    return set(PLACEHOLDER.findall(text))
+
+
+def render_text(text: str, values: dict[str, Value], *, name: str = "template") -> str:
+    """``text`` with every placeholder replaced; missing or unused values raise ValueError."""
+    wanted = placeholders(text)
+    missing, unused = wanted - set(values), set(values) - wanted
+    if missing or unused:
+        problems = [f"missing {', '.join(sorted(missing))}"] if missing else []
+        problems += [f"unused {', '.join(sorted(unused))}"] if unused else []
+        raise ValueError(f"{name}: {'; '.join(problems)}")
+
+    def substitute(match: re.Match[str]) -> str:
+        value = values[match.group(1)]
+        return value.text if isinstance(value, Raw) else shlex.quote(str(value))
+
+    return PLACEHOLDER.sub(substitute, text)
+
+
+def render(template: str, values: dict[str, Value]) -> str:
+    """The shipped template ``templates/<template>`` rendered with ``values``."""
+    return render_text(read_text("templates", template), values, name=template)
+
+
+def template_names() -> list[str]:
+    return list_files("templates", ".sh")
+
+
+#: gpuctl's private directory on a host (deadline file, env-file)
+HOST_CONFIG_DIR = "/etc/gpuctl"
+DEADLINE_FILE = f"{HOST_CONFIG_DIR}/deadline"
+WATCHDOG_INTERVAL_S = 30
+
+
+def host_check_script(*, gpus: int, min_gpu_memory_mib: int, cache_dir: str, min_free_gb: int) -> str:
+    """The read-only host check for an instance of ``gpus`` GPUs."""
+    return render("host-check.sh", {"EXPECTED_GPUS": gpus, "MIN_GPU_MEMORY_MIB": min_gpu_memory_mib,
+                                    "CACHE_DIR": cache_dir, "MIN_FREE_GB": min_free_gb})
+
+
+def bootstrap_script(*, cache_dir: str, config_dir: str = HOST_CONFIG_DIR) -> str:
+    return render("bootstrap.sh", {"CACHE_DIR": cache_dir, "CONFIG_DIR": config_dir})
+
+
+def watchdog_script(*, deadline: int, container: str, deadline_file: str = DEADLINE_FILE,
+                    interval_s: int = WATCHDOG_INTERVAL_S, shutdown_command: str = "shutdown -h now") -> str:
+    """The TTL watchdog; ``deadline`` (Unix seconds) applies until the deadline file says otherwise."""
+    return render("watchdog.sh", {"DEADLINE_FILE": deadline_file, "FALLBACK_DEADLINE": deadline,
+                                  "CONTAINER_NAME": container, "INTERVAL_SECONDS": interval_s,
+                                  "SHUTDOWN_COMMAND": shutdown_command})
+
+
+def aws_user_data(*, deadline: int, container: str, cache_dir: str) -> str:
+    """First-boot script for AWS: arms the watchdog, then bootstraps the host."""
+    watchdog = watchdog_script(deadline=deadline, container=container)
+    bootstrap = bootstrap_script(cache_dir=cache_dir)
+    for terminator, body in (("GPUCTL_WATCHDOG_EOF", watchdog), ("GPUCTL_BOOTSTRAP_EOF", bootstrap)):
+        if terminator in body.splitlines():
+            raise ValueError(f"embedded script contains its heredoc terminator {terminator}")
+    return render("aws-user-data.sh", {
+        "CONFIG_DIR": HOST_CONFIG_DIR, "DEADLINE": deadline, "DEADLINE_FILE": DEADLINE_FILE,
+        "WATCHDOG": Raw(watchdog.rstrip("\n")), "BOOTSTRAP": Raw(bootstrap.rstrip("\n")),
+    })
