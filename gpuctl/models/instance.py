@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from gpuctl.models.engine import EngineSpec
 from gpuctl.models.offer import Offer
 
 InstanceStatus = Literal["pending", "running", "stopping", "stopped", "terminated", "error", "unknown"]
@@ -35,12 +36,21 @@ class Instance(BaseModel):
 
 
 class LaunchRequest(BaseModel):
-    """Everything a provider needs to start one instance for a deployment."""
+    """Everything a provider needs to start one instance for a deployment.
 
-    name: str
+    VM providers (Lambda, AWS) start a machine reachable over SSH with ``ssh_public_key`` and leave the
+    engine to the lifecycle; container providers (RunPod) start ``engine`` themselves, with ``secrets``
+    as its environment. ``secrets`` never appears in a dump or repr of the request.
+    """
+
+    name: str = Field(description="deployment name; providers use it in the instance name")
     offer: Offer
-    idempotency_token: str = Field(max_length=64)
-    tags: dict[str, str] = Field(default_factory=dict)
-    ssh_public_key: str | None = None
-    disk_gb: int = 100
-    ttl_seconds: int | None = None
+    idempotency_token: str = Field(max_length=64, description="same token, same launch: never two instances")
+    tags: dict[str, str] = Field(default_factory=dict, description="gpuctl's tags, set on everything created")
+    ssh_public_key: str | None = Field(default=None, description="OpenSSH public key allowed to log in")
+    disk_gb: int = Field(default=100, ge=10)
+    ttl_seconds: int | None = Field(default=None, gt=0, description="enforce on the provider or host side")
+    public: bool = Field(default=False, description="expose the engine port beyond SSH")
+    engine: EngineSpec | None = Field(default=None, description="for providers whose product is a container")
+    secrets: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False,
+                                    description="values of engine.secret_env")
