@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+pytest_plugins = ["tests.standins.fixtures"]
+
 # Variables that could leak a developer's real accounts or settings into a test.
 _SCRUBBED = (
     "RUNPOD_API_KEY", "LAMBDA_API_KEY", "HF_TOKEN", "AWS_PROFILE", "AWS_ACCESS_KEY_ID",

@@ -1,0 +1,485 @@
+#!/usr/bin/env python3
+"""A stand-in for an OpenAI-compatible LLM server (vLLM, TGI) with known, recorded timing.
+
+Standard library only, one file, starts in a few tens of milliseconds, so it can be copied into a
+container image that plays vLLM on a fake GPU host. It streams Server-Sent Events exactly the way
+vLLM does (one HTTP chunk per event, ``data: [DONE]`` at the end) and records, per request, when it
+received the request and when it wrote each event, which is the ground truth a benchmark client is
+checked against.
+
+Timing model: the first content event leaves ``ttft_ms`` after the request was read; after that an
+event leaves every ``tokens_per_event * itl_ms``, each carrying ``tokens_per_event`` tokens. Every
+send is scheduled against the request's start, so lateness does not accumulate.
+
+    python3 mock_openai.py --host 127.0.0.1 --port 8000 --model NAME --ttft-ms 100 --itl-ms 20
+
+Endpoints: ``GET /health``, ``GET /v1/models``, ``POST /v1/completions``, ``POST /v1/chat/completions``
+(streaming and not), and for tests ``GET /_mock/stats``, ``POST /_mock/reset``, ``POST /_mock/config``
+(a JSON object of the settings below, applied at once). With ``--port 0`` it picks a free port; the
+first line on stdout is always ``READY http://HOST:PORT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, fields
+
+_WORDS = ("the", "of", "and", "to", "in", "is", "it", "that", "for", "on", "with", "as", "was", "at", "by")
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+            411: "Length Required", 429: "Too Many Requests", 500: "Internal Server Error",
+            503: "Service Unavailable"}
+# Placeholder for the request number inside cached, already HTTP-chunked event templates. The number
+# is written with the same width, so the chunk sizes stay right.
+_ID = b"@@@@@@@@@@@@"
+
+
+@dataclass
+class Settings:
+    """What the mock does; every field can be changed at run time through ``POST /_mock/config``."""
+
+    model: str = "mock-model"
+    ttft_ms: float = 0.0
+    itl_ms: float = 0.0
+    tokens_per_event: int = 1
+    role_delta: bool = False
+    usage: bool = True
+    default_max_tokens: int = 16
+    stop_after: int = 0  # stop early (finish_reason "stop") after this many tokens unless ignore_eos
+    api_key: str = ""
+    fail_every: int = 0  # every Nth generation request gets HTTP fail_status
+    fail_status: int = 500
+    hang_every: int = 0  # every Nth never gets an answer
+    cut_every: int = 0  # every Nth stream is cut half-way (connection dropped, no final chunk)
+    record_events: bool = True
+
+
+class _StampingProtocol(asyncio.StreamReaderProtocol):
+    """Notes when bytes arrive, before any coroutine runs."""
+
+    last_data = 0.0
+
+    def data_received(self, data: bytes) -> None:
+        self.last_data = time.monotonic()
+        super().data_received(data)
+
+
+class Mock:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.seq = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.records: list[dict] = []
+        self._templates: dict[tuple, list[bytes]] = {}
+
+    # -- HTTP plumbing -------------------------------------------------------------------------
+    async def serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                               protocol: _StampingProtocol) -> None:
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+                    return
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, version = [*lines[0].split(" "), "", "", ""][:3]
+                headers = {}
+                for line in lines[1:]:
+                    name, _, value = line.partition(":")
+                    if name:
+                        headers[name.strip().lower()] = value.strip()
+                length = headers.get("content-length")
+                if method == "POST" and length is None:
+                    writer.write(_plain(411, {"error": "Content-Length required"}, close=True))
+                    return
+                body = await reader.readexactly(int(length)) if length else b""
+                # when the last byte of the request arrived, not when this coroutine got to it: under a
+                # burst the mock's own queueing must not shift the ground truth
+                recv = protocol.last_data
+                close = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
+                keep = await self.dispatch(method, path.split("?", 1)[0], headers, body, recv, reader, writer)
+                if close or not keep:
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return
+        finally:
+            writer.close()
+
+    async def dispatch(self, method: str, path: str, headers: dict, body: bytes, recv: float,
+                       reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Answer one request; False when the connection must not be reused."""
+        if path in ("/v1/completions", "/v1/chat/completions"):
+            if method != "POST":
+                writer.write(_plain(405, {"error": "use POST"}))
+                return True
+            return await self.generate(path.endswith("chat/completions"), headers, body, recv, reader, writer)
+        if method == "GET" and path == "/health":
+            writer.write(_plain(200, None))
+        elif method == "GET" and path == "/v1/models":
+            model = self.settings.model
+            writer.write(_plain(200, {"object": "list", "data": [
+                {"id": model, "object": "model", "owned_by": "mock", "root": model}]}))
+        elif method == "GET" and path == "/_mock/stats":
+            writer.write(_plain(200, self.stats()))
+        elif method == "POST" and path == "/_mock/reset":
+            self.reset()
+            writer.write(_plain(200, {"ok": True}))
+        elif method == "POST" and path == "/_mock/config":
+            try:
+                self.configure(json.loads(body or b"{}"))
+            except (ValueError, TypeError) as exc:
+                writer.write(_plain(400, {"error": str(exc)}))
+                return True
+            writer.write(_plain(200, asdict(self.settings)))
+        else:
+            writer.write(_plain(404, {"error": f"no route {method} {path}"}))
+        return True
+
+    # -- generation ------------------------------------------------------------------------------
+    async def generate(self, chat: bool, headers: dict, body: bytes, recv: float,
+                       reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        s = self.settings
+        self.seq += 1
+        n = self.seq
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        record = {"n": n, "request_id": headers.get("x-request-id"), "recv": recv, "first": None,
+                  "end": None, "status": 200, "tokens": 0, "events": []}
+        self.records.append(record)
+        try:
+            status, error, req = self._check(headers, body, n)
+            if status == -1:  # hang: hold the connection until the client gives up
+                record["status"] = None
+                await reader.read()
+                return False
+            if status != 200:
+                record["status"] = status
+                writer.write(_plain(status, {"object": "error", "message": error, "code": status}))
+                record["end"] = time.monotonic()
+                return True
+            max_tokens = req.get("max_completion_tokens") or req.get("max_tokens") or s.default_max_tokens
+            tokens = int(max_tokens)
+            finish = "length"
+            if s.stop_after and not req.get("ignore_eos") and s.stop_after < tokens:
+                tokens, finish = s.stop_after, "stop"
+            prompt_tokens = _count_prompt(req, chat)
+            record["tokens"] = tokens
+            rid = b"%012d" % n
+            if not req.get("stream"):
+                await _sleep_until(recv + (s.ttft_ms + max(tokens - 1, 0) * s.itl_ms) / 1000)
+                writer.write(_plain(200, _full_response(chat, s.model, rid.decode(), tokens, finish,
+                                                        prompt_tokens)))
+                record["first"] = record["end"] = time.monotonic()
+                return True
+            include_usage = s.usage and bool((req.get("stream_options") or {}).get("include_usage"))
+            cut = bool(s.cut_every and n % s.cut_every == 0)
+            return await self._stream(writer, record, recv, rid, chat, tokens, finish, prompt_tokens,
+                                      include_usage, cut)
+        finally:
+            self.in_flight -= 1
+
+    def _check(self, headers: dict, body: bytes, n: int) -> tuple[int, str, dict]:
+        """HTTP status (-1: never answer), error message, and the parsed request."""
+        s = self.settings
+        if s.api_key and headers.get("authorization") != f"Bearer {s.api_key}":
+            return 401, "invalid API key", {}
+        if s.fail_every and n % s.fail_every == 0:
+            return s.fail_status, "injected failure", {}
+        if s.hang_every and n % s.hang_every == 0:
+            return -1, "", {}
+        try:
+            req = json.loads(body)
+        except ValueError:
+            return 400, "body is not JSON", {}
+        if not isinstance(req, dict) or req.get("model") != s.model:
+            model = req.get("model") if isinstance(req, dict) else None
+            return 404, f"The model `{model}` does not exist.", {}
+        return 200, "", req
+
+    async def _stream(self, writer: asyncio.StreamWriter, record: dict, recv: float, rid: bytes, chat: bool,
+                      tokens: int, finish: str, prompt_tokens: int, include_usage: bool, cut: bool) -> bool:
+        s = self.settings
+        k = max(1, s.tokens_per_event)
+        events = self._events(chat, tokens, k, finish)
+        lead = [_chunk(_role_event(s.model).replace(_ID, rid))] if chat and s.role_delta else []
+        tail = [_chunk(_usage_event(chat, s.model, prompt_tokens, tokens).replace(_ID, rid))] if include_usage else []
+        tail.append(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+        sizes = [min(k, tokens - i * k) for i in range(len(events))]
+        head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n")
+        stop_at = len(events) // 2 if cut else len(events)
+        timed = s.ttft_ms > 0 or s.itl_ms > 0
+        if not timed and not cut:
+            # zero delay: the whole response in one write, as fast as the mock can go
+            writer.write(head + b"".join(lead) + b"".join(events).replace(_ID, rid) + b"".join(tail))
+            now = time.monotonic()
+            record["first"] = record["end"] = now
+            if s.record_events:
+                record["events"] = [[now, size] for size in sizes]
+            await _drain_if_needed(writer)
+            return True
+        writer.write(head + b"".join(lead))
+        step = k * s.itl_ms / 1000
+        first_due = recv + s.ttft_ms / 1000
+        for i in range(stop_at):
+            await _sleep_until(first_due + i * step)
+            writer.write(events[i].replace(_ID, rid))
+            now = time.monotonic()
+            if i == 0:
+                record["first"] = now
+            if s.record_events:
+                record["events"].append([now, sizes[i]])
+            await _drain_if_needed(writer)
+        if cut:
+            record["status"] = "cut"
+            writer.transport.abort()
+            return False
+        writer.write(b"".join(tail))
+        record["end"] = time.monotonic()
+        await _drain_if_needed(writer)
+        return True
+
+    def _events(self, chat: bool, tokens: int, k: int, finish: str) -> list[bytes]:
+        """The content events of one response, HTTP-chunked, cached by shape (ids filled in later)."""
+        key = (chat, tokens, k, finish, self.settings.model)
+        cached = self._templates.get(key)
+        if cached is None:
+            texts = ["".join(" " + _WORDS[j % len(_WORDS)] for j in range(i, min(i + k, tokens)))
+                     for i in range(0, tokens, k)]
+            cached = [_chunk(_content_event(chat, self.settings.model, text, finish if i == len(texts) - 1 else None))
+                      for i, text in enumerate(texts)]
+            if len(self._templates) > 256:
+                self._templates.clear()
+            self._templates[key] = cached
+        return cached
+
+    # -- control ---------------------------------------------------------------------------------
+    def stats(self) -> dict:
+        return {"requests": self.seq, "in_flight": self.in_flight, "max_in_flight": self.max_in_flight,
+                "settings": asdict(self.settings), "records": self.records}
+
+    def reset(self) -> None:
+        self.seq = 0
+        self.max_in_flight = self.in_flight
+        self.records = []
+
+    def configure(self, changes: dict) -> None:
+        known = {f.name: f.type for f in fields(Settings)}
+        for name, value in changes.items():
+            if name not in known:
+                raise ValueError(f"unknown setting {name!r}")
+            setattr(self.settings, name, value)
+
+
+def _rid(chat: bool) -> str:
+    return ("chatcmpl-" if chat else "cmpl-") + _ID.decode()
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _sse(obj: dict) -> bytes:
+    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _content_event(chat: bool, model: str, text: str, finish: str | None) -> bytes:
+    if chat:
+        choice = {"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": finish}
+        return _sse({"id": _rid(True), "object": "chat.completion.chunk", "created": 1700000000, "model": model,
+                     "choices": [choice]})
+    choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish, "stop_reason": None}
+    return _sse({"id": _rid(False), "object": "text_completion", "created": 1700000000, "model": model,
+                 "choices": [choice], "usage": None})
+
+
+def _role_event(model: str) -> bytes:
+    choice = {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
+    return _sse({"id": _rid(True), "object": "chat.completion.chunk", "created": 1700000000, "model": model,
+                 "choices": [choice]})
+
+
+def _usage_event(chat: bool, model: str, prompt_tokens: int, tokens: int) -> bytes:
+    usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + tokens, "completion_tokens": tokens}
+    kind = "chat.completion.chunk" if chat else "text_completion"
+    return _sse({"id": _rid(chat), "object": kind, "created": 1700000000, "model": model, "choices": [],
+                 "usage": usage})
+
+
+def _full_response(chat: bool, model: str, rid: str, tokens: int, finish: str, prompt_tokens: int) -> dict:
+    text = "".join(" " + _WORDS[j % len(_WORDS)] for j in range(tokens))
+    usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + tokens, "completion_tokens": tokens}
+    if chat:
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+        return {"id": "chatcmpl-" + rid, "object": "chat.completion", "created": 1700000000, "model": model,
+                "choices": [choice], "usage": usage}
+    return {"id": "cmpl-" + rid, "object": "text_completion", "created": 1700000000, "model": model,
+            "choices": [{"index": 0, "text": text, "finish_reason": finish}], "usage": usage}
+
+
+def _count_prompt(req: dict, chat: bool) -> int:
+    """The mock's 'tokenizer': one token per whitespace-separated word."""
+    if chat:
+        parts = []
+        for message in req.get("messages") or []:
+            content = message.get("content")
+            if isinstance(content, list):
+                parts.extend(p.get("text", "") for p in content if isinstance(p, dict))
+            elif isinstance(content, str):
+                parts.append(content)
+        return sum(len(p.split()) for p in parts)
+    prompt = req.get("prompt")
+    if isinstance(prompt, list):
+        return len(prompt) if all(isinstance(x, int) for x in prompt) else sum(len(str(p).split()) for p in prompt)
+    return len(str(prompt or "").split())
+
+
+def _plain(status: int, payload: object, close: bool = False) -> bytes:
+    body = b"" if payload is None else json.dumps(payload).encode()
+    connection = "Connection: close\r\n" if close else ""
+    head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{connection}\r\n")
+    return head.encode() + body
+
+
+async def _sleep_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+async def _drain_if_needed(writer: asyncio.StreamWriter) -> None:
+    # draining on every write costs a loop iteration; only wait when the socket buffer backs up
+    if writer.transport.get_write_buffer_size() > 1 << 16:
+        await writer.drain()
+
+
+def ground_truth(records: list[dict], skip: int = 0) -> dict[str, list[float]]:
+    """Server-side TTFT and per-token ITL (seconds) of recorded requests, in arrival order, the first
+    ``skip`` (warm-up) left out."""
+    measured = sorted(records, key=lambda r: r["n"])[skip:]
+    itl = []
+    for r in measured:
+        for (t0, _), (t1, k) in zip(r["events"], r["events"][1:], strict=False):
+            itl.extend([(t1 - t0) / k] * k)
+    return {"ttft": [r["first"] - r["recv"] for r in measured if r["first"] is not None], "itl": itl}
+
+
+class MockProcess:
+    """This file run as its own process, for tests and benchmarks::
+
+        with MockProcess("--ttft-ms", "100") as mock:
+            ...  # mock.url, mock.stats(), mock.configure(itl_ms=5), mock.reset()
+    """
+
+    def __init__(self, *args: str, host: str = "127.0.0.1", python: str = sys.executable) -> None:
+        self.command = [python, __file__, "--host", host, "--port", "0", *args]
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def start(self) -> MockProcess:
+        self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        line = self.process.stdout.readline() if self.process.stdout else ""
+        if not line.startswith("READY "):
+            self.stop()
+            raise RuntimeError(f"mock_openai did not start: {line!r}")
+        self.url = line.split()[1]
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process and self.process.stdout:
+            self.process.stdout.close()
+
+    def call(self, path: str, payload: dict | None = None) -> dict:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(self.url + path, data=data, method="GET" if data is None else "POST")
+        # no proxies: the mock is on loopback, whatever http_proxy says
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def stats(self) -> dict:
+        return self.call("/_mock/stats")
+
+    def reset(self) -> None:
+        self.call("/_mock/reset", {})
+
+    def configure(self, **settings: object) -> dict:
+        return self.call("/_mock/config", settings)
+
+    def __enter__(self) -> MockProcess:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Settings]:
+    parser = argparse.ArgumentParser(description="Mock OpenAI-compatible streaming server with ground truth.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--model", default="mock-model")
+    parser.add_argument("--ttft-ms", type=float, default=0.0)
+    parser.add_argument("--itl-ms", type=float, default=0.0)
+    parser.add_argument("--tokens-per-event", type=int, default=1)
+    parser.add_argument("--role-delta", action="store_true", help="send a role-only delta first (chat)")
+    parser.add_argument("--no-usage", action="store_true", help="ignore stream_options.include_usage")
+    parser.add_argument("--stop-after", type=int, default=0)
+    parser.add_argument("--api-key", default="")
+    parser.add_argument("--fail-every", type=int, default=0)
+    parser.add_argument("--fail-status", type=int, default=500)
+    parser.add_argument("--hang-every", type=int, default=0)
+    parser.add_argument("--cut-every", type=int, default=0)
+    parser.add_argument("--no-record-events", action="store_true", help="keep per-request times only")
+    args = parser.parse_args(argv)
+    settings = Settings(model=args.model, ttft_ms=args.ttft_ms, itl_ms=args.itl_ms,
+                        tokens_per_event=args.tokens_per_event, role_delta=args.role_delta,
+                        usage=not args.no_usage, stop_after=args.stop_after, api_key=args.api_key,
+                        fail_every=args.fail_every, fail_status=args.fail_status, hang_every=args.hang_every,
+                        cut_every=args.cut_every, record_events=not args.no_record_events)
+    return args, settings
+
+
+async def serve(host: str, port: int, settings: Settings) -> None:
+    mock = Mock(settings)
+
+    def factory() -> _StampingProtocol:
+        protocol = _StampingProtocol(asyncio.StreamReader(), lambda r, w: mock.serve_connection(r, w, protocol))
+        return protocol
+
+    server = await asyncio.get_running_loop().create_server(factory, host, port, backlog=1024)
+    bound = server.sockets[0].getsockname()
+    print(f"READY http://{bound[0]}:{bound[1]}", flush=True)
+    stop = asyncio.get_running_loop().create_future()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    async with server:
+        await stop
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, settings = parse_args(argv)
+    try:
+        asyncio.run(serve(args.host, args.port, settings))
+    except OSError as exc:
+        print(f"mock_openai: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
