@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-pytest_plugins = ["tests.standins.fixtures"]
+pytest_plugins = ["tests.standins.fixtures", "tests.fakehost.fixtures"]
 
 # Variables that could leak a developer's real accounts or settings into a test.
 _SCRUBBED = (

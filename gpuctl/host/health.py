@@ -1,0 +1,107 @@
+"""Step 7 of ``gpuctl up``, the end: wait for the engine's health path and ``/v1/models``, then one smoke completion."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from gpuctl.errors import HealthCheckError
+from gpuctl.events import NullReporter, Reporter
+
+if TYPE_CHECKING:
+    import httpx
+
+SMOKE_PROMPT = "Hello"
+_REQUEST_TIMEOUT_S = 30.0
+
+
+class HealthResult(BaseModel):
+    base_url: str
+    models: list[str]
+    smoke_text: str
+    seconds: float
+
+
+class EngineHealthError(HealthCheckError):
+    """HealthCheckError (exit 8) carrying the engine's last log lines for the CLI to show."""
+
+    def __init__(self, message: str, log_tail: str) -> None:
+        last = next((line.strip() for line in reversed(log_tail.splitlines()) if line.strip()), "")
+        super().__init__(f"{message}{f'; last log line: {last}' if last else ''}")
+        self.log_tail = log_tail
+
+
+def wait_for_engine(
+    base_url: str,
+    *,
+    health_path: str = "/health",
+    timeout: float = 1800.0,
+    api_key: str | None = None,
+    exited: Callable[[], str | None] | None = None,
+    log_tail: Callable[[], str] | None = None,
+    interval: float = 2.0,
+    reporter: Reporter | None = None,
+) -> HealthResult:
+    """Poll until the engine answers, then prove it generates; bounded by ``timeout`` seconds.
+
+    ``exited`` returns why the container stopped (or None while it runs), so a crashed engine fails
+    at once instead of at the deadline; ``log_tail`` supplies the log lines attached to the error.
+    """
+    import httpx
+
+    reporter = reporter or NullReporter()
+    started = time.monotonic()
+    deadline = started + timeout
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def fail(message: str) -> EngineHealthError:
+        return EngineHealthError(message, log_tail() if log_tail else "")
+
+    with httpx.Client(base_url=base_url, headers=headers, timeout=_REQUEST_TIMEOUT_S) as client, \
+            reporter.step(f"waiting for the engine at {base_url}"):
+        problem = "no answer yet"
+        while True:
+            gone = exited() if exited else None
+            if gone:
+                raise fail(f"the engine container stopped before it became healthy ({gone})")
+            try:
+                models = _ready_models(client, health_path)
+                if models:
+                    break
+                problem = "/v1/models lists no model yet"
+            except (httpx.HTTPError, ValueError) as exc:
+                problem = _describe(exc)
+            if time.monotonic() + interval > deadline:
+                raise fail(f"the engine at {base_url} was not healthy after {timeout:g}s ({problem})")
+            time.sleep(interval)
+        try:
+            text = _smoke_completion(client, models[0], max(1.0, deadline - time.monotonic()))
+        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
+            raise fail(f"the smoke completion against {base_url} failed ({_describe(exc)})") from exc
+    return HealthResult(base_url=base_url, models=models, smoke_text=text, seconds=time.monotonic() - started)
+
+
+def _ready_models(client: httpx.Client, health_path: str) -> list[str]:
+    health = client.get(health_path)
+    health.raise_for_status()
+    listing = client.get("/v1/models")
+    listing.raise_for_status()
+    return [str(m["id"]) for m in listing.json().get("data", []) if isinstance(m, dict) and "id" in m]
+
+
+def _smoke_completion(client: httpx.Client, model: str, timeout: float) -> str:
+    body = {"model": model, "prompt": SMOKE_PROMPT, "max_tokens": 4, "temperature": 0}
+    response = client.post("/v1/completions", json=body, timeout=min(timeout, 120.0))
+    response.raise_for_status()
+    return str(response.json()["choices"][0]["text"])
+
+
+def _describe(exc: BaseException) -> str:
+    import httpx
+
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code} from {exc.request.url.path}"
+    return f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__

@@ -1,0 +1,299 @@
+"""SSH sessions to a GPU host (paramiko): connect the way ``ssh`` would, run, stream, upload, forward.
+
+A connection honours ``~/.ssh/config`` (HostName, User, Port, IdentityFile, IdentitiesOnly,
+ProxyCommand, UserKnownHostsFile, StrictHostKeyChecking), the ssh agent, explicit identity files and
+the project's own key, and verifies the host key as described in :mod:`gpuctl.host.hostkeys`.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, suppress
+from pathlib import Path, PurePosixPath
+from typing import Any
+from uuid import uuid4
+
+from gpuctl.errors import CredentialsError, GpuctlError, TimeoutError_
+from gpuctl.host.errors import HostError, UnknownHostKeyError
+from gpuctl.host.hostkeys import (
+    PinningPolicy,
+    accepts_new_keys,
+    changed_key_error,
+    known_hosts_name,
+    load_known_hosts,
+    pinned_known_hosts,
+)
+from gpuctl.host.keys import KEY_FILE, SSH_DIR
+from gpuctl.host.shell import CommandResult, decode, quote_argv
+from gpuctl.host.sshconfig import SshOptions, resolve_ssh_options
+from gpuctl.host.target import HostTarget
+
+# Where secret files (env files) go on a remote host, relative to the login user's home; kept 0700.
+REMOTE_PRIVATE_DIR = ".gpuctl"
+_KEEPALIVE_S = 30
+
+
+class SshSession:
+    """One authenticated SSH connection; implements :class:`gpuctl.host.shell.Shell`."""
+
+    def __init__(self, client: Any, options: SshOptions) -> None:
+        self.client = client
+        self.options = options
+        self._sftp: Any = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.options.user}@{self.options.hostname}:{self.options.port}"
+
+    # -- commands ------------------------------------------------------------------------------
+    def run(self, argv: Sequence[str] | str, *, input: bytes | None = None, timeout: float = 60.0) -> CommandResult:
+        """Run a command (argv is quoted for the remote shell) and collect its exit status and output."""
+        command = argv if isinstance(argv, str) else quote_argv(argv)
+        deadline = time.monotonic() + timeout
+        channel = self._open_channel(command)
+        try:
+            if input is not None:
+                channel.sendall(input)
+            channel.shutdown_write()
+            late = f"'{command}' did not finish within {timeout:g}s on {self.where}"
+            stdout, stderr = _collect(channel, deadline, late)
+            exit_code = channel.recv_exit_status()
+        finally:
+            channel.close()
+        argv_list = [command] if isinstance(argv, str) else list(argv)
+        return CommandResult(argv=argv_list, exit_code=exit_code, stdout=decode(stdout), stderr=decode(stderr))
+
+    def stream(self, argv: Sequence[str]) -> Iterator[str]:
+        """Lines of a long-running command (``docker logs -f``) as they arrive.
+
+        The command runs on a pseudo-terminal so that closing the iterator hangs it up (SIGHUP) on the
+        host instead of leaving it running until its next write; a pty merges stdout and stderr.
+        """
+        channel = self.client.get_transport().open_session()
+        try:
+            channel.get_pty(term="dumb", width=1000)
+            channel.exec_command(quote_argv(argv))
+            pending = b""
+            while data := channel.recv(65536):
+                pending += data
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    yield decode(line).rstrip("\r")
+            if pending:
+                yield decode(pending).rstrip("\r")
+        finally:
+            channel.close()
+
+    def _open_channel(self, command: str) -> Any:
+        import paramiko
+
+        try:
+            channel = self.client.get_transport().open_session(timeout=30)
+            channel.exec_command(command)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise HostError(f"lost the SSH connection to {self.where}: {exc}") from exc
+        return channel
+
+    # -- files ---------------------------------------------------------------------------------
+    def upload(self, path: str, data: bytes, mode: int = 0o600) -> str:
+        """Write ``data`` to ``path`` (relative paths are under the login home) with ``mode``; atomic.
+
+        The file is created exclusively under a temporary name and given ``mode`` before any byte of
+        ``data`` is written, then renamed into place, so no one ever reads it with looser permissions.
+        """
+        sftp = self.sftp()
+        target = PurePosixPath(sftp.normalize(str(PurePosixPath(path).parent))) / PurePosixPath(path).name
+        tmp = f"{target}.{uuid4().hex[:8]}.tmp"
+        try:
+            with sftp.open(tmp, "wbx") as handle:
+                handle.chmod(mode)
+                handle.write(data)
+            sftp.posix_rename(tmp, str(target))
+        except OSError as exc:
+            self._remove_quietly(tmp)
+            raise HostError(f"cannot write {target} on {self.where}: {exc}") from exc
+        return str(target)
+
+    def upload_file(self, local: Path, path: str, mode: int = 0o600) -> str:
+        return self.upload(path, local.read_bytes(), mode)
+
+    def read_file(self, path: str) -> bytes:
+        with self.sftp().open(path, "rb") as handle:
+            return handle.read()
+
+    def file_mode(self, path: str) -> int:
+        """Permission bits of a remote file (e.g. 0o600)."""
+        return self.sftp().stat(path).st_mode & 0o7777
+
+    def private_dir(self) -> str:
+        """``~/.gpuctl`` on the host, created 0700; returns its absolute path."""
+        sftp = self.sftp()
+        with suppress(OSError):  # already there; the chmod below fixes its mode either way
+            sftp.mkdir(REMOTE_PRIVATE_DIR, 0o700)
+        sftp.chmod(REMOTE_PRIVATE_DIR, 0o700)
+        return sftp.normalize(REMOTE_PRIVATE_DIR)
+
+    def write_secret_file(self, data: bytes, name: str) -> str:
+        return self.upload(f"{self.private_dir()}/{name}-{uuid4().hex[:8]}", data, 0o600)
+
+    def remove_file(self, path: str) -> None:
+        self._remove_quietly(path)
+
+    def _remove_quietly(self, path: str) -> None:
+        with suppress(OSError):
+            self.sftp().remove(path)
+
+    def sftp(self) -> Any:
+        if self._sftp is None:
+            self._sftp = self.client.open_sftp()
+        return self._sftp
+
+    # -- tunnels -------------------------------------------------------------------------------
+    def forward(self, remote_port: int, remote_host: str = "127.0.0.1") -> AbstractContextManager[int]:
+        """Forward a local port on 127.0.0.1 to ``remote_host:remote_port`` as seen from the host.
+
+        Use as ``with session.forward(8000) as port:``; the engine stays bound to the host's loopback.
+        """
+        from gpuctl.host.tunnel import forward_local
+
+        return forward_local(self.client.get_transport(), remote_host, remote_port)
+
+    def close(self) -> None:
+        if self._sftp is not None:
+            self._sftp.close()
+        self.client.close()
+
+    def __enter__(self) -> SshSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _collect(channel: Any, deadline: float, timeout_message: str) -> tuple[bytes, bytes]:
+    stdout: list[bytes] = []
+    stderr: list[bytes] = []
+
+    def drain() -> None:
+        while channel.recv_ready():
+            stdout.append(channel.recv(65536))
+        while channel.recv_stderr_ready():
+            stderr.append(channel.recv_stderr(65536))
+
+    while True:
+        drain()
+        if channel.eof_received or channel.closed:
+            drain()  # nothing arrives after EOF; the exit status may still be on its way
+            if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
+                break
+            return b"".join(stdout), b"".join(stderr)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        select.select([channel], [], [], remaining)
+    raise TimeoutError_(timeout_message)
+
+
+def connect(
+    options: SshOptions,
+    *,
+    pinned_file: Path,
+    identity_files: Sequence[Path] = (),
+    accept_host_key: bool = False,
+    timeout: float = 15.0,
+) -> SshSession:
+    """Open an authenticated, host-key-verified SSH session.
+
+    Raises UnknownHostKeyError (exit 2) for a host no known_hosts file lists unless accepting,
+    HostKeyChangedError (6) for a changed key, CredentialsError (6) when no key is accepted and
+    HostError (4) when the host cannot be reached.
+    """
+    import paramiko
+
+    client = paramiko.SSHClient()
+    load_known_hosts(client, options.user_known_hosts_files, pinned_file)
+    accept = accept_host_key or accepts_new_keys(options.strict_host_key_checking)
+    client.set_missing_host_key_policy(PinningPolicy(pinned_file, accept))
+    keys = [str(p) for p in (*identity_files, *options.identity_files) if p.is_file()]
+    where = f"{options.user}@{options.hostname}:{options.port}"
+    try:
+        client.connect(
+            options.hostname, port=options.port, username=options.user, key_filename=keys or None,
+            allow_agent=not options.identities_only, look_for_keys=not options.identities_only,
+            timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
+            sock=paramiko.ProxyCommand(options.proxy_command) if options.proxy_command else None,
+        )
+    except UnknownHostKeyError:
+        client.close()
+        raise
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        raise changed_key_error(known_hosts_name(options.hostname, options.port), exc) from None
+    except paramiko.AuthenticationException as exc:
+        client.close()
+        raise CredentialsError(
+            f"SSH login to {where} failed: {exc}",
+            "check the user and that one of your keys (--identity, ssh agent, IdentityFile in ~/.ssh/config, "
+            f"{SSH_DIR}/{KEY_FILE} of the project) is in the host's authorized_keys",
+        ) from exc
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        client.close()
+        raise HostError(f"cannot reach {where} over SSH: {exc or exc.__class__.__name__}") from exc
+    client.get_transport().set_keepalive(_KEEPALIVE_S)
+    return SshSession(client, options)
+
+
+def open_session(
+    target: HostTarget,
+    state_dir: Path,
+    *,
+    identity: Path | None = None,
+    accept_host_key: bool = False,
+    timeout: float = 15.0,
+    config_path: Path | None = None,
+) -> SshSession:
+    """Connect to a ``--host`` target with the project's pinned keys and its key pair (if any)."""
+    options = resolve_ssh_options(target, config_path)
+    project_key = state_dir / SSH_DIR / KEY_FILE
+    identities = [p for p in (identity, project_key) if p is not None]
+    if identity is not None and not identity.is_file():
+        raise CredentialsError(f"identity file {identity} does not exist", "fix --identity")
+    return connect(options, pinned_file=pinned_known_hosts(state_dir), identity_files=identities,
+                   accept_host_key=accept_host_key, timeout=timeout)
+
+
+def wait_for_ssh(connect_once: Callable[[], SshSession], timeout: float, interval: float = 2.0) -> SshSession:
+    """Retry ``connect_once`` until it succeeds or ``timeout`` seconds pass (TimeoutError_, exit 7).
+
+    A booting host refuses connections, or rejects the key until cloud-init installs it; both are
+    retried. Host-key problems are not: they will not go away by waiting.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return connect_once()
+        except (HostError, CredentialsError) as exc:
+            last: GpuctlError = exc
+        if time.monotonic() + interval > deadline:
+            raise TimeoutError_(f"SSH did not come up within {timeout:g}s: {last.message}",
+                                "the host may still be booting; try again, or check it in the provider's console")
+        time.sleep(interval)
+
+
+def openssh_argv(
+    options: SshOptions, *, identity_files: Sequence[Path], pinned_file: Path, command: Sequence[str] = ()
+) -> list[str]:
+    """The ``ssh`` command line for an interactive session (``gpuctl ssh NAME``) with the same trust rules."""
+    known = " ".join(str(p) for p in (*options.user_known_hosts_files, pinned_file))
+    argv = ["ssh", "-p", str(options.port), "-o", f"UserKnownHostsFile={known}",
+            "-o", "StrictHostKeyChecking=yes"]
+    for path in identity_files:
+        if path.is_file():
+            argv += ["-i", str(path)]
+    # the alias, not the resolved HostName: ssh then applies the rest of ~/.ssh/config (ProxyCommand...)
+    argv += ["-l", options.user, options.alias]
+    if command:
+        argv += ["--", quote_argv(command)]
+    return argv

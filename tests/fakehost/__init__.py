@@ -1,0 +1,1 @@
+"""A fake GPU host for tests: network namespace, sshd, dockerd, registry mirror, fake nvidia-smi."""

@@ -1,0 +1,67 @@
+"""pytest fixtures for fake GPU hosts (see host.py). Enable with
+``pytest_plugins = ["tests.fakehost.fixtures"]`` in tests/conftest.py.
+
+* ``fakehost_env`` (session): the fake engine image (built once, about 1 s) and the session's SSH
+  client key; skips the test with the reason when this machine cannot run fake hosts.
+* ``fake_gpu_host`` (module): one started host with 1x NVIDIA L40S, shared by a module's tests.
+* ``make_fake_gpu_host`` (function): a factory, ``make_fake_gpu_host(gpus=[FakeGpu(...)] * 2)``;
+  every host it made is stopped when the test ends.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.fakehost.host import (
+    FakeGpu,
+    FakeGpuHost,
+    FakeHostEnv,
+    FakeHostUnavailable,
+    missing_prerequisites,
+    prepare_env,
+)
+
+
+@pytest.fixture(scope="session")
+def fakehost_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeHostEnv]:
+    problem = missing_prerequisites()
+    if problem:
+        pytest.skip(problem)
+    workdir = tmp_path_factory.mktemp("fakehosts")
+    yield prepare_env(workdir)
+    shutil.rmtree(workdir / "registry-seed", ignore_errors=True)  # 76 MB pytest would otherwise keep
+
+
+def _started(host: FakeGpuHost) -> FakeGpuHost:
+    try:
+        return host.start()
+    except FakeHostUnavailable as exc:
+        pytest.skip(f"cannot start a fake GPU host here: {exc}")
+
+
+@pytest.fixture(scope="module")
+def fake_gpu_host(fakehost_env: FakeHostEnv) -> Iterator[FakeGpuHost]:
+    host = _started(fakehost_env.new_host())
+    try:
+        yield host
+    finally:
+        host.stop()
+
+
+@pytest.fixture
+def make_fake_gpu_host(fakehost_env: FakeHostEnv) -> Iterator[Callable[..., FakeGpuHost]]:
+    hosts: list[FakeGpuHost] = []
+
+    def make(gpus: list[FakeGpu] | None = None) -> FakeGpuHost:
+        host = fakehost_env.new_host(gpus)
+        hosts.append(host)
+        return _started(host)
+
+    try:
+        yield make
+    finally:
+        for host in hosts:
+            host.stop()
