@@ -17,7 +17,6 @@ import pytest
 from gpuctl.engines import tgi
 from tests.fakehost.host import NS_PREFIX, FakeGpu, FakeGpuHost, FakeHostEnv, is_running
 
-pytest_plugins = ["tests.fakehost.fixtures"]
 pytestmark = pytest.mark.integration
 
 QUERY = "nvidia-smi --query-gpu=name,memory.total,memory.used,utilization.gpu --format=csv,noheader,nounits"

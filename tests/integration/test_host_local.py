@@ -24,7 +24,6 @@ from gpuctl.recipes import resolve_model
 from tests.fakehost.host import FakeGpuHost
 from tests.fakehost.shells import RecordingShell, wait_until
 
-pytest_plugins = ["tests.fakehost.fixtures"]
 pytestmark = pytest.mark.integration
 
 HF_TOKEN = "hf_LOCALsecretTOKEN5151"

@@ -20,7 +20,6 @@ from gpuctl.host.sshconfig import resolve_ssh_options
 from gpuctl.host.target import parse_target
 from tests.fakehost.host import FakeGpuHost, FakeHostEnv
 
-pytest_plugins = ["tests.fakehost.fixtures"]
 pytestmark = pytest.mark.integration
 
 
