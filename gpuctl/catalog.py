@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from gpuctl.errors import ConfigError, UsageError
 from gpuctl.models.offer import Availability, Offer, OfferQuery
 from gpuctl.resources import data_dir, read_text
+from gpuctl.yamlio import load_yaml
 
 GPUS_FILE = "gpus.yaml"
 
@@ -71,7 +72,7 @@ def _load_yaml(name: str) -> object:
     import yaml
 
     try:
-        return yaml.safe_load(read_text("providers", name))
+        return load_yaml(read_text("providers", name))
     except yaml.YAMLError as exc:
         raise ConfigError(f"providers/{name}: not valid YAML ({exc})") from exc
 

@@ -12,6 +12,7 @@ from gpuctl.envvars import Env
 from gpuctl.errors import ConfigError, UsageError
 from gpuctl.fsutil import atomic_write
 from gpuctl.paths import config_dir
+from gpuctl.yamlio import load_yaml
 
 CONFIG_FILE_NAME = "config.yaml"
 
@@ -70,7 +71,7 @@ class UserConfig:
         import yaml
 
         try:
-            data = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
+            data = load_yaml(self.path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{self.path}: not valid YAML ({exc.__class__.__name__})") from exc
         if not isinstance(data, dict):

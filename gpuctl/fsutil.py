@@ -7,21 +7,27 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: str, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` so readers see the old or the new content, never a torn file."""
+def atomic_write(path: Path, data: str, mode: int = 0o644, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` so readers see the old or the new content, never a torn file.
+
+    ``durable`` also fsyncs the file and its directory, so the write survives a power cut; caches that
+    can be rebuilt skip it (an fsync costs tens of milliseconds on some disks).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from gpuctl.durations import parse_duration
 from gpuctl.errors import ConfigError, UsageError
 from gpuctl.fsutil import atomic_write
+from gpuctl.yamlio import load_yaml
 
 PROJECT_FILE = "gpuctl.yaml"
 STATE_DIR = ".gpuctl"
@@ -67,7 +68,7 @@ def load_project_file(root: Path) -> ProjectFile:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

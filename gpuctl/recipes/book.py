@@ -13,6 +13,7 @@ from gpuctl.errors import ConfigError, NotFoundError
 from gpuctl.models.recipe import Recipe, RecipeOrigin
 from gpuctl.paths import config_dir
 from gpuctl.resources import data_dir
+from gpuctl.yamlio import load_yaml
 
 RECIPES_FOLDER = "recipes"
 SUFFIX = ".yaml"
@@ -48,7 +49,7 @@ def load_recipe_file(path: Path, origin: RecipeOrigin) -> Recipe:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
