@@ -1,18 +1,214 @@
-"""AWS EC2 GPU instances, through boto3."""
+"""AWS EC2 GPU instances, through boto3 (imported only when AWS is actually asked).
+
+Read side: which GPU instance types a region offers (``describe_instance_types`` +
+``describe_instance_type_offerings``), their on-demand price (Price List API) and, with ``--spot``,
+the cheapest current spot price over the region's zones (``describe_spot_price_history``).
+EC2 publishes no stock signal, so every offered type has availability ``unknown``.
+"""
 
 from __future__ import annotations
 
-from gpuctl.credentials import CredentialStatus, resolve_aws_credentials
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from gpuctl.catalog import gpu_spec, matches, provider_catalog
+from gpuctl.concurrency import run_all, values_or_raise
+from gpuctl.credentials import CredentialStatus, aws_profile_name, credential_value, resolve_aws_credentials
+from gpuctl.errors import CredentialsError, GpuctlError, ProviderError
 from gpuctl.models.offer import Offer, OfferQuery
+from gpuctl.providers.aws_mapping import (
+    GPU_TYPE_PATTERNS,
+    GpuInstanceType,
+    cheapest_spot,
+    gpu_instance_types,
+    on_demand_prices,
+    price_filters,
+)
+from gpuctl.providers.aws_models import listing_data_path
 from gpuctl.providers.base import Provider
+
+if TYPE_CHECKING:
+    from boto3.session import Session
+    from botocore.exceptions import ClientError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REGION = "us-east-1"
+#: the Price List API is served from us-east-1 (and eu-central-1, ap-south-1) whatever region is priced
+PRICING_REGION = "us-east-1"
+DEFAULT_TIMEOUT = 10.0
+#: botocore's standard retry mode backs off on throttling; bounded (first try included) so a slow API
+#: cannot stall a listing
+MAX_ATTEMPTS = 3
+
+CREDENTIALS_HINT = ("set AWS_PROFILE (or 'gpuctl config set aws.profile NAME'), or AWS_ACCESS_KEY_ID and "
+                    "AWS_SECRET_ACCESS_KEY; 'aws sso login' renews an expired SSO session")
+PERMISSIONS_HINT = ("allow ec2:DescribeInstanceTypes, ec2:DescribeInstanceTypeOfferings, "
+                    "ec2:DescribeSpotPriceHistory and pricing:GetProducts for these credentials")
+_REJECTED = {"AuthFailure", "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken",
+             "ExpiredTokenException", "RequestExpired", "SignatureDoesNotMatch", "IncompleteSignature"}
+_DENIED = {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}
+_THROTTLED = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
 
 
 class AWSProvider(Provider):
     name = "aws"
     display_name = "AWS EC2"
 
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, session: Session | None = None) -> None:
+        #: seconds one API call may take before botocore gives up (the pricing layer may lower it)
+        self.timeout = timeout
+        self._session = session
+
     def credentials(self) -> CredentialStatus:
         return resolve_aws_credentials()
 
     def offers(self, query: OfferQuery) -> list[Offer]:
-        raise NotImplementedError("AWS offers are not implemented yet")
+        """Live offers in ``query.regions`` (default: ``aws.region`` / AWS_DEFAULT_REGION, else us-east-1)."""
+        regions = query.regions or [default_region()]
+        as_of = datetime.now(timezone.utc)
+        with aws_errors():
+            session = self._session or new_session(listing=True)
+            # clients are built here: boto3 sessions are not safe to share across threads, clients are
+            pricing = make_client(session, "pricing", PRICING_REGION, self.timeout)
+            calls = {region: partial(region_offers, make_client(session, "ec2", region, self.timeout),
+                                     pricing, region, query, as_of)
+                     for region in regions}
+            found = values_or_raise(run_all(calls))
+        return [offer for offers in found.values() for offer in offers if matches(offer, query)]
+
+
+def region_offers(ec2: Any, pricing: Any, region: str, query: OfferQuery, as_of: datetime) -> list[Offer]:
+    """Offers of one region: types, regional offerings and on-demand prices are asked at once."""
+    catalog = provider_catalog(AWSProvider.name)
+    calls = {
+        "types": partial(_all_pages, ec2, "describe_instance_types", "InstanceTypes",
+                         Filters=[{"Name": "instance-type", "Values": list(GPU_TYPE_PATTERNS)}]),
+        "offered": partial(_all_pages, ec2, "describe_instance_type_offerings", "InstanceTypeOfferings",
+                           LocationType="region", Filters=[{"Name": "location", "Values": [region]}]),
+    }
+    if query.spot is not True:
+        calls["on_demand"] = partial(_all_pages, pricing, "get_products", "PriceList",
+                                     ServiceCode="AmazonEC2", Filters=price_filters(region))
+    answers = values_or_raise(run_all(calls))
+    offered = {row["InstanceType"] for row in answers["offered"]}
+    types = [t for t in gpu_instance_types(answers["types"], catalog.gpu_ids if catalog else {})
+             if t.name in offered and _wanted(t, query)]
+    markets: dict[bool, dict[str, float]] = {}
+    if query.spot is not True:
+        markets[False] = on_demand_prices(answers["on_demand"])
+    if query.spot is not False and types:
+        markets[True] = cheapest_spot(_all_pages(
+            ec2, "describe_spot_price_history", "SpotPriceHistory", InstanceTypes=[t.name for t in types],
+            ProductDescriptions=["Linux/UNIX"], StartTime=as_of))
+    unpriced = sorted(t.name for t in types if not any(t.name in prices for prices in markets.values()))
+    if unpriced:
+        log.debug("AWS %s: no price for %s", region, ", ".join(unpriced))
+    return [_offer(t, region, prices[t.name], spot, as_of)
+            for spot, prices in markets.items() for t in types if t.name in prices]
+
+
+def _wanted(instance_type: GpuInstanceType, query: OfferQuery) -> bool:
+    # narrow before asking for spot prices; the full query is applied to the offers afterwards
+    return ((query.gpus is None or instance_type.gpu in query.gpus)
+            and (query.gpu_count is None or instance_type.gpu_count == query.gpu_count))
+
+
+def _offer(instance_type: GpuInstanceType, region: str, price: float, spot: bool, as_of: datetime) -> Offer:
+    return Offer(
+        provider=AWSProvider.name, gpu=instance_type.gpu, gpu_count=instance_type.gpu_count,
+        vram_gb=gpu_spec(instance_type.gpu).vram_gb, vcpus=instance_type.vcpus, ram_gb=instance_type.ram_gb,
+        region=region, price_per_hour=price, price_per_gpu_hour=round(price / instance_type.gpu_count, 4),
+        spot=spot, availability="unknown", instance_type=instance_type.name, source="live", as_of=as_of,
+    )
+
+
+def _all_pages(client: Any, operation: str, key: str, **params: Any) -> list[Any]:
+    return [item for page in client.get_paginator(operation).paginate(**params) for item in page.get(key, [])]
+
+
+def default_region() -> str:
+    """``aws.region`` (AWS_DEFAULT_REGION, then the config file), else us-east-1."""
+    return credential_value("aws.region") or DEFAULT_REGION
+
+
+def new_session(*, listing: bool = False) -> Session:
+    """A boto3 session on the standard credential chain, with gpuctl's profile when one is set.
+
+    ``listing=True`` loads a cut-down EC2 model (see aws_models): faster, but its EC2 clients can
+    only make the read calls of the price listing.
+    """
+    import boto3
+    import botocore.session
+
+    core = botocore.session.Session()
+    data_path = listing_data_path() if listing else None
+    if data_path is not None:
+        others = core.get_config_variable("data_path")  # AWS_DATA_PATH keeps working
+        core.set_config_variable("data_path", os.pathsep.join(filter(None, [str(data_path), others])))
+    return boto3.session.Session(botocore_session=core, profile_name=aws_profile_name())
+
+
+def make_client(session: Session, service: str, region: str, timeout: float) -> Any:
+    """A client with bounded standard retries; ``AWS_ENDPOINT_URL[_SERVICE]`` is honoured by botocore."""
+    from botocore.config import Config
+
+    config = Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+                    connect_timeout=min(timeout, 5.0), read_timeout=timeout)
+    return session.client(service, region_name=region, config=config)
+
+
+@contextmanager
+def aws_errors() -> Iterator[None]:
+    """Turn boto3/botocore failures into gpuctl errors that name AWS, the API and what to do."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        CredentialRetrievalError,
+        HTTPClientError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        ProfileNotFound,
+        SSOError,
+        TokenRetrievalError,
+    )
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    try:
+        yield
+    except GpuctlError:
+        raise
+    except ClientError as exc:
+        raise client_error(exc) from exc
+    except ProfileNotFound as exc:
+        raise CredentialsError(f"AWS profile '{exc.kwargs.get('profile')}' is not in ~/.aws/config "
+                               "or ~/.aws/credentials", CREDENTIALS_HINT) from exc
+    except (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError, SSOError,
+            TokenRetrievalError) as exc:
+        raise CredentialsError(f"AWS credentials are missing or unusable: {exc}", CREDENTIALS_HINT) from exc
+    except (BotoConnectionError, HTTPClientError) as exc:
+        raise ProviderError(f"AWS API unreachable: {exc}",
+                            "check the network (and AWS_ENDPOINT_URL if set), then retry") from exc
+    except BotoCoreError as exc:
+        raise ProviderError(f"AWS request failed: {exc}") from exc
+
+
+def client_error(exc: ClientError) -> GpuctlError:
+    """The gpuctl error for an AWS API error response."""
+    error = exc.response.get("Error", {})
+    code, message = error.get("Code", "Unknown"), " ".join(str(error.get("Message", "")).split())
+    if len(message) > 160:  # a proxy's HTML error page, say
+        message = message[:157] + "..."
+    api = exc.operation_name
+    if code in _REJECTED:
+        return CredentialsError(f"AWS rejected the credentials ({code} on {api})", CREDENTIALS_HINT)
+    if code in _DENIED:
+        return CredentialsError(f"AWS denied {api} ({code})", PERMISSIONS_HINT)
+    hint = ("AWS is throttling this account's requests; wait a minute and retry" if code in _THROTTLED
+            else None)
+    return ProviderError(f"AWS API {api} failed: {code}: {message}", hint)

@@ -1,0 +1,186 @@
+"""``gpuctl prices``: GPU offers across providers, cheapest per GPU-hour first."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from gpuctl.app import App
+from gpuctl.cli.options import json_option, quiet_option
+from gpuctl.cli.output import Column, ConsoleReporter, dump, info, print_rows, warn
+from gpuctl.durations import format_duration, parse_duration
+from gpuctl.errors import ConfigError, NoCapacityError, UsageError
+from gpuctl.events import NullReporter
+
+if TYPE_CHECKING:
+    from gpuctl.models.offer import Offer
+
+
+class Seconds(click.ParamType):
+    """A number of seconds (``2.5``) or a duration (``5m``, ``1h``)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            seconds = float(value)
+        except ValueError:
+            return float(parse_duration(value))
+        if seconds < 0:
+            self.fail(f"'{value}' is negative", param, ctx)
+        return seconds
+
+
+def _names(values: tuple[str, ...]) -> list[str] | None:
+    """Repeated and comma-separated values as one list; None when the option was not given."""
+    names = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    return names or None
+
+
+def _source(offer: Offer, now: datetime) -> str:
+    """Snapshot rows show the date observed; live and cached rows the age of the answer."""
+    if offer.source == "snapshot":
+        return f"snapshot {offer.as_of.date()}"
+    return f"{offer.source} {format_duration(max(0.0, (now - offer.as_of).total_seconds()))}"
+
+
+def _market(offer: Offer) -> str:
+    return " ".join(part for part in (offer.provider, offer.tier, "spot" if offer.spot else None) if part)
+
+
+def _columns(now: datetime) -> list[Column]:
+    return [
+        Column("PROVIDER", _market),
+        Column("GPU", "gpu"),
+        Column("GPUS", "gpu_count", "right"),
+        Column("VRAM", lambda o: f"{o.vram_gb:g} GB", "right"),
+        Column("REGION", "region"),
+        Column("$/GPU-HR", lambda o: f"{o.price_per_gpu_hour:.3f}", "right"),
+        Column("$/HR", lambda o: f"{o.price_per_hour:.3f}", "right"),
+        Column("AVAILABILITY", "availability"),
+        Column("SOURCE", lambda o: _source(o, now)),
+    ]
+
+
+def _config_seconds(app: App, key: str, default: float) -> float:
+    raw = app.config.load().get(key)
+    if raw is None:
+        return default
+    try:
+        return Seconds().convert(raw, None, None)
+    except (click.BadParameter, UsageError, ValueError):
+        raise ConfigError(f"{app.config.path}: '{key}' must be a number of seconds, not '{raw}'") from None
+
+
+def _print_csv(offers: list[Offer]) -> None:
+    """The ``--json`` rows as CSV, the same keys as header (in the same order)."""
+    import csv
+    import io
+
+    from gpuctl.models.offer import Offer
+
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=[*Offer.model_fields, *Offer.model_computed_fields],
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(dump(offers))
+    click.echo(text.getvalue(), nl=False)
+
+
+@click.command("prices", epilog="""\b
+Rows come from the provider's API ('live'), from the cache of an answer younger than
+--max-age ('cache'), or, for a provider without credentials or one that failed, from
+gpuctl's dated price snapshot ('snapshot', with its date). AWS reports no stock, so its
+offers show availability 'unknown'.""")
+@click.option("--gpu", "gpus", multiple=True, metavar="GPU",
+              help="GPU name or alias, e.g. l40s, a100, h100 (repeat or comma-separate).")
+@click.option("--provider", "providers", multiple=True, metavar="NAME",
+              help="Only these providers (repeat or comma-separate).")
+@click.option("--region", "regions", multiple=True, metavar="REGION",
+              help="Only these regions (repeat or comma-separate); AWS asks these instead of its default.")
+@click.option("--min-vram", type=click.FloatRange(min=0), metavar="GB", help="At least GB of memory per GPU.")
+@click.option("--max-price", type=click.FloatRange(min=0), metavar="USD",
+              help="At most USD per GPU-hour.")
+@click.option("--count", type=click.IntRange(min=1), metavar="N", help="Exactly N GPUs per instance.")
+@click.option("--for", "model", metavar="MODEL",
+              help="Only offers that can serve MODEL (recipe or hf:ORG/NAME) at its default context ('gpuctl fit').")
+@click.option("--spot/--on-demand", default=False, help="Spot (interruptible) offers instead of on-demand ones.")
+@click.option("--available-only", is_flag=True, help="Only offers reported in stock (drops 'unknown').")
+@click.option("--all", "include_all", is_flag=True, help="Include sold-out offers.")
+@click.option("--sort", type=click.Choice(["price", "vram", "provider"]), default="price", show_default=True,
+              help="Ranking: price per GPU-hour, memory per GPU (largest first), or provider.")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Show the first N offers.")
+@click.option("--refresh", is_flag=True, help="Ask the providers again instead of using cached answers.")
+@click.option("--max-age", type=Seconds(), metavar="SECONDS",
+              help="Use cached answers up to this old, e.g. 300 or 5m (config prices.max_age; default 5m).")
+@click.option("--timeout", type=Seconds(), metavar="SECONDS",
+              help="Seconds each provider may take (config prices.timeout; default 10).")
+@click.option("--csv", "csv_output", is_flag=True, help="Print CSV on stdout (the --json keys as header).")
+@json_option
+@quiet_option
+@click.pass_obj
+def prices(app: App, gpus: tuple[str, ...], providers: tuple[str, ...], regions: tuple[str, ...],
+           min_vram: float | None, max_price: float | None, count: int | None, spot: bool,
+           available_only: bool, include_all: bool, sort: str, limit: int | None, refresh: bool,
+           max_age: float | None, timeout: float | None, csv_output: bool, model: str | None) -> None:
+    """GPU offers across providers, cheapest per GPU-hour first.
+
+    Works without any credentials: providers you have no key for show dated snapshot prices.
+    With -q, print only the id of the first offer (the cheapest unless --sort says otherwise).
+    """
+    from gpuctl.catalog import resolve_gpu
+    from gpuctl.models.offer import OfferQuery
+    from gpuctl.pricing import DEFAULT_MAX_AGE, DEFAULT_TIMEOUT, OfferFilters, collect_offers, filter_and_sort
+
+    if csv_output and app.json:
+        raise UsageError("--csv and --json are exclusive", "pick one output format")
+    if available_only and include_all:
+        raise UsageError("--available-only and --all are exclusive", "--all adds sold-out offers; drop one")
+    if timeout == 0:
+        raise UsageError("--timeout must be more than 0 seconds")
+    gpu_names = _names(gpus)
+    query = OfferQuery(
+        gpus=[resolve_gpu(name) for name in gpu_names] if gpu_names else None,
+        regions=_names(regions), gpu_count=count, spot=spot, include_unavailable=include_all,
+    )
+    filters = OfferFilters(min_vram_gb=min_vram, max_price_per_gpu_hour=max_price,
+                           available_only=available_only, sort=sort, limit=limit)  # type: ignore[arg-type]
+    provider_names = _names(providers)
+    if model:
+        from gpuctl.recipes import resolve_model
+
+        recipe = resolve_model(model, app.project_root)  # an unknown model fails before any provider is asked
+    result = collect_offers(
+        query, providers=[name.lower() for name in provider_names] if provider_names else None,
+        refresh=refresh,
+        max_age=max_age if max_age is not None else _config_seconds(app, "prices.max_age", DEFAULT_MAX_AGE),
+        timeout=timeout or _config_seconds(app, "prices.timeout", DEFAULT_TIMEOUT),
+        registry=app.registry,
+        reporter=ConsoleReporter(app) if sys.stderr.isatty() else NullReporter(),
+    )
+    for line in result.warnings:
+        warn(app, line)
+    keyless = [name for name, outcome in result.sources.items() if outcome.status == "no-credentials"]
+    if keyless:
+        info(app, f"no credentials for {', '.join(keyless)}: showing dated snapshot prices "
+                  "('gpuctl providers' shows how to add them)")
+    candidates = result.offers
+    if model:
+        from gpuctl.fit import fitting_offers
+
+        candidates = fitting_offers(recipe, candidates)
+    offers = filter_and_sort(candidates, filters)
+    if csv_output:
+        _print_csv(offers)
+    elif app.quiet and not app.json:
+        if not offers:
+            raise NoCapacityError("no offer matches these filters", "relax the filters, or add --all")
+        click.echo(offers[0].id)
+    else:
+        print_rows(app, offers, _columns(datetime.now(timezone.utc)),
+                   empty="no offer matches these filters (relax them, or add --all for sold-out offers)")

@@ -1,0 +1,221 @@
+"""Offers from every provider at once, with a cache and a dated snapshot to fall back on.
+
+``collect_offers`` is the one way gpuctl gathers prices (``gpuctl prices``, ``gpuctl up``):
+
+- a provider whose answer to the same query is in the cache and younger than ``max_age`` is not
+  asked again (rows come back with source ``cache`` and their original ``as_of``);
+- providers with credentials are asked concurrently, each with ``timeout`` seconds;
+- a provider without credentials, or one that fails or times out, contributes its dated snapshot
+  from providers/<name>.yaml (source ``snapshot``); each failure becomes one warning line.
+
+So ``gpuctl prices`` answers on a fresh machine without any credentials. ``filter_and_sort``
+applies the filters no provider API understands (memory, price, stock) and the ranking.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import partial
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field
+
+from gpuctl.catalog import matches, snapshot_offers
+from gpuctl.concurrency import run_all
+from gpuctl.errors import GpuctlError
+from gpuctl.events import NullReporter, Reporter
+from gpuctl.models.offer import AVAILABILITY_RANK, Offer, OfferQuery, OfferSource
+from gpuctl.price_cache import read_cached, write_cached
+
+if TYPE_CHECKING:
+    from gpuctl.plugins import ProviderRegistry
+    from gpuctl.providers.base import Provider
+
+log = logging.getLogger(__name__)
+
+#: seconds each provider gets to answer (config key prices.timeout)
+DEFAULT_TIMEOUT = 10.0
+#: seconds a cached answer stays fresh (config key prices.max_age)
+DEFAULT_MAX_AGE = 300.0
+
+ProviderStatus = Literal["live", "cache", "no-credentials", "failed", "timed-out"]
+SortKey = Literal["price", "vram", "provider"]
+
+
+class ProviderOutcome(BaseModel):
+    """How one provider's rows were obtained."""
+
+    provider: str
+    status: ProviderStatus
+    source: OfferSource | None = Field(description="source of its rows; None when it has none at all")
+    offers: int
+    as_of: datetime | None = Field(default=None, description="oldest as_of among its rows")
+    seconds: float | None = Field(default=None, description="how long the live call took")
+    detail: str | None = Field(default=None, description="why it is not live: the error or the hint")
+
+
+class PriceResult(BaseModel):
+    """Offers ranked cheapest per GPU-hour first, the warnings to show, and each provider's outcome."""
+
+    offers: list[Offer]
+    warnings: list[str] = Field(default_factory=list)
+    sources: dict[str, ProviderOutcome] = Field(default_factory=dict)
+
+
+class OfferFilters(BaseModel):
+    """What ``filter_and_sort`` applies after collection. Add a field and a predicate to extend."""
+
+    min_vram_gb: float | None = Field(default=None, description="memory per GPU, at least")
+    max_price_per_gpu_hour: float | None = None
+    available_only: bool = Field(default=False, description="only high/medium/low stock (not unknown)")
+    sort: SortKey = "price"
+    limit: int | None = Field(default=None, ge=1)
+
+
+def collect_offers(
+    query: OfferQuery,
+    *,
+    providers: list[str] | None = None,
+    refresh: bool = False,
+    max_age: float = DEFAULT_MAX_AGE,
+    timeout: float = DEFAULT_TIMEOUT,
+    registry: ProviderRegistry | None = None,
+    reporter: Reporter | None = None,
+) -> PriceResult:
+    """Offers matching ``query`` from ``providers`` (default: every installed one), cheapest first.
+
+    ``refresh`` skips the cache (answers are still stored), ``max_age`` is how old a cached answer
+    may be, ``timeout`` how long each provider may take. An unknown provider name raises
+    ``UsageError`` (exit 2) before anything is asked. Never raises because a provider failed.
+    """
+    from gpuctl.plugins import ProviderRegistry
+
+    registry = registry or ProviderRegistry.discover()
+    reporter = reporter or NullReporter()
+    asked = _provider_query(query)
+    names = list(dict.fromkeys(providers)) if providers is not None else registry.names()
+    instances = {name: registry.create(name) for name in names}
+    warnings = [] if providers is not None else [
+        f"provider plugin '{b.name}' failed to load ({b.error}); skipped" for b in registry.broken]
+
+    gathered = _Gathered(query, warnings)
+    to_ask: dict[str, Provider] = {}
+    for name, provider in instances.items():
+        cached = None if refresh else read_cached(name, asked, max_age)
+        if cached is not None:
+            gathered.add(name, "cache", [offer.model_copy(update={"source": "cache"}) for offer in cached.offers])
+            continue
+        try:
+            status = provider.credentials()
+        except GpuctlError:
+            raise
+        except Exception as exc:  # a plugin's bug costs its own rows only
+            gathered.fall_back(name, "failed", _describe(exc))
+            continue
+        if status.present:
+            to_ask[name] = provider
+        else:
+            gathered.fall_back(name, "no-credentials", status.hint)
+
+    if to_ask:
+        for provider in to_ask.values():
+            # providers with a per-call timeout attribute stop soon after they are abandoned
+            if isinstance(getattr(provider, "timeout", None), (int, float)):
+                provider.timeout = min(provider.timeout, timeout)  # type: ignore[attr-defined]
+        with reporter.step(f"Asking {', '.join(to_ask)} for prices"):
+            answers = run_all({name: partial(_live_offers, provider, asked) for name, provider in to_ask.items()},
+                              timeout=timeout)
+        for name, answer in answers.items():
+            if not answer.finished:
+                gathered.fall_back(name, "timed-out", f"no answer within {timeout:g}s")
+            elif answer.error is not None:
+                log.debug("%s failed", name, exc_info=answer.error)
+                gathered.fall_back(name, "failed", _describe(answer.error))
+            else:
+                write_cached(name, asked, answer.value or [])
+                gathered.add(name, "live", answer.value or [], seconds=round(answer.seconds, 3))
+
+    offers = sorted((offer for name in names for offer in gathered.rows[name]), key=_SORT_KEYS["price"])
+    return PriceResult(offers=offers, warnings=warnings,
+                       sources={name: gathered.outcomes[name] for name in names})
+
+
+def filter_and_sort(offers: Iterable[Offer], filters: OfferFilters) -> list[Offer]:
+    """The offers passing every filter, ranked by ``filters.sort`` and cut to ``filters.limit``."""
+    kept = sorted((offer for offer in offers if all(check(offer, filters) for check in _CHECKS)),
+                  key=_SORT_KEYS[filters.sort])
+    return kept[: filters.limit] if filters.limit else kept
+
+
+_CHECKS: list[Callable[[Offer, OfferFilters], bool]] = [
+    lambda o, f: f.min_vram_gb is None or o.vram_gb >= f.min_vram_gb,
+    lambda o, f: f.max_price_per_gpu_hour is None or o.price_per_gpu_hour <= f.max_price_per_gpu_hour,
+    lambda o, f: not f.available_only or o.availability in ("high", "medium", "low"),
+]
+
+_SORT_KEYS: dict[str, Callable[[Offer], tuple]] = {
+    "price": lambda o: (o.price_per_gpu_hour, AVAILABILITY_RANK[o.availability], o.price_per_hour, o.id),
+    "vram": lambda o: (-o.vram_gb, o.price_per_gpu_hour, o.id),
+    "provider": lambda o: (o.provider, o.price_per_gpu_hour, o.id),
+}
+
+
+def _provider_query(query: OfferQuery) -> OfferQuery:
+    """What providers are asked: every GPU, sold-out included; the rest of ``query`` is applied here.
+
+    GPU and stock filters do not change what a provider's API returns, only what is shown, so
+    leaving them out lets ``prices --gpu h100`` reuse the cached answer of a plain ``prices``.
+    Regions, GPU count and market do change the API calls (which regions, which pod size).
+    """
+    return query.model_copy(update={
+        "gpus": None, "include_unavailable": True,
+        "regions": sorted(set(query.regions)) if query.regions is not None else None,
+    })
+
+
+def _live_offers(provider: Provider, query: OfferQuery) -> list[Offer]:
+    # checked in the provider's thread: a plugin answering something else fails alone
+    offers = list(provider.offers(query))
+    wrong = next((offer for offer in offers if not isinstance(offer, Offer)), None)
+    if wrong is not None:
+        raise TypeError(f"offers() returned a {type(wrong).__name__}, not an Offer")
+    return [offer for offer in offers if matches(offer, query)]
+
+
+@dataclass
+class _Gathered:
+    """Each provider's rows, narrowed to the caller's query, and how they were obtained."""
+
+    query: OfferQuery
+    warnings: list[str]
+    rows: dict[str, list[Offer]] = field(default_factory=dict)
+    outcomes: dict[str, ProviderOutcome] = field(default_factory=dict)
+
+    def add(self, name: str, status: ProviderStatus, offers: list[Offer], **extra: object) -> None:
+        shown = [offer for offer in offers if matches(offer, self.query)]
+        source = status if status in ("live", "cache") else "snapshot"
+        self.rows[name] = shown
+        self.outcomes[name] = ProviderOutcome(
+            provider=name, status=status, source=source if shown else None, offers=len(shown),
+            as_of=min((offer.as_of for offer in shown), default=None), **extra)  # type: ignore[arg-type]
+
+    def fall_back(self, name: str, status: ProviderStatus, detail: str | None) -> None:
+        """The snapshot rows of ``name``; unless credentials are simply missing, say so in a warning."""
+        self.add(name, status, snapshot_offers(name, self.query), detail=detail)
+        if status != "no-credentials":
+            dates = sorted({offer.as_of.date() for offer in self.rows[name]})
+            instead = f"showing its snapshot prices ({_date_span(dates)})" if dates else "no snapshot rows to show"
+            self.warnings.append(f"{name}: {detail}; {instead}")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, GpuctlError):
+        return exc.one_line()
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _date_span(dates: list[date]) -> str:
+    return f"as of {dates[0]}" if len(dates) == 1 else f"as of {dates[0]} to {dates[-1]}"

@@ -1,0 +1,97 @@
+"""What moto cannot stand in for: the Price List API and real spot prices.
+
+``FakeAws.install(session)`` answers ``pricing.GetProducts`` and ``ec2.DescribeSpotPriceHistory``
+from tables, as AWS would, through botocore's ``before-call`` hook (what ``Stubber`` uses, but
+without a fixed call order, so concurrent calls are fine). Other EC2 calls go on to moto.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from botocore.awsrequest import AWSResponse
+
+from gpuctl.providers.aws_mapping import REGION_LOCATIONS
+
+#: on-demand USD per hour by (region, instance type): instances.vantage.sh figures of 2026-08
+ON_DEMAND = {
+    ("us-east-1", "g6e.xlarge"): 1.861,
+    ("us-east-1", "g6e.12xlarge"): 10.49264,
+    ("us-east-1", "g5.xlarge"): 1.006,
+    ("us-east-1", "p4d.24xlarge"): 21.957642,
+    ("us-east-1", "p4de.24xlarge"): 27.44705,
+    ("us-east-1", "p5.4xlarge"): 6.88,
+    ("us-east-1", "p5.48xlarge"): 55.04,
+    ("eu-north-1", "p5.4xlarge"): 7.3616,  # priced, but moto's eu-north-1 does not offer it
+    ("eu-north-1", "p5.48xlarge"): 58.8928,
+    ("me-central-1", "g6e.xlarge"): 2.2332,
+}
+
+
+def product(instance_type: str, region: str, usd: float, **attributes: str) -> dict[str, Any]:
+    """One ``PriceList`` document shaped like AWS's (sku, attributes, OnDemand terms)."""
+    sku = f"SKU{abs(hash((instance_type, region))) % 10**8:08d}"
+    return {
+        "product": {"productFamily": "Compute Instance", "sku": sku, "attributes": {
+            "instanceType": instance_type, "location": REGION_LOCATIONS.get(region, region), "regionCode": region,
+            "instanceFamily": "GPU instance", "operatingSystem": "Linux", "tenancy": "Shared",
+            "preInstalledSw": "NA", "capacitystatus": "Used", "marketoption": "OnDemand", **attributes}},
+        "serviceCode": "AmazonEC2",
+        "terms": {"OnDemand": {f"{sku}.JRTCKXETXF": {"sku": sku, "offerTermCode": "JRTCKXETXF", "priceDimensions": {
+            f"{sku}.JRTCKXETXF.6YS6EN2CT7": {"unit": "Hrs", "description": f"${usd} per On Demand Linux",
+                                            "pricePerUnit": {"USD": f"{usd:.10f}"}}}}}},
+        "version": "20261101000000",
+    }
+
+
+@dataclass
+class FakeAws:
+    on_demand: dict[tuple[str, str], float] = field(default_factory=lambda: dict(ON_DEMAND))
+    #: DescribeSpotPriceHistory rows (InstanceType, AvailabilityZone, SpotPrice, ...)
+    spot: list[dict[str, Any]] = field(default_factory=list)
+    #: operation name -> error code every call of it answers with
+    errors: dict[str, str] = field(default_factory=dict)
+    product_requests: list[dict[str, Any]] = field(default_factory=list)
+    spot_requests: list[dict[str, list[str]]] = field(default_factory=list)
+
+    def install(self, session: Any) -> Any:
+        session.events.register("before-call.pricing.GetProducts", self._get_products)
+        session.events.register("before-call.ec2.DescribeSpotPriceHistory", self._spot_history)
+        session.events.register("before-call.ec2", self._fail)
+        return session
+
+    def _fail(self, model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        code = self.errors.get(model.name)
+        if code is None:
+            return None
+        return AWSResponse(None, 400, {}, None), {  # type: ignore[arg-type]
+            "Error": {"Code": code, "Message": f"fake {code} for {model.name}"}, "ResponseMetadata": {}}
+
+    def _get_products(self, params: dict[str, Any], model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        failure = self._fail(model)
+        if failure is not None:
+            return failure
+        body = json.loads(params["body"])
+        self.product_requests.append(body)
+        wanted = {f["Field"]: f["Value"] for f in body.get("Filters", [])}
+        region = wanted.get("regionCode") or next(
+            (code for code, name in REGION_LOCATIONS.items() if name == wanted.get("location")), None)
+        documents = [product(itype, r, usd) for (r, itype), usd in self.on_demand.items() if r == region]
+        matching = [d for d in documents
+                    if all(d["product"]["attributes"].get(k) == v for k, v in wanted.items())]
+        return AWSResponse(None, 200, {}, None), {  # type: ignore[arg-type]
+            "FormatVersion": "aws_v1", "PriceList": [json.dumps(d) for d in matching]}
+
+    def _spot_history(self, params: dict[str, Any], model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        failure = self._fail(model)
+        if failure is not None:
+            return failure
+        body = params["body"] if isinstance(params["body"], dict) else parse_qs(params["body"])
+        request = {k: v if isinstance(v, list) else [v] for k, v in body.items()}
+        self.spot_requests.append(request)
+        types = {v for k, vs in request.items() if k.startswith("InstanceType.") for v in vs}
+        rows = [row for row in self.spot if row["InstanceType"] in types]
+        return AWSResponse(None, 200, {}, None), {"SpotPriceHistory": rows}  # type: ignore[arg-type]
