@@ -17,6 +17,8 @@ class Env:
     AWS_PROFILE = "AWS_PROFILE"
 
     RUNPOD_API_URL = "GPUCTL_RUNPOD_API_URL"
+    #: where a pod's engine port is reached; {pod_id} and {port} are filled in
+    RUNPOD_PROXY_URL = "GPUCTL_RUNPOD_PROXY_URL"
     LAMBDA_API_URL = "GPUCTL_LAMBDA_API_URL"
     AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"
 

@@ -261,16 +261,20 @@ class JsonApiClient:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         timeout: float | None = None,
+        idempotent: bool | None = None,
     ) -> Any:
         """Send one request (with retries) and return its decoded JSON body (None when empty).
 
         Retried: 429 always; 5xx and answers broken mid-way only for idempotent methods (a POST
-        that reached the server must not run twice); refused connections always. The wait is
+        that reached the server must not run twice, unless the caller vouches with ``idempotent``
+        that running it twice is harmless); refused connections always. The wait is
         ``Retry-After`` when given, else an exponential backoff.
         """
         import httpx
 
         method = method.upper()
+        if idempotent is None:
+            idempotent = method in IDEMPOTENT_METHODS
         budget = self.timeout if timeout is None else timeout
         deadline = self._clock() + budget
         waited = 0.0
@@ -281,7 +285,7 @@ class JsonApiClient:
             if remaining <= 0:
                 raise self._timeout_error(method, path, budget)
             try:
-                return self._attempt(method, path, params, json_body, remaining, attempt)
+                return self._attempt(method, path, params, json_body, remaining, attempt, idempotent)
             except httpx.TimeoutException:
                 raise self._timeout_error(method, path, budget) from None
             except _Retryable as retryable:
@@ -297,11 +301,10 @@ class JsonApiClient:
             waited += wait
 
     def _attempt(self, method: str, path: str, params: Mapping[str, Any] | None, json_body: Any,
-                 remaining: float, attempt: int) -> Any:
+                 remaining: float, attempt: int, idempotent: bool) -> Any:
         """One try: the decoded answer, or ``_Retryable`` when another try may help."""
         import httpx
 
-        idempotent = method in IDEMPOTENT_METHODS
         started = self._clock()
         try:
             response = self._http().request(method, path, params=params, json=json_body,

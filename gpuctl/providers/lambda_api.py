@@ -6,7 +6,8 @@ Every answer is wrapped as ``{"data": ...}`` and every error as
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -17,6 +18,13 @@ from gpuctl.providers.http import ErrorInfo, JsonApiClient
 DEFAULT_BASE_URL = "https://cloud.lambda.ai"
 
 T = TypeVar("T")
+
+InstanceStatus = Literal["booting", "active", "unhealthy", "terminated", "terminating", "preempted"]
+#: error codes gpuctl branches on (Lambda's own; messages are for people)
+INSUFFICIENT_CAPACITY = "instance-operations/launch/insufficient-capacity"
+QUOTA_EXCEEDED = "global/quota-exceeded"
+#: Lambda allows one launch per 12 s; a launch may also take a while to answer
+LAUNCH_TIMEOUT = 60.0
 
 
 class _Model(BaseModel):
@@ -56,6 +64,34 @@ class InstanceTypesItem(_Model):
     regions_with_capacity_available: list[Region]
 
 
+class TagEntry(_Model):
+    key: str
+    value: str
+
+
+class Instance(_Model):
+    """One instance of ``GET /api/v1/instances[/{id}]``."""
+
+    id: str
+    name: str | None = None
+    #: public IPv4; absent while the instance boots
+    ip: str | None = None
+    status: InstanceStatus
+    region: Region
+    instance_type: InstanceType
+    tags: list[TagEntry] = Field(default_factory=list)
+
+
+class SSHKey(_Model):
+    id: str
+    name: str
+    public_key: str
+
+
+class LaunchResponse(_Model):
+    instance_ids: list[str]
+
+
 class ApiError(_Model):
     code: str
     message: str
@@ -85,3 +121,28 @@ class LambdaApi(JsonApiClient):
     def list_instance_types(self) -> dict[str, InstanceTypesItem]:
         """Every instance type Lambda offers, keyed by name, with the regions that have capacity now."""
         return self.get("/instance-types", Envelope[dict[str, InstanceTypesItem]]).data
+
+    def list_ssh_keys(self) -> list[SSHKey]:
+        return self.get("/ssh-keys", Envelope[list[SSHKey]]).data
+
+    def add_ssh_key(self, name: str, public_key: str) -> SSHKey:
+        answer = self.request("POST", "/ssh-keys", json_body={"name": name, "public_key": public_key})
+        return self.parse(Envelope[SSHKey], answer, "answer to POST /ssh-keys").data
+
+    def launch(self, body: dict[str, Any]) -> list[str]:
+        """``POST /instance-operations/launch``, sent once (a 5xx may still have launched); the new ids."""
+        answer = self.request("POST", "/instance-operations/launch", json_body=body,
+                              timeout=max(self.timeout, LAUNCH_TIMEOUT))
+        return self.parse(Envelope[LaunchResponse], answer, "answer to the launch").data.instance_ids
+
+    def list_instances(self) -> list[Instance]:
+        """The account's instances that have not ended."""
+        return self.get("/instances", Envelope[list[Instance]]).data
+
+    def get_instance(self, instance_id: str) -> Instance:
+        return self.get(f"/instances/{quote(instance_id, safe='')}", Envelope[Instance]).data
+
+    def terminate(self, instance_ids: list[str]) -> None:
+        """Terminate instances; repeating it is harmless, so it is retried like a read."""
+        self.request("POST", "/instance-operations/terminate", json_body={"instance_ids": instance_ids},
+                     idempotent=True)

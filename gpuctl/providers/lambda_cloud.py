@@ -1,20 +1,45 @@
-"""Lambda Cloud, through its v1 REST API: one offer per instance type and region with capacity."""
+"""Lambda Cloud, through its v1 REST API: one offer per instance type and region with capacity, and
+Ubuntu VMs that gpuctl reaches over SSH (the lifecycle runs the engine there with docker).
+
+Lambda takes no client token and has no TTL: the launch token and the TTL deadline are instance
+tags (``gpuctl.providers.tagging``), and the TTL watchdog is armed by cloud-init user data.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import logging
+import re
 from datetime import datetime, timezone
+from typing import Any
 
 from gpuctl.catalog import CatalogInstanceType, gpu_spec, matches, provider_catalog
+from gpuctl.errors import NoCapacityError, NotFoundError, ProviderError, UsageError
+from gpuctl.models.instance import Instance, InstanceStatus, LaunchRequest
 from gpuctl.models.offer import Availability, Offer, OfferQuery
+from gpuctl.providers import lambda_api
 from gpuctl.providers.base import Provider
-from gpuctl.providers.http import DEFAULT_TIMEOUT
-from gpuctl.providers.lambda_api import InstanceTypesItem, LambdaApi
+from gpuctl.providers.http import DEFAULT_TIMEOUT, ProviderHttpError
+from gpuctl.providers.lambda_api import INSUFFICIENT_CAPACITY, QUOTA_EXCEEDED, InstanceTypesItem, LambdaApi
+from gpuctl.providers.tagging import LAUNCH_TOKEN, carries, deadline, launch_tags
 
 log = logging.getLogger(__name__)
 
 #: Lambda says only whether a region has capacity, not how much; a launch can still find none.
 CAPACITY_AVAILABLE: Availability = "medium"
+_STATUSES: dict[str, InstanceStatus] = {
+    "booting": "pending", "active": "running", "unhealthy": "error", "terminating": "stopping",
+    "terminated": "terminated", "preempted": "terminated",
+}
+_ENDING = ("terminating", "terminated", "preempted")
+#: the login user of Lambda's Ubuntu images, and their sshd's port
+SSH_USER = "ubuntu"
+SSH_PORT = 22
+#: what Lambda accepts as tags (InstanceLaunchRequest.tags in the spec)
+_TAG_KEY = re.compile(r"^[a-z][a-z0-9-:]+$")
+_TAG_KEY_MAX, _TAG_VALUE_MAX, _NAME_MAX = 55, 128, 64
 
 
 class LambdaProvider(Provider):
@@ -35,6 +60,172 @@ class LambdaProvider(Provider):
             items = api.list_instance_types()
         offers = instance_type_offers(items, types, datetime.now(timezone.utc))
         return [offer for offer in offers if matches(offer, query)]
+
+    def launch(self, request: LaunchRequest) -> Instance:
+        """Launch one VM with the project's SSH key, unless an instance carrying this launch's token exists.
+
+        The launch is sent once: Lambda allows one per 12 s, and a failed answer may still have
+        launched (the next launch with the same token finds that instance).
+        """
+        offer = request.offer
+        if offer.provider != self.name:
+            raise UsageError(f"offer {offer.id} is not a Lambda Cloud offer")
+        if not request.ssh_public_key:
+            raise UsageError("a Lambda Cloud instance is reached over SSH, but the launch request has no public key")
+        tags = launch_tags(request)
+        check_tags(tags)
+        with LambdaApi.from_env(self.timeout) as api:
+            # an instance on its way out is an earlier deployment's, even with the same token
+            earlier = [i for i in api.list_instances()
+                       if _tags(i).get(LAUNCH_TOKEN) == request.idempotency_token and i.status not in _ENDING]
+            if earlier:
+                log.info("Lambda Cloud: instance %s already carries launch token %s; not launching another",
+                         earlier[0].id, request.idempotency_token)
+                return lambda_instance(earlier[0])
+            region = offer.region if offer.region != "any" else region_with_capacity(api, offer.instance_type)
+            body: dict[str, Any] = {
+                "region_name": region,
+                "instance_type_name": offer.instance_type,
+                "ssh_key_names": [ensure_ssh_key(api, request.ssh_public_key)],
+                "name": request.name[:_NAME_MAX],
+                "tags": [{"key": k, "value": v} for k, v in sorted(tags.items())],
+            }
+            expires = deadline(tags)
+            if expires is not None:
+                body["user_data"] = first_boot_script(request.name, expires)
+            try:
+                ids = api.launch(body)
+            except ProviderHttpError as exc:
+                raise launch_error(exc, body) from None
+            if not ids:
+                raise ProviderError("Lambda Cloud accepted the launch but named no instance",
+                                    "look for it in the Lambda dashboard; 'gpuctl gc' finds gpuctl's instances")
+            instance_id = ids[0]
+            try:
+                return lambda_instance(api.get_instance(instance_id))
+            except NotFoundError:  # accepted but not yet listed: it is booting
+                return Instance(provider=self.name, id=instance_id, name=body["name"], status="pending",
+                                region=body["region_name"], instance_type=offer.instance_type, gpu=offer.gpu,
+                                gpu_count=offer.gpu_count, ssh_port=SSH_PORT, ssh_user=SSH_USER,
+                                price_per_hour=offer.price_per_hour, tags=tags)
+
+    def get(self, instance_id: str) -> Instance:
+        with LambdaApi.from_env(self.timeout) as api:
+            try:
+                return lambda_instance(api.get_instance(instance_id))
+            except NotFoundError:
+                raise NotFoundError(f"Lambda Cloud has no instance {instance_id}",
+                                    "it may have been terminated") from None
+
+    def terminate(self, instance_id: str) -> None:
+        """Terminate the instance (the only thing that stops Lambda's billing); gone already is fine."""
+        with LambdaApi.from_env(self.timeout) as api:
+            try:
+                if api.get_instance(instance_id).status in _ENDING:
+                    return
+                api.terminate([instance_id])
+            except NotFoundError:
+                log.info("Lambda Cloud: instance %s is already gone", instance_id)
+
+    def list_by_tag(self, tags: dict[str, str]) -> list[Instance]:
+        with LambdaApi.from_env(self.timeout) as api:
+            instances = api.list_instances()
+        # an instance without gpuctl's tags is never gpuctl's, whatever filter is asked
+        return [lambda_instance(i) for i in instances
+                if i.status != "terminated" and _tags(i) and carries(_tags(i), tags)]
+
+
+def lambda_instance(item: lambda_api.Instance) -> Instance:
+    """The provider-neutral view of a Lambda instance; SSH details are set once it has an address."""
+    catalog = provider_catalog(LambdaProvider.name)
+    mapped = catalog.instance_types.get(item.instance_type.name) if catalog else None
+    return Instance(
+        provider=LambdaProvider.name, id=item.id, name=item.name, status=_STATUSES[item.status],
+        provider_status=item.status, region=item.region.name, instance_type=item.instance_type.name,
+        gpu=mapped.gpu if mapped else item.instance_type.gpu_description, gpu_count=item.instance_type.specs.gpus,
+        public_ip=item.ip, ssh_host=item.ip, ssh_port=SSH_PORT, ssh_user=SSH_USER,
+        price_per_hour=item.instance_type.price_cents_per_hour / 100, tags=_tags(item),
+    )
+
+
+def _tags(item: lambda_api.Instance) -> dict[str, str]:
+    return {tag.key: tag.value for tag in item.tags}
+
+
+def check_tags(tags: dict[str, str]) -> None:
+    """Refuse tags Lambda would reject (keys: lowercase, digits, '-', ':'; at most 55 characters)."""
+    for key, value in tags.items():
+        if not _TAG_KEY.match(key) or len(key) > _TAG_KEY_MAX or len(value) > _TAG_VALUE_MAX:
+            raise UsageError(f"Lambda Cloud cannot store the tag {key}={value!r}",
+                             "tag keys are lowercase letters, digits, '-' and ':' (at most 55), values at most 128")
+
+
+def region_with_capacity(api: LambdaApi, instance_type: str) -> str:
+    """A region that has ``instance_type`` free now, for an offer made for region ``any``."""
+    item = api.list_instance_types().get(instance_type)
+    regions = item.regions_with_capacity_available if item else []
+    if not regions:
+        raise NoCapacityError(f"Lambda Cloud has no {instance_type} free in any region")
+    return regions[0].name
+
+
+def ssh_key_name(public_key: str) -> str:
+    """``gpuctl-`` and the start of the key's SHA-256 fingerprint: one name per key, on every machine."""
+    parts = public_key.split()
+    try:
+        blob = base64.b64decode(parts[1], validate=True) if len(parts) >= 2 else b""
+    except binascii.Error:
+        blob = b""
+    if not blob:
+        raise UsageError("the SSH public key is not in OpenSSH format ('TYPE BASE64 [COMMENT]')")
+    return "gpuctl-" + hashlib.sha256(blob).hexdigest()[:16]
+
+
+def ensure_ssh_key(api: LambdaApi, public_key: str) -> str:
+    """The name under which ``public_key`` is registered with Lambda, registering it when absent.
+
+    A key already registered (under any name) is reused, matched on type and key data.
+    """
+    registered = _registered_name(api, public_key)
+    if registered is not None:
+        return registered
+    try:
+        return api.add_ssh_key(ssh_key_name(public_key), public_key.strip()).name
+    except ProviderHttpError as exc:
+        registered = _registered_name(api, public_key) if exc.info.status == 400 else None
+        if registered is None:
+            raise
+        return registered  # another gpuctl registered it meanwhile
+
+
+def _registered_name(api: LambdaApi, public_key: str) -> str | None:
+    wanted = public_key.split()[:2]
+    return next((k.name for k in api.list_ssh_keys() if k.public_key.split()[:2] == wanted), None)
+
+
+def launch_error(exc: ProviderHttpError, body: dict[str, Any]) -> Exception:
+    """NoCapacityError (exit 5: gpuctl tries the next offer) for capacity and quota refusals."""
+    what = f"{body['instance_type_name']} in {body['region_name']}"
+    if exc.info.code == INSUFFICIENT_CAPACITY:
+        return NoCapacityError(f"Lambda Cloud has no capacity for {what} ({exc.info.summary()})")
+    if exc.info.code == QUOTA_EXCEEDED:
+        return NoCapacityError(f"Lambda Cloud quota exceeded launching {what} ({exc.info.summary()})",
+                               exc.info.suggestion or "ask Lambda support to raise the quota, or use another provider")
+    return exc
+
+
+def first_boot_script(name: str, expires: int) -> str:
+    """Cloud-init user data arming the TTL watchdog at first boot, so it holds even if gpuctl never connects.
+
+    It holds no secret: anything on the instance can read its user data. At the deadline the
+    watchdog stops the engine and powers the VM off, but Lambda bills until the instance is
+    terminated: that takes gpuctl itself (its ``gpuctl-expires-at`` tag says when).
+    """
+    from gpuctl.deploy.naming import container_name
+    from gpuctl.models.engine import HOST_CACHE_DIR
+    from gpuctl.templating import aws_user_data
+
+    return aws_user_data(deadline=expires, container=container_name(name), cache_dir=HOST_CACHE_DIR)
 
 
 def instance_type_offers(items: dict[str, InstanceTypesItem], types: dict[str, CatalogInstanceType],

@@ -1,16 +1,40 @@
-"""RunPod, through its REST v2 API: Secure and Community Cloud as separate offers."""
+"""RunPod, through its REST v2 API: Secure and Community Cloud as separate offers, and pods that are
+the engine container itself.
+
+A pod cannot carry tags, so gpuctl's tags (with the launch token and TTL deadline, see
+``gpuctl.providers.tagging``) travel as JSON in the pod's ``GPUCTL_TAGS`` environment variable, which
+the API stores with the pod and returns on every read.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import re
+import shlex
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from typing import Any, ClassVar
 
 from gpuctl.catalog import gpu_spec, matches, provider_catalog
+from gpuctl.envvars import Env
+from gpuctl.errors import ConfigError, NoCapacityError, NotFoundError, ProviderError, UsageError
+from gpuctl.models.instance import Instance, InstanceStatus, LaunchRequest
 from gpuctl.models.offer import Availability, Offer, OfferQuery
 from gpuctl.providers.base import Provider
-from gpuctl.providers.http import DEFAULT_TIMEOUT
-from gpuctl.providers.runpod_api import AvailabilityLevel, Cloud, GpuType, RunPodApi
+from gpuctl.providers.http import DEFAULT_TIMEOUT, ProviderHttpError
+from gpuctl.providers.runpod_api import (
+    MAX_LOG_LINES,
+    TAGS_ENV,
+    AvailabilityLevel,
+    Cloud,
+    GpuType,
+    Pod,
+    PodStatus,
+    RunPodApi,
+)
+from gpuctl.providers.tagging import LAUNCH_TOKEN, carries, launch_tags
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +44,22 @@ TIERS: dict[str, Cloud] = {"secure": "SECURE", "community": "COMMUNITY"}
 _LEVELS: dict[AvailabilityLevel, Availability] = {
     "NONE": "none", "LOW": "low", "MEDIUM": "medium", "HIGH": "high",
 }
+_STATUSES: dict[PodStatus, InstanceStatus] = {
+    "PROVISIONING": "pending", "STARTING": "pending", "RUNNING": "running", "EXITED": "stopped",
+    "ERROR": "error", "TERMINATED": "terminated",
+}
+#: RunPod's HTTPS proxy in front of every ``PORT/http`` a pod publishes
+DEFAULT_PROXY_URL = "https://{pod_id}-{port}.proxy.runpod.net"
+SSH_PORT = "22/tcp"
+_HTTP_PORT = re.compile(r"^(\d+)/http$")
 
 
 class RunPodProvider(Provider):
     name = "runpod"
     display_name = "RunPod"
     credential_keys = ("runpod.api_key",)
+    #: the pod is the engine container: there is no machine to SSH into and run docker on
+    runs_engine: ClassVar[bool] = True
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         #: seconds one API call may take, retries included (the pricing layer may lower it)
@@ -49,6 +83,146 @@ class RunPodProvider(Provider):
         offers = [offer for tier, gpus in answers.items()
                   for offer in tier_offers(gpus, tier, count, gpu_ids, as_of)]
         return [offer for offer in offers if matches(offer, query)]
+
+    def launch(self, request: LaunchRequest) -> Instance:
+        """Create the engine pod, unless a pod carrying this launch's token exists: then return that.
+
+        RunPod takes no client token, so a crash between the create and gpuctl's state write is
+        recovered by the token in the pod's tags. The create itself is sent once: a 5xx or a broken
+        answer is not retried, since the pod may exist regardless (the next launch finds it).
+        """
+        body = pod_request(request)
+        with RunPodApi.from_env(self.timeout) as api:
+            earlier = [pod for pod in api.list_pods()
+                       if pod.tags.get(LAUNCH_TOKEN) == request.idempotency_token and pod.status != "TERMINATED"]
+            if earlier:
+                log.info("RunPod: pod %s already carries launch token %s; not creating another",
+                         earlier[0].id, request.idempotency_token)
+                return pod_instance(earlier[0])
+            try:
+                pod = api.create_pod(body)
+            except ProviderHttpError as exc:
+                raise create_error(exc, body) from None
+        return pod_instance(pod)
+
+    def get(self, instance_id: str) -> Instance:
+        with RunPodApi.from_env(self.timeout) as api:
+            try:
+                return pod_instance(api.get_pod(instance_id))
+            except NotFoundError:
+                raise _no_pod(instance_id) from None
+
+    def terminate(self, instance_id: str) -> None:
+        """Terminate (delete) the pod; a pod RunPod no longer knows is already gone."""
+        with RunPodApi.from_env(self.timeout) as api:
+            try:
+                api.delete_pod(instance_id)
+            except NotFoundError:
+                log.info("RunPod: pod %s is already gone", instance_id)
+
+    def engine_logs(self, instance_id: str, tail: int | None = None) -> str:
+        """The pod container's last ``tail`` lines (RunPod keeps at most 5000)."""
+        count = MAX_LOG_LINES if tail is None else min(tail, MAX_LOG_LINES)
+        if count == 0:
+            return ""
+        with RunPodApi.from_env(self.timeout) as api:
+            try:
+                lines = api.pod_log_lines(instance_id, count)
+            except NotFoundError:
+                raise _no_pod(instance_id) from None
+        return "".join(f"{line}\n" for line in lines)
+
+    def list_by_tag(self, tags: dict[str, str]) -> list[Instance]:
+        with RunPodApi.from_env(self.timeout) as api:
+            pods = api.list_pods()
+        # a pod without gpuctl's tags is never gpuctl's, whatever filter is asked
+        return [pod_instance(pod) for pod in pods
+                if pod.status != "TERMINATED" and pod.tags and carries(pod.tags, tags)]
+
+
+def _no_pod(pod_id: str) -> NotFoundError:
+    return NotFoundError(f"RunPod has no pod {pod_id}", "it may have been terminated")
+
+
+def pod_request(request: LaunchRequest) -> dict[str, Any]:
+    """The ``POST /v2/pods`` body for ``request``; refuses what RunPod would run differently than shown.
+
+    The pod is created in exactly the cloud tier (and datacenter) of the offer, whose price the
+    user saw. v2 cannot replace the image's entrypoint: the engine's arguments go to the image's
+    own (``vllm serve`` for vLLM, ``text-generation-launcher`` for TGI).
+    """
+    offer, engine = request.offer, request.engine
+    if offer.provider != RunPodProvider.name:
+        raise UsageError(f"offer {offer.id} is not a RunPod offer")
+    cloud = TIERS.get(offer.tier or "")
+    if cloud is None:
+        raise UsageError(f"RunPod offer {offer.id} names no cloud tier ({', '.join(TIERS)})",
+                         "pick an offer from 'gpuctl prices --provider runpod'")
+    if engine is None:
+        raise UsageError("a RunPod pod is the engine container, but the launch request has no engine")
+    missing = [name for name in engine.secret_env if name not in request.secrets]
+    if missing:
+        raise UsageError(f"no value for the engine's secret variable(s) {', '.join(missing)}")
+    if engine.api_key_env is None:
+        raise UsageError("a RunPod pod's endpoint is reachable by anyone through RunPod's proxy, so gpuctl "
+                         "serves it only with an API key", "deploy with an API key, or use another provider")
+    env = {**engine.env, **{name: request.secrets[name] for name in engine.secret_env},
+           TAGS_ENV: json.dumps(launch_tags(request), sort_keys=True, separators=(",", ":"))}
+    if request.ssh_public_key:
+        # RunPod's images start sshd with the keys in PUBLIC_KEY; this pod's own key, not the account's
+        env["PUBLIC_KEY"] = request.ssh_public_key
+    body: dict[str, Any] = {
+        "name": request.name, "image": engine.image, "args": shlex.join(engine.args),
+        "gpu": {"id": offer.instance_type, "count": offer.gpu_count}, "cloud": cloud,
+        "ports": [f"{engine.port}/http", SSH_PORT], "env": env, "disk": request.disk_gb,
+    }
+    if offer.region != "any":
+        body["dataCenterIds"] = [offer.region]
+    return body
+
+
+def create_error(exc: ProviderHttpError, body: dict[str, Any]) -> Exception:
+    """The gpuctl error for a refused create; 400 is how v2 says the pod could not be placed."""
+    info = exc.info
+    where = f"{body['cloud'].lower()} cloud" + (f" in {body['dataCenterIds'][0]}" if "dataCenterIds" in body else "")
+    what = f"{body['gpu']['count']}x {body['gpu']['id']}"
+    if info.status == 400:
+        # v2 gives capacity no code of its own: a 400 is "try the next candidate" (spec of createPod)
+        return NoCapacityError(f"RunPod could not place {what} in {where} ({info.summary()})",
+                               "gpuctl moves on to the next offer; if every offer fails with this message, "
+                               "the request itself is at fault")
+    if info.status == 402:
+        return ProviderError(f"RunPod refused to create {what}: the account balance is too low ({info.summary()})",
+                             "add credit to the RunPod account")
+    return ProviderHttpError(f"RunPod API failed to create {what} in {where} ({info.summary()})", exc.hint, info=info)
+
+
+def pod_instance(pod: Pod) -> Instance:
+    """The provider-neutral view of ``pod``."""
+    catalog = provider_catalog(RunPodProvider.name)
+    gpu_id = pod.gpu.id if pod.gpu else None
+    ssh = (pod.ssh.direct or pod.ssh.proxy) if pod.ssh else None
+    port = next((int(m.group(1)) for p in pod.ports if (m := _HTTP_PORT.match(p))), None)
+    return Instance(
+        provider=RunPodProvider.name, id=pod.id, name=pod.name, status=_STATUSES[pod.status],
+        provider_status=pod.status, region=pod.data_center_id, instance_type=gpu_id,
+        gpu=(catalog.gpu_ids.get(gpu_id) if catalog and gpu_id else None) or gpu_id,
+        gpu_count=pod.gpu.count if pod.gpu else None,
+        public_ip=pod.ssh.direct.host if pod.ssh and pod.ssh.direct else None,
+        ssh_host=ssh.host if ssh else None, ssh_port=ssh.port if ssh else None, ssh_user=ssh.username if ssh else None,
+        endpoint_url=proxy_url(pod.id, port) if port is not None and pod.status != "TERMINATED" else None,
+        price_per_hour=pod.cost, tags=pod.tags, created_at=pod.created_at,
+    )
+
+
+def proxy_url(pod_id: str, port: int) -> str:
+    """Where the pod's ``port`` is reached: RunPod's proxy, or ``$GPUCTL_RUNPOD_PROXY_URL``."""
+    template = os.environ.get(Env.RUNPOD_PROXY_URL) or DEFAULT_PROXY_URL
+    try:
+        return template.format(pod_id=pod_id, port=port)
+    except (KeyError, IndexError, ValueError):
+        raise ConfigError(f"{Env.RUNPOD_PROXY_URL}={template!r} is not a URL template",
+                          "use the placeholders {pod_id} and {port}, e.g. https://{pod_id}-{port}.example") from None
 
 
 def tier_offers(gpus: list[GpuType], tier: str, count: int, gpu_ids: dict[str, str],

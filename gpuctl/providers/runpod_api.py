@@ -6,9 +6,12 @@ not break us, while a missing or mistyped field we rely on is reported as a Prov
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gpuctl.envvars import Env
 from gpuctl.providers.http import ErrorInfo, JsonApiClient
@@ -18,6 +21,17 @@ DEFAULT_BASE_URL = "https://api.runpod.io"
 
 AvailabilityLevel = Literal["NONE", "LOW", "MEDIUM", "HIGH"]
 Cloud = Literal["SECURE", "COMMUNITY"]
+PodStatus = Literal["PROVISIONING", "STARTING", "RUNNING", "EXITED", "ERROR", "TERMINATED"]
+
+#: pod environment variable holding gpuctl's tags as JSON: v2 pods have no tags or labels, but their
+#: environment is stored with them and returned by every read
+TAGS_ENV = "GPUCTL_TAGS"
+#: creating a pod may take the API a while (it places the pod before answering)
+CREATE_TIMEOUT = 60.0
+#: the most log lines the API backfills (``tail``)
+MAX_LOG_LINES = 5000
+#: a log stream quiet this long has sent its backfill (the stream itself stays open for new lines)
+LOG_IDLE_S = 1.0
 
 
 class _Model(BaseModel):
@@ -65,6 +79,62 @@ class ListGpuTypesResponse(_Model):
     gpus: list[GpuType]
 
 
+class PodSshEndpoint(_Model):
+    host: str
+    port: int
+    username: str
+
+
+class PodSsh(_Model):
+    """``proxy``: RunPod's shell-only SSH proxy; ``direct``: the pod's own sshd on a public port."""
+
+    proxy: PodSshEndpoint | None = None
+    direct: PodSshEndpoint | None = None
+
+
+class PodGpu(_Model):
+    id: str
+    count: int = Field(default=1, ge=1)
+
+
+class Pod(_Model):
+    """One pod of ``GET /v2/pods[/{id}]``."""
+
+    id: str
+    name: str
+    status: PodStatus
+    ports: list[str] = Field(default_factory=list)
+    #: only gpuctl's own variable is kept: the rest of a pod's environment holds its secrets
+    env: dict[str, str] = Field(default_factory=dict)
+    gpu: PodGpu | None = None
+    cloud: Cloud | None = None
+    data_center_id: str | None = Field(default=None, alias="dataCenterId")
+    ssh: PodSsh | None = None
+    #: USD per hour now (0 once stopped)
+    cost: float = Field(default=0.0, ge=0)
+    created_at: datetime | None = Field(default=None, alias="createdAt")
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _gpuctl_variables_only(cls, value: Any) -> Any:
+        return {TAGS_ENV: value[TAGS_ENV]} if isinstance(value, dict) and TAGS_ENV in value else {}
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """gpuctl's tags of this pod; empty for pods gpuctl did not create."""
+        try:
+            tags = json.loads(self.env.get(TAGS_ENV, "{}"))
+        except json.JSONDecodeError:
+            return {}
+        if not isinstance(tags, dict):
+            return {}
+        return {str(k): str(v) for k, v in tags.items()}
+
+
+class ListPodsResponse(_Model):
+    pods: list[Pod]
+
+
 class Problem(_Model):
     """RunPod's ``application/problem+json`` error body."""
 
@@ -72,6 +142,15 @@ class Problem(_Model):
     status: int | None = None
     detail: str | None = None
     errors: list[str] | None = None
+
+
+def _log_line(data: str) -> str:
+    """The text of one log event (``{"ts", "source", "line"}``); the raw data if it is not that."""
+    try:
+        event = json.loads(data)
+    except json.JSONDecodeError:
+        return data.strip()
+    return str(event.get("line", "")) if isinstance(event, dict) else data.strip()
 
 
 class RunPodApi(JsonApiClient):
@@ -101,4 +180,50 @@ class RunPodApi(JsonApiClient):
         """
         params = {"include": "AVAILABILITY", "product": "POD", "cloud": cloud, "count": count}
         return self.get("/catalog/gpus", ListGpuTypesResponse, params=params)
+
+    def create_pod(self, body: dict[str, Any]) -> Pod:
+        """``POST /v2/pods``: sent once (never retried after it reached the API); 201 is the new pod."""
+        answer = self.request("POST", "/pods", json_body=body, timeout=max(self.timeout, CREATE_TIMEOUT))
+        return self.parse(Pod, answer, "answer to POST /pods")
+
+    def get_pod(self, pod_id: str) -> Pod:
+        return self.get(f"/pods/{quote(pod_id, safe='')}", Pod)
+
+    def list_pods(self) -> list[Pod]:
+        """Every pod of the account (terminated pods are no longer listed)."""
+        return self.get("/pods", ListPodsResponse).pods
+
+    def delete_pod(self, pod_id: str) -> None:
+        """``DELETE /v2/pods/{id}``: terminates the pod for good (NotFoundError when it is gone)."""
+        self.request("DELETE", f"/pods/{quote(pod_id, safe='')}")
+
+    def pod_log_lines(self, pod_id: str, tail: int) -> list[str]:
+        """The container's last ``tail`` log lines.
+
+        ``GET /v2/pods/{id}/logs`` is a Server-Sent Events stream: the backfill, then new lines as they
+        come. It is read until ``tail`` lines arrived, it ends, or it stays quiet for ``LOG_IDLE_S``.
+        """
+        import httpx
+
+        path = f"/pods/{quote(pod_id, safe='')}/logs"
+        lines: list[str] = []
+        try:
+            with self._http().stream("GET", path, params={"source": "container", "tail": tail},
+                                     headers={"Accept": "text/event-stream"},
+                                     timeout=httpx.Timeout(self.timeout, read=LOG_IDLE_S)) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise self.exception_for(self._error_info(response), "GET", path)
+                for line in response.iter_lines():
+                    if line.startswith("data:") and len(lines) < tail:
+                        lines.append(_log_line(line[5:]))
+                    if len(lines) >= tail:
+                        break
+        except httpx.ReadTimeout:
+            pass  # quiet: the backfill is over
+        except httpx.TimeoutException:
+            raise self._timeout_error("GET", path, self.timeout) from None
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, "GET", path) from None
+        return lines
 

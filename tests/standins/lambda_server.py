@@ -1,14 +1,19 @@
 """A stand-in for the Lambda Cloud API v1, held to ``specs/lambda_cloud_openapi.json``.
 
-Serves instance types with per-region capacity (``GET /api/v1/instance-types``), regions, and
-SSH keys (``GET/POST /api/v1/ssh-keys``, ``DELETE /api/v1/ssh-keys/{id}``). ``state.instances``
-is there for the instance endpoints to come. Run standalone::
+Serves instance types with per-region capacity (``GET /api/v1/instance-types``), regions, SSH keys
+(``GET/POST /api/v1/ssh-keys``, ``DELETE /api/v1/ssh-keys/{id}``) and instances
+(``POST /api/v1/instance-operations/launch|terminate``, ``GET /api/v1/instances[/{id}]``). A launch
+succeeds only where ``state.capacity`` lists the type; an instance boots as it is read
+(``state.boot_polls`` reads to ``active``, its address ``state.address`` from read
+``state.ip_polls`` on, never when ``state.assign_ip`` is off) and ends ``terminating`` ->
+``terminated`` on the next read. Run standalone::
 
     python -m tests.standins.lambda_server --port 8102 --delay-ms 300
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,13 +39,78 @@ _ERRORS: dict[int, tuple[str, str, str | None]] = {
 }
 
 
+INSUFFICIENT_CAPACITY = ("instance-operations/launch/insufficient-capacity",
+                         "Not enough capacity to fulfill launch request.", "Try again later or choose another region.")
+INSTANCE_NOT_FOUND = ("global/object-does-not-exist", "Specified instance does not exist.", None)
+
+
+@dataclass
+class InstanceRecord:
+    """One instance: what the launch asked for (user data included, which reads never show) and its state."""
+
+    id: str
+    name: str | None
+    type_name: str
+    region: str
+    ssh_key_names: list[str]
+    tags: list[dict[str, str]]
+    user_data: str | None
+    status: str = "booting"
+    polls: int = 0
+    ip: str | None = None
+    launched: float = field(default_factory=time.monotonic)
+
+    def advance(self, state: LambdaState) -> None:
+        """One read: a booting instance gets its address and comes up; a terminating one ends."""
+        self.polls += 1
+        if self.status == "booting":
+            if state.assign_ip and self.polls >= state.ip_polls:
+                self.ip = state.address
+            if self.polls >= state.boot_polls and time.monotonic() - self.launched >= state.boot_seconds:
+                self.status = "active"
+        elif self.status == "terminating":
+            self.status = "terminated"
+
+    def view(self, state: LambdaState) -> dict[str, Any]:
+        up = self.status == "active"
+        blocked = {"available": False, "reason_code": "vm-has-not-launched" if self.status == "booting"
+                   else "vm-is-terminating"}
+        body: dict[str, Any] = {
+            "id": self.id, "status": self.status, "ssh_key_names": list(self.ssh_key_names),
+            "file_system_names": [], "region": {"name": self.region, "description": state.regions[self.region]},
+            "instance_type": state.instance_types[self.type_name],
+            "actions": {name: {"available": True} if up else blocked
+                        for name in ("migrate", "rebuild", "restart", "cold_reboot")}
+            | {"terminate": {"available": self.status in ("booting", "active", "unhealthy")}},
+            "tags": [dict(t) for t in self.tags],
+        }
+        if self.name is not None:
+            body["name"] = self.name
+        if self.ip is not None:
+            body["ip"], body["hostname"] = self.ip, self.ip
+        return body
+
+
 @dataclass
 class LambdaState:
     regions: dict[str, str] = field(default_factory=dict)  # name -> description
     instance_types: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> InstanceType
     capacity: dict[str, list[str]] = field(default_factory=dict)  # type name -> regions with capacity
     ssh_keys: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> SSHKey
-    instances: dict[str, dict[str, Any]] = field(default_factory=dict)
+    instances: dict[str, InstanceRecord] = field(default_factory=dict)
+    #: reads before a new instance is active (and the least time it takes); the read its address appears
+    boot_polls: int = 2
+    boot_seconds: float = 0.0
+    ip_polls: int = 2
+    #: False: instances never get an address
+    assign_ip: bool = True
+    #: the public address handed out (a fake GPU host's 10.200.N.2 in end-to-end tests)
+    address: str = "127.0.0.1"
+    #: the next N launches fail with insufficient-capacity whatever the catalog says
+    capacity_failures: int = 0
+    #: an authorized_keys file (a fake GPU host's) that each launch's SSH key is appended to, as
+    #: Lambda's cloud-init does on the real machine
+    authorized_keys: str | None = None
 
     def add_type(self, name: str, description: str, gpu: str, cents: int, specs: tuple[int, int, int, int],
                  regions: list[str]) -> None:
@@ -88,6 +158,10 @@ class LambdaStandin(StandinServer):
             ("GET", "/api/v1/ssh-keys", self.list_ssh_keys),
             ("POST", "/api/v1/ssh-keys", self.add_ssh_key),
             ("DELETE", "/api/v1/ssh-keys/{id}", self.delete_ssh_key),
+            ("POST", "/api/v1/instance-operations/launch", self.launch),
+            ("POST", "/api/v1/instance-operations/terminate", self.terminate),
+            ("GET", "/api/v1/instances", self.list_instances),
+            ("GET", "/api/v1/instances/{id}", self.get_instance),
         ]
 
     def error(self, status: int, detail: str) -> Reply:
@@ -96,6 +170,13 @@ class LambdaStandin(StandinServer):
         body: dict[str, Any] = {"code": code, "message": detail if status in (400, 404) and detail else message}
         if suggestion:
             body["suggestion"] = suggestion
+        return Reply(status, {"error": body})
+
+    @staticmethod
+    def coded_error(status: int, error: tuple[str, str, str | None]) -> Reply:
+        """An error whose code the spec fixes for this operation (capacity, missing instance)."""
+        code, message, suggestion = error
+        body = {"code": code, "message": message} | ({"suggestion": suggestion} if suggestion else {})
         return Reply(status, {"error": body})
 
     def list_instance_types(self, req: Request) -> Reply:
@@ -130,6 +211,56 @@ class LambdaStandin(StandinServer):
         if self.state.ssh_keys.pop(req.params["id"], None) is None:
             return self.error(404, "SSH key not found.")
         return Reply(200, {"data": {}})
+
+    # -- instances --------------------------------------------------------------------------------------------
+
+    def launch(self, req: Request) -> Reply:
+        body, state = req.body, self.state
+        type_name, region = body["instance_type_name"], body["region_name"]
+        if type_name not in state.instance_types or region not in state.regions:
+            return self.error(400, f"Unknown instance type {type_name!r} or region {region!r}.")
+        if len(body["ssh_key_names"]) != 1:
+            return self.error(400, "Exactly one SSH key must be specified.")
+        known = {k["name"] for k in state.ssh_keys.values()}
+        if body["ssh_key_names"][0] not in known:
+            return self.coded_error(404, ("global/object-does-not-exist", "Specified SSH key does not exist.",
+                                          "Add the SSH key first (POST /api/v1/ssh-keys)."))
+        if region not in state.capacity.get(type_name, []) or state.capacity_failures > 0:
+            state.capacity_failures = max(0, state.capacity_failures - 1)
+            return self.coded_error(400, INSUFFICIENT_CAPACITY)
+        record = InstanceRecord(id=uuid.uuid4().hex, name=body.get("name"), type_name=type_name, region=region,
+                                ssh_key_names=list(body["ssh_key_names"]), tags=list(body.get("tags", [])),
+                                user_data=body.get("user_data"))
+        state.instances[record.id] = record
+        if state.authorized_keys:
+            key = next(k["public_key"] for k in state.ssh_keys.values() if k["name"] == body["ssh_key_names"][0])
+            with open(state.authorized_keys, "a", encoding="utf-8") as keys:
+                keys.write(key.strip() + "\n")
+        return Reply(200, {"data": {"instance_ids": [record.id]}})
+
+    def terminate(self, req: Request) -> Reply:
+        ids = req.body["instance_ids"]
+        records = [self.state.instances.get(i) for i in ids]
+        if not ids or any(r is None or r.status == "terminated" for r in records):
+            return self.coded_error(404, INSTANCE_NOT_FOUND)
+        for record in records:
+            assert record is not None
+            if record.status != "terminating":
+                record.status, record.polls = "terminating", 0
+        return Reply(200, {"data": {"terminated_instances": [r.view(self.state) for r in records if r]}})
+
+    def list_instances(self, req: Request) -> Reply:
+        live = [r for r in self.state.instances.values() if r.status != "terminated"]
+        for record in live:
+            record.advance(self.state)
+        return Reply(200, {"data": [r.view(self.state) for r in live if r.status != "terminated"]})
+
+    def get_instance(self, req: Request) -> Reply:
+        record = self.state.instances.get(req.params["id"])
+        if record is None:
+            return self.coded_error(404, INSTANCE_NOT_FOUND)
+        record.advance(self.state)
+        return Reply(200, {"data": record.view(self.state)})
 
 
 if __name__ == "__main__":

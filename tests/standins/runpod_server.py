@@ -1,19 +1,41 @@
 """A stand-in for RunPod's REST v2 API, held to ``specs/runpod_rest_v2.json``.
 
-Serves the GPU catalog (``GET /v2/catalog/gpus[/{id}]``, with per-cloud, per-datacenter stock)
-and the account's SSH keys (``GET/PUT /v2/account/ssh-keys``). ``state.pods`` is there for the
-pod endpoints to come. Run standalone::
+Serves the GPU catalog (``GET /v2/catalog/gpus[/{id}]``, with per-cloud, per-datacenter stock),
+the account's SSH keys (``GET/PUT /v2/account/ssh-keys``) and pods (``POST/GET /v2/pods``,
+``GET/DELETE /v2/pods/{id}``, ``POST /v2/pods/{id}/action``). A create is placed only where the
+catalog shows stock, in the cloud asked for; a pod goes PROVISIONING -> STARTING -> RUNNING as it is
+polled (``state.boot_polls`` reads, and at least ``state.boot_seconds``), and its SSH address is
+``state.address`` (a fake GPU host's 10.200.N.2 in end-to-end tests). With ``state.docker_host`` set
+(a fake GPU host's docker socket), a pod really runs: its image, with ``args`` for the image's own
+entrypoint, its environment and its ``N/http`` ports published on the host, as RunPod would. Run
+standalone::
 
     python -m tests.standins.runpod_server --port 8101 --delay-ms 300
 """
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
+import shlex
+import string
+import subprocess
+import tempfile
+import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import Any
 
 from tests.standins.server import Handler, Reply, Request, StandinServer, serve_main
+
+#: what RunPod answers (400) when a create cannot be placed
+NO_CAPACITY = ("There are no longer any instances available with the requested specifications. "
+               "Please refresh and try again.")
+_ACTIONS = {"PROVISIONING": ["stop", "terminate"], "STARTING": ["stop", "terminate"],
+            "RUNNING": ["stop", "restart", "terminate"], "EXITED": ["start", "terminate"],
+            "ERROR": ["start", "terminate"]}
 
 LEVELS = ("NONE", "LOW", "MEDIUM", "HIGH")
 CLOUDS = ("SECURE", "COMMUNITY")
@@ -69,12 +91,78 @@ class GpuStock:
         return body
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class PodRecord:
+    """One pod: the create body as sent, where it was placed, and how far it has started."""
+
+    id: str
+    body: dict[str, Any]
+    data_center: str
+    cost: float
+    status: str = "PROVISIONING"
+    polls: int = 0
+    created_at: str = field(default_factory=_now)
+    started_at: str | None = None
+    created: float = field(default_factory=time.monotonic)
+    #: the container's output when no docker engine runs it
+    log: list[str] = field(default_factory=lambda: ["INFO starting", "INFO Model loaded."])
+
+    def advance(self, state: RunPodState) -> None:
+        """One read of the pod: a starting pod moves on (RUNNING after enough reads and time)."""
+        if self.status not in ("PROVISIONING", "STARTING"):
+            return
+        self.polls += 1
+        if self.polls >= state.boot_polls and time.monotonic() - self.created >= state.boot_seconds:
+            self.status, self.started_at = "RUNNING", _now()
+        else:
+            self.status = "STARTING"
+
+    def view(self, state: RunPodState) -> dict[str, Any]:
+        """The pod as ``GET /v2/pods/{id}`` shows it."""
+        body, running = self.body, self.status == "RUNNING"
+        ports = list(body.get("ports", []))
+        direct = ({"host": state.address, "port": state.ssh_port, "username": "root",
+                   "command": f"ssh root@{state.address} -p {state.ssh_port}"}
+                  if running and "22/tcp" in ports else None)
+        user = f"{self.id}-64411eb2"
+        return {
+            "id": self.id, "name": body["name"], "image": body.get("image", ""), "args": body.get("args", ""),
+            "disk": body.get("disk", 50), "ports": ports, "env": dict(body.get("env", {})), "registry": None,
+            "status": self.status, "actions": _ACTIONS[self.status], "mounts": {},
+            "gpu": {"id": body["gpu"]["id"], "count": body["gpu"].get("count", 1)},
+            "cloud": body.get("cloud", "SECURE"), "dataCenterId": self.data_center, "cudaVersion": "12.8",
+            "ssh": {"proxy": {"host": "ssh.runpod.io", "port": 22, "username": user,
+                              "command": f"ssh {user}@ssh.runpod.io"}, "direct": direct},
+            "template": None, "cost": self.cost if self.status not in ("EXITED", "TERMINATED") else 0.0,
+            "locked": False, "globalNetworking": {"enabled": False},
+            "runtime": {"uptime": 1, "ports": [{"private": 22, "public": state.ssh_port, "type": "tcp",
+                                                "ip": state.address}]} if running else None,
+            "createdAt": self.created_at, "startedAt": self.started_at,
+        }
+
+
 @dataclass
 class RunPodState:
     datacenters: dict[str, DataCenter] = field(default_factory=dict)
     gpus: dict[str, GpuStock] = field(default_factory=dict)
     ssh_keys: list[str] = field(default_factory=list)
-    pods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pods: dict[str, PodRecord] = field(default_factory=dict)
+    #: ids of pods deleted or terminated, in order
+    terminated: list[str] = field(default_factory=list)
+    #: reads before a new pod is RUNNING, and the least time it takes
+    boot_polls: int = 2
+    boot_seconds: float = 0.0
+    #: the next N creates fail as if the stock ran out between catalog read and create
+    capacity_failures: int = 0
+    #: address and port of a running pod's sshd (the direct SSH endpoint)
+    address: str = "127.0.0.1"
+    ssh_port: int = 22
+    #: a docker engine (``unix://...``) that runs each pod's container; None: pods run nothing
+    docker_host: str | None = None
 
     def add(self, gpu: GpuStock) -> None:
         self.gpus[gpu.id] = gpu
@@ -140,6 +228,12 @@ class RunPodStandin(StandinServer):
             ("GET", "/v2/catalog/gpus/{id}", self.get_gpu),
             ("GET", "/v2/account/ssh-keys", self.get_ssh_keys),
             ("PUT", "/v2/account/ssh-keys", self.put_ssh_keys),
+            ("GET", "/v2/pods", self.list_pods),
+            ("POST", "/v2/pods", self.create_pod),
+            ("GET", "/v2/pods/{id}", self.get_pod),
+            ("GET", "/v2/pods/{id}/logs", self.pod_logs),
+            ("DELETE", "/v2/pods/{id}", self.delete_pod),
+            ("POST", "/v2/pods/{id}/action", self.pod_action),
         ]
 
     def error(self, status: int, detail: str) -> Reply:
@@ -188,6 +282,99 @@ class RunPodStandin(StandinServer):
     def put_ssh_keys(self, req: Request) -> Reply:
         self.state.ssh_keys = list(req.body["keys"])
         return Reply(200, {"keys": list(self.state.ssh_keys)})
+
+    # -- pods -----------------------------------------------------------------------------------------------
+
+    def create_pod(self, req: Request) -> Reply:
+        body = req.body
+        if "gpu" not in body:
+            return self.error(400, "stand-in: only GPU pods are implemented")
+        gpu = self.state.gpus.get(body["gpu"]["id"])
+        if gpu is None:
+            return self.error(400, f"gpu type {body['gpu']['id']!r} not found")
+        cloud, count = body.get("cloud", "SECURE"), body["gpu"].get("count", 1)
+        stock = gpu.stock.get(cloud)
+        if stock is None or count > gpu.max_count[cloud.lower()]:
+            return self.error(400, f"{gpu.id} x{count} is not offered in {cloud} cloud")
+        wanted = body.get("dataCenterIds") or list(stock)
+        places = [dc for dc in wanted if stock.get(dc, "NONE") != "NONE"]
+        if not places or self.state.capacity_failures > 0:
+            self.state.capacity_failures = max(0, self.state.capacity_failures - 1)
+            return self.error(400, NO_CAPACITY)
+        alphabet = string.ascii_lowercase + string.digits
+        pod = PodRecord(id="".join(secrets.choice(alphabet) for _ in range(14)), body=body, data_center=places[0],
+                        cost=round(gpu.price[cloud.lower()] * count, 4))
+        if self.state.docker_host and not self._run_container(pod):
+            pod.status = "ERROR"
+        self.state.pods[pod.id] = pod
+        return Reply(201, pod.view(self.state))
+
+    def _docker(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "DOCKER_HOST": self.state.docker_host or ""}
+        return subprocess.run(["docker", *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+    def _run_container(self, pod: PodRecord) -> bool:
+        """Start the pod's container the way RunPod does (no entrypoint override); False if docker refused."""
+        body = pod.body
+        publish = [arg for port in body.get("ports", []) if port.endswith("/http")
+                   for arg in ("--publish", f"{port.split('/')[0]}:{port.split('/')[0]}")]
+        with tempfile.TemporaryDirectory() as tmp:
+            env_file = os.path.join(tmp, "env")  # the pod's secrets stay out of this machine's process list
+            with open(os.open(env_file, os.O_WRONLY | os.O_CREAT, 0o600), "w", encoding="utf-8") as handle:
+                handle.writelines(f"{k}={v}\n" for k, v in body.get("env", {}).items())
+            started = self._docker("run", "--detach", "--name", f"runpod-{pod.id}", "--gpus", "all",
+                                   "--env-file", env_file, *publish, body["image"], *shlex.split(body.get("args", "")))
+        if started.returncode != 0:
+            self.crashes.append(f"docker run for pod {pod.id} failed: {started.stderr.strip()}")
+        return started.returncode == 0
+
+    def list_pods(self, req: Request) -> Reply:
+        for pod in self.state.pods.values():
+            pod.advance(self.state)
+        return Reply(200, {"pods": [pod.view(self.state) for pod in self.state.pods.values()]})
+
+    def get_pod(self, req: Request) -> Reply:
+        pod = self.state.pods.get(req.params["id"])
+        if pod is None:
+            return self.error(404, "pod not found")
+        pod.advance(self.state)
+        return Reply(200, pod.view(self.state))
+
+    def pod_logs(self, req: Request) -> Reply:
+        """The backfill of the log stream (Server-Sent Events); the stand-in then ends the stream."""
+        pod = self.state.pods.get(req.params["id"])
+        if pod is None:
+            return self.error(404, "pod not found")
+        tail = int(req.query.get("tail", ["100"])[-1])
+        lines = pod.log
+        if self.state.docker_host:
+            logs = self._docker("logs", f"runpod-{pod.id}")
+            lines = (logs.stdout + logs.stderr).splitlines()
+        events = "".join(f"id: {pod.created_at}/{n:012d}\n"
+                         f"data: {json.dumps({'ts': pod.created_at, 'source': 'container', 'line': line})}\n\n"
+                         for n, line in enumerate(lines[-tail:] if tail else [], 1))
+        return Reply(200, events, content_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+    def delete_pod(self, req: Request) -> Reply:
+        if self.state.pods.pop(req.params["id"], None) is None:
+            return self.error(404, "pod not found")
+        if self.state.docker_host:
+            self._docker("rm", "--force", f"runpod-{req.params['id']}")
+        self.state.terminated.append(req.params["id"])
+        return Reply(204)
+
+    def pod_action(self, req: Request) -> Reply:
+        pod = self.state.pods.get(req.params["id"])
+        if pod is None:
+            return self.error(404, "pod not found")
+        action = req.body["action"]
+        if action not in _ACTIONS[pod.status]:
+            return self.error(409, f"cannot {action} a pod that is {pod.status}")
+        if action == "terminate":
+            return self.delete_pod(req)
+        pod.status, pod.polls = {"stop": ("EXITED", 0), "start": ("PROVISIONING", 0),
+                                 "restart": ("STARTING", 0)}[action]
+        return Reply(200, pod.view(self.state))
 
 
 if __name__ == "__main__":

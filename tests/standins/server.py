@@ -33,7 +33,7 @@ OFF_SPEC_FAULTS = frozenset({"payload", "malformed", "truncated", "hang"})
 @dataclass(frozen=True)
 class Fault:
     """One injected misbehaviour. Build with the class methods; ``path`` limits it to paths
-    starting with that prefix."""
+    starting with that prefix, ``method`` to requests with that method."""
 
     kind: FaultKind
     status: int = 500
@@ -41,12 +41,18 @@ class Fault:
     body: Any = None  # status faults: JSON body; None means the provider's usual error body
     seconds: float = 30.0  # hang: how long before giving up (stop() ends it sooner)
     path: str | None = None
+    method: str | None = None
 
     @classmethod
     def error(cls, status: int, *, retry_after: float | None = None, body: Any = None,
-              path: str | None = None) -> Fault:
+              path: str | None = None, method: str | None = None) -> Fault:
         headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
-        return cls("status", status=status, headers=headers, body=body, path=path)
+        return cls("status", status=status, headers=headers, body=body, path=path,
+                   method=method.upper() if method else None)
+
+    def applies(self, method: str, path: str) -> bool:
+        return ((self.path is None or path.startswith(self.path))
+                and (self.method is None or self.method == method.upper()))
 
     @classmethod
     def payload(cls, body: Any, *, status: int = 200, path: str | None = None) -> Fault:
@@ -93,13 +99,13 @@ class FaultPlan:
             self._always = None
             self.delay_s = 0.0
 
-    def take(self, path: str) -> Fault | None:
+    def take(self, path: str, method: str = "GET") -> Fault | None:
         with self._lock:
             for fault in self._queue:
-                if fault.path is None or path.startswith(fault.path):
+                if fault.applies(method, path):
                     self._queue.remove(fault)
                     return fault
-            if self._always and (self._always.path is None or path.startswith(self._always.path)):
+            if self._always and self._always.applies(method, path):
                 return self._always
             return None
 
@@ -207,6 +213,10 @@ class StandinServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def calls(self, method: str, path: str) -> list[RecordedRequest]:
+        """The recorded requests of ``method`` to exactly ``path``, in order."""
+        return [r for r in list(self.requests) if r.method == method.upper() and r.path == path]
+
     # -- contract checks ----------------------------------------------------------------------------------
 
     def contract_violations(self) -> list[str]:
@@ -246,7 +256,7 @@ class StandinServer:
         self.requests.append(rec)
         if self.faults.delay_s and self._stopping.wait(self.faults.delay_s):
             return
-        fault = self.faults.take(path)
+        fault = self.faults.take(path, http.command)
         rec.fault = fault.kind if fault else None
         if fault is None:
             reply = self._route(rec, raw_body=bool(raw)) if rec.authorized else self.error(
@@ -291,7 +301,12 @@ class StandinServer:
         return self.error(404, f"no route for {rec.method} {rec.path}")
 
     def _send(self, http: BaseHTTPRequestHandler, reply: Reply, rec: RecordedRequest) -> None:
-        data = b"" if reply.body is None else json.dumps(reply.body).encode()
+        if reply.body is None:
+            data = b""
+        elif isinstance(reply.body, str) and not reply.content_type.endswith("json"):
+            data = reply.body.encode()  # text answers (event streams) go as they are
+        else:
+            data = json.dumps(reply.body).encode()
         headers = dict(reply.headers)
         if data:
             headers["Content-Type"] = reply.content_type

@@ -51,6 +51,13 @@ def test_queued_faults_are_used_once_in_order_and_by_path(server, http):
     assert [r.fault for r in server.requests] == ["status", "status", "status", None, None]
 
 
+def test_faults_can_target_one_method(server, http):
+    server.faults.next(Fault.error(500, method="put", path=KEYS))
+    assert http.get(KEYS).status_code == 200  # same path, other method: untouched
+    assert http.put(KEYS, json={"keys": []}).status_code == 500
+    assert http.put(KEYS, json={"keys": []}).status_code == 200
+
+
 def test_standing_fault_until_cleared(server, http):
     server.faults.always(Fault.error(503))
     assert [http.get(GPUS).status_code for _ in range(3)] == [503, 503, 503]
