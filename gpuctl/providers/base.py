@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import BaseModel
 
 from gpuctl.credentials import CredentialStatus, resolve_credential
-from gpuctl.models.instance import Instance, LaunchRequest
 from gpuctl.models.offer import Offer, OfferQuery
+
+if TYPE_CHECKING:  # listing prices never needs the lifecycle models; importing them costs ~40 ms
+    from gpuctl.models.instance import Instance, LaunchRequest
 
 
 class Provider(ABC):
@@ -25,6 +27,11 @@ class Provider(ABC):
     display_name: ClassVar[str]
     #: config keys (see gpuctl.config.KEYS) holding this provider's credentials
     credential_keys: ClassVar[tuple[str, ...]] = ()
+    #: True when ``launch`` starts ``LaunchRequest.engine`` itself and the instance's ``endpoint_url``
+    #: serves it (RunPod); False for machines the lifecycle reaches over SSH to run docker (Lambda, AWS)
+    runs_engine: ClassVar[bool] = False
+    #: True when the machine belongs to the user (``--host``): gpuctl never stops or terminates it
+    user_owned: ClassVar[bool] = False
 
     def credentials(self) -> CredentialStatus:
         """Whether credentials are present and where they come from (never their values)."""
@@ -55,6 +62,10 @@ class Provider(ABC):
     def list_by_tag(self, tags: dict[str, str]) -> list[Instance]:
         """Instances carrying all of ``tags`` (how orphans are found)."""
         raise NotImplementedError(f"{self.display_name} cannot list instances yet")
+
+    def engine_logs(self, instance_id: str, tail: int | None = None) -> str:
+        """The engine's recent output, for providers that run the engine themselves (``runs_engine``)."""
+        raise NotImplementedError(f"{self.display_name} cannot show engine logs")
 
 
 class ProviderInfo(BaseModel):

@@ -13,17 +13,19 @@ import hashlib
 import logging
 import re
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpuctl.catalog import CatalogInstanceType, gpu_spec, matches, provider_catalog
 from gpuctl.errors import NoCapacityError, NotFoundError, ProviderError, UsageError
-from gpuctl.models.instance import Instance, InstanceStatus, LaunchRequest
 from gpuctl.models.offer import Availability, Offer, OfferQuery
-from gpuctl.providers import lambda_api
 from gpuctl.providers.base import Provider
 from gpuctl.providers.http import DEFAULT_TIMEOUT, ProviderHttpError
-from gpuctl.providers.lambda_api import INSUFFICIENT_CAPACITY, QUOTA_EXCEEDED, InstanceTypesItem, LambdaApi
 from gpuctl.providers.tagging import LAUNCH_TOKEN, carries, deadline, launch_tags
+
+if TYPE_CHECKING:  # the API and lifecycle models load on first use: discovering providers stays cheap
+    from gpuctl.models.instance import Instance, InstanceStatus, LaunchRequest
+    from gpuctl.providers import lambda_api
+    from gpuctl.providers.lambda_api import InstanceTypesItem, LambdaApi
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +53,17 @@ class LambdaProvider(Provider):
         #: seconds one API call may take, retries included (the pricing layer may lower it)
         self.timeout = timeout
 
+    def _api(self) -> LambdaApi:
+        from gpuctl.providers.lambda_api import LambdaApi
+
+        return LambdaApi.from_env(self.timeout)
+
     def offers(self, query: OfferQuery) -> list[Offer]:
         catalog = provider_catalog(self.name)
         types = catalog.instance_types if catalog else {}
         if query.spot or (query.gpus is not None and not set(query.gpus) & {t.gpu for t in types.values()}):
             return []  # Lambda has no spot market, and none of the wanted GPUs is sold here
-        with LambdaApi.from_env(self.timeout) as api:
+        with self._api() as api:
             items = api.list_instance_types()
         offers = instance_type_offers(items, types, datetime.now(timezone.utc))
         return [offer for offer in offers if matches(offer, query)]
@@ -74,7 +81,7 @@ class LambdaProvider(Provider):
             raise UsageError("a Lambda Cloud instance is reached over SSH, but the launch request has no public key")
         tags = launch_tags(request)
         check_tags(tags)
-        with LambdaApi.from_env(self.timeout) as api:
+        with self._api() as api:
             # an instance on its way out is an earlier deployment's, even with the same token
             earlier = [i for i in api.list_instances()
                        if _tags(i).get(LAUNCH_TOKEN) == request.idempotency_token and i.status not in _ENDING]
@@ -104,13 +111,15 @@ class LambdaProvider(Provider):
             try:
                 return lambda_instance(api.get_instance(instance_id))
             except NotFoundError:  # accepted but not yet listed: it is booting
+                from gpuctl.models.instance import Instance
+
                 return Instance(provider=self.name, id=instance_id, name=body["name"], status="pending",
                                 region=body["region_name"], instance_type=offer.instance_type, gpu=offer.gpu,
                                 gpu_count=offer.gpu_count, ssh_port=SSH_PORT, ssh_user=SSH_USER,
                                 price_per_hour=offer.price_per_hour, tags=tags)
 
     def get(self, instance_id: str) -> Instance:
-        with LambdaApi.from_env(self.timeout) as api:
+        with self._api() as api:
             try:
                 return lambda_instance(api.get_instance(instance_id))
             except NotFoundError:
@@ -119,7 +128,7 @@ class LambdaProvider(Provider):
 
     def terminate(self, instance_id: str) -> None:
         """Terminate the instance (the only thing that stops Lambda's billing); gone already is fine."""
-        with LambdaApi.from_env(self.timeout) as api:
+        with self._api() as api:
             try:
                 if api.get_instance(instance_id).status in _ENDING:
                     return
@@ -128,7 +137,7 @@ class LambdaProvider(Provider):
                 log.info("Lambda Cloud: instance %s is already gone", instance_id)
 
     def list_by_tag(self, tags: dict[str, str]) -> list[Instance]:
-        with LambdaApi.from_env(self.timeout) as api:
+        with self._api() as api:
             instances = api.list_instances()
         # an instance without gpuctl's tags is never gpuctl's, whatever filter is asked
         return [lambda_instance(i) for i in instances
@@ -137,6 +146,8 @@ class LambdaProvider(Provider):
 
 def lambda_instance(item: lambda_api.Instance) -> Instance:
     """The provider-neutral view of a Lambda instance; SSH details are set once it has an address."""
+    from gpuctl.models.instance import Instance
+
     catalog = provider_catalog(LambdaProvider.name)
     mapped = catalog.instance_types.get(item.instance_type.name) if catalog else None
     return Instance(
@@ -205,6 +216,8 @@ def _registered_name(api: LambdaApi, public_key: str) -> str | None:
 
 def launch_error(exc: ProviderHttpError, body: dict[str, Any]) -> Exception:
     """NoCapacityError (exit 5: gpuctl tries the next offer) for capacity and quota refusals."""
+    from gpuctl.providers.lambda_api import INSUFFICIENT_CAPACITY, QUOTA_EXCEEDED
+
     what = f"{body['instance_type_name']} in {body['region_name']}"
     if exc.info.code == INSUFFICIENT_CAPACITY:
         return NoCapacityError(f"Lambda Cloud has no capacity for {what} ({exc.info.summary()})")

@@ -15,26 +15,19 @@ import re
 import shlex
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from gpuctl.catalog import gpu_spec, matches, provider_catalog
 from gpuctl.envvars import Env
 from gpuctl.errors import ConfigError, NoCapacityError, NotFoundError, ProviderError, UsageError
-from gpuctl.models.instance import Instance, InstanceStatus, LaunchRequest
 from gpuctl.models.offer import Availability, Offer, OfferQuery
 from gpuctl.providers.base import Provider
 from gpuctl.providers.http import DEFAULT_TIMEOUT, ProviderHttpError
-from gpuctl.providers.runpod_api import (
-    MAX_LOG_LINES,
-    TAGS_ENV,
-    AvailabilityLevel,
-    Cloud,
-    GpuType,
-    Pod,
-    PodStatus,
-    RunPodApi,
-)
 from gpuctl.providers.tagging import LAUNCH_TOKEN, carries, launch_tags
+
+if TYPE_CHECKING:  # the API and lifecycle models load on first use: discovering providers stays cheap
+    from gpuctl.models.instance import Instance, InstanceStatus, LaunchRequest
+    from gpuctl.providers.runpod_api import AvailabilityLevel, Cloud, GpuType, Pod, PodStatus, RunPodApi
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +58,11 @@ class RunPodProvider(Provider):
         #: seconds one API call may take, retries included (the pricing layer may lower it)
         self.timeout = timeout
 
+    def _api(self) -> RunPodApi:
+        from gpuctl.providers.runpod_api import RunPodApi
+
+        return RunPodApi.from_env(self.timeout)
+
     def offers(self, query: OfferQuery) -> list[Offer]:
         catalog = provider_catalog(self.name)
         gpu_ids = catalog.gpu_ids if catalog else {}
@@ -73,7 +71,7 @@ class RunPodProvider(Provider):
         count = query.gpu_count or 1
         as_of = datetime.now(timezone.utc)
         # Stock differs per cloud and the API reports one cloud per call: ask both at once.
-        with RunPodApi.from_env(self.timeout) as api, ThreadPoolExecutor(len(TIERS)) as pool:
+        with self._api() as api, ThreadPoolExecutor(len(TIERS)) as pool:
             futures = {tier: pool.submit(api.list_gpu_types, cloud=cloud, count=count)
                        for tier, cloud in TIERS.items()}
             answers = {tier: future.result().gpus for tier, future in futures.items()}
@@ -92,7 +90,7 @@ class RunPodProvider(Provider):
         answer is not retried, since the pod may exist regardless (the next launch finds it).
         """
         body = pod_request(request)
-        with RunPodApi.from_env(self.timeout) as api:
+        with self._api() as api:
             earlier = [pod for pod in api.list_pods()
                        if pod.tags.get(LAUNCH_TOKEN) == request.idempotency_token and pod.status != "TERMINATED"]
             if earlier:
@@ -106,7 +104,7 @@ class RunPodProvider(Provider):
         return pod_instance(pod)
 
     def get(self, instance_id: str) -> Instance:
-        with RunPodApi.from_env(self.timeout) as api:
+        with self._api() as api:
             try:
                 return pod_instance(api.get_pod(instance_id))
             except NotFoundError:
@@ -114,7 +112,7 @@ class RunPodProvider(Provider):
 
     def terminate(self, instance_id: str) -> None:
         """Terminate (delete) the pod; a pod RunPod no longer knows is already gone."""
-        with RunPodApi.from_env(self.timeout) as api:
+        with self._api() as api:
             try:
                 api.delete_pod(instance_id)
             except NotFoundError:
@@ -122,10 +120,12 @@ class RunPodProvider(Provider):
 
     def engine_logs(self, instance_id: str, tail: int | None = None) -> str:
         """The pod container's last ``tail`` lines (RunPod keeps at most 5000)."""
+        from gpuctl.providers.runpod_api import MAX_LOG_LINES
+
         count = MAX_LOG_LINES if tail is None else min(tail, MAX_LOG_LINES)
         if count == 0:
             return ""
-        with RunPodApi.from_env(self.timeout) as api:
+        with self._api() as api:
             try:
                 lines = api.pod_log_lines(instance_id, count)
             except NotFoundError:
@@ -133,7 +133,7 @@ class RunPodProvider(Provider):
         return "".join(f"{line}\n" for line in lines)
 
     def list_by_tag(self, tags: dict[str, str]) -> list[Instance]:
-        with RunPodApi.from_env(self.timeout) as api:
+        with self._api() as api:
             pods = api.list_pods()
         # a pod without gpuctl's tags is never gpuctl's, whatever filter is asked
         return [pod_instance(pod) for pod in pods
@@ -166,6 +166,8 @@ def pod_request(request: LaunchRequest) -> dict[str, Any]:
     if engine.api_key_env is None:
         raise UsageError("a RunPod pod's endpoint is reachable by anyone through RunPod's proxy, so gpuctl "
                          "serves it only with an API key", "deploy with an API key, or use another provider")
+    from gpuctl.providers.runpod_api import TAGS_ENV
+
     env = {**engine.env, **{name: request.secrets[name] for name in engine.secret_env},
            TAGS_ENV: json.dumps(launch_tags(request), sort_keys=True, separators=(",", ":"))}
     if request.ssh_public_key:
@@ -199,6 +201,8 @@ def create_error(exc: ProviderHttpError, body: dict[str, Any]) -> Exception:
 
 def pod_instance(pod: Pod) -> Instance:
     """The provider-neutral view of ``pod``."""
+    from gpuctl.models.instance import Instance
+
     catalog = provider_catalog(RunPodProvider.name)
     gpu_id = pod.gpu.id if pod.gpu else None
     ssh = (pod.ssh.direct or pod.ssh.proxy) if pod.ssh else None

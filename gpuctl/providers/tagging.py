@@ -8,8 +8,10 @@ the API key can see from the provider alone that an instance has outlived its de
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-from gpuctl.models.instance import LaunchRequest
+if TYPE_CHECKING:
+    from gpuctl.models.instance import LaunchRequest
 
 #: the launch's idempotency token; a launch carrying the same token returns the instance that has it
 LAUNCH_TOKEN = "gpuctl-launch-token"
