@@ -91,8 +91,13 @@ SECRET_PLACEHOLDERS = {"HF_TOKEN": "<secret: your Hugging Face token>"}
 API_KEY_PLACEHOLDER = "<secret: generated at launch>"
 
 
-def choose_offer(recipe: Recipe, offers: Sequence[Offer], request: PlanRequest) -> tuple[Offer, FitRow, int]:
-    """The cheapest available offer that fits (ties: better availability); also how many fit."""
+def ranked_offers(recipe: Recipe, offers: Sequence[Offer],
+                  request: PlanRequest) -> tuple[list[tuple[Offer, FitRow]], int]:
+    """Every available offer that fits and is affordable, best first, and how many fit at all.
+
+    Best is cheapest, then better availability; ``gpuctl up`` tries them in this order when a
+    provider has no capacity. Raises like ``choose_offer`` when none qualifies.
+    """
     context = request.max_model_len or recipe.default_context
     check_context(recipe, context)
     settings = request.fit_settings()
@@ -118,9 +123,22 @@ def choose_offer(recipe: Recipe, offers: Sequence[Offer], request: PlanRequest) 
         cheapest = min(o.price_per_hour for o, _ in fitting)
         raise NoCapacityError(f"the cheapest offer that fits costs ${cheapest:.2f}/h, above --max-price "
                               f"${request.max_price:.2f}/h", "raise --max-price or try a smaller context")
-    offer, row = min(affordable, key=lambda pair: (pair[0].price_per_hour, AVAILABILITY_RANK[pair[0].availability],
-                                                   pair[0].provider, pair[0].id))
-    return offer, row, len(fitting)
+    ranked = sorted(affordable, key=lambda pair: (pair[0].price_per_hour, AVAILABILITY_RANK[pair[0].availability],
+                                                  pair[0].provider, pair[0].id))
+    return ranked, len(fitting)
+
+
+def choose_offer(recipe: Recipe, offers: Sequence[Offer], request: PlanRequest,
+                 rank: int = 0) -> tuple[Offer, FitRow, int]:
+    """The cheapest available offer that fits (ties: better availability); also how many fit.
+
+    ``rank`` picks the next-best offers instead (1: the runner-up), for falling back on a capacity error.
+    """
+    ranked, fitting = ranked_offers(recipe, offers, request)
+    if rank >= len(ranked):
+        raise NoCapacityError(f"only {len(ranked)} offer(s) for {_describe(request)} fit and are affordable")
+    offer, row = ranked[rank]
+    return offer, row, fitting
 
 
 def _describe(request: PlanRequest) -> str:
@@ -135,11 +153,14 @@ def _describe(request: PlanRequest) -> str:
 
 
 def build_plan(request: PlanRequest, recipe: Recipe, offers: Sequence[Offer], *, hf_token_present: bool,
-               warnings: Sequence[str] = ()) -> DeployPlan:
-    """The plan for ``request`` given the offers found; pure, so the same inputs give the same plan."""
+               warnings: Sequence[str] = (), rank: int = 0) -> DeployPlan:
+    """The plan for ``request`` given the offers found; pure, so the same inputs give the same plan.
+
+    ``rank`` plans the next-best offer instead (see ``choose_offer``).
+    """
     from gpuctl.engines import build_engine_spec
 
-    offer, row, fitting = choose_offer(recipe, offers, request)
+    offer, row, fitting = choose_offer(recipe, offers, request, rank)
     needs_token = recipe.gated is not False
     options = EngineOptions(
         engine=request.engine, gpu_count=offer.gpu_count, max_model_len=row.context,
@@ -172,15 +193,36 @@ def build_plan(request: PlanRequest, recipe: Recipe, offers: Sequence[Offer], *,
     )
 
 
-def plan_deployment(request: PlanRequest, *, project_root: Path | None = None, registry: ProviderRegistry | None = None,
-                    reporter: Reporter | None = None) -> DeployPlan:
-    """Resolve the model, read the offers (live, else cache, else snapshot) and build the plan."""
+class PlanInputs(BaseModel):
+    """What a plan is built from: the recipe, the offers found, and what collecting them had to say."""
+
+    recipe: Recipe
+    offers: list[Offer]
+    warnings: list[str] = Field(default_factory=list)
+    hf_token_present: bool
+
+
+def plan_inputs(request: PlanRequest, *, project_root: Path | None = None, registry: ProviderRegistry | None = None,
+                reporter: Reporter | None = None, offers: Sequence[Offer] | None = None) -> PlanInputs:
+    """Resolve the model and read the offers (live, else cache, else snapshot) unless ``offers`` are given."""
     from gpuctl.credentials import resolve_credential
-    from gpuctl.pricing import collect_offers
     from gpuctl.recipes import resolve_model
 
     recipe = resolve_model(request.model, project_root, request.hf_config)
-    result = collect_offers(request.offer_query(), providers=request.providers, registry=registry,
-                            reporter=reporter or NullReporter())
-    return build_plan(request, recipe, result.offers, warnings=result.warnings,
+    warnings: list[str] = []
+    if offers is None:
+        from gpuctl.pricing import collect_offers
+
+        result = collect_offers(request.offer_query(), providers=request.providers, registry=registry,
+                                reporter=reporter or NullReporter())
+        offers, warnings = result.offers, result.warnings
+    return PlanInputs(recipe=recipe, offers=list(offers), warnings=warnings,
                       hf_token_present=resolve_credential("hf.token").present)
+
+
+def plan_deployment(request: PlanRequest, *, project_root: Path | None = None, registry: ProviderRegistry | None = None,
+                    reporter: Reporter | None = None) -> DeployPlan:
+    """Resolve the model, read the offers (live, else cache, else snapshot) and build the plan."""
+    inputs = plan_inputs(request, project_root=project_root, registry=registry, reporter=reporter)
+    return build_plan(request, inputs.recipe, inputs.offers, warnings=inputs.warnings,
+                      hf_token_present=inputs.hf_token_present)

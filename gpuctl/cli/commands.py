@@ -19,6 +19,13 @@ COMMANDS: dict[str, CommandEntry] = {
     "models": CommandEntry("gpuctl.cli.models", "models", "List model recipes, or show one."),
     "fit": CommandEntry("gpuctl.cli.fit", "fit", "Which GPUs can serve a model, at what context."),
     "up": CommandEntry("gpuctl.cli.up", "up", "Deploy a model to a GPU (plan it with --dry-run)."),
+    "status": CommandEntry("gpuctl.cli.status", "status", "Deployments: endpoint, uptime, cost so far, TTL, health."),
+    "logs": CommandEntry("gpuctl.cli.logs", "logs", "Print (or follow) a deployment's engine log."),
+    "ssh": CommandEntry("gpuctl.cli.ssh", "ssh", "Shell, command or tunnel on a deployment's host."),
+    "env": CommandEntry("gpuctl.cli.env", "env", "OPENAI_BASE_URL/OPENAI_API_KEY exports for a deployment."),
+    "down": CommandEntry("gpuctl.cli.down", "down", "Tear a deployment down and print what it cost."),
+    "gc": CommandEntry("gpuctl.cli.gc", "gc", "Find and remove instances no deployment accounts for."),
+    "weights": CommandEntry("gpuctl.cli.weights", "weights", "Weights cached on a GPU host: ls, pull, verify, rm."),
     "bench": CommandEntry("gpuctl.cli.bench", "bench", "Latency, throughput and $ per 1M tokens of an endpoint."),
     "providers": CommandEntry("gpuctl.cli.providers", "providers", "Installed providers and their credentials."),
     "config": CommandEntry("gpuctl.cli.config", "config", "Read and write the user config file."),
@@ -26,4 +33,4 @@ COMMANDS: dict[str, CommandEntry] = {
     "completion": CommandEntry("gpuctl.cli.completion", "completion", "Print the shell completion script."),
 }
 
-ALIASES: dict[str, str] = {}
+ALIASES: dict[str, str] = {"ls": "status"}

@@ -1,21 +1,28 @@
-"""``gpuctl up``: deploy a model to a GPU. For now it plans only (``--dry-run``)."""
+"""``gpuctl up``: deploy a model to a GPU (a rented one, or your own with ``--host``), or plan it (``--dry-run``)."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from gpuctl.app import App
 from gpuctl.cli.fit import serving_options
-from gpuctl.cli.options import json_option, yes_option
-from gpuctl.cli.output import ConsoleReporter, print_json, warn
+from gpuctl.cli.options import json_option, quiet_option, yes_option
+from gpuctl.cli.output import ConsoleReporter, info, print_json, warn
 from gpuctl.errors import UsageError
-from gpuctl.events import NullReporter
 
 if TYPE_CHECKING:
-    from gpuctl.plan import DeployPlan
+    from gpuctl.deploy.context import DeployContext, Timeouts
+    from gpuctl.deploy.hosts import HostKeyDecision
+    from gpuctl.host.errors import UnknownHostKeyError
+    from gpuctl.models.deployment import Deployment
+    from gpuctl.plan import DeployPlan, PlanInputs, PlanRequest
+
+_CLOUD_ONLY = ("gpu", "count", "provider", "region", "spot", "max_price")
 
 
 @click.command()
@@ -27,63 +34,247 @@ if TYPE_CHECKING:
 @click.option("--spot", is_flag=True, help="Spot/interruptible capacity only (cheaper, can be reclaimed).")
 @click.option("--max-price", type=click.FloatRange(min=0, min_open=True), default=None, metavar="USD",
               help="Highest price per hour for the whole instance.")
+@click.option("--host", default=None, metavar="USER@ADDR[:PORT]|local",
+              help="Deploy to a machine you have (over SSH, honouring ~/.ssh/config) or to this one's docker.")
+@click.option("--identity", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="KEYFILE",
+              help="SSH private key for --host (else the ssh agent, ~/.ssh/config and the project key).")
+@click.option("--accept-host-key", is_flag=True, help="Pin the --host machine's SSH key on first contact.")
+@click.option("--price-per-hour", type=click.FloatRange(min=0), default=None, metavar="USD",
+              help="What the --host machine costs, for cost accounting (default 0).")
 @click.option("--ttl", default=None, metavar="DURATION",
               help="Tear down after this long (e.g. 90m, 2h); the host enforces it itself.")
+@click.option("--name", default=None, help="Deployment name (default: <model>-<gpu>-<4 hex>).")
 @click.option("--max-model-len", type=click.IntRange(min=1), default=None, metavar="TOKENS",
               help="Context length to serve (default: the recipe's default context).")
 @click.option("--served-model-name", default=None, metavar="NAME",
               help="Model name clients send (vLLM only; default: the repo id).")
 @click.option("--public/--private", default=False,
               help="Publish the port on all interfaces with a generated API key (default: private, SSH tunnel).")
+@click.option("--keep-on-failure", is_flag=True, help="Leave what was created when a step fails (to debug it).")
+@click.option("--launch-timeout", default="15m", show_default=True, metavar="DURATION",
+              help="How long the provider may take to start the instance.")
+@click.option("--ssh-timeout", default="5m", show_default=True, metavar="DURATION",
+              help="How long the host may take to accept SSH.")
+@click.option("--health-timeout", default="30m", show_default=True, metavar="DURATION",
+              help="How long the engine may take to load the model and answer.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing at any provider.")
 @serving_options
 @yes_option
+@quiet_option
 @json_option
 @click.pass_obj
 def up(app: App, model: str | None, gpu: str | None, count: int | None, provider: str | None, region: str | None,
-       spot: bool, max_price: float | None, ttl: str | None, max_model_len: int | None,
-       served_model_name: str | None, public: bool, dry_run: bool, engine: str | None,
-       gpu_memory_utilization: float | None, quantization: str | None, hf_config: str | None) -> None:
+       spot: bool, max_price: float | None, host: str | None, identity: Path | None, accept_host_key: bool,
+       price_per_hour: float | None, ttl: str | None, name: str | None, max_model_len: int | None,
+       served_model_name: str | None, public: bool, keep_on_failure: bool, launch_timeout: str, ssh_timeout: str,
+       health_timeout: str, dry_run: bool, engine: str | None, gpu_memory_utilization: float | None,
+       quantization: str | None, hf_config: str | None) -> None:
     """Deploy MODEL (a recipe name or hf:ORG/NAME; default: the project's) to the cheapest GPU that fits.
 
     \b
+    Shows the price and asks before launching (-y skips). Ctrl-C or a failed step tears down
+    what was created (unless --keep-on-failure); 'gpuctl down NAME' finishes any cleanup.
     Defaults for MODEL, --gpu, --provider, --engine, --region and --ttl come from gpuctl.yaml.
     """
-    if not dry_run:
-        raise UsageError("deploying is not available in this version of gpuctl",
-                         "add --dry-run to see what 'gpuctl up' would do")
     from gpuctl.catalog import resolve_gpu
     from gpuctl.durations import parse_duration
-    from gpuctl.plan import PlanRequest, plan_deployment
+    from gpuctl.plan import PlanRequest
 
+    cloud_flags = {"gpu": gpu, "count": count, "provider": provider, "region": region, "spot": spot,
+                   "max_price": max_price}
+    _check_host_flags(host, cloud_flags, identity, accept_host_key, price_per_hour)
+    if name:
+        from gpuctl.deploy.naming import check_name
+
+        check_name(name)
     project = app.project
     model = model or project.model
     if not model:
         raise UsageError("no model given", "pass MODEL (see 'gpuctl models') or set model: in gpuctl.yaml")
-    gpu = gpu or project.gpu
-    provider = provider or project.provider or "auto"
-    if provider != "auto":
-        app.registry.create(provider)  # an unknown name fails here, with close matches
+    if host is None:
+        gpu = gpu or project.gpu
+        provider = provider or project.provider or "auto"
+        if provider != "auto":
+            app.registry.create(provider)  # an unknown name fails here, with close matches
+        region = region or project.region
     ttl = ttl or project.ttl
     request = PlanRequest(
         model=model, hf_config=hf_config, gpu=resolve_gpu(gpu) if gpu else None, count=count,
-        providers=None if provider == "auto" else [provider], region=region or project.region,
+        providers=None if provider in (None, "auto") else [provider], region=region,
         engine=engine or project.engine or "vllm", spot=spot, max_price=max_price,
         ttl_seconds=parse_duration(ttl) if ttl else None, max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization, quantization=quantization,
         served_model_name=served_model_name, public=public,
     )
-    reporter = ConsoleReporter(app) if sys.stderr.isatty() else NullReporter()
-    plan = plan_deployment(request, project_root=app.project_root, registry=app.registry, reporter=reporter)
-    for note in plan.warnings:
-        warn(app, note)
-    if app.json:
-        print_json(plan.model_dump(mode="json"))
+    timeouts = _timeouts(launch_timeout, ssh_timeout, health_timeout)
+    # a plan alone stays quiet off a terminal; a deploy always reports its steps (plain lines there)
+    ctx = deploy_context(app, timeouts, quiet=dry_run and not sys.stderr.isatty())
+    inputs = _inputs(app, ctx, request, host, identity, accept_host_key, price_per_hour or 0.0)
+    if dry_run:
+        from gpuctl.plan import build_plan
+
+        plan = build_plan(request, inputs.recipe, inputs.offers, warnings=inputs.warnings,
+                          hf_token_present=inputs.hf_token_present)
+        _warn_all(app, plan.warnings)
+        if app.json:
+            print_json(plan.model_dump(mode="json"))
+        else:
+            _render_plan(plan)
+        return
+    _deploy(app, ctx, request, inputs, host=host, identity=identity, accept_host_key=accept_host_key, name=name,
+            keep_on_failure=keep_on_failure)
+
+
+def _check_host_flags(host: str | None, cloud_flags: Mapping[str, object], identity: Path | None,
+                      accept_host_key: bool, price_per_hour: float | None) -> None:
+    from gpuctl.deploy.hosts import HostProvider
+
+    if host is None and cloud_flags["provider"] == HostProvider.name:
+        raise UsageError("the ssh provider deploys to a machine you name", "use --host USER@ADDR[:PORT] or local")
+    if host is not None:
+        given = [f"--{key.replace('_', '-')}" for key in _CLOUD_ONLY if cloud_flags[key]]
+        if given:
+            raise UsageError(f"{', '.join(given)} cannot be combined with --host",
+                             "--host deploys to the GPUs that machine has")
+        return
+    extra = [flag for flag, value in (("--identity", identity), ("--accept-host-key", accept_host_key),
+                                      ("--price-per-hour", price_per_hour is not None)) if value]
+    if extra:
+        raise UsageError(f"{', '.join(extra)} only apply with --host")
+
+
+def _timeouts(launch: str, ssh: str, health: str) -> Timeouts:
+    from gpuctl.deploy.context import Timeouts
+    from gpuctl.durations import parse_duration
+
+    return Timeouts(launch=parse_duration(launch), ssh=parse_duration(ssh), health=parse_duration(health))
+
+
+def deploy_context(app: App, timeouts: Timeouts, *, quiet: bool) -> DeployContext:
+    from gpuctl.deploy.context import DeployContext
+    from gpuctl.events import NullReporter
+
+    return DeployContext(store=app.state, registry=app.registry,
+                         reporter=NullReporter() if quiet else ConsoleReporter(app), timeouts=timeouts)
+
+
+def _inputs(app: App, ctx: DeployContext, request: PlanRequest, host: str | None, identity: Path | None,
+            accept_host_key: bool, price_per_hour: float) -> PlanInputs:
+    """The recipe and the offers: the host's own (``--host``), or every provider's."""
+    from gpuctl.plan import plan_inputs
+
+    if host is None:
+        return plan_inputs(request, project_root=app.project_root, registry=app.registry, reporter=ctx.reporter)
+    from gpuctl.deploy.hosts import connect, host_offer, opened
+    from gpuctl.host.target import parse_target
+
+    target = parse_target(host)
+    # the offer comes from the host itself (its GPUs), so reading it means connecting now
+    recipe_first = plan_inputs(request, project_root=app.project_root, offers=[])
+    with ctx.reporter.step(f"reading the GPUs of {target}"), opened(connect(
+            target, ctx.state_dir, identity=identity, accept_host_key=accept_host_key,
+            decide=_host_key_prompt(app))) as shell:
+        offer = host_offer(shell, target, price_per_hour)
+    return recipe_first.model_copy(update={"offers": [offer]})
+
+
+def _host_key_prompt(app: App) -> HostKeyDecision | None:
+    """Ask on a terminal whether to pin an unknown host key; None (refuse) without one."""
+    if not app.can_prompt:
+        return None
+
+    def decide(exc: UnknownHostKeyError) -> bool:
+        click.echo(f"The host key of {exc.host} is not known yet:\n  {exc.key_type} {exc.fingerprint}", err=True)
+        return click.confirm("Trust it and pin it for this project?", default=False, err=True)
+
+    return decide
+
+
+def _deploy(app: App, ctx: DeployContext, request: PlanRequest, inputs: PlanInputs, *, host: str | None,
+            identity: Path | None, accept_host_key: bool, name: str | None, keep_on_failure: bool) -> None:
+    from gpuctl.credentials import credential_value
+    from gpuctl.deploy import naming
+    from gpuctl.deploy.lifecycle import UpRequest, required_secrets, up
+    from gpuctl.deploy.planning import MAX_OFFERS, candidate_plans
+    from gpuctl.host.health import EngineHealthError
+    from gpuctl.host.target import parse_target
+
+    plans = candidate_plans(ctx, request, inputs, limit=1 if host else MAX_OFFERS)
+    _warn_all(app, plans[0].warnings)
+    name = name or naming.default_name(plans[0].model.name, plans[0].offer.gpu)
+    secrets = required_secrets(plans[0], credential_value("hf.token"))
+    _confirm(app, name, plans)
+    target = parse_target(host) if host else None
+    try:
+        deployment = up(ctx, UpRequest(
+            name=name, plans=plans, host=target, identity=identity, accept_host_key=accept_host_key,
+            keep_on_failure=keep_on_failure, decide_host_key=_host_key_prompt(app), secrets=secrets,
+            on_ready=None,  # issue 7: the short health bench plugs in here (called with the running deployment)
+        ))
+    except EngineHealthError as exc:
+        if exc.log_tail.strip():
+            click.echo("last lines of the engine log:", err=True)
+            click.echo("".join(f"  {line}\n" for line in exc.log_tail.strip().splitlines()[-20:]), err=True, nl=False)
+        raise
+    _render_ready(app, deployment)
+
+
+def _confirm(app: App, name: str, plans: list[DeployPlan]) -> None:
+    """Step 2: nothing is launched without its price on screen and a yes."""
+    from gpuctl.deploy.lifecycle import describe_offer
+    from gpuctl.durations import format_duration
+
+    plan = plans[0]
+    offer = plan.offer
+    if plan.ttl_seconds:
+        ttl = (f"TTL {format_duration(plan.ttl_seconds)}, at most ${offer.price_per_hour * plan.ttl_seconds / 3600:.2f}"
+               " in total")
     else:
-        _render(plan)
+        ttl = f"no TTL: bills until 'gpuctl down {name}'"
+    lines = [f"deploy {name}: {plan.model.name} on {describe_offer(offer)}, {ttl}"]
+    if len(plans) > 1:
+        lines.append("  if it has no capacity, then: " + "; ".join(describe_offer(p.offer) for p in plans[1:]))
+    if app.yes:
+        info(app, "\n".join(lines))  # shown unless -q: the user confirmed ahead with -y
+        return
+    click.echo("\n".join(lines), err=True)
+    if not app.can_prompt:
+        raise UsageError("not deploying without a confirmation, and there is no terminal to ask on",
+                         "pass -y to confirm the price shown above")
+    if not click.confirm("Deploy?", default=False, err=True):
+        raise click.Abort()
 
 
-def _render(plan: DeployPlan) -> None:
+def _render_ready(app: App, deployment: Deployment) -> None:
+    from gpuctl.deploy.endpoint import openai_base
+
+    assert deployment.endpoint is not None
+    base = openai_base(deployment.endpoint)
+    if app.json:
+        print_json(deployment.model_dump(mode="json"))
+        return
+    if app.quiet:
+        click.echo(base)
+        return
+    auth = ' -H "Authorization: Bearer $OPENAI_API_KEY"' if deployment.public else ""
+    body = f'{{"model": "{deployment.served_model_name}", "prompt": "Hello", "max_tokens": 16}}'
+    lines = [f"{deployment.name} is ready: {base}"]
+    if deployment.tunnel:
+        lines.append(f"  private endpoint: first run 'gpuctl ssh {deployment.name} --tunnel' in another terminal")
+    lines += [
+        f'  eval "$(gpuctl env {deployment.name})"',
+        f"  curl {base}/completions -H 'Content-Type: application/json'{auth} -d '{body}'",
+        f"  gpuctl down {deployment.name}   # stop paying",
+    ]
+    click.echo("\n".join(lines))
+
+
+def _warn_all(app: App, notes: list[str]) -> None:
+    for note in notes:
+        warn(app, note)
+
+
+def _render_plan(plan: DeployPlan) -> None:
     from gpuctl.durations import format_duration
     from gpuctl.models.engine import HOST_PORT
 

@@ -62,6 +62,18 @@ def pin_host_key(pinned_file: Path, hostname: str, key: Any) -> None:
     atomic_write(pinned_file, f"{existing}{hostname} {key.get_name()} {key.get_base64()}\n", mode=0o600)
 
 
+def unpin_host_key(pinned_file: Path, hostname: str) -> bool:
+    """Forget what is pinned for ``hostname`` (a rented machine that is gone: its address will be reused)."""
+    if not pinned_file.is_file():
+        return False
+    lines = pinned_file.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if hostname not in line.split(" ", 1)[0].split(",")]
+    if len(kept) == len(lines):
+        return False
+    atomic_write(pinned_file, "".join(kept), mode=0o600)
+    return True
+
+
 def load_known_hosts(client: Any, user_files: list[Path], pinned_file: Path) -> None:
     """Give a paramiko SSHClient the user's known_hosts files (read only) and the pinned file."""
     for path in user_files:

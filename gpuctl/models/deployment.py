@@ -16,6 +16,18 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+class LaunchAttempt(BaseModel):
+    """One offer ``gpuctl up`` tried; kept so a crash or a fallback never loses track of a provider."""
+
+    model_config = ConfigDict(extra="allow")
+
+    provider: str
+    offer_id: str
+    idempotency_token: str
+    at: datetime = Field(default_factory=utcnow)
+    error: str | None = None
+
+
 class Deployment(BaseModel):
     """What gpuctl knows about one deployment; written before every provider call.
 
@@ -41,6 +53,27 @@ class Deployment(BaseModel):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     ended_at: datetime | None = None
+    # -- written by the deploy lifecycle (all optional, so older records still load) --------------
+    project_id: str | None = Field(default=None, description="the project's id, also in the gpuctl-project tag")
+    offer_id: str | None = None
+    attempts: list[LaunchAttempt] = Field(default_factory=list, description="offers tried, in order")
+    engine: str | None = None
+    served_model_name: str | None = None
+    health_path: str | None = None
+    public: bool = False
+    host: str | None = Field(default=None, description="where the container runs: 'local' or an SSH target")
+    identity: str | None = Field(default=None, description="--identity key file used to reach the host")
+    docker_sudo: bool = False
+    container: str | None = Field(default=None, description="engine container name on the host")
+    host_port: int | None = Field(default=None, description="host port the engine is published on")
+    tunnel: bool = Field(default=False, description="endpoint is on the host's loopback: reach it over SSH")
+    watchdog_pid: int | None = Field(default=None, description="TTL watchdog process on the host")
+    launched_at: datetime | None = Field(default=None, description="when the provider accepted the launch")
+    ready_at: datetime | None = None
+    expires_at: datetime | None = Field(default=None, description="when the TTL watchdog stops it")
+    cost_usd: float | None = Field(default=None, description="final cost, set when it ended")
+    owner_pid: int | None = Field(default=None, description="the 'gpuctl up' process still working on it")
+    owner_host: str | None = None
 
 
 class HistoryEvent(BaseModel):

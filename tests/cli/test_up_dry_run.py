@@ -16,10 +16,9 @@ def plan(gpuctl, *args: str, env: dict[str, str] | None = None) -> dict:
     return json.loads(result.stdout)
 
 
-def test_up_without_dry_run_is_not_available_yet(gpuctl) -> None:
-    result = gpuctl("up", "llama-3-8b")
-    assert result.exit_code == 2
-    assert "deploying is not available" in result.stderr and "--dry-run" in result.stderr
+def test_a_dry_run_writes_no_state(gpuctl, isolated: Path) -> None:
+    plan(gpuctl, "llama-3-8b")
+    assert not (isolated / ".gpuctl").exists()
 
 
 def test_dry_run_works_offline_with_snapshot_prices_and_picks_the_cheapest_fit(gpuctl) -> None:

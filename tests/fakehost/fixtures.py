@@ -6,15 +6,20 @@
 * ``fake_gpu_host`` (module): one started host with 1x NVIDIA L40S, shared by a module's tests.
 * ``make_fake_gpu_host`` (function): a factory, ``make_fake_gpu_host(gpus=[FakeGpu(...)] * 2)``;
   every host it made is stopped when the test ends.
+* ``fake_cloud`` (function): a fresh in-test cloud (cloud.py), the only providers gpuctl sees besides
+  ``ssh``, in this process and in ``gpuctl_process`` subprocesses.
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from gpuctl.plugins import ProviderRegistry
+from tests.fakehost.cloud import STATE_ENV, Cloud, registry
 from tests.fakehost.host import (
     FakeGpu,
     FakeGpuHost,
@@ -65,3 +70,11 @@ def make_fake_gpu_host(fakehost_env: FakeHostEnv) -> Iterator[Callable[..., Fake
     finally:
         for host in hosts:
             host.stop()
+
+
+@pytest.fixture
+def fake_cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cloud:
+    path = tmp_path / "fakecloud.json"
+    monkeypatch.setenv(STATE_ENV, str(path))
+    monkeypatch.setattr(ProviderRegistry, "discover", classmethod(lambda cls, eps=None: registry()))
+    return Cloud(path)

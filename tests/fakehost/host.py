@@ -239,6 +239,10 @@ class FakeGpuHost:
         return subprocess.run(["docker", *args], env={**os.environ, **self.docker_env}, capture_output=True,
                               text=True, check=check, timeout=timeout)
 
+    def containers(self) -> list[str]:
+        """``NAME STATE`` of every container on the host, running or not, sorted."""
+        return sorted(self.docker("ps", "-a", "--format", "{{.Names}} {{.State}}").stdout.splitlines())
+
     def run_inside(self, argv: list[str], timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         """Run a command in the host's network and mount namespaces, as root on the host."""
         return subprocess.run(self._nsenter() + argv, capture_output=True, text=True, timeout=timeout,

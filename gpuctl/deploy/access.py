@@ -1,0 +1,106 @@
+"""Reaching a deployment after ``up``: a shell on its host, its engine logs, an ssh command, its env vars."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gpuctl.deploy.context import DeployContext
+from gpuctl.deploy.endpoint import openai_base
+from gpuctl.errors import UsageError
+from gpuctl.host.shell import Shell
+from gpuctl.host.target import HostTarget, parse_target
+from gpuctl.models.deployment import Deployment
+
+#: what OpenAI clients get as a key for an engine that has none (they insist on some value)
+NO_KEY = "EMPTY"
+
+
+def host_target(deployment: Deployment) -> HostTarget:
+    if not deployment.host:
+        raise UsageError(f"'{deployment.name}' does not run on a host gpuctl can reach "
+                         f"({deployment.provider} runs the engine itself)")
+    return parse_target(deployment.host)
+
+
+@contextmanager
+def open_host(ctx: DeployContext, deployment: Deployment, *, shell: Shell | None = None,
+              timeout: float = 15.0) -> Iterator[Shell]:
+    """A shell on the deployment's host (``shell`` when one is open already); its key must be pinned."""
+    if shell is not None:
+        yield shell
+        return
+    from gpuctl.deploy.hosts import connect, opened
+
+    identity = Path(deployment.identity) if deployment.identity else None
+    with opened(connect(host_target(deployment), ctx.state_dir, identity=identity, timeout=timeout)) as host:
+        yield host
+
+
+def engine_logs(ctx: DeployContext, deployment: Deployment, tail: int | None) -> str:
+    """The engine's last ``tail`` lines (all with None)."""
+    if not deployment.host:
+        provider = ctx.provider(deployment.provider)
+        try:
+            return provider.engine_logs(deployment.instance_id or "", tail)
+        except NotImplementedError:
+            raise UsageError(f"{provider.display_name} cannot show the engine log of '{deployment.name}'",
+                             "look at it in the provider's console") from None
+    from gpuctl.host.docker import DockerEngine
+
+    with open_host(ctx, deployment) as host:
+        return DockerEngine(host, sudo=deployment.docker_sudo).logs(_container(deployment), tail)
+
+
+def follow_engine_logs(ctx: DeployContext, deployment: Deployment, tail: int | None) -> Generator[str, None, None]:
+    """Log lines as the engine writes them, until it stops or the caller stops iterating."""
+    from gpuctl.host.docker import DockerEngine
+
+    with open_host(ctx, deployment) as host:
+        yield from DockerEngine(host, sudo=deployment.docker_sudo).follow_logs(_container(deployment), tail)
+
+
+def _container(deployment: Deployment) -> str:
+    if not deployment.container:
+        raise UsageError(f"'{deployment.name}' has no engine container yet (status {deployment.status})")
+    return deployment.container
+
+
+def ssh_argv(ctx: DeployContext, deployment: Deployment, command: list[str], *,
+             tunnel_port: int | None = None) -> list[str]:
+    """The OpenSSH command line for a shell (or ``command``, or a tunnel) on the deployment's host.
+
+    Trust is the same as gpuctl's own: the user's known_hosts plus the project's pinned keys, strictly.
+    """
+    from gpuctl.host.hostkeys import pinned_known_hosts
+    from gpuctl.host.keys import KEY_FILE, SSH_DIR
+    from gpuctl.host.ssh import openssh_argv
+    from gpuctl.host.sshconfig import resolve_ssh_options
+
+    target = host_target(deployment)
+    if target.kind == "local":
+        raise UsageError(f"'{deployment.name}' runs on this machine: no SSH needed",
+                         f"use docker directly, e.g. 'docker logs {deployment.container}'")
+    identities = [Path(deployment.identity)] if deployment.identity else []
+    identities.append(ctx.state_dir / SSH_DIR / KEY_FILE)
+    argv = openssh_argv(resolve_ssh_options(target), identity_files=identities,
+                        pinned_file=pinned_known_hosts(ctx.state_dir), command=command)
+    if tunnel_port is not None:
+        if deployment.host_port is None:
+            raise UsageError(f"'{deployment.name}' has no engine port yet (status {deployment.status})")
+        argv[1:1] = ["-N", "-o", "ExitOnForwardFailure=yes", "-L", f"{tunnel_port}:127.0.0.1:{deployment.host_port}"]
+    return argv
+
+
+def env_lines(ctx: DeployContext, deployment: Deployment) -> list[str]:
+    """``export`` lines for OpenAI clients, ready for ``eval``."""
+    from gpuctl.deploy.secrets import read_api_key
+
+    if not deployment.endpoint or deployment.status != "running":
+        raise UsageError(f"'{deployment.name}' has no endpoint (status {deployment.status})",
+                         "'gpuctl status' shows its state")
+    key = read_api_key(ctx.state_dir, deployment.name) or NO_KEY
+    return [f"export OPENAI_BASE_URL={shlex.quote(openai_base(deployment.endpoint))}",
+            f"export OPENAI_API_KEY={shlex.quote(key)}"]

@@ -1,0 +1,63 @@
+"""What every deploy operation needs: the project's state, its id, the providers and a reporter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from gpuctl.deploy.records import Records
+from gpuctl.events import NullReporter, Reporter
+
+if TYPE_CHECKING:
+    from gpuctl.plugins import ProviderRegistry
+    from gpuctl.providers.base import Provider
+    from gpuctl.state import StateStore
+
+
+class Timeouts(BaseModel):
+    """Every wait of the lifecycle is bounded; seconds."""
+
+    launch: float = 900.0
+    ssh: float = 300.0
+    health: float = 1800.0
+    terminate: float = 600.0
+    poll: float = 2.0
+
+
+@dataclass
+class DeployContext:
+    store: StateStore
+    registry: ProviderRegistry
+    reporter: Reporter = field(default_factory=NullReporter)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.store.dir
+
+    @cached_property
+    def records(self) -> Records:
+        return Records(self.store)
+
+    @cached_property
+    def project_id(self) -> str:
+        from gpuctl.deploy.naming import project_id
+
+        return project_id(self.state_dir)
+
+    def provider_class(self, name: str) -> type[Provider]:
+        """The class of provider ``name``; the built-in ``ssh`` provider works even when not registered."""
+        from gpuctl.deploy.hosts import HostProvider
+
+        if name in self.registry.classes:
+            return self.registry.classes[name]
+        if name == HostProvider.name:
+            return HostProvider
+        return type(self.registry.create(name))  # raises: unknown or broken, with close matches
+
+    def provider(self, name: str) -> Provider:
+        return self.provider_class(name)()

@@ -1,0 +1,125 @@
+"""The ``ssh`` provider (``gpuctl up --host``): a machine the user already has, reached over SSH or locally.
+
+Its "instance" is the host itself, named by the target string (``user@addr:port`` or ``local``). It
+launches nothing and terminates nothing: ``gpuctl down`` removes the engine container and never
+touches the machine. The offer comes from the host: its GPUs as nvidia-smi reports them, at the
+price the user gives (0 by default).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+from gpuctl.host.errors import HostCheckError, UnknownHostKeyError
+from gpuctl.host.shell import LocalShell, Shell
+from gpuctl.host.target import LOCAL, HostTarget, parse_target
+from gpuctl.models.instance import Instance, LaunchRequest
+from gpuctl.models.offer import Offer, OfferQuery
+from gpuctl.providers.base import Provider
+
+#: asked on first contact with a host whose key no known_hosts file lists; True pins the key
+HostKeyDecision = Callable[[UnknownHostKeyError], bool]
+SSH_CONNECT_TIMEOUT_S = 15.0
+
+
+class HostProvider(Provider):
+    """Deploys to the user's own machine; see the module docstring."""
+
+    name = "ssh"
+    display_name = "Your own host (--host)"
+    user_owned = True
+
+    def offers(self, query: OfferQuery) -> list[Offer]:
+        return []  # a host's offer is read from the host itself (host_offer), not listed
+
+    def launch(self, request: LaunchRequest) -> Instance:
+        return self._instance(request.offer.instance_type, request.offer)
+
+    def get(self, instance_id: str) -> Instance:
+        return self._instance(instance_id)
+
+    def terminate(self, instance_id: str) -> None:
+        """Nothing to do: the machine is the user's (the lifecycle removes the container)."""
+
+    def list_by_tag(self, tags: dict[str, str]) -> list[Instance]:
+        return []  # nothing is created at any provider, so nothing can be orphaned there
+
+    def _instance(self, target_text: str, offer: Offer | None = None) -> Instance:
+        target = parse_target(target_text)
+        return Instance(provider=self.name, id=str(target), name=str(target), status="running",
+                        ssh_host=target.host, ssh_port=target.port, ssh_user=target.user,
+                        gpu=offer.gpu if offer else None, gpu_count=offer.gpu_count if offer else None,
+                        price_per_hour=offer.price_per_hour if offer else None)
+
+
+def host_offer(shell: Shell, target: HostTarget, price_per_hour: float = 0.0) -> Offer:
+    """The offer a host makes: all of its GPUs (one model), at ``price_per_hour``."""
+    from gpuctl.catalog import gpu_spec
+    from gpuctl.host.checks import query_gpus
+    from gpuctl.host.nvidia import canonical_gpu
+
+    gpus = query_gpus(shell)
+    names = {canonical_gpu(g.name, g.memory_total_mib) for g in gpus}
+    if None in names:
+        unknown = next(g.name for g in gpus if canonical_gpu(g.name, g.memory_total_mib) is None)
+        raise HostCheckError(f"{shell.where} has a GPU gpuctl's catalog does not know: {unknown}",
+                             "add it to providers/gpus.yaml, or deploy elsewhere")
+    if len(names) > 1:
+        raise HostCheckError(f"{shell.where} mixes GPU models ({', '.join(sorted(map(str, names)))})",
+                             "gpuctl serves one model per GPU kind; limit it with CUDA_VISIBLE_DEVICES on the host")
+    gpu = str(names.pop())
+    return Offer(provider=HostProvider.name, gpu=gpu, gpu_count=len(gpus), vram_gb=gpu_spec(gpu).vram_gb,
+                 region=LOCAL if target.kind == "local" else str(target.host), price_per_hour=price_per_hour,
+                 price_per_gpu_hour=round(price_per_hour / len(gpus), 4), availability="high",
+                 instance_type=str(target), source="live", as_of=datetime.now(timezone.utc))
+
+
+def connect(target: HostTarget, state_dir: Path, *, identity: Path | None = None, accept_host_key: bool = False,
+            decide: HostKeyDecision | None = None, timeout: float = SSH_CONNECT_TIMEOUT_S) -> Shell:
+    """A shell on ``target``: this machine, or a host-key-verified SSH session.
+
+    An unknown host key is pinned when ``accept_host_key`` is set or ``decide`` says yes; otherwise
+    UnknownHostKeyError (exit 2) shows its fingerprint.
+    """
+    if target.kind == "local":
+        return LocalShell()
+    from gpuctl.host.ssh import open_session
+
+    try:
+        return open_session(target, state_dir, identity=identity, accept_host_key=accept_host_key, timeout=timeout)
+    except UnknownHostKeyError as exc:
+        if decide is None or not decide(exc):
+            raise
+    return open_session(target, state_dir, identity=identity, accept_host_key=True, timeout=timeout)
+
+
+def wait_for_shell(target: HostTarget, state_dir: Path, *, timeout: float, identity: Path | None = None,
+                   accept_host_key: bool = False, decide: HostKeyDecision | None = None) -> Shell:
+    """``connect`` retried until SSH answers (a booting machine), bounded by ``timeout`` seconds (exit 7)."""
+    if target.kind == "local":
+        return LocalShell()
+    from gpuctl.host.ssh import wait_for_ssh
+
+    deadline = time.monotonic() + timeout
+
+    def once() -> Shell:
+        remaining = max(1.0, min(SSH_CONNECT_TIMEOUT_S, deadline - time.monotonic()))
+        return connect(target, state_dir, identity=identity, accept_host_key=accept_host_key, decide=decide,
+                       timeout=remaining)
+
+    return wait_for_ssh(once, timeout)  # type: ignore[arg-type]
+
+
+@contextmanager
+def opened(shell: Shell) -> Iterator[Shell]:
+    """Close an SSH session when done (a local shell has nothing to close)."""
+    try:
+        yield shell
+    finally:
+        close = getattr(shell, "close", None)
+        if close is not None:
+            close()

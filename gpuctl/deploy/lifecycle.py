@@ -1,0 +1,360 @@
+"""``gpuctl up`` as one state machine: reserve, launch (with fallback), wait, check, engine, health, ready.
+
+The record is written before every external call, so a crash at any step leaves what ``gpuctl down``
+needs. Any failure after the record exists, Ctrl-C or SIGTERM, goes through the one teardown path
+(:func:`gpuctl.deploy.teardown.teardown`) unless the caller keeps what was created.
+
+States: provisioning (record written, launching) -> starting (instance exists) -> running (healthy);
+any failure -> failed -> terminated once torn down.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gpuctl.deploy import naming, tags
+from gpuctl.deploy.context import DeployContext
+from gpuctl.deploy.endpoint import http_url, reach
+from gpuctl.deploy.hosts import HostKeyDecision, wait_for_shell
+from gpuctl.deploy.signals import shielded, terminate_interrupts
+from gpuctl.errors import GpuctlError, Interrupted, NoCapacityError, NotFoundError, ProviderError, TimeoutError_
+from gpuctl.host.shell import Shell
+from gpuctl.host.target import HostTarget
+from gpuctl.models.deployment import Deployment, LaunchAttempt
+from gpuctl.models.instance import Instance, LaunchRequest
+from gpuctl.models.offer import Offer
+from gpuctl.plan import DeployPlan
+from gpuctl.providers.base import Provider
+
+if TYPE_CHECKING:
+    from gpuctl.host.docker import DockerEngine
+
+
+@dataclass
+class UpRequest:
+    """What ``gpuctl up`` decided: the plans (best first; the rest are fallbacks) and how to deploy them."""
+
+    name: str
+    plans: list[DeployPlan]
+    host: HostTarget | None = None
+    identity: Path | None = None
+    accept_host_key: bool = False
+    keep_on_failure: bool = False
+    decide_host_key: HostKeyDecision | None = None
+    #: called with the ready deployment; the health bench (issue 7) plugs in here
+    on_ready: Callable[[Deployment], None] | None = None
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+def required_secrets(plan: DeployPlan, hf_token: str | None) -> dict[str, str]:
+    """The secret values the engine needs before anything is launched (the API key is added later)."""
+    from gpuctl.engines import HF_TOKEN_ENV
+    from gpuctl.errors import UsageError
+
+    values: dict[str, str] = {}
+    if HF_TOKEN_ENV in plan.engine.secret_env:
+        if not hf_token:
+            raise UsageError(f"{plan.model.repo} is gated and no Hugging Face token is set",
+                             "export HF_TOKEN=... or 'gpuctl config set hf.token VALUE' (and accept the licence)")
+        values[HF_TOKEN_ENV] = hf_token
+    return values
+
+
+def up(ctx: DeployContext, request: UpRequest) -> Deployment:
+    """Deploy ``request.plans[0]`` (or a fallback); returns the running deployment.
+
+    Raises the step's error after tearing down (exit 5 capacity, 7 timeout, 8 health, 130 interrupted).
+    """
+    with terminate_interrupts():
+        run = _Up(ctx, request)
+        run.reserve()
+        try:
+            ready = run.execute()
+        except BaseException as exc:  # KeyboardInterrupt included: nothing may be left billing
+            error = run.fail(exc)
+            if error is exc:
+                raise
+            raise error from exc
+    if request.on_ready is not None:
+        request.on_ready(ready)  # the deployment is healthy and recorded: a failure here leaves it running
+    return ready
+
+
+class _Up:
+    def __init__(self, ctx: DeployContext, request: UpRequest) -> None:
+        self.ctx = ctx
+        self.request = request
+        self.plan = request.plans[0]
+        self.deployment: Deployment | None = None
+        self.provider: Provider | None = None
+        self.shell: Shell | None = None
+        self.secrets = dict(request.secrets)
+
+    @property
+    def name(self) -> str:
+        return self.request.name
+
+    def update(self, event: str | None = None, detail: str | None = None, **changes: object) -> Deployment:
+        self.deployment = self.ctx.records.update(self.name, event=event, detail=detail, **changes)
+        return self.deployment
+
+    # -- steps -------------------------------------------------------------------------------------
+    def reserve(self) -> None:
+        """Step 3: the record, before any call to a provider (the name must be free)."""
+        plan, request = self.plan, self.request
+        offer = plan.offer
+        record = Deployment(
+            name=self.name, model=plan.model.name, provider=offer.provider, status="provisioning",
+            idempotency_token=naming.idempotency_token(self.ctx.project_id, self.name, 0),
+            project_id=self.ctx.project_id, tags=tags.deployment_tags(self.ctx.project_id, self.name),
+            ttl_seconds=plan.ttl_seconds, engine=plan.engine.engine,
+            served_model_name=plan.engine.served_model_name, health_path=plan.engine.health_path,
+            public=plan.engine.public, host=str(request.host) if request.host else None,
+            identity=str(request.identity) if request.identity else None,
+            owner_pid=os.getpid(), owner_host=socket.gethostname(), **_offer_fields(plan),
+        )
+        self.deployment = self.ctx.records.reserve(record, allocate_port=request.host is not None)
+
+    def ensure_api_key(self, plan: DeployPlan) -> None:
+        """The deployment's API key (0600 on this machine), made before the first plan that needs one."""
+        key_env = plan.engine.api_key_env
+        if key_env and key_env not in self.secrets:
+            from gpuctl.deploy.secrets import create_api_key
+
+            self.secrets[key_env] = create_api_key(self.ctx.state_dir, self.name)
+
+    def execute(self) -> Deployment:
+        instance = self.launch()
+        instance = self.wait_for_instance(instance)
+        assert self.provider is not None
+        if self.provider.runs_engine:
+            endpoint = instance.endpoint_url
+            if not endpoint:
+                raise ProviderError(f"{self.provider.display_name} reports no endpoint for {instance.id}")
+            self.update(endpoint=endpoint, event="engine-started")
+            self.wait_healthy(None, None)
+        else:
+            self.start_on_host(instance)
+        return self.update(status="running", ready_at=_now(), owner_pid=None, error=None, event="ready",
+                           detail=self.deployment.endpoint if self.deployment else None)
+
+    def launch(self) -> Instance:
+        """Steps 1 and 4: launch the first plan that has capacity, recording each attempt first."""
+        failures: list[str] = []
+        for attempt, plan in enumerate(self.request.plans):
+            offer = plan.offer
+            provider = self.ctx.provider(offer.provider)
+            token = naming.idempotency_token(self.ctx.project_id, self.name, attempt)
+            tried = [*(self.deployment.attempts if self.deployment else []),
+                     LaunchAttempt(provider=offer.provider, offer_id=offer.id, idempotency_token=token)]
+            self.plan, self.provider = plan, provider
+            self.ensure_api_key(plan)
+            self.update(event="launching", detail=offer.id, provider=offer.provider, idempotency_token=token,
+                        attempts=tried, engine=plan.engine.engine, public=plan.engine.public, **_offer_fields(plan))
+            # the user's own machine is not launched: it is already there
+            step = nullcontext() if provider.user_owned else self.ctx.reporter.step(
+                f"launching {describe_offer(offer)}")
+            try:
+                with step:
+                    instance = provider.launch(self._launch_request(plan, provider, token))
+            except NoCapacityError as exc:
+                tried[-1] = tried[-1].model_copy(update={"error": exc.message})
+                self.update(event="no-capacity", detail=exc.message, attempts=tried)
+                failures.append(f"{offer.id}: {exc.message}")
+                if attempt + 1 < len(self.request.plans):
+                    self.ctx.reporter.warn(f"{describe_offer(offer)} has no capacity ({exc.message}); "
+                                           "trying the next offer")
+                continue
+            launched = _now()
+            expires = launched + timedelta(seconds=plan.ttl_seconds) if plan.ttl_seconds else None
+            self.update(status="starting", instance_id=instance.id, launched_at=launched, expires_at=expires,
+                        event="launched", detail=instance.id)
+            return instance
+        raise NoCapacityError(f"no capacity at any of the {len(failures)} offer(s) tried: {'; '.join(failures)}")
+
+    def _launch_request(self, plan: DeployPlan, provider: Provider, token: str) -> LaunchRequest:
+        assert self.deployment is not None
+        public_key = None
+        if not provider.user_owned and not provider.runs_engine:
+            from gpuctl.host.keys import ensure_project_key
+
+            public_key = ensure_project_key(self.ctx.state_dir).public_key
+        container = provider.runs_engine
+        return LaunchRequest(name=self.name, offer=plan.offer, idempotency_token=token, tags=self.deployment.tags,
+                             ssh_public_key=public_key, ttl_seconds=plan.ttl_seconds, public=plan.engine.public,
+                             engine=plan.engine if container else None, secrets=self.secrets if container else {})
+
+    def wait_for_instance(self, instance: Instance) -> Instance:
+        """Step 5a: poll the provider until the instance runs and can be reached."""
+        assert self.provider is not None
+        provider, timeouts = self.provider, self.ctx.timeouts
+        if _reachable(instance, provider):
+            return instance
+        deadline = time.monotonic() + timeouts.launch
+        with self.ctx.reporter.step(f"waiting for {instance.id} to start"):
+            while not _reachable(instance, provider):
+                if instance.status in ("error", "terminated", "stopped"):
+                    raise ProviderError(f"{provider.display_name} instance {instance.id} is "
+                                        f"{instance.provider_status or instance.status} instead of starting")
+                if time.monotonic() + timeouts.poll > deadline:
+                    status = instance.provider_status or instance.status
+                    raise TimeoutError_(f"{provider.display_name} instance {instance.id} was not running after "
+                                        f"{timeouts.launch:.0f}s (status {status})")
+                time.sleep(timeouts.poll)
+                try:
+                    instance = provider.get(instance.id)
+                except NotFoundError as exc:
+                    raise ProviderError(f"{provider.display_name} lost instance {instance.id}: {exc.message}") from exc
+        return instance
+
+    def start_on_host(self, instance: Instance) -> None:
+        """Steps 5b-7 on a machine: SSH, host check, engine container, TTL watchdog, health."""
+        from gpuctl.host.checks import check_host
+        from gpuctl.host.docker import DockerEngine
+
+        assert self.provider is not None and self.deployment is not None
+        target = self.request.host or HostTarget(kind="ssh", host=instance.ssh_host, user=instance.ssh_user,
+                                                 port=instance.ssh_port)
+        if self.deployment.host is None:
+            self.update(host=str(target), host_port=_default_port())
+        # a freshly rented machine has a key nobody could know: pin it on first contact
+        accept = self.request.accept_host_key or not self.provider.user_owned
+        with self.ctx.reporter.step(f"connecting to {target}"):
+            self.shell = wait_for_shell(target, self.ctx.state_dir, timeout=self.ctx.timeouts.ssh,
+                                        identity=self.request.identity, accept_host_key=accept,
+                                        decide=self.request.decide_host_key)
+        offer = self.plan.offer
+        with self.ctx.reporter.step(f"checking {self.shell.where}"):
+            report = check_host(self.shell, expected_gpu=offer.gpu, expected_count=offer.gpu_count,
+                                reporter=self.ctx.reporter)
+        container = naming.container_name(self.name)
+        deployment = self.update(docker_sudo=report.docker_sudo, container=container, event="host-checked",
+                                 detail=f"{report.gpu_count} x {report.gpu}, docker {report.docker.server_version}")
+        docker = DockerEngine(self.shell, sudo=report.docker_sudo)
+        assert deployment.host_port is not None
+        with self.ctx.reporter.step(f"starting {self.plan.engine.engine} ({self.plan.engine.image})"):
+            docker.run_engine(self.plan.engine, secrets=self.secrets, name=container, host_port=deployment.host_port,
+                              reporter=self.ctx.reporter)
+        self.update(endpoint=self._endpoint(target, deployment.host_port), tunnel=self._tunnel(target),
+                    event="engine-started", detail=container)
+        if self.plan.ttl_seconds:
+            self.arm_watchdog(container, report.docker_sudo)
+        self.wait_healthy(docker, container)
+
+    def _endpoint(self, target: HostTarget, port: int) -> str:
+        if target.kind == "local" or not self.plan.engine.public:
+            return http_url("127.0.0.1", port)
+        hostname = getattr(getattr(self.shell, "options", None), "hostname", None) or str(target.host)
+        return http_url(hostname, port)
+
+    def _tunnel(self, target: HostTarget) -> bool:
+        return target.kind == "ssh" and not self.plan.engine.public
+
+    def arm_watchdog(self, container: str, sudo: bool) -> None:
+        from gpuctl.deploy.watchdog import arm
+
+        assert self.shell is not None and self.provider is not None and self.deployment is not None
+        ttl = self.plan.ttl_seconds or 0
+        launched = self.deployment.launched_at or _now()
+        left = int(ttl - (_now() - launched).total_seconds())
+        armed = arm(self.shell, name=self.name, container=container, seconds_left=left,
+                    stop_machine=not self.provider.user_owned, sudo=sudo)
+        self.update(watchdog_pid=armed.pid, expires_at=armed.expires_at, event="ttl-armed",
+                    detail=armed.expires_at.isoformat())
+
+    def wait_healthy(self, engine: DockerEngine | None, container: str | None) -> None:
+        """Step 7: health path, /v1/models and one smoke completion, bounded."""
+        from gpuctl.host.health import wait_for_engine
+
+        assert self.deployment is not None
+
+        def exited() -> str | None:
+            if engine is None or container is None:
+                return None
+            state = engine.inspect(container)
+            if state is None:
+                return "the container is gone"
+            return None if state.running else f"{state.status}, exit code {state.exit_code}"
+
+        def log_tail() -> str:
+            try:
+                if engine is not None and container is not None:
+                    return engine.logs(container, tail=30)
+                assert self.provider is not None and self.deployment is not None
+                return self.provider.engine_logs(self.deployment.instance_id or "", tail=30)
+            except (GpuctlError, NotImplementedError):
+                return ""
+
+        api_key = self.secrets.get(self.plan.engine.api_key_env or "")
+        with reach(self.deployment, self.shell) as base_url:
+            wait_for_engine(base_url, health_path=self.plan.engine.health_path, timeout=self.ctx.timeouts.health,
+                            api_key=api_key, exited=exited, log_tail=log_tail,
+                            interval=min(1.0, self.ctx.timeouts.poll), reporter=self.ctx.reporter)
+
+    # -- failure -------------------------------------------------------------------------------------
+    def fail(self, exc: BaseException) -> BaseException:
+        """Record the failure, tear down (unless kept), and return the error to raise."""
+        error: BaseException = Interrupted() if isinstance(exc, KeyboardInterrupt) else exc
+        message = error.one_line() if isinstance(error, GpuctlError) else f"{type(error).__name__}: {error}"
+        reporter = self.ctx.reporter
+        with shielded(reporter):
+            self.update(status="failed", error=message, event="failed", detail=message)
+            if self.request.keep_on_failure:
+                reporter.warn(f"kept what was created for '{self.name}' (--keep-on-failure); "
+                              f"'gpuctl down {self.name}' removes it")
+            else:
+                from gpuctl.deploy.teardown import teardown
+
+                try:
+                    teardown(self.ctx, self.ctx.records.get(self.name), shell=self.shell, failed=True)
+                except GpuctlError as cleanup:
+                    reporter.warn(f"cleaning up '{self.name}' failed: {cleanup.one_line()}; "
+                                  f"run 'gpuctl down {self.name}' to finish it")
+            self._close()
+        return error
+
+    def _close(self) -> None:
+        close = getattr(self.shell, "close", None)
+        if close is not None:
+            close()
+
+
+def describe_offer(offer: Offer) -> str:
+    """'runpod 1 x L40S in US-KS-2 ($0.79/h)', or '1 x L40S at ubuntu@gpu-box ($0.00/h)' for a --host."""
+    from gpuctl.deploy.hosts import HostProvider
+
+    if offer.provider == HostProvider.name:
+        return f"{offer.gpu_count} x {offer.gpu} at {offer.instance_type} (${offer.price_per_hour:.2f}/h)"
+    return f"{offer.provider} {offer.gpu_count} x {offer.gpu} in {offer.region} (${offer.price_per_hour:.2f}/h)"
+
+
+def _offer_fields(plan: DeployPlan) -> dict[str, Any]:
+    offer = plan.offer
+    return {"offer_id": offer.id, "region": offer.region, "gpu": offer.gpu, "gpu_count": offer.gpu_count,
+            "price_per_hour": offer.price_per_hour}
+
+
+def _reachable(instance: Instance, provider: Provider) -> bool:
+    if instance.status != "running":
+        return False
+    if provider.user_owned:
+        return True
+    return bool(instance.endpoint_url) if provider.runs_engine else bool(instance.ssh_host)
+
+
+def _default_port() -> int:
+    from gpuctl.models.engine import HOST_PORT
+
+    return HOST_PORT
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,74 @@
+"""``gpuctl status`` / ``ls``: uptime, cost so far, TTL left and live health, from the state file."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from tests.fakehost.cloud import Cloud, add_deployment
+from tests.standins.mock_openai import MockProcess
+
+NOW = datetime.now(timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[MockProcess]:
+    with MockProcess() as server:
+        yield server
+
+
+@pytest.fixture
+def seeded(fake_cloud: Cloud, engine: MockProcess, isolated: Path) -> Path:
+    add_deployment(isolated, "alive", provider="fakepod", gpu="L40S", gpu_count=1, region="fake-east-1",
+                   price_per_hour=1.25, endpoint=engine.url, health_path="/health",
+                   launched_at=NOW - timedelta(hours=2), expires_at=NOW + timedelta(minutes=30))
+    add_deployment(isolated, "dead", provider="fakepod", gpu="A100-80GB", gpu_count=2, price_per_hour=3.0,
+                   endpoint="http://127.0.0.1:9", launched_at=NOW - timedelta(minutes=10))
+    add_deployment(isolated, "crashed", status="provisioning", launched_at=None, price_per_hour=1.0)
+    add_deployment(isolated, "gone", status="terminated", price_per_hour=2.0, launched_at=NOW - timedelta(hours=3),
+                   ended_at=NOW - timedelta(hours=1), cost_usd=4.0)
+    return isolated
+
+
+def test_nothing_deployed(gpuctl) -> None:
+    result = gpuctl("status")
+    assert result.exit_code == 0 and result.stdout == ""
+    assert "no deployments ('gpuctl up MODEL' starts one)" in result.stderr
+    assert json.loads(gpuctl("ls", "--json").stdout) == []
+
+
+def test_json_rows_with_cost_ttl_and_health(gpuctl, seeded: Path, engine: MockProcess) -> None:
+    rows = {row["name"]: row for row in json.loads(gpuctl("status", "--json").stdout)}
+    assert sorted(rows) == ["alive", "crashed", "dead"], "ended deployments are hidden"
+    alive = rows["alive"]
+    assert (alive["endpoint"], alive["gpu"], alive["gpu_count"], alive["health"]) == (
+        f"{engine.url}/v1", "L40S", 1, "healthy")
+    assert alive["uptime_seconds"] == pytest.approx(7200, abs=30)
+    assert alive["cost_usd"] == pytest.approx(2.5, abs=0.02)
+    assert alive["ttl_left_seconds"] == pytest.approx(1800, abs=30)
+    assert rows["dead"]["health"] == "unreachable: ConnectError"
+    assert rows["dead"]["cost_usd"] == pytest.approx(0.5, abs=0.02)
+    assert rows["crashed"]["health"] == "abandoned: 'gpuctl down crashed' cleans up"
+    assert rows["crashed"]["uptime_seconds"] is None and rows["crashed"]["cost_usd"] == 0.0
+
+
+def test_all_includes_ended_deployments_with_their_final_cost(gpuctl, seeded: Path) -> None:
+    rows = {row["name"]: row for row in json.loads(gpuctl("status", "--all", "--no-probe", "--json").stdout)}
+    gone = rows["gone"]
+    assert (gone["status"], gone["cost_usd"], gone["uptime_seconds"], gone["ttl_left_seconds"]) == (
+        "terminated", 4.0, 7200.0, None)
+    assert rows["alive"]["health"] is None, "--no-probe contacts nothing"
+
+
+def test_human_table(gpuctl, seeded: Path, engine: MockProcess) -> None:
+    result = gpuctl("ls", "--no-probe")
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "STATUS", "PROVIDER", "GPU", "REGION", "ENDPOINT", "UPTIME", "$/HR", "COST",
+                                "TTL", "LEFT", "HEALTH"]
+    alive = next(line for line in lines if line.startswith("alive"))
+    assert alive.split() == ["alive", "running", "fakepod", "1", "x", "L40S", "fake-east-1", f"{engine.url}/v1",
+                             "2h", "$1.25", "$2.50", "30m", "-"]
