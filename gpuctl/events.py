@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
+
+#: called with the bytes done so far (a running total, not a delta)
+ProgressUpdate = Callable[[int], None]
 
 
 class Reporter(Protocol):
@@ -12,8 +15,15 @@ class Reporter(Protocol):
 
     def warn(self, message: str) -> None: ...
 
-    def step(self, message: str) -> contextmanager[None]:  # type: ignore[valid-type]
+    def step(self, message: str) -> AbstractContextManager[None]:
         """A long step: shown as a spinner with elapsed time on a TTY, as plain lines otherwise."""
+        ...
+
+    def transfer(self, message: str, total: int) -> AbstractContextManager[ProgressUpdate]:
+        """A transfer of ``total`` bytes: bar, rate and time left on a TTY, a line now and then otherwise.
+
+        The block reports progress through the callable it is given.
+        """
         ...
 
 
@@ -29,3 +39,7 @@ class NullReporter:
     @contextmanager
     def step(self, message: str) -> Iterator[None]:
         yield
+
+    @contextmanager
+    def transfer(self, message: str, total: int) -> Iterator[ProgressUpdate]:
+        yield lambda done: None

@@ -96,7 +96,9 @@ def collect_offers(
     registry = registry or ProviderRegistry.discover()
     reporter = reporter or NullReporter()
     asked = _provider_query(query)
-    names = list(dict.fromkeys(providers)) if providers is not None else registry.names()
+    # a user-owned host (--host) has no market to list: its offer is read from the host itself
+    names = list(dict.fromkeys(providers)) if providers is not None else [
+        name for name in registry.names() if not registry.classes[name].user_owned]
     instances = {name: registry.create(name) for name in names}
     warnings = [] if providers is not None else [
         f"provider plugin '{b.name}' failed to load ({b.error}); skipped" for b in registry.broken]

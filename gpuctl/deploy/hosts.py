@@ -13,13 +13,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gpuctl.host.errors import HostCheckError, UnknownHostKeyError
 from gpuctl.host.shell import LocalShell, Shell
 from gpuctl.host.target import LOCAL, HostTarget, parse_target
-from gpuctl.models.instance import Instance, LaunchRequest
 from gpuctl.models.offer import Offer, OfferQuery
 from gpuctl.providers.base import Provider
+
+if TYPE_CHECKING:  # loaded on first use: discovering providers (every 'gpuctl prices') stays cheap
+    from gpuctl.models.instance import Instance, LaunchRequest
 
 #: asked on first contact with a host whose key no known_hosts file lists; True pins the key
 HostKeyDecision = Callable[[UnknownHostKeyError], bool]
@@ -49,6 +52,8 @@ class HostProvider(Provider):
         return []  # nothing is created at any provider, so nothing can be orphaned there
 
     def _instance(self, target_text: str, offer: Offer | None = None) -> Instance:
+        from gpuctl.models.instance import Instance
+
         target = parse_target(target_text)
         return Instance(provider=self.name, id=str(target), name=str(target), status="running",
                         ssh_host=target.host, ssh_port=target.port, ssh_user=target.user,

@@ -18,11 +18,13 @@ def rows_by_name(result) -> dict[str, dict]:
 
 def test_builtins_listed_with_missing_credentials(gpuctl):
     rows = rows_by_name(gpuctl("providers", "--json"))
-    assert set(rows) == {"runpod", "lambda", "aws"}
-    for row in rows.values():
-        assert row["status"] == "ok"
-        assert row["credentials"] == "missing"
-        assert row["package"] == "gpuctl"
+    assert set(rows) == {"runpod", "lambda", "aws", "ssh"}
+    for name in ("runpod", "lambda", "aws"):
+        assert rows[name]["status"] == "ok"
+        assert rows[name]["credentials"] == "missing"
+        assert rows[name]["package"] == "gpuctl"
+    assert rows["ssh"]["credentials"] == "present"
+    assert rows["ssh"]["credential_source"] == "none needed"
     assert "RUNPOD_API_KEY" in rows["runpod"]["hint"]
     assert "LAMBDA_API_KEY" in rows["lambda"]["hint"]
 
