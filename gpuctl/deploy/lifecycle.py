@@ -111,9 +111,10 @@ class _Up:
         """Step 3: the record, before any call to a provider (the name must be free)."""
         plan, request = self.plan, self.request
         offer = plan.offer
+        created = _now()
         record = Deployment(
-            name=self.name, model=plan.model.name, provider=offer.provider, status="provisioning",
-            idempotency_token=naming.idempotency_token(self.ctx.project_id, self.name, 0),
+            name=self.name, model=plan.model.name, provider=offer.provider, status="provisioning", created_at=created,
+            idempotency_token=naming.idempotency_token(self.ctx.project_id, self.name, 0, created),
             project_id=self.ctx.project_id, tags=tags.deployment_tags(self.ctx.project_id, self.name),
             ttl_seconds=plan.ttl_seconds, engine=plan.engine.engine,
             served_model_name=plan.engine.served_model_name, health_path=plan.engine.health_path,
@@ -152,7 +153,8 @@ class _Up:
         for attempt, plan in enumerate(self.request.plans):
             offer = plan.offer
             provider = self.ctx.provider(offer.provider)
-            token = naming.idempotency_token(self.ctx.project_id, self.name, attempt)
+            assert self.deployment is not None
+            token = naming.idempotency_token(self.ctx.project_id, self.name, attempt, self.deployment.created_at)
             tried = [*(self.deployment.attempts if self.deployment else []),
                      LaunchAttempt(provider=offer.provider, offer_id=offer.id, idempotency_token=token)]
             self.plan, self.provider = plan, provider

@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 from gpuctl.errors import UsageError
@@ -56,9 +57,13 @@ def check_name(name: str) -> str:
     return name
 
 
-def idempotency_token(project: str, name: str, attempt: int) -> str:
-    """Same project, name and attempt, same token: a retried launch can never create a second instance."""
-    digest = hashlib.sha256(f"{project}:{name}:{attempt}".encode()).hexdigest()
+def idempotency_token(project: str, name: str, attempt: int, incarnation: datetime) -> str:
+    """Same record and attempt, same token: a retried launch can never create a second instance.
+
+    ``incarnation`` (the record's creation time) tells apart two deployments that reuse a name, so a
+    new ``up`` never adopts the instance of an earlier one that is still being torn down.
+    """
+    digest = hashlib.sha256(f"{project}:{name}:{attempt}:{incarnation.isoformat()}".encode()).hexdigest()
     return f"gpuctl-{digest[:40]}"
 
 

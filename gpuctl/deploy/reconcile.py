@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from datetime import datetime, timedelta, timezone
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -23,6 +24,9 @@ from gpuctl.models.deployment import Deployment
 from gpuctl.models.instance import Instance
 
 log = logging.getLogger(__name__)
+
+#: time the host-side watchdog gets to act on a TTL before gc treats the deployment as a leftover
+TTL_GRACE = timedelta(minutes=5)
 
 
 class Leftover(BaseModel):
@@ -68,16 +72,27 @@ def stale(deployment: Deployment) -> bool:
     return deployment.status in ("provisioning", "starting", "terminating") and not owner_alive(deployment)
 
 
+def expired(deployment: Deployment, now: datetime) -> bool:
+    """Past its TTL and the watchdog's grace: where a provider keeps billing a powered-off machine
+    (Lambda) or cannot enforce a TTL at all (RunPod), only gpuctl ends the bill."""
+    return deployment.expires_at is not None and now > deployment.expires_at + TTL_GRACE
+
+
 def find_leftovers(ctx: DeployContext, *, all_projects: bool = False) -> Sweep:
-    """Leftovers across every provider with credentials, plus stale records of this project."""
+    """Leftovers across every provider with credentials, plus stale or expired records of this project."""
     sweep = Sweep()
+    now = datetime.now(timezone.utc)
     records = {d.name: d for d in ctx.records.all()}
-    stale_records = {name: d for name, d in records.items() if is_active(d) and stale(d)}
+    stale_records = {name: d for name, d in records.items() if is_active(d) and (stale(d) or expired(d, now))}
     for d in stale_records.values():
+        if stale(d):
+            reason = f"deployment is {d.status}" + (f": {d.error}" if d.error else "")
+        else:
+            reason = f"TTL expired at {d.expires_at:%Y-%m-%d %H:%M} UTC"
         sweep.leftovers.append(Leftover(
             kind="deployment", provider=d.provider, instance_id=d.instance_id, deployment=d.name,
             project=d.project_id, region=d.region, gpu=d.gpu, gpu_count=d.gpu_count, price_per_hour=d.price_per_hour,
-            reason=f"deployment is {d.status}" + (f": {d.error}" if d.error else "")))
+            reason=reason))
     for provider_name, instance in _tagged_instances(ctx, sweep):
         project, name = instance.tags.get(tags.PROJECT), instance.tags.get(tags.DEPLOYMENT)
         if project != ctx.project_id:

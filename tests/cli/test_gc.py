@@ -77,3 +77,21 @@ def test_a_provider_that_cannot_list_is_a_warning(gpuctl, fake_cloud: Cloud, wor
 def test_nothing_to_collect(gpuctl, fake_cloud: Cloud) -> None:
     result = gpuctl("gc")
     assert result.exit_code == 0 and "nothing to collect" in result.stderr
+
+
+def test_deployment_past_its_ttl_is_a_leftover(gpuctl, fake_cloud: Cloud, isolated: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    project = project_id(isolated / ".gpuctl")
+    now = datetime.now(timezone.utc)
+    ids = {name: fake_cloud.add_instance("fakecloud", tags.deployment_tags(project, name), price=1.0)
+           for name in ("expired", "in-grace", "no-ttl")}
+    add_deployment(isolated, "expired", instance_id=ids["expired"], expires_at=now - timedelta(minutes=30))
+    add_deployment(isolated, "in-grace", instance_id=ids["in-grace"], expires_at=now - timedelta(minutes=1))
+    add_deployment(isolated, "no-ttl", instance_id=ids["no-ttl"])
+    rows = json.loads(gpuctl("gc", "--dry-run", "--json").stdout)
+    assert [(r["kind"], r["deployment"]) for r in rows] == [("deployment", "expired")]
+    assert rows[0]["reason"].startswith("TTL expired at ")
+    assert gpuctl("gc", "-y").exit_code == 0
+    assert fake_cloud.world["terminations"] == [ids["expired"]]
+    assert StateStore(isolated).read().deployments["expired"].status == "terminated"

@@ -42,9 +42,12 @@ def test_bad_names_are_usage_errors(bad: str) -> None:
 
 
 def test_tokens_are_deterministic_short_and_differ_per_attempt() -> None:
-    token = naming.idempotency_token("p1", "web", 0)
-    assert token == naming.idempotency_token("p1", "web", 0) and len(token) <= 64 and token.startswith("gpuctl-")
-    assert len({token, naming.idempotency_token("p1", "web", 1), naming.idempotency_token("p2", "web", 0)}) == 3
+    born, reborn = datetime(2026, 11, 23, 6, 0, tzinfo=timezone.utc), datetime(2026, 11, 23, 7, 0, tzinfo=timezone.utc)
+    token = naming.idempotency_token("p1", "web", 0, born)
+    assert token == naming.idempotency_token("p1", "web", 0, born) and len(token) <= 64 and token.startswith("gpuctl-")
+    others = {naming.idempotency_token("p1", "web", 1, born), naming.idempotency_token("p2", "web", 0, born),
+              naming.idempotency_token("p1", "web", 0, reborn)}
+    assert len({token, *others}) == 4
 
 
 def test_the_project_id_is_created_once(tmp_path: Path) -> None:
