@@ -14,6 +14,11 @@ import click
 from pydantic import BaseModel
 
 from gpuctl.app import App
+from gpuctl.durations import format_duration
+from gpuctl.events import ProgressUpdate
+
+#: how often a transfer prints a progress line when stderr is not a terminal
+PLAIN_PROGRESS_EVERY_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,43 @@ def warn(app: App, message: str) -> None:
     app.err.print(("[yellow]warning:[/] " if app.color else "warning: ") + _escape(message))
 
 
+def format_bytes(count: float) -> str:
+    """Decimal units, as the hub and rich show sizes: ``950 B``, ``12.3 MB``, ``140.0 GB``."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(count) < 1000 or unit == "TB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    raise AssertionError("unreachable")
+
+
+class PlainTransfer:
+    """A transfer's progress as one line every ``every`` seconds (logs, CI) and a last line when done."""
+
+    def __init__(self, write: Callable[[str], None], message: str, total: int, *,
+                 every: float = PLAIN_PROGRESS_EVERY_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.write, self.message, self.total, self.every, self.clock = write, message, total, every, clock
+        self.start = self.last = clock()
+        self.done = 0
+
+    def update(self, done: int) -> None:
+        self.done = done
+        now = self.clock()
+        if now - self.last >= self.every and done < self.total:
+            self.last = now
+            rate = self._rate(now)
+            left = f", {format_duration((self.total - done) / rate)} left" if rate > 0 else ""
+            self.write(f"{self.message}: {format_bytes(done)} of {format_bytes(self.total)} "
+                       f"({100 * done / self.total:.0f}%), {format_bytes(rate)}/s{left}")
+
+    def finish(self) -> None:
+        now = self.clock()
+        self.write(f"{self.message}: {format_bytes(self.done)} in {now - self.start:.1f}s "
+                   f"({format_bytes(self._rate(now))}/s)")
+
+    def _rate(self, now: float) -> float:
+        return self.done / (now - self.start) if now > self.start else 0.0
+
+
 def _escape(text: str) -> str:
     from rich.markup import escape
 
@@ -94,3 +136,29 @@ class ConsoleReporter:
             info(self.app, f"{message} ...")
             yield
         info(self.app, f"{message}: done ({time.monotonic() - start:.1f}s)")
+
+    @contextmanager
+    def transfer(self, message: str, total: int) -> Iterator[ProgressUpdate]:
+        if self.app.quiet:
+            yield lambda done: None
+            return
+        if self.app.color and sys.stderr.isatty():
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                       TimeRemainingColumn())
+            with Progress(*columns, console=self.app.err) as progress:
+                task = progress.add_task(message, total=total)
+                yield lambda done: progress.update(task, completed=done)
+            return
+        plain = PlainTransfer(lambda line: info(self.app, line), message, total)
+        info(self.app, f"{message}: {format_bytes(total)} ...")
+        yield plain.update
+        plain.finish()

@@ -104,6 +104,12 @@ def _check_recipe_args(recipe: Recipe, defaults: EngineDefaults, engine: ModuleT
                           f"{', '.join(sorted(reserved))} is a secret gpuctl passes itself")
 
 
+def allow_pickle_weights(spec: EngineSpec) -> EngineSpec:
+    """The spec loading pickled (.bin/.pt) weights too; only for repos the user allowed (--allow-pickle)."""
+    args = engine_module(spec.engine).pickle_args(spec.args)
+    return spec.model_copy(update={"args": args, "safetensors_only": False})
+
+
 def secret_env(options: EngineOptions, api_key_env: str) -> list[str]:
     """Names of the secrets the container reads from the env-file."""
     names = [HF_TOKEN_ENV] if options.hf_token else []

@@ -37,6 +37,11 @@ ENV = {"USAGE_STATS": "off"}
 DTYPES = frozenset({"float16", "bfloat16"})
 
 
+def pickle_args(args: list[str]) -> list[str]:
+    """TGI loads (by converting) pickled weights without any flag."""
+    return list(args)
+
+
 def build(resolved: Resolved) -> EngineSpec:
     recipe, options = resolved.recipe, resolved.options
     if resolved.context < 2:

@@ -32,6 +32,12 @@ OWNED_FLAGS = frozenset({
 ENV = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
 
 
+def pickle_args(args: list[str]) -> list[str]:
+    """``--load-format pt`` instead of safetensors: vLLM then loads .bin/.pt checkpoints."""
+    at = args.index("--load-format")
+    return [*args[:at + 1], "pt", *args[at + 2:]]
+
+
 def build(resolved: Resolved) -> EngineSpec:
     recipe, options = resolved.recipe, resolved.options
     args = [

@@ -1,0 +1,157 @@
+"""The weights step of ``gpuctl up``: have the model's files in the host's cache, verified, before the engine starts.
+
+1. The manifest (files, sizes, digests) of the model at its commit: read from the host's cache when
+   gpuctl stored one there before (a pinned revision then needs no hub at all), else built from the
+   hub's file list (:mod:`gpuctl.weights.hub`, :mod:`gpuctl.weights.selection`).
+2. The fetcher runs on the host (:mod:`gpuctl.weights.remote`): it keeps what is there and verified,
+   re-fetches what is corrupted, resumes partial files, and downloads the rest, reporting progress.
+3. The engine then serves from that cache, mounted read-only, with ``HF_HUB_OFFLINE=1``
+   (:func:`serve_from_cache`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import ValidationError
+
+from gpuctl.events import NullReporter, ProgressUpdate, Reporter
+from gpuctl.models.engine import HOST_CACHE_DIR, EngineSpec
+from gpuctl.weights import fetcher
+from gpuctl.weights.hub import gated_error, hub_endpoint, read_file, repo_info
+from gpuctl.weights.models import CacheReport, Manifest
+from gpuctl.weights.remote import Event, fetcher_error, run_fetcher
+from gpuctl.weights.selection import build_manifest
+
+if TYPE_CHECKING:
+    from gpuctl.host.docker import DockerEngine
+    from gpuctl.host.shell import Shell
+
+#: files downloaded at once (one connection each); a 70B model comes in about 30 shards of 5 GB
+DEFAULT_WORKERS = 8
+#: what the engine container gets once its weights are cached: no hub calls, and a writable place for
+#: the code of trust_remote_code models (transformers puts it under HF_HOME, which is read-only now)
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": "/tmp/hf-modules"}
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+ManifestSource = Literal["hub", "cache"]
+
+
+def ensure_cached(
+    docker: DockerEngine,
+    repo: str,
+    revision: str,
+    *,
+    image: str,
+    cache_dir: str = HOST_CACHE_DIR,
+    hf_token: str | None = None,
+    allow_pickle: bool = False,
+    reporter: Reporter | None = None,
+    endpoint: str | None = None,
+    workers: int = DEFAULT_WORKERS,
+) -> CacheReport:
+    """Download what is missing of ``repo`` at ``revision`` into ``cache_dir`` on the host, and verify it all.
+
+    ``image`` (the engine's) runs the fetcher. Raises UsageError (2) for pickle-only weights unless
+    ``allow_pickle``, CredentialsError (6) for a gated repo without an accepted token, NotFoundError
+    (3) for a missing repo or revision, HostError/ProviderError (4) when the download fails.
+    """
+    reporter = reporter or NullReporter()
+    endpoint = endpoint or hub_endpoint()
+    start = time.monotonic()
+    manifest, source = _manifest(docker.shell, repo, revision, cache_dir=cache_dir, token=hf_token,
+                                 allow_pickle=allow_pickle, endpoint=endpoint, reporter=reporter)
+    if manifest.format == "pickle":
+        reporter.warn(f"{repo} has only pickled weights; loading them can run code (allowed by --allow-pickle)")
+    job = {"endpoint": endpoint, "manifest": manifest.model_dump(mode="json"), "workers": workers}
+    with ExitStack() as progress:
+        on_event = _progress_renderer(reporter, progress, repo)
+        run = run_fetcher(docker, "fetch", image=image, cache_dir=cache_dir, job=job, token=hf_token,
+                          on_event=on_event, reporter=reporter)
+    done = run.last("done")
+    if run.exit_code != 0 or done is None:
+        raise fetcher_error(run, repo, docker.shell.where, token_given=bool(hf_token))
+    return CacheReport(
+        repo=repo, revision=revision, commit=manifest.commit, format=manifest.format, where=docker.shell.where,
+        cache_dir=cache_dir, files=len(manifest.files), total_bytes=done["total"],
+        downloaded_bytes=done["downloaded"], reused_bytes=done["reused"], refetched=done["refetched"],
+        resumed=done["resumed"], manifest_source=source, seconds=round(time.monotonic() - start, 3),
+    )
+
+
+def _manifest(shell: Shell, repo: str, revision: str, *, cache_dir: str, token: str | None, allow_pickle: bool,
+              endpoint: str, reporter: Reporter) -> tuple[Manifest, ManifestSource]:
+    """The manifest stored on the host for this commit, else one built from the hub ('cache' or 'hub')."""
+
+    def usable(manifest: Manifest | None) -> bool:
+        return manifest is not None and (manifest.format == "safetensors" or allow_pickle)
+
+    if _COMMIT.match(revision):
+        stored = stored_manifest(shell, cache_dir, repo, revision)
+        if usable(stored):
+            assert stored is not None
+            return stored.model_copy(update={"revision": revision}), "cache"
+    with reporter.step(f"reading the file list of {repo}@{revision[:12]}"):
+        info = repo_info(repo, revision, token=token, endpoint=endpoint)
+        stored = stored_manifest(shell, cache_dir, repo, info.commit)
+        if usable(stored):
+            assert stored is not None
+            return stored.model_copy(update={"revision": revision}), "hub"
+        if info.gated and not token:  # nothing of this commit is cached, so the download would be refused
+            raise gated_error(repo, token_given=False)
+        manifest = build_manifest(info, revision, allow_pickle=allow_pickle,
+                                  read_index=lambda name: read_file(repo, info.commit, name, token=token,
+                                                                    endpoint=endpoint))
+    return manifest, "hub"
+
+
+def stored_manifest(shell: Shell, cache_dir: str, repo: str, commit: str) -> Manifest | None:
+    """The manifest a fetcher stored on the host for ``commit``; None when there is none (or it is unreadable)."""
+    path = fetcher.manifest_path(cache_dir, repo, commit)
+    result = shell.run(["cat", path])
+    if not result.ok:
+        return None
+    try:
+        return Manifest.model_validate_json(result.stdout)
+    except ValidationError:
+        return None
+
+
+def _progress_renderer(reporter: Reporter, stack: ExitStack, repo: str) -> Callable[[Event], None]:
+    """Turns fetcher events into reporter calls: a transfer from the 'plan' event on, warnings, notes."""
+    update: list[ProgressUpdate] = []
+
+    def on_event(event: Event) -> None:
+        kind = event.get("e")
+        if kind == "plan":
+            if event["need"] > 0:
+                update.append(stack.enter_context(reporter.transfer(f"downloading {repo}", event["need"])))
+            else:
+                reporter.info(f"{repo}: all {event['files']} files already cached and verified")
+        elif kind == "progress" and update:
+            update[0](event["done"])
+        elif kind in ("corrupt", "retry"):
+            reporter.warn(event["message"])
+        elif kind == "info":
+            reporter.info(event["message"])
+        elif kind == "done":
+            stack.close()
+
+    return on_event
+
+
+def serve_from_cache(spec: EngineSpec, *, pickle: bool = False) -> EngineSpec:
+    """The engine spec for a host whose cache holds the weights: offline, the cache mounted read-only.
+
+    The plan (``up --dry-run``) shows the spec as built; the read-only mount and offline mode apply
+    only where gpuctl fetched the weights itself, which a container provider (RunPod) does not yet.
+    """
+    if pickle:
+        from gpuctl.engines import allow_pickle_weights
+
+        spec = allow_pickle_weights(spec)
+    return spec.model_copy(update={"env": {**spec.env, **OFFLINE_ENV}, "cache_mount": f"{spec.cache_mount}:ro"})
+

@@ -1,0 +1,158 @@
+"""Running the fetcher on a host: a throwaway container of the engine image, with the cache mounted.
+
+Why a container: the engine image is on the host anyway (the engine needs it) and carries a
+Python; the container runs as root, so the files it writes belong to the same user the engine
+reads them as, whatever the login user is; and ``sudo -n docker`` hosts need no other privilege.
+The fetcher's source and its job are uploaded as private files (0600, ``~/.gpuctl``) and mounted
+read-only; the HF token travels in docker's env file (see :mod:`gpuctl.host.docker`), never in argv.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from uuid import uuid4
+
+from gpuctl.errors import GpuctlError, NotFoundError, ProviderError
+from gpuctl.events import NullReporter, Reporter
+from gpuctl.host.errors import HostError
+from gpuctl.weights.fetcher import EVENT_PREFIX
+from gpuctl.weights.hub import gated_error
+
+if TYPE_CHECKING:
+    from gpuctl.host.docker import DockerEngine
+
+FETCHER_SOURCE = Path(__file__).with_name("fetcher.py")
+#: the host's cache directory inside the fetcher's container (the engine's HF_HOME)
+CONTAINER_CACHE = "/gpuctl-cache"
+CONTAINER_SCRIPT = "/gpuctl/fetcher.py"
+CONTAINER_JOB = "/gpuctl/job.json"
+CONTAINER_PREFIX = "gpuctl-weights-"
+TOKEN_ENV = "HF_TOKEN"
+_EXIT_WAIT_S = 10.0
+Event = dict[str, Any]
+
+
+@dataclass
+class FetcherRun:
+    """How one fetcher run ended: its exit code, its events, and the last lines that were not events."""
+
+    exit_code: int
+    events: list[Event] = field(default_factory=list)
+    other_output: list[str] = field(default_factory=list)
+
+    def last(self, kind: str) -> Event | None:
+        return next((e for e in reversed(self.events) if e.get("e") == kind), None)
+
+    def all(self, kind: str) -> list[Event]:
+        return [e for e in self.events if e.get("e") == kind]
+
+    def failure(self) -> str:
+        """The fetcher's own error message, else the tail of its output."""
+        error = self.last("error")
+        if error is not None:
+            return str(error.get("message"))
+        tail = " | ".join(self.other_output[-3:])
+        return f"exit {self.exit_code}" + (f": {tail}" if tail else "")
+
+
+def run_fetcher(
+    docker: DockerEngine,
+    command: str,
+    *,
+    image: str,
+    cache_dir: str,
+    job: dict[str, Any] | None = None,
+    repo: str | None = None,
+    token: str | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    reporter: Reporter | None = None,
+) -> FetcherRun:
+    """Run ``fetcher.py COMMAND`` on the host of ``docker`` and wait for it; events go to ``on_event`` as they come.
+
+    The container is removed however this ends (an interrupt stops the download; what arrived stays
+    as a partial file that the next run resumes).
+    """
+    shell = docker.shell
+    uploaded: list[str] = []
+    name = CONTAINER_PREFIX + uuid4().hex[:8]
+    try:
+        uploaded.append(shell.write_secret_file(FETCHER_SOURCE.read_bytes(), "weights-fetcher.py"))
+        options = ["--network", "host", "--entrypoint", "python3", "--env", "PYTHONDONTWRITEBYTECODE=1",
+                   "--volume", f"{cache_dir}:{CONTAINER_CACHE}", "--volume", f"{uploaded[0]}:{CONTAINER_SCRIPT}:ro"]
+        args = [CONTAINER_SCRIPT, command, "--cache", CONTAINER_CACHE]
+        if job is not None:
+            uploaded.append(shell.write_secret_file(json.dumps(job).encode(), "weights-job.json"))
+            options += ["--volume", f"{uploaded[1]}:{CONTAINER_JOB}:ro"]
+            args += ["--job", CONTAINER_JOB]
+        if repo is not None:
+            args += ["--repo", repo]
+        docker.run_container(image, ["-u", *args], name=name, options=options,
+                             secrets={TOKEN_ENV: token} if token else None, reporter=reporter or NullReporter())
+        run = FetcherRun(exit_code=-1)
+        other: deque[str] = deque(maxlen=20)
+        for line in docker.follow_logs(name, tail=None):
+            event = parse_event(line)
+            if event is None:
+                if line.strip():
+                    other.append(line.strip())
+                continue
+            run.events.append(event)
+            if on_event is not None:
+                on_event(event)
+        run.other_output = list(other)
+        run.exit_code = _exit_code(docker, name)
+        return run
+    finally:
+        docker.remove(name, stop_timeout=2)
+        for path in uploaded:
+            shell.remove_file(path)
+
+
+def fetcher_error(run: FetcherRun, repo: str, where: str, *, token_given: bool) -> GpuctlError:
+    """The gpuctl error for a failed run: gated 6, missing 3, a bad download 4, the host's disk or lock 4."""
+    error = run.last("error") or {}
+    kind, message = error.get("kind"), run.failure()
+    if kind in ("gated", "auth"):
+        return gated_error(repo, token_given=token_given)
+    if kind == "not_found":
+        return NotFoundError(message, "check the repo id and revision")
+    if kind == "disk":
+        return HostError(f"not enough disk for {repo} on {where}: {message}",
+                         "free space there ('gpuctl weights ls' and 'gpuctl weights rm'), or use a bigger disk")
+    if kind == "busy":
+        return HostError(f"{repo} is in use on {where}: {message}", "wait for the other gpuctl command to finish")
+    if kind in ("mismatch", "http"):
+        return ProviderError(f"downloading {repo} to {where} failed: {message}",
+                             "run the command again: what arrived is kept and the download resumes")
+    return HostError(f"the weights fetcher failed on {where}: {message}")
+
+
+def parse_event(line: str) -> Event | None:
+    if not line.startswith(EVENT_PREFIX):
+        return None
+    try:
+        event = json.loads(line[len(EVENT_PREFIX):])
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
+def _exit_code(docker: DockerEngine, name: str) -> int:
+    """The container's exit code; the log stream ends when it stops, but give docker a moment to say so."""
+    deadline = time.monotonic() + _EXIT_WAIT_S
+    while True:
+        state = docker.inspect(name)
+        if state is None:
+            raise HostError(f"the weights fetcher {name} vanished on {docker.shell.where} before it finished",
+                            "something removed the container; run the command again to resume the download")
+        if not state.running and state.exit_code is not None:
+            return state.exit_code
+        if time.monotonic() > deadline:
+            raise HostError(f"lost the output of the weights fetcher {name} on {docker.shell.where}")
+        time.sleep(0.2)

@@ -1,0 +1,111 @@
+"""``gpuctl weights ls|pull|verify|rm`` against a fake GPU host and the stand-in hub on its veth."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from gpuctl.host.hostkeys import pinned_known_hosts
+from gpuctl.models.engine import HOST_CACHE_DIR
+from tests.fakehost.host import FakeGpuHost, FakeHostEnv
+from tests.standins.hub_server import HubServer, pickle_only_model, tiny_model
+
+Gpuctl = Callable[..., Result]
+SHARD = "model-00002-of-00003.safetensors"
+
+
+@pytest.fixture(scope="module")
+def hub(fake_gpu_host: FakeGpuHost) -> Iterator[HubServer]:
+    with HubServer(host=f"10.200.{fake_gpu_host.index}.1") as server:
+        server.add(tiny_model("test-org/tiny-llama"))
+        server.add(tiny_model("test-org/gated-llama", gated=True, seed=1))
+        server.add(pickle_only_model("test-org/pickle-only"))
+        yield server
+
+
+@pytest.fixture
+def on_host(fake_gpu_host: FakeGpuHost, fakehost_env: FakeHostEnv, hub: HubServer, isolated: Path,
+            gpuctl: Gpuctl, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """``gpuctl weights VERB ... --host root@10.200.N.2`` with the host's key pinned in this project."""
+    pinned_known_hosts(isolated / ".gpuctl").write_text(fake_gpu_host.known_hosts_line + "\n")
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    hub.clear_log()
+
+    def run(*args: str) -> Result:
+        return gpuctl("weights", *args, "--host", fake_gpu_host.target, "--identity", str(fakehost_env.client_key))
+
+    return run
+
+
+def test_pull_ls_verify_rm_round_trip(on_host: Callable[..., Result], fake_gpu_host: FakeGpuHost,
+                                      hub: HubServer) -> None:
+    model = hub.repos["test-org/tiny-llama"]
+    pulled = on_host("pull", "hf:test-org/tiny-llama", "--json")
+    assert pulled.exit_code == 0, pulled.stderr
+    report = json.loads(pulled.stdout)
+    assert (report["repo"], report["commit"], report["files"], report["cache_dir"]) == (
+        model.repo, model.commit, 9, HOST_CACHE_DIR)
+    assert report["downloaded_bytes"] == report["total_bytes"] > 1_500_000
+    assert "downloading test-org/tiny-llama: 1.6 MB ..." in pulled.stderr
+
+    listed = on_host("ls", "--json")
+    assert listed.exit_code == 0, listed.stderr
+    [row] = [r for r in json.loads(listed.stdout) if r["repo"] == model.repo]
+    assert (row["commits"], row["refs"], row["files"], row["complete"], row["managed"]) == (
+        [model.commit], {"main": model.commit}, 9, True, True)
+    table = on_host("ls")
+    assert "test-org/tiny-llama" in table.stdout and f"main={model.commit[:8]}" in table.stdout
+
+    blob = fake_gpu_host.private_path(f"{HOST_CACHE_DIR}/hub/models--test-org--tiny-llama/blobs/"
+                                      + hashlib.sha256(model.files[SHARD]).hexdigest())
+    blob.write_bytes(b"\0" * blob.stat().st_size)
+    verified = on_host("verify", "hf:test-org/tiny-llama", "--json")
+    assert verified.exit_code == 8
+    assert json.loads(verified.stdout)[0]["corrupt"] == [SHARD]
+    assert "1 cached model(s) failed verification" in verified.stderr and "weights pull" in verified.stderr
+
+    hub.clear_log()
+    again = on_host("pull", "hf:test-org/tiny-llama", "--json")
+    # the commit's manifest is on the host: only the API call and the one shard
+    assert json.loads(again.stdout)["downloaded_bytes"] == len(model.files[SHARD]) == hub.bytes_sent()
+    assert on_host("verify", "--json").exit_code == 0
+
+    removed = on_host("rm", "test-org/tiny-llama", "-y")
+    assert removed.exit_code == 0, removed.stderr
+    assert removed.stdout.startswith("removed test-org/tiny-llama from /var/lib/gpuctl/hf-cache on root@")
+    assert not blob.exists()
+    assert on_host("rm", "test-org/tiny-llama", "-y").stdout.startswith("test-org/tiny-llama was not cached")
+
+
+def test_pickle_only_is_refused_with_exit_2_unless_allowed(on_host: Callable[..., Result]) -> None:
+    refused = on_host("pull", "hf:test-org/pickle-only")
+    assert refused.exit_code == 2
+    assert "has only pickled weights (pytorch_model.bin)" in refused.stderr and "--allow-pickle" in refused.stderr
+    allowed = on_host("pull", "hf:test-org/pickle-only", "--allow-pickle")
+    assert allowed.exit_code == 0, allowed.stderr
+    assert "warning: test-org/pickle-only has only pickled weights" in allowed.stderr
+    assert allowed.stdout.startswith("test-org/pickle-only@")
+
+
+def test_a_gated_repo_without_a_token_exits_6_with_a_hint(on_host: Callable[..., Result]) -> None:
+    result = on_host("pull", "hf:test-org/gated-llama")
+    assert result.exit_code == 6
+    assert "test-org/gated-llama is gated and no Hugging Face token is set (hint: accept the licence on " in (
+        result.stderr)
+    assert "export HF_TOKEN=..." in result.stderr
+
+
+def test_rm_asks_first_and_refuses_without_a_terminal(gpuctl: Gpuctl) -> None:
+    result = gpuctl("weights", "rm", "org/m", "--host", "local")
+    assert result.exit_code == 2
+    assert "not deleting org/m from local without a confirmation" in result.stderr
+
+
+def test_the_host_is_required(gpuctl: Gpuctl) -> None:
+    result = gpuctl("weights", "ls")
+    assert result.exit_code == 2 and "Missing option '--host'" in result.stderr
