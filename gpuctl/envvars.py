@@ -21,6 +21,7 @@ class Env:
     RUNPOD_PROXY_URL = "GPUCTL_RUNPOD_PROXY_URL"
     LAMBDA_API_URL = "GPUCTL_LAMBDA_API_URL"
     AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"
+    CALLER_CIDR = "GPUCTL_CALLER_CIDR"
 
 
 def truthy(value: str | None) -> bool:

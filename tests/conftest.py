@@ -17,7 +17,7 @@ _SCRUBBED = (
     "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_REGION",
     "AWS_ENDPOINT_URL", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_WEB_IDENTITY_TOKEN_FILE", "GPUCTL_PROJECT_DIR", "GPUCTL_RUNPOD_API_URL", "GPUCTL_LAMBDA_API_URL",
-    "GPUCTL_DEBUG", "HF_ENDPOINT", "GPUCTL_RUNPOD_PROXY_URL",
+    "GPUCTL_DEBUG", "HF_ENDPOINT", "GPUCTL_RUNPOD_PROXY_URL", "GPUCTL_CALLER_CIDR",
 )
 
 
@@ -36,6 +36,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(home / ".aws" / "config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / ".aws" / "credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never touch 169.254.169.254
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # never the real hub: a test must point it at a stand-in
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.chdir(project)

@@ -4,6 +4,9 @@ Read side: which GPU instance types a region offers (``describe_instance_types``
 ``describe_instance_type_offerings``), their on-demand price (Price List API) and, with ``--spot``,
 the cheapest current spot price over the region's zones (``describe_spot_price_history``).
 EC2 publishes no stock signal, so every offered type has availability ``unknown``.
+
+Write side (``launch``, ``get``, ``terminate``, ``list_by_tag``): VMs the lifecycle reaches over SSH,
+made and read in ``aws_launch`` (imported on first use, like boto3).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from gpuctl.catalog import gpu_spec, matches, provider_catalog
 from gpuctl.concurrency import run_all, values_or_raise
 from gpuctl.credentials import CredentialStatus, aws_profile_name, credential_value, resolve_aws_credentials
-from gpuctl.errors import CredentialsError, GpuctlError, ProviderError
+from gpuctl.errors import CredentialsError, GpuctlError, NotFoundError, ProviderError, UsageError
 from gpuctl.models.offer import Offer, OfferQuery
 from gpuctl.providers.aws_mapping import (
     GPU_TYPE_PATTERNS,
@@ -36,6 +39,8 @@ if TYPE_CHECKING:
     from boto3.session import Session
     from botocore.exceptions import ClientError
 
+    from gpuctl.models.instance import Instance, LaunchRequest
+
 log = logging.getLogger(__name__)
 
 DEFAULT_REGION = "us-east-1"
@@ -50,20 +55,28 @@ CREDENTIALS_HINT = ("set AWS_PROFILE (or 'gpuctl config set aws.profile NAME'), 
                     "AWS_SECRET_ACCESS_KEY; 'aws sso login' renews an expired SSO session")
 PERMISSIONS_HINT = ("allow ec2:DescribeInstanceTypes, ec2:DescribeInstanceTypeOfferings, "
                     "ec2:DescribeSpotPriceHistory and pricing:GetProducts for these credentials")
+LISTING_CALLS = {"DescribeInstanceTypes", "DescribeInstanceTypeOfferings", "DescribeSpotPriceHistory", "GetProducts"}
 _REJECTED = {"AuthFailure", "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken",
              "ExpiredTokenException", "RequestExpired", "SignatureDoesNotMatch", "IncompleteSignature"}
 _DENIED = {"UnauthorizedOperation", "AccessDenied", "AccessDeniedException"}
 _THROTTLED = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+#: what a region the account cannot use answers; ``list_by_tag`` skips it (nothing can run there)
+_CLOSED_REGION = {"AuthFailure", "UnauthorizedOperation", "OptInRequired"}
 
 
 class AWSProvider(Provider):
     name = "aws"
     display_name = "AWS EC2"
 
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT, session: Session | None = None) -> None:
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, session: Session | None = None,
+                 regions: list[str] | None = None) -> None:
         #: seconds one API call may take before botocore gives up (the pricing layer may lower it)
         self.timeout = timeout
         self._session = session
+        #: where ``list_by_tag`` looks; None: every region enabled for the account
+        self.regions = regions
+        self._lifecycle_session: Session | None = None
+        self._clients: dict[tuple[str, str], Any] = {}
 
     def credentials(self) -> CredentialStatus:
         return resolve_aws_credentials()
@@ -82,18 +95,107 @@ class AWSProvider(Provider):
             found = values_or_raise(run_all(calls))
         return [offer for offers in found.values() for offer in offers if matches(offer, query)]
 
+    def launch(self, request: LaunchRequest) -> Instance:
+        """Launch one GPU VM for ``request``, or return the live instance already carrying its launch token."""
+        from gpuctl.providers import aws_launch
+
+        offer = request.offer
+        if offer.provider != self.name:
+            raise UsageError(f"offer {offer.id} is not an AWS offer")
+        if not request.ssh_public_key:
+            raise UsageError("an AWS instance is reached over SSH, but the launch request has no public key")
+        with aws_errors():
+            ec2 = self._client("ec2", offer.region)
+            # EC2 matches a ClientToken only for so long (moto never does); the tag lasts as long as the instance
+            earlier = aws_launch.find_by_token(ec2, request.idempotency_token)
+            if earlier is not None:
+                log.info("AWS: instance %s already carries launch token %s; not launching another",
+                         earlier["InstanceId"], request.idempotency_token)
+                return aws_launch.ec2_instance(earlier, offer.region)
+            cidrs = aws_launch.caller_cidrs()
+            raw = aws_launch.launch(ec2, self._client("ssm", offer.region), request, cidrs)
+        return aws_launch.ec2_instance(raw, offer.region)
+
+    def get(self, instance_id: str) -> Instance:
+        from gpuctl.providers import aws_launch
+
+        region, ec2_id = aws_launch.parse_ref(instance_id, default_region())
+        with aws_errors():
+            raw = aws_launch.describe(self._client("ec2", region), ec2_id)
+        if raw is None:
+            raise NotFoundError(f"AWS EC2 has no instance {ec2_id} in {region}",
+                                "EC2 forgets terminated instances after about an hour")
+        return aws_launch.ec2_instance(raw, region)
+
+    def terminate(self, instance_id: str) -> None:
+        """Terminate an instance gpuctl launched (never another), then sweep security groups no longer used."""
+        from gpuctl.providers import aws_launch
+
+        region, ec2_id = aws_launch.parse_ref(instance_id, default_region())
+        with aws_errors():
+            ec2 = self._client("ec2", region)
+            raw = aws_launch.describe(ec2, ec2_id)
+            if raw is None:
+                log.info("AWS: instance %s in %s is already gone", ec2_id, region)
+                return
+            if not aws_launch.launched_by_gpuctl(raw):
+                raise UsageError(f"AWS instance {ec2_id} in {region} was not launched by gpuctl; not terminating it",
+                                 "terminate it yourself if it should go")
+            if raw["State"]["Name"] != "terminated":
+                aws_launch.terminate(ec2, ec2_id)
+            aws_launch.sweep_security_groups(ec2)
+
+    def list_by_tag(self, tags: dict[str, str]) -> list[Instance]:
+        """gpuctl's instances carrying all of ``tags``, in every region (``self.regions`` when set) at once."""
+        from gpuctl.providers import aws_launch
+
+        with aws_errors():
+            regions = self.regions or enabled_regions(self._client("ec2", default_region()))
+            clients = {region: self._client("ec2", region) for region in regions}
+            outcomes = run_all({region: partial(aws_launch.tagged_instances, ec2, tags)
+                                for region, ec2 in clients.items()})
+            found: list[Instance] = []
+            for region, outcome in outcomes.items():
+                if _closed_region(outcome.error):
+                    log.debug("AWS: skipping region %s: %s", region, outcome.error)
+                    continue
+                if outcome.error is not None:
+                    raise outcome.error
+                found += [aws_launch.ec2_instance(raw, region) for raw in outcome.value or []]
+        return found
+
+    def _client(self, service: str, region: str) -> Any:
+        """One client per service and region for this provider's life (teardown polls ``get`` every few seconds)."""
+        key = (service, region)
+        if key not in self._clients:
+            session = self._session or self._lifecycle_session
+            if session is None:  # the full EC2 model: the listing's cut-down one cannot launch
+                session = self._lifecycle_session = new_session()
+            self._clients[key] = make_client(session, service, region, self.timeout)
+        return self._clients[key]
+
+
+def enabled_regions(ec2: Any) -> list[str]:
+    """The regions this account may use (opt-in regions only once opted in)."""
+    return sorted(r["RegionName"] for r in ec2.describe_regions()["Regions"] if r.get("OptInStatus") != "not-opted-in")
+
+
+def _closed_region(error: BaseException | None) -> bool:
+    response = getattr(error, "response", None)
+    return isinstance(response, dict) and response.get("Error", {}).get("Code") in _CLOSED_REGION
+
 
 def region_offers(ec2: Any, pricing: Any, region: str, query: OfferQuery, as_of: datetime) -> list[Offer]:
     """Offers of one region: types, regional offerings and on-demand prices are asked at once."""
     catalog = provider_catalog(AWSProvider.name)
     calls = {
-        "types": partial(_all_pages, ec2, "describe_instance_types", "InstanceTypes",
+        "types": partial(all_pages, ec2, "describe_instance_types", "InstanceTypes",
                          Filters=[{"Name": "instance-type", "Values": list(GPU_TYPE_PATTERNS)}]),
-        "offered": partial(_all_pages, ec2, "describe_instance_type_offerings", "InstanceTypeOfferings",
+        "offered": partial(all_pages, ec2, "describe_instance_type_offerings", "InstanceTypeOfferings",
                            LocationType="region", Filters=[{"Name": "location", "Values": [region]}]),
     }
     if query.spot is not True:
-        calls["on_demand"] = partial(_all_pages, pricing, "get_products", "PriceList",
+        calls["on_demand"] = partial(all_pages, pricing, "get_products", "PriceList",
                                      ServiceCode="AmazonEC2", Filters=price_filters(region))
     answers = values_or_raise(run_all(calls))
     offered = {row["InstanceType"] for row in answers["offered"]}
@@ -103,7 +205,7 @@ def region_offers(ec2: Any, pricing: Any, region: str, query: OfferQuery, as_of:
     if query.spot is not True:
         markets[False] = on_demand_prices(answers["on_demand"])
     if query.spot is not False and types:
-        markets[True] = cheapest_spot(_all_pages(
+        markets[True] = cheapest_spot(all_pages(
             ec2, "describe_spot_price_history", "SpotPriceHistory", InstanceTypes=[t.name for t in types],
             ProductDescriptions=["Linux/UNIX"], StartTime=as_of))
     unpriced = sorted(t.name for t in types if not any(t.name in prices for prices in markets.values()))
@@ -128,7 +230,7 @@ def _offer(instance_type: GpuInstanceType, region: str, price: float, spot: bool
     )
 
 
-def _all_pages(client: Any, operation: str, key: str, **params: Any) -> list[Any]:
+def all_pages(client: Any, operation: str, key: str, **params: Any) -> list[Any]:
     return [item for page in client.get_paginator(operation).paginate(**params) for item in page.get(key, [])]
 
 
@@ -208,7 +310,9 @@ def client_error(exc: ClientError) -> GpuctlError:
     if code in _REJECTED:
         return CredentialsError(f"AWS rejected the credentials ({code} on {api})", CREDENTIALS_HINT)
     if code in _DENIED:
-        return CredentialsError(f"AWS denied {api} ({code})", PERMISSIONS_HINT)
+        hint = (PERMISSIONS_HINT if api in LISTING_CALLS else
+                f"allow the {api} action for these credentials (docs/providers.md lists what a deployment needs)")
+        return CredentialsError(f"AWS denied {api} ({code})", hint)
     hint = ("AWS is throttling this account's requests; wait a minute and retry" if code in _THROTTLED
             else None)
     return ProviderError(f"AWS API {api} failed: {code}: {message}", hint)

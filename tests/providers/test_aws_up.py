@@ -1,0 +1,68 @@
+"""``gpuctl up --provider aws`` end to end: the real AWS provider against moto (in-process), whose instance's
+public IP is a fake GPU host's address (real SSH, real dockerd, the fake engine image), then ``gpuctl down``."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from moto import mock_aws
+from moto.ec2.models import elastic_network_interfaces
+
+from gpuctl.host.keys import ensure_project_key
+from gpuctl.providers import aws, aws_launch
+from gpuctl.state import StateStore
+from tests.fakehost.cloud import write_recipe
+from tests.providers.aws_fakes import FakeAws
+from tests.providers.test_aws_lifecycle import register_dlami
+
+pytestmark = pytest.mark.integration
+
+
+def test_up_and_down_on_aws(gpuctl, make_fake_gpu_host, isolated: Path, monkeypatch) -> None:
+    host = make_fake_gpu_host()  # 1x L40S
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("GPUCTL_CALLER_CIDR", "10.200.0.0/16")
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    # what moto cannot do: price lists, and an instance whose public IP is reachable (test-only backdoors)
+    fake_prices = FakeAws()
+    real_session = aws.new_session
+    monkeypatch.setattr(aws, "new_session", lambda **kw: fake_prices.install(real_session(**kw)))
+    monkeypatch.setattr(elastic_network_interfaces, "random_public_ip", lambda: host.address)
+    monkeypatch.setattr(aws_launch, "UBUNTU_USER", host.user)  # the DLAMI logs in as ubuntu; the fake host has root
+    # what the key pair does on EC2 (cloud-init installs it): the project key may log in to the host
+    key = ensure_project_key(isolated / ".gpuctl")
+    with (host.home / ".ssh" / "authorized_keys").open("a") as keys:
+        keys.write(key.public_key + "\n")
+    write_recipe(isolated)
+
+    with mock_aws():
+        register_dlami(real_session())
+        ec2 = real_session().client("ec2", region_name="us-east-1")
+
+        result = gpuctl("up", "tiny", "--provider", "aws", "--gpu", "L40S", "--name", "e2e", "--ttl", "1h", "-y")
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout.splitlines()[0] == "e2e is ready: http://127.0.0.1:8000/v1"  # private: SSH tunnel
+        [instance] = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+        tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+        record = StateStore(isolated).read().deployments["e2e"]
+        assert (record.provider, record.instance_id, record.price_per_hour) == (
+            "aws", f"us-east-1/{instance['InstanceId']}", 1.861)
+        assert (instance["InstanceType"], instance["State"]["Name"], instance["PublicIpAddress"]) == (
+            "g6e.xlarge", "running", host.address)
+        assert tags["gpuctl-deployment"] == "e2e" and tags["gpuctl-launch-token"] == record.idempotency_token
+        user_data = ec2.describe_instance_attribute(InstanceId=instance["InstanceId"], Attribute="userData")
+        assert "gpuctl-watchdog" in base64.b64decode(user_data["UserData"]["Value"]).decode()
+        assert host.containers() == ["gpuctl-e2e running"]
+
+        status = json.loads(gpuctl("status", "--json").stdout)
+        assert [(row["name"], row["status"], row["provider"]) for row in status] == [("e2e", "running", "aws")]
+
+        down = gpuctl("down", "e2e")
+        assert down.exit_code == 0, down.stderr
+        states = [i["State"]["Name"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+        assert states == ["terminated"]
+        assert StateStore(isolated).read().deployments["e2e"].status == "terminated"
