@@ -51,6 +51,8 @@ _CLOUD_ONLY = ("gpu", "count", "provider", "region", "spot", "max_price")
 @click.option("--public/--private", default=False,
               help="Publish the port on all interfaces with a generated API key (default: private, SSH tunnel).")
 @click.option("--keep-on-failure", is_flag=True, help="Leave what was created when a step fails (to debug it).")
+@click.option("--allow-pickle", is_flag=True,
+              help="Serve a model whose only weights are pickled (.bin/.pt), which can run code when loaded.")
 @click.option("--launch-timeout", default="15m", show_default=True, metavar="DURATION",
               help="How long the provider may take to start the instance.")
 @click.option("--ssh-timeout", default="5m", show_default=True, metavar="DURATION",
@@ -58,6 +60,10 @@ _CLOUD_ONLY = ("gpu", "count", "provider", "region", "spot", "max_price")
 @click.option("--health-timeout", default="30m", show_default=True, metavar="DURATION",
               help="How long the engine may take to load the model and answer.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing at any provider.")
+@click.option("-i", "--wizard", is_flag=True,
+              help="Choose model, GPU offer, engine and TTL in a wizard (needs a terminal); writes gpuctl.yaml.")
+@click.option("--print-command", is_flag=True,
+              help="Run the wizard (-i), then print the equivalent 'gpuctl up' command instead of deploying.")
 @serving_options
 @yes_option
 @quiet_option
@@ -66,16 +72,23 @@ _CLOUD_ONLY = ("gpu", "count", "provider", "region", "spot", "max_price")
 def up(app: App, model: str | None, gpu: str | None, count: int | None, provider: str | None, region: str | None,
        spot: bool, max_price: float | None, host: str | None, identity: Path | None, accept_host_key: bool,
        price_per_hour: float | None, ttl: str | None, name: str | None, max_model_len: int | None,
-       served_model_name: str | None, public: bool, keep_on_failure: bool, launch_timeout: str, ssh_timeout: str,
-       health_timeout: str, dry_run: bool, engine: str | None, gpu_memory_utilization: float | None,
-       quantization: str | None, hf_config: str | None) -> None:
+       served_model_name: str | None, public: bool, keep_on_failure: bool, allow_pickle: bool, launch_timeout: str,
+       ssh_timeout: str,
+       health_timeout: str, dry_run: bool, wizard: bool, print_command: bool, engine: str | None,
+       gpu_memory_utilization: float | None, quantization: str | None, hf_config: str | None) -> None:
     """Deploy MODEL (a recipe name or hf:ORG/NAME; default: the project's) to the cheapest GPU that fits.
 
     \b
     Shows the price and asks before launching (-y skips). Ctrl-C or a failed step tears down
     what was created (unless --keep-on-failure); 'gpuctl down NAME' finishes any cleanup.
     Defaults for MODEL, --gpu, --provider, --engine, --region and --ttl come from gpuctl.yaml.
+    With -i, a wizard asks for what the flags do not say; -q prints only the endpoint's base URL.
     """
+    if wizard or print_command:
+        from gpuctl.cli.wizard import up_wizard
+
+        up_wizard(click.get_current_context(), print_command=print_command)
+        return
     from gpuctl.catalog import resolve_gpu
     from gpuctl.durations import parse_duration
     from gpuctl.plan import PlanRequest
@@ -122,7 +135,7 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
             _render_plan(plan)
         return
     _deploy(app, ctx, request, inputs, host=host, identity=identity, accept_host_key=accept_host_key, name=name,
-            keep_on_failure=keep_on_failure)
+            keep_on_failure=keep_on_failure, allow_pickle=allow_pickle)
 
 
 def _check_host_flags(host: str | None, cloud_flags: Mapping[str, object], identity: Path | None,
@@ -191,7 +204,8 @@ def _host_key_prompt(app: App) -> HostKeyDecision | None:
 
 
 def _deploy(app: App, ctx: DeployContext, request: PlanRequest, inputs: PlanInputs, *, host: str | None,
-            identity: Path | None, accept_host_key: bool, name: str | None, keep_on_failure: bool) -> None:
+            identity: Path | None, accept_host_key: bool, name: str | None, keep_on_failure: bool,
+            allow_pickle: bool) -> None:
     from gpuctl.credentials import credential_value
     from gpuctl.deploy import naming
     from gpuctl.deploy.lifecycle import UpRequest, required_secrets, up
@@ -209,6 +223,7 @@ def _deploy(app: App, ctx: DeployContext, request: PlanRequest, inputs: PlanInpu
         deployment = up(ctx, UpRequest(
             name=name, plans=plans, host=target, identity=identity, accept_host_key=accept_host_key,
             keep_on_failure=keep_on_failure, decide_host_key=_host_key_prompt(app), secrets=secrets,
+            allow_pickle=allow_pickle,
             on_ready=None,  # issue 7: the short health bench plugs in here (called with the running deployment)
         ))
     except EngineHealthError as exc:

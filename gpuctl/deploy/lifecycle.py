@@ -36,6 +36,7 @@ from gpuctl.providers.base import Provider
 
 if TYPE_CHECKING:
     from gpuctl.host.docker import DockerEngine
+    from gpuctl.models.engine import EngineSpec
 
 
 @dataclass
@@ -52,6 +53,8 @@ class UpRequest:
     #: called with the ready deployment; the health bench (issue 7) plugs in here
     on_ready: Callable[[Deployment], None] | None = None
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    #: fetch a repo whose only weights are pickled (--allow-pickle)
+    allow_pickle: bool = False
 
 
 def required_secrets(plan: DeployPlan, hf_token: str | None) -> dict[str, str]:
@@ -241,15 +244,28 @@ class _Up:
         deployment = self.update(docker_sudo=report.docker_sudo, container=container, event="host-checked",
                                  detail=f"{report.gpu_count} x {report.gpu}, docker {report.docker.server_version}")
         docker = DockerEngine(self.shell, sudo=report.docker_sudo)
+        spec = self.cache_weights(docker)
         assert deployment.host_port is not None
-        with self.ctx.reporter.step(f"starting {self.plan.engine.engine} ({self.plan.engine.image})"):
-            docker.run_engine(self.plan.engine, secrets=self.secrets, name=container, host_port=deployment.host_port,
+        with self.ctx.reporter.step(f"starting {spec.engine} ({spec.image})"):
+            docker.run_engine(spec, secrets=self.secrets, name=container, host_port=deployment.host_port,
                               reporter=self.ctx.reporter)
         self.update(endpoint=self._endpoint(target, deployment.host_port), tunnel=self._tunnel(target),
                     event="engine-started", detail=container)
         if self.plan.ttl_seconds:
             self.arm_watchdog(container, report.docker_sudo)
         self.wait_healthy(docker, container)
+
+    def cache_weights(self, docker: DockerEngine) -> EngineSpec:
+        """Step 6b: the weights into the host's cache (fetched once, verified); the engine then serves them offline."""
+        from gpuctl.engines import HF_TOKEN_ENV
+        from gpuctl.weights import ensure_cached, serve_from_cache
+
+        model = self.plan.model
+        cached = ensure_cached(docker, model.repo, model.revision, image=self.plan.engine.image,
+                               hf_token=self.secrets.get(HF_TOKEN_ENV), allow_pickle=self.request.allow_pickle,
+                               reporter=self.ctx.reporter)
+        self.update(event="weights-cached", detail=f"{cached.files} files, {cached.downloaded_bytes} bytes fetched")
+        return serve_from_cache(self.plan.engine, pickle=cached.format == "pickle")
 
     def _endpoint(self, target: HostTarget, port: int) -> str:
         if target.kind == "local" or not self.plan.engine.public:

@@ -9,6 +9,7 @@ down`` can end it and its ``sleep`` together by process group.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 
 from pydantic import BaseModel
@@ -52,8 +53,10 @@ def arm(shell: Shell, *, name: str, container: str, seconds_left: int, stop_mach
 
     directory = private_dir(shell)
     script_path, deadline_path, log_path = paths(directory, name)
-    host_now = int(shell.run(["date", "+%s"]).check("date", shell.where).stdout.strip())
-    deadline = host_now + max(0, seconds_left)
+    local_before = datetime.now(timezone.utc)
+    host_now = host_seconds(shell.run(["date", "+%s.%N"]).check("date", shell.where).stdout.strip())
+    # whole seconds on the host, rounded up: the TTL is never shorter than asked
+    deadline = math.ceil(host_now + max(0, seconds_left))
     script = watchdog_script(deadline=deadline, container=container, deadline_file=deadline_path,
                              interval_s=interval_for(seconds_left),
                              shutdown_command=STOP_MACHINE if stop_machine else KEEP_MACHINE)
@@ -67,7 +70,18 @@ def arm(shell: Shell, *, name: str, container: str, seconds_left: int, stop_mach
         pid = int(started.stdout.split()[-1])
     except (IndexError, ValueError):
         raise HostError(f"the TTL watchdog on {shell.where} did not start: {started.stdout!r}") from None
-    return Armed(pid=pid, expires_at=datetime.now(timezone.utc) + timedelta(seconds=seconds_left))
+    # the host's deadline in this machine's clock, taken from before the host was asked: never later than
+    # the real stop, so 'status' never shows time left on a stopped engine
+    return Armed(pid=pid, expires_at=local_before + timedelta(seconds=deadline - host_now))
+
+
+def host_seconds(date_output: str) -> float:
+    """The host's clock from ``date +%s.%N``; where ``%N`` is unsupported (busybox prints it literally),
+    the end of the reported second, so the deadline errs late and ``expires_at`` early."""
+    whole, _, fraction = date_output.partition(".")
+    if fraction.isdigit():
+        return float(f"{whole}.{fraction}")
+    return int(whole) + 1.0
 
 
 def disarm(shell: Shell, *, name: str, pid: int | None, sudo: bool = False) -> None:

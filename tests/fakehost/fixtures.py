@@ -4,8 +4,10 @@
 * ``fakehost_env`` (session): the fake engine image (built once, about 1 s) and the session's SSH
   client key; skips the test with the reason when this machine cannot run fake hosts.
 * ``fake_gpu_host`` (module): one started host with 1x NVIDIA L40S, shared by a module's tests.
+* ``fake_host_hub`` (function): the stand-in hub of ``fake_gpu_host``, set as ``HF_ENDPOINT`` for the
+  test, so ``gpuctl up`` on that host fetches its weights there; modules that deploy use it.
 * ``make_fake_gpu_host`` (function): a factory, ``make_fake_gpu_host(gpus=[FakeGpu(...)] * 2)``;
-  every host it made is stopped when the test ends.
+  ``HF_ENDPOINT`` is the hub of the host it made last; every host it made is stopped when the test ends.
 * ``fake_cloud`` (function): a fresh in-test cloud (cloud.py), the only providers gpuctl sees besides
   ``ssh``, in this process and in ``gpuctl_process`` subprocesses.
 """
@@ -28,6 +30,7 @@ from tests.fakehost.host import (
     missing_prerequisites,
     prepare_env,
 )
+from tests.standins.hub_server import HubServer
 
 
 @pytest.fixture(scope="session")
@@ -56,14 +59,27 @@ def fake_gpu_host(fakehost_env: FakeHostEnv) -> Iterator[FakeGpuHost]:
         host.stop()
 
 
+def _serve_weights_from(host: FakeGpuHost, monkeypatch: pytest.MonkeyPatch) -> HubServer:
+    assert host.hub is not None, "the host is not started"
+    monkeypatch.setenv("HF_ENDPOINT", host.hub.url)
+    return host.hub
+
+
 @pytest.fixture
-def make_fake_gpu_host(fakehost_env: FakeHostEnv) -> Iterator[Callable[..., FakeGpuHost]]:
+def fake_host_hub(fake_gpu_host: FakeGpuHost, isolated: Path, monkeypatch: pytest.MonkeyPatch) -> HubServer:
+    return _serve_weights_from(fake_gpu_host, monkeypatch)
+
+
+@pytest.fixture
+def make_fake_gpu_host(fakehost_env: FakeHostEnv, isolated: Path,
+                       monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., FakeGpuHost]]:
     hosts: list[FakeGpuHost] = []
 
     def make(gpus: list[FakeGpu] | None = None) -> FakeGpuHost:
         host = fakehost_env.new_host(gpus)
         hosts.append(host)
-        return _started(host)
+        _serve_weights_from(_started(host), monkeypatch)
+        return host
 
     try:
         yield make

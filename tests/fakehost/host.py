@@ -12,7 +12,10 @@ Layout of one host (index N, workdir H):
 * dockerd with the default socket ``/run/docker.sock`` inside (plus ``H/docker.sock`` for the tests),
   a fake ``nvidia-container-runtime-hook`` on its PATH so ``--gpus all`` works, and
   ``--registry-mirror`` pointing at a ``docker-registry`` on 127.0.0.1:5000 inside the namespace that
-  holds the fake engine image under vLLM's image name.
+  holds the fake engine image under vLLM's image name;
+* a stand-in Hugging Face hub (``hub``, tests/standins/hub_server.py) on 10.200.N.1, this side of the
+  veth pair, serving a tiny model for any repo: point ``HF_ENDPOINT`` at ``hub.url`` and ``gpuctl up``
+  fetches the weights from it, both here (the file list) and on the host (the download).
 
 Every daemon is started in its own session and stopped by PID; nothing outside the namespaces is
 touched (iptables rules and ip_forward of this machine stay as they were). Needs root and the
@@ -34,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.fakehost.image import ENGINE_IMAGE, build_rootfs, copy_registry, write_registry
+from tests.standins.hub_server import HubServer
 
 HERE = Path(__file__).resolve().parent
 NS_PREFIX = "gpuctl-fh-"
@@ -90,6 +94,8 @@ class FakeGpuHost:
     registry_seed: Path
     gpus: list[FakeGpu] = field(default_factory=lambda: [FakeGpu()])
     index: int = 0
+    #: the host's stand-in hub, started with the host
+    hub: HubServer | None = field(default=None, repr=False)
     _daemons: dict[str, _Daemon] = field(default_factory=dict, repr=False)
     _holder: subprocess.Popen | None = field(default=None, repr=False)
     _netns_created: bool = field(default=False, repr=False)
@@ -157,6 +163,7 @@ class FakeGpuHost:
             raise FakeHostUnavailable(problem)
         try:
             self._claim_network()
+            self.hub = HubServer(host=f"10.200.{self.index}.1", auto=True).start()
             self._prepare_files()
             self._start_holder()
             self._start_daemons()
@@ -190,6 +197,9 @@ class FakeGpuHost:
         if self._holder is not None:
             _terminate(self._holder)
             self._holder = None
+        if self.hub is not None:
+            self.hub.stop()
+            self.hub = None
         if self._netns_created:
             # deleting one end removes the pair at once; the namespace itself is freed asynchronously
             subprocess.run(["ip", "link", "delete", f"gfh{self.index}r"], check=False, capture_output=True)

@@ -18,7 +18,8 @@ from gpuctl.state import StateStore
 from tests.fakehost.cloud import gpuctl_process, run_gpuctl, wait_until, write_recipe
 from tests.fakehost.host import FakeGpuHost, FakeHostEnv
 
-pytestmark = pytest.mark.integration
+# every test deploys to (or near) fake_gpu_host: its weights come from that host's stand-in hub
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fake_host_hub")]
 
 HF_TOKEN = "hf_NeverPrintThisToken_0123456789"
 

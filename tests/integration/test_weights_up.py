@@ -3,34 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gpuctl.deploy.lifecycle import UpRequest
 from gpuctl.models.engine import HOST_CACHE_DIR
 from tests.fakehost.cloud import write_recipe
 from tests.fakehost.host import FakeGpuHost, FakeHostEnv
 from tests.standins.hub_server import HubServer
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif("allow_pickle" not in UpRequest.__dataclass_fields__,
-                       reason="the weights step is not wired into gpuctl up yet (docs/weights.md, 'In gpuctl up')"),
-]
-
-
-@pytest.fixture(scope="module")
-def hub(fake_gpu_host: FakeGpuHost) -> Iterator[HubServer]:
-    with HubServer(host=f"10.200.{fake_gpu_host.index}.1", auto=True) as server:
-        yield server
+pytestmark = pytest.mark.integration
 
 
 def test_up_fetches_once_and_serves_the_cache_read_only_offline(
-        gpuctl, fake_gpu_host: FakeGpuHost, fakehost_env: FakeHostEnv, hub: HubServer, isolated: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        gpuctl, fake_gpu_host: FakeGpuHost, fakehost_env: FakeHostEnv, fake_host_hub: HubServer,
+        isolated: Path) -> None:
+    hub = fake_host_hub
     write_recipe(isolated)
     host = ["--host", fake_gpu_host.target, "--identity", str(fakehost_env.client_key), "--accept-host-key"]
     first = gpuctl("up", "tiny", *host, "--name", "w1", "-y")

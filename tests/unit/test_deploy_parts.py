@@ -146,3 +146,11 @@ def test_sigterm_interrupts_like_ctrl_c_and_cleanup_is_shielded() -> None:
         time.sleep(0.05)
     assert len(notes) == 2 and "'gpuctl down NAME' finishes the cleanup" in notes[0]
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_host_clock_reading_errs_towards_an_early_expiry() -> None:
+    from gpuctl.deploy.watchdog import host_seconds
+
+    assert host_seconds("1732345678.250000000") == 1732345678.25
+    assert host_seconds("1732345678.N") == 1732345679.0
+    assert host_seconds("1732345678") == 1732345679.0
