@@ -70,7 +70,7 @@ class RootGroup(LazyGroup):
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group("gpuctl", cls=RootGroup, context_settings=CONTEXT_SETTINGS)
+@click.group("gpuctl", cls=RootGroup, context_settings=CONTEXT_SETTINGS, invoke_without_command=True)
 @click.option("--json", "json_output", is_flag=True, help="Print JSON on stdout (every listing command).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the essential value; no progress.")
 @click.option("-v", "--verbose", count=True, help="Log what gpuctl does on stderr (-vv for debug).")
@@ -90,6 +90,7 @@ def cli(ctx: click.Context, json_output: bool, quiet: bool, verbose: int, projec
     Credentials come from the environment first (RUNPOD_API_KEY, LAMBDA_API_KEY,
     AWS_PROFILE or AWS_ACCESS_KEY_ID, HF_TOKEN), then from 'gpuctl config'.
     Set GPUCTL_DEBUG=1 to see tracebacks. Exit codes: docs/exit-codes.md.
+    Alone on a terminal, gpuctl starts a wizard that picks a model, a GPU offer and a TTL.
     """
     from gpuctl.app import App
     from gpuctl.logs import configure_logging
@@ -97,3 +98,10 @@ def cli(ctx: click.Context, json_output: bool, quiet: bool, verbose: int, projec
     ctx.obj = App(json=json_output, quiet=quiet, verbose=verbose, no_color=no_color, yes=yes,
                   interactive=interactive, project_dir=project_dir)
     configure_logging(verbose)
+    if ctx.invoked_subcommand is None:
+        if not ctx.obj.can_prompt:
+            click.echo(ctx.get_help())
+            return
+        from gpuctl.cli.wizard import start_from_root
+
+        start_from_root(ctx)

@@ -30,6 +30,7 @@ COMMANDS: dict[str, CommandEntry] = {
     "providers": CommandEntry("gpuctl.cli.providers", "providers", "Installed providers and their credentials."),
     "config": CommandEntry("gpuctl.cli.config", "config", "Read and write the user config file."),
     "init": CommandEntry("gpuctl.cli.init", "init", "Write gpuctl.yaml with this project's defaults."),
+    "doctor": CommandEntry("gpuctl.cli.doctor", "doctor", "Check credentials, SSH key, tools and clock, with fixes."),
     "completion": CommandEntry("gpuctl.cli.completion", "completion", "Print the shell completion script."),
 }
 

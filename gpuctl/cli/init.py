@@ -20,10 +20,16 @@ from gpuctl.cli.output import info, print_json
 @click.option("--region", help="Default region.")
 @click.option("--ttl", help="Default time to live of a deployment, e.g. 2h.")
 @click.option("--force", is_flag=True, help="Overwrite an existing gpuctl.yaml.")
+@click.option("-i", "--wizard", is_flag=True,
+              help="Choose model, GPU offer, engine and TTL in a wizard (needs a terminal); the flags above "
+                   "answer their questions ahead.")
 @json_option
 @click.pass_obj
-def init(app: App, force: bool, **values: str | None) -> None:
-    """Write gpuctl.yaml in the project directory (the current one unless --project-dir)."""
+def init(app: App, force: bool, wizard: bool, **values: str | None) -> None:
+    """Write gpuctl.yaml in the project directory (the current one unless --project-dir).
+
+    With -i, also print the 'gpuctl up' command that deploys what was chosen.
+    """
     from gpuctl.catalog import resolve_gpu
     from gpuctl.errors import UsageError
     from gpuctl.project import PROJECT_FILE, ProjectFile, resolve_project_root, write_project_file
@@ -36,6 +42,13 @@ def init(app: App, force: bool, **values: str | None) -> None:
         values["gpu"] = resolve_gpu(values["gpu"])
     if values["provider"] and values["provider"] != "auto":
         app.registry.create(values["provider"])  # unknown provider: exit 2 with close names
+    answers = None
+    if wizard:
+        from gpuctl.cli.wizard import init_wizard
+
+        answers = init_wizard(app, values)
+        values.update(model=answers.model, gpu=answers.gpu, provider=answers.provider, engine=answers.engine,
+                      ttl=answers.ttl)
     values["name"] = values["name"] or root.name
     from pydantic import ValidationError
 
@@ -49,3 +62,5 @@ def init(app: App, force: bool, **values: str | None) -> None:
     if app.json:
         print_json(project.model_dump(mode="json", exclude_none=True))
     info(app, f"wrote {path}")
+    if answers is not None and not app.json:
+        click.echo(answers.command_line())

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import click
 
 from gpuctl.app import App
-from gpuctl.cli.options import json_option
+from gpuctl.cli.options import json_option, quiet_option
 from gpuctl.cli.output import Column, print_json, print_rows
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -22,12 +22,13 @@ def hf_config_option(func: F) -> F:
 
 @click.group(invoke_without_command=True)
 @json_option
+@quiet_option
 @click.pass_context
 def models(ctx: click.Context) -> None:
     """List model recipes: gpuctl's own, the user's (config dir) and the project's (recipes/).
 
     A project recipe wins over a user recipe of the same name, which wins over gpuctl's own.
-    Any other Hugging Face model works as hf:ORG/NAME[@REVISION].
+    Any other Hugging Face model works as hf:ORG/NAME[@REVISION]. -q prints only the names.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -36,6 +37,9 @@ def models(ctx: click.Context) -> None:
 
     app: App = ctx.obj
     rows = [RecipeRow.of(r) for r in RecipeBook(app.project_root).all()]
+    if app.quiet and not app.json:
+        click.echo("".join(f"{row.name}\n" for row in rows), nl=False)
+        return
     print_rows(app, rows, [
         Column("NAME", "name"),
         Column("PARAMS", lambda r: f"{r.parameters_b:g}B", justify="right"),

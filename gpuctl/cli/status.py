@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from gpuctl.app import App
-from gpuctl.cli.options import json_option
+from gpuctl.cli.options import json_option, quiet_option
 from gpuctl.cli.output import Column, print_rows
 
 
@@ -39,15 +39,24 @@ def _endpoint(row: object) -> str | None:
 @click.option("--no-probe", is_flag=True, help="Do not contact the endpoints (faster; HEALTH stays empty).")
 @click.option("--all", "include_ended", is_flag=True, help="Include deployments that have ended.")
 @json_option
+@quiet_option
 @click.pass_obj
 def status(app: App, no_probe: bool, include_ended: bool) -> None:
-    """List this project's deployments: provider, GPU, endpoint, uptime, $/h, cost so far, TTL left, health."""
+    """List this project's deployments: provider, GPU, endpoint, uptime, $/h, cost so far, TTL left, health.
+
+    With -q, print only their names, one per line (without contacting the endpoints).
+    """
     from gpuctl.cli.up import deploy_context
     from gpuctl.deploy.context import Timeouts
     from gpuctl.deploy.status import status_rows
 
     ctx = deploy_context(app, Timeouts(), quiet=True)
-    rows = status_rows(ctx, include_ended=include_ended, probe_health=not no_probe)
+    names_only = app.quiet and not app.json
+    rows = status_rows(ctx, include_ended=include_ended, probe_health=not (no_probe or names_only))
+    if names_only:
+        for row in rows:
+            click.echo(row.name)
+        return
     print_rows(app, rows, [
         Column("NAME", "name"),
         Column("STATUS", "status"),

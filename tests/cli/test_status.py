@@ -12,8 +12,6 @@ import pytest
 from tests.fakehost.cloud import Cloud, add_deployment
 from tests.standins.mock_openai import MockProcess
 
-NOW = datetime.now(timezone.utc)
-
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[MockProcess]:
@@ -23,14 +21,15 @@ def engine() -> Iterator[MockProcess]:
 
 @pytest.fixture
 def seeded(fake_cloud: Cloud, engine: MockProcess, isolated: Path) -> Path:
+    now = datetime.now(timezone.utc)  # at seeding time: uptime and cost are then exact to the second
     add_deployment(isolated, "alive", provider="fakepod", gpu="L40S", gpu_count=1, region="fake-east-1",
                    price_per_hour=1.25, endpoint=engine.url, health_path="/health",
-                   launched_at=NOW - timedelta(hours=2), expires_at=NOW + timedelta(minutes=30))
+                   launched_at=now - timedelta(hours=2), expires_at=now + timedelta(minutes=30))
     add_deployment(isolated, "dead", provider="fakepod", gpu="A100-80GB", gpu_count=2, price_per_hour=3.0,
-                   endpoint="http://127.0.0.1:9", launched_at=NOW - timedelta(minutes=10))
+                   endpoint="http://127.0.0.1:9", launched_at=now - timedelta(minutes=10))
     add_deployment(isolated, "crashed", status="provisioning", launched_at=None, price_per_hour=1.0)
-    add_deployment(isolated, "gone", status="terminated", price_per_hour=2.0, launched_at=NOW - timedelta(hours=3),
-                   ended_at=NOW - timedelta(hours=1), cost_usd=4.0)
+    add_deployment(isolated, "gone", status="terminated", price_per_hour=2.0, launched_at=now - timedelta(hours=3),
+                   ended_at=now - timedelta(hours=1), cost_usd=4.0)
     return isolated
 
 
