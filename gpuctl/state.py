@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gpuctl.errors import StateError, TimeoutError_
 from gpuctl.fsutil import atomic_write
+from gpuctl.models.bench import BenchRecord
 from gpuctl.models.deployment import Deployment, HistoryEvent
 from gpuctl.project import STATE_DIR, describe_validation_error
 
@@ -30,6 +31,7 @@ class State(BaseModel):
     schema_version: int = SCHEMA_VERSION
     deployments: dict[str, Deployment] = Field(default_factory=dict)
     history: list[HistoryEvent] = Field(default_factory=list)
+    bench_runs: list[BenchRecord] = Field(default_factory=list)
 
     def record(self, deployment: str, event: str, detail: str | None = None) -> None:
         self.history.append(HistoryEvent(deployment=deployment, event=event, detail=detail))

@@ -25,11 +25,10 @@ import argparse
 import asyncio
 import json
 import signal
-import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 _WORDS = ("the", "of", "and", "to", "in", "is", "it", "that", "for", "on", "with", "as", "was", "at", "by")
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
@@ -381,10 +380,12 @@ class MockProcess:
 
     def __init__(self, *args: str, host: str = "127.0.0.1", python: str = sys.executable) -> None:
         self.command = [python, __file__, "--host", host, "--port", "0", *args]
-        self.process: subprocess.Popen[str] | None = None
+        self.process: Any = None
         self.url = ""
 
     def start(self) -> MockProcess:
+        import subprocess  # here, not at the top: the server itself starts faster without it
+
         self.process = subprocess.Popen(self.command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         line = self.process.stdout.readline() if self.process.stdout else ""
         if not line.startswith("READY "):
@@ -394,6 +395,8 @@ class MockProcess:
         return self
 
     def stop(self) -> None:
+        import subprocess
+
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -405,6 +408,8 @@ class MockProcess:
             self.process.stdout.close()
 
     def call(self, path: str, payload: dict | None = None) -> dict:
+        import urllib.request
+
         data = None if payload is None else json.dumps(payload).encode()
         request = urllib.request.Request(self.url + path, data=data, method="GET" if data is None else "POST")
         # no proxies: the mock is on loopback, whatever http_proxy says

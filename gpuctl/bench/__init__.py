@@ -1,0 +1,1 @@
+"""Benchmarking OpenAI-compatible endpoints: the shippable load generator, cost arithmetic, the runner."""

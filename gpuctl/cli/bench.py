@@ -1,0 +1,221 @@
+"""``gpuctl bench``: latency, throughput and cost per 1M tokens of a deployment or any OpenAI-compatible URL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+from pydantic import BaseModel
+
+from gpuctl.app import App
+from gpuctl.cli.options import json_option, quiet_option
+from gpuctl.cli.output import Column, ConsoleReporter, info, print_json, print_rows, warn
+from gpuctl.durations import parse_duration
+from gpuctl.errors import HealthCheckError, UsageError
+
+# Read by --api-key; belongs in gpuctl.envvars.Env (requested).
+OPENAI_API_KEY_ENV = "OPENAI_API_KEY"
+
+
+class _Parsed(click.ParamType):
+    """A value parsed by one of the load generator's own parsers (comma lists, SLOs)."""
+
+    def __init__(self, name: str, parse: Callable[[str], Any]) -> None:
+        self.name = name
+        self.parse = parse
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.parse(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _loadgen_parser(name: str) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        from gpuctl.bench import loadgen
+
+        return getattr(loadgen, name)(text)
+
+    return parse
+
+
+def _ms(stats: Any, key: str) -> str | None:
+    return None if stats is None else f"{getattr(stats, key):.1f}"
+
+
+def _money(value: float | None) -> str | None:
+    return None if value is None else f"{value:.3g}"
+
+
+class _Line(BaseModel):
+    """One line of the summary: a figure, and its value in each run (runs are columns)."""
+
+    figure: str
+    values: list[str | None]
+
+
+def _summary(runs: list[Any], with_goodput: bool) -> tuple[list[_Line], list[Column]]:
+    def line(figure: str, value: Callable[[Any], Any]) -> _Line:
+        return _Line(figure=figure, values=[None if (v := value(r)) is None else str(v) for r in runs])
+
+    lines = [
+        line("requests ok / failed", lambda r: f"{r.requests_ok} / {r.requests_failed}"),
+        line("duration s", lambda r: f"{r.duration_s:.2f}"),
+        line("requests/s", lambda r: f"{r.requests_per_s:.2f}"),
+        line("output tokens/s", lambda r: f"{r.output_tokens_per_s:.1f}"),
+        line("total tokens/s", lambda r: f"{r.total_tokens_per_s:.1f}"),
+    ]
+    if with_goodput:
+        lines.append(line("goodput requests/s", lambda r: f"{r.goodput_requests_per_s:.2f}"))
+    for metric, label in (("ttft_ms", "TTFT"), ("itl_ms", "ITL (per token)"), ("tpot_ms", "TPOT"),
+                          ("e2e_ms", "E2E latency")):
+        for key in ("mean", "p50", "p90", "p99"):
+            lines.append(line(f"{label} {key} ms", lambda r, m=metric, k=key: _ms(getattr(r, m), k)))
+    lines += [
+        line("$ per 1M output tokens", lambda r: _money(r.cost_per_1m_output_tokens)),
+        line("$ per 1M total tokens", lambda r: _money(r.cost_per_1m_total_tokens)),
+        line("client saturated", lambda r: "yes" if r.client_saturated else "no"),
+    ]
+    def header(r: Any) -> str:
+        return " ".join(p for p in (r.concurrency and f"c={r.concurrency}", r.rate and f"{r.rate:g} req/s") if p)
+
+    columns = [Column("", "figure")] + [
+        Column(header(r) or "run", lambda line_, i=i: line_.values[i], "right") for i, r in enumerate(runs)]
+    return lines, columns
+
+
+_HISTORY_COLUMNS = [
+    Column("NAME", "deployment"),
+    Column("GPU", lambda h: f"{h.gpu_count}x{h.gpu}" if h.gpu and (h.gpu_count or 1) > 1 else h.gpu),
+    Column("PROVIDER", "provider"),
+    Column("LOAD", lambda h: " ".join(part for part in (
+        h.run.concurrency and f"c={h.run.concurrency}", h.run.rate and f"{h.run.rate:g}/s",
+        f"{h.input_len}/{h.output_len}") if part)),
+    Column("TOK/S", lambda h: f"{h.run.output_tokens_per_s:.0f}", "right"),
+    Column("TTFT MS", lambda h: _ms(h.run.ttft_ms, "p50"), "right"),
+    Column("$/HR", lambda h: _money(h.price_per_hour), "right"),
+    Column("$/1M OUT", lambda h: _money(h.run.cost_per_1m_output_tokens), "right"),
+    Column("$/1M ALL", lambda h: _money(h.run.cost_per_1m_total_tokens), "right"),
+]
+
+
+@click.command(short_help="Latency, throughput and $ per 1M tokens of an endpoint.")
+@click.argument("name", required=False)
+@click.option("--url", metavar="BASE_URL", help="Any OpenAI-compatible server instead of a deployment.")
+@click.option("--model", help="Model name to request (default: the first one the server lists).")
+@click.option("--api-key", envvar=OPENAI_API_KEY_ENV, show_envvar=True, metavar="KEY", help="Bearer token.")
+@click.option("-c", "--concurrency", type=_Parsed("list", _loadgen_parser("parse_concurrency_list")),
+              default=None, metavar="N[,N...]", help="Requests in flight; a comma list sweeps. [default: 1]")
+@click.option("--rate", type=_Parsed("list", _loadgen_parser("parse_rate_list")), default=None,
+              metavar="R[,R...]", help="Requests per second, Poisson arrivals; a comma list sweeps.")
+@click.option("--burstiness", type=float, default=1.0, show_default=True,
+              help="Shape of the gaps between arrivals: 1 is Poisson, below 1 burstier, above smoother.")
+@click.option("-n", "--requests", type=click.IntRange(min=1), help="Measured requests per run. [default: 100]")
+@click.option("--duration", metavar="DURATION", help="Measure for this long instead (30s, 5m).")
+@click.option("--warmup", type=click.IntRange(min=0), help="Unmeasured requests first. [default: one per slot]")
+@click.option("--input-len", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Prompt length in tokens (random dataset).")
+@click.option("--output-len", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Tokens to generate per request.")
+@click.option("--ignore-eos/--no-ignore-eos", default=True, show_default=True,
+              help="Ask the server to generate exactly --output-len tokens (vLLM honours it).")
+@click.option("--dataset", default="random", show_default=True, metavar="random|PATH",
+              help="Random prompts, or a JSONL file of {\"prompt\": ...} or {\"messages\": [...]} lines.")
+@click.option("--endpoint", type=click.Choice(["completions", "chat"]), default="completions", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Per-request timeout, seconds.")
+@click.option("--slo", type=_Parsed("slo", _loadgen_parser("parse_slo")), metavar="ttft=MS,tpot=MS",
+              help="Service levels for goodput (keys ttft, tpot, e2e).")
+@click.option("--price-per-hour", type=click.FloatRange(min=0), metavar="USD",
+              help="Price of the endpoint (default: the deployment's).")
+@click.option("--from", "source", type=click.Choice(["local", "host"]), default="local", show_default=True,
+              help="Where the load generator runs: here, or on the deployment's GPU host against localhost.")
+@click.option("--history", is_flag=True, help="List stored deployment benches instead of running one.")
+@json_option
+@quiet_option
+@click.pass_obj
+def bench(app: App, name: str | None, url: str | None, model: str | None, api_key: str | None,
+          concurrency: list[int | None] | None, rate: list[float | None] | None, burstiness: float,
+          requests: int | None, duration: str | None, warmup: int | None, input_len: int, output_len: int,
+          ignore_eos: bool, dataset: str, endpoint: str, seed: int, timeout: float,
+          slo: dict[str, float] | None, price_per_hour: float | None, source: str, history: bool) -> None:
+    """Measure TTFT, inter-token latency, TPOT, end-to-end latency, throughput, goodput and the cost per
+    1M tokens of deployment NAME, or of any OpenAI-compatible server given by --url.
+
+    \b
+    Examples:
+      gpuctl bench my-llama -c 1,8,32,128
+      gpuctl bench --url http://10.0.0.5:8000 --rate 5 --duration 2m --slo ttft=500,tpot=50
+      gpuctl bench --history
+    """
+    if history:
+        _show_history(app, name)
+        return
+    from gpuctl.bench.runner import BenchTarget, bench_run, make_spec, run_local, store_results, target_for_deployment
+
+    if bool(name) == bool(url):
+        raise UsageError("give a deployment NAME or --url, not both" if name else "give a deployment NAME or --url")
+    if source == "host":
+        raise UsageError("--from host needs an SSH session to the deployment's host, which the deploy "
+                         "lifecycle does not provide yet", "run without --from host for now")
+    if name:
+        target = target_for_deployment(app.state.read(), name, model=model, api_key=api_key,
+                                       price_per_hour=price_per_hour)
+    else:
+        target = BenchTarget(url=str(url), model=model, api_key=api_key, price_per_hour=price_per_hour)
+    spec = make_spec(
+        target, endpoint=endpoint, concurrency=concurrency or [1 if rate in (None, [None]) else None],
+        rate=rate or [None], burstiness=burstiness, requests=requests,
+        duration_s=float(parse_duration(duration)) if duration else None, warmup=warmup, input_len=input_len,
+        output_len=output_len, dataset=dataset, ignore_eos=ignore_eos, seed=seed, timeout_s=timeout,
+        slo_ms=slo or {}, progress=not app.quiet,
+    )
+    report = run_local(spec, ConsoleReporter(app))
+    runs = [bench_run(run, target.price_per_hour) for run in report.runs]
+    answered = any(run.requests_ok for run in runs)
+    if answered:
+        store_results(app.state, target, spec, report, runs)
+    _notes(app, report, target.price_per_hour)
+    if app.json:
+        from gpuctl.models.bench import BenchReport
+
+        print_json(BenchReport(runs=runs).model_dump(mode="json"))
+    else:
+        lines, columns = _summary(runs, bool(slo))
+        print_rows(app, lines, columns, empty="no runs")
+    if not answered:
+        raise HealthCheckError(f"no request to {target.url} succeeded", "the warnings above give the causes")
+
+
+def _notes(app: App, report: Any, price: float | None) -> None:
+    """What the table cannot say: failures by cause, runs whose client figures are not trustworthy."""
+    for i, run in enumerate(report.runs, 1):
+        label = f"run {i} (concurrency {run.concurrency or '-'}, rate {run.rate or 'max'})"
+        if run.errors:
+            causes = ", ".join(f"{cause} x{count}" for cause, count in sorted(run.errors.items()))
+            example = next(iter(run.error_examples.values()), "")
+            warn(app, f"{label}: {run.requests_failed} failed: {causes}" + (f" (e.g. {example})" if example else ""))
+        if run.client.saturated:
+            warn(app, f"{label}: client saturated ({'; '.join(run.client.reasons)}); its latency figures read "
+                      "high. Use fewer requests in flight, or --from host")
+        if run.output_tokens_estimated:
+            info(app, f"{label}: the server sent no token counts; {run.output_tokens_estimated} requests were "
+                      "counted one token per event (a lower bound)")
+    if price is None:
+        info(app, "no price known: pass --price-per-hour for the cost per 1M tokens")
+
+
+def _show_history(app: App, name: str | None) -> None:
+    records = app.state.read().bench_runs
+    if name:
+        records = [r for r in records if r.deployment == name]
+    # comparable loads side by side, cheapest per output token first
+    records = sorted(records, key=lambda r: (r.input_len, r.output_len, r.run.concurrency or 0, r.run.rate or 0,
+                                             r.run.cost_per_1m_output_tokens is None,
+                                             r.run.cost_per_1m_output_tokens or 0.0))
+    print_rows(app, records, _HISTORY_COLUMNS,
+               empty="no stored benches yet: 'gpuctl bench NAME' measures a deployment and keeps the result")

@@ -1,0 +1,176 @@
+"""``gpuctl bench`` end to end: the CLI runs the load generator as a child process against the mock server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from gpuctl.models.deployment import Deployment
+from gpuctl.state import StateStore
+from tests.standins.mock_openai import MockProcess, Settings
+
+Gpuctl = Callable[..., Result]
+RUN_KEYS = {"concurrency", "rate", "requests_ok", "requests_failed", "duration_s", "ttft_ms", "itl_ms", "tpot_ms",
+            "e2e_ms", "output_tokens_per_s", "total_tokens_per_s", "requests_per_s", "cost_per_1m_output_tokens",
+            "cost_per_1m_total_tokens", "goodput_requests_per_s", "client_saturated"}
+SMALL = ("-n", "4", "--input-len", "8", "--output-len", "8")
+
+
+@pytest.fixture(scope="module")
+def mock_server() -> Iterator[MockProcess]:
+    with MockProcess() as server:
+        yield server
+
+
+@pytest.fixture
+def mock(mock_server: MockProcess) -> MockProcess:
+    mock_server.configure(**asdict(Settings()))
+    mock_server.reset()
+    return mock_server
+
+
+def add_deployment(project: Path, url: str, **fields: object) -> None:
+    values = {"name": "llama", "model": "llama-3-8b", "provider": "runpod", "status": "running",
+              "idempotency_token": "tok-1", "gpu": "L40S", "gpu_count": 1, "price_per_hour": 0.9, "endpoint": url,
+              **fields}
+    with StateStore(project).transaction() as state:
+        state.deployments[str(values["name"])] = Deployment.model_validate(values)
+
+
+def test_json_has_exactly_the_documented_keys(gpuctl: Gpuctl, mock: MockProcess) -> None:
+    result = gpuctl("bench", "--url", mock.url, "-c", "1,2", *SMALL, "--slo", "ttft=1000,tpot=500", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert list(data) == ["runs"]
+    assert [set(run) for run in data["runs"]] == [RUN_KEYS, RUN_KEYS]
+    first, second = data["runs"]
+    assert (first["concurrency"], second["concurrency"], first["rate"]) == (1, 2, None)
+    assert (first["requests_ok"], first["requests_failed"]) == (4, 0)
+    assert set(first["ttft_ms"]) == {"mean", "p50", "p90", "p99"}
+    assert first["cost_per_1m_output_tokens"] is None and first["cost_per_1m_total_tokens"] is None
+    assert first["goodput_requests_per_s"] == pytest.approx(first["requests_per_s"], rel=1e-3)
+    assert isinstance(first["client_saturated"], bool)
+    assert "no price known" in result.stderr
+
+
+def test_cost_comes_from_the_price_and_the_measured_throughput(gpuctl: Gpuctl, mock: MockProcess) -> None:
+    result = gpuctl("bench", "--url", mock.url, *SMALL, "--price-per-hour", "2.5", "--json")
+    run = json.loads(result.stdout)["runs"][0]
+    assert run["cost_per_1m_output_tokens"] == pytest.approx(2.5 / (3600 * run["output_tokens_per_s"]) * 1e6,
+                                                             rel=1e-5)
+    assert run["cost_per_1m_total_tokens"] == pytest.approx(2.5 / (3600 * run["total_tokens_per_s"]) * 1e6,
+                                                            rel=1e-5)
+    assert run["total_tokens_per_s"] == pytest.approx(2 * run["output_tokens_per_s"], rel=1e-3)  # 8 in, 8 out
+    assert run["goodput_requests_per_s"] is None
+
+
+def test_a_deployment_bench_uses_its_price_and_is_kept_for_history(gpuctl: Gpuctl, mock: MockProcess,
+                                                                    isolated: Path) -> None:
+    add_deployment(isolated, mock.url)
+    result = gpuctl("bench", "llama", *SMALL, "-c", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    run = json.loads(result.stdout)["runs"][0]
+    assert run["cost_per_1m_output_tokens"] == pytest.approx(0.9 / (3600 * run["output_tokens_per_s"]) * 1e6,
+                                                             rel=1e-5)
+    records = StateStore(isolated).read().bench_runs
+    assert len(records) == 1
+    assert (records[0].deployment, records[0].gpu, records[0].provider, records[0].model) == (
+        "llama", "L40S", "runpod", "mock-model")
+    assert records[0].run.model_dump(mode="json") == run
+
+    history = gpuctl("bench", "--history", "--json")
+    assert [h["deployment"] for h in json.loads(history.stdout)] == ["llama"]
+    table = gpuctl("bench", "--history")
+    header, _, row = table.stdout.splitlines()
+    assert header.split() == ["NAME", "GPU", "PROVIDER", "LOAD", "TOK/S", "TTFT", "MS", "$/HR", "$/1M", "OUT",
+                              "$/1M", "ALL"]
+    assert row.split()[:6] == ["llama", "L40S", "runpod", "c=2", "8/8", f"{run['output_tokens_per_s']:.0f}"]
+    costs = [f"{run['cost_per_1m_output_tokens']:.3g}", f"{run['cost_per_1m_total_tokens']:.3g}"]
+    assert row.split()[7:] == ["0.9", *costs]
+
+
+def test_history_sorts_comparable_runs_cheapest_first(gpuctl: Gpuctl, mock: MockProcess, isolated: Path) -> None:
+    add_deployment(isolated, mock.url, name="pricey", price_per_hour=9.0, gpu="H100-80GB")
+    add_deployment(isolated, mock.url, name="cheap", price_per_hour=0.5, gpu="A10")
+    for name in ("pricey", "cheap"):
+        assert gpuctl("bench", name, *SMALL, "-q").exit_code == 0
+    names = [h["deployment"] for h in json.loads(gpuctl("bench", "--history", "--json").stdout)]
+    assert names == ["cheap", "pricey"]
+    assert [h["deployment"] for h in json.loads(gpuctl("bench", "pricey", "--history", "--json").stdout)] == [
+        "pricey"]
+
+
+def test_history_without_records_says_so(gpuctl: Gpuctl) -> None:
+    result = gpuctl("bench", "--history")
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert "no stored benches yet" in result.stderr
+
+
+def test_url_benches_are_not_stored(gpuctl: Gpuctl, mock: MockProcess, isolated: Path) -> None:
+    assert gpuctl("bench", "--url", mock.url, *SMALL, "-q").exit_code == 0
+    assert not (isolated / ".gpuctl" / "state.json").exists()
+
+
+def test_the_summary_table_and_failures_by_cause(gpuctl: Gpuctl, mock: MockProcess) -> None:
+    mock.configure(fail_every=3)
+    result = gpuctl("bench", "--url", mock.url, "-n", "6", "--warmup", "0", "--output-len", "4",
+                    "--price-per-hour", "1")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["c=1"]
+    assert any(line.split() == ["requests", "ok", "/", "failed", "4", "/", "2"] for line in lines)
+    assert any(line.startswith("$ per 1M output tokens") for line in lines)
+    assert "2 failed: http 500 x2" in result.stderr
+    assert "run 1/1: concurrency 1" in result.stderr  # live progress, relayed
+
+
+def test_an_api_key_from_the_environment_reaches_the_server_and_nothing_else(gpuctl: Gpuctl,
+                                                                            mock: MockProcess) -> None:
+    mock.configure(api_key="sk-standin-41b7")
+    result = gpuctl("bench", "--url", mock.url, *SMALL, "--json", env={"OPENAI_API_KEY": "sk-standin-41b7"})
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["runs"][0]["requests_ok"] == 4
+    assert "sk-standin" not in result.stdout + result.stderr
+
+
+def test_every_request_failing_is_a_health_error(gpuctl: Gpuctl, mock: MockProcess) -> None:
+    result = gpuctl("bench", "--url", mock.url, "--model", "nope", "-n", "2", "--json")
+    assert result.exit_code == 8
+    assert json.loads(result.stdout)["runs"][0]["requests_failed"] == 2
+    assert "http 404 x" in result.stderr and "does not exist" in result.stderr
+
+
+def test_an_unreachable_server_is_a_health_error(gpuctl: Gpuctl, mock: MockProcess) -> None:
+    mock_url = mock.url.rsplit(":", 1)[0] + ":1"
+    result = gpuctl("bench", "--url", mock_url, "-n", "1")
+    assert result.exit_code == 8
+    assert "cannot reach" in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((), "give a deployment NAME or --url"),
+    (("llama", "--url", "http://127.0.0.1:9"), "not both"),
+    (("--url", "http://127.0.0.1:9", "-n", "3", "--duration", "5s"), "not both"),
+    (("--url", "http://127.0.0.1:9", "--slo", "ttft"), "KEY=MS"),
+    (("--url", "http://127.0.0.1:9", "-c", "0"), "concurrency"),
+    (("--url", "http://127.0.0.1:9", "--from", "host"), "--from host"),
+    (("--url", "127.0.0.1:9"), "http://"),
+])
+def test_usage_errors(gpuctl: Gpuctl, args: tuple[str, ...], message: str) -> None:
+    result = gpuctl("bench", *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_unknown_and_unready_deployments(gpuctl: Gpuctl, isolated: Path) -> None:
+    add_deployment(isolated, "", status="provisioning", endpoint=None)
+    missing = gpuctl("bench", "other")
+    assert missing.exit_code == 3 and "no deployment named 'other' (known: llama)" in missing.stderr
+    unready = gpuctl("bench", "llama")
+    assert unready.exit_code == 2 and "has no endpoint yet (status: provisioning)" in unready.stderr
