@@ -45,15 +45,6 @@ class BenchTarget:
     deployment: Deployment | None = None
 
 
-def engine_api_key(deployment: Deployment | None, explicit: str | None) -> str | None:
-    """The bearer token for a deployment's engine.
-
-    PLACEHOLDER until the deploy lifecycle (issue 5) stores a key per deployment: for now only the
-    explicit ``--api-key`` / ``$OPENAI_API_KEY`` value is used. Issue 5 plugs its lookup in here.
-    """
-    return explicit
-
-
 def target_for_deployment(state: State, name: str, *, model: str | None, api_key: str | None,
                           price_per_hour: float | None) -> BenchTarget:
     """The endpoint and price of deployment ``name`` from the state file."""
@@ -66,7 +57,7 @@ def target_for_deployment(state: State, name: str, *, model: str | None, api_key
         raise UsageError(f"deployment '{name}' has no endpoint yet (status: {deployment.status})",
                          "wait until 'gpuctl up' reports it running")
     price = price_per_hour if price_per_hour is not None else deployment.price_per_hour
-    return BenchTarget(url=deployment.endpoint, model=model, api_key=engine_api_key(deployment, api_key),
+    return BenchTarget(url=deployment.endpoint, model=model, api_key=api_key,
                        price_per_hour=price, deployment=deployment)
 
 

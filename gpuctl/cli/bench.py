@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import BaseModel
@@ -12,10 +12,14 @@ from gpuctl.app import App
 from gpuctl.cli.options import json_option, quiet_option
 from gpuctl.cli.output import Column, ConsoleReporter, info, print_json, print_rows, warn
 from gpuctl.durations import parse_duration
+from gpuctl.envvars import Env
 from gpuctl.errors import HealthCheckError, UsageError
 
-# Read by --api-key; belongs in gpuctl.envvars.Env (requested).
-OPENAI_API_KEY_ENV = "OPENAI_API_KEY"
+if TYPE_CHECKING:
+    from gpuctl.bench.loadgen import LoadSpec
+    from gpuctl.bench.runner import BenchTarget
+    from gpuctl.models.bench import LoadgenReport
+
 
 
 class _Parsed(click.ParamType):
@@ -107,7 +111,7 @@ _HISTORY_COLUMNS = [
 @click.argument("name", required=False)
 @click.option("--url", metavar="BASE_URL", help="Any OpenAI-compatible server instead of a deployment.")
 @click.option("--model", help="Model name to request (default: the first one the server lists).")
-@click.option("--api-key", envvar=OPENAI_API_KEY_ENV, show_envvar=True, metavar="KEY", help="Bearer token.")
+@click.option("--api-key", envvar=Env.OPENAI_API_KEY, show_envvar=True, metavar="KEY", help="Bearer token.")
 @click.option("-c", "--concurrency", type=_Parsed("list", _loadgen_parser("parse_concurrency_list")),
               default=None, metavar="N[,N...]", help="Requests in flight; a comma list sweeps. [default: 1]")
 @click.option("--rate", type=_Parsed("list", _loadgen_parser("parse_rate_list")), default=None,
@@ -155,15 +159,17 @@ def bench(app: App, name: str | None, url: str | None, model: str | None, api_ke
     if history:
         _show_history(app, name)
         return
-    from gpuctl.bench.runner import BenchTarget, bench_run, make_spec, run_local, store_results, target_for_deployment
+    from gpuctl.bench.runner import BenchTarget, bench_run, make_spec, store_results, target_for_deployment
 
     if bool(name) == bool(url):
         raise UsageError("give a deployment NAME or --url, not both" if name else "give a deployment NAME or --url")
-    if source == "host":
-        raise UsageError("--from host needs an SSH session to the deployment's host, which the deploy "
-                         "lifecycle does not provide yet", "run without --from host for now")
+    if source == "host" and not name:
+        raise UsageError("--from host benchmarks a deployment: give its NAME instead of --url")
     if name:
-        target = target_for_deployment(app.state.read(), name, model=model, api_key=api_key,
+        from gpuctl.deploy.secrets import read_api_key
+
+        target = target_for_deployment(app.state.read(), name, model=model,
+                                       api_key=api_key or read_api_key(app.state.dir, name),
                                        price_per_hour=price_per_hour)
     else:
         target = BenchTarget(url=str(url), model=model, api_key=api_key, price_per_hour=price_per_hour)
@@ -174,7 +180,7 @@ def bench(app: App, name: str | None, url: str | None, model: str | None, api_ke
         output_len=output_len, dataset=dataset, ignore_eos=ignore_eos, seed=seed, timeout_s=timeout,
         slo_ms=slo or {}, progress=not app.quiet,
     )
-    report = run_local(spec, ConsoleReporter(app))
+    report = _run(app, target, spec, source)
     runs = [bench_run(run, target.price_per_hour) for run in report.runs]
     answered = any(run.requests_ok for run in runs)
     if answered:
@@ -219,3 +225,35 @@ def _show_history(app: App, name: str | None) -> None:
                                              r.run.cost_per_1m_output_tokens or 0.0))
     print_rows(app, records, _HISTORY_COLUMNS,
                empty="no stored benches yet: 'gpuctl bench NAME' measures a deployment and keeps the result")
+
+
+def _run(app: App, target: BenchTarget, spec: LoadSpec, source: str) -> LoadgenReport:
+    """Run the load from here (through an SSH tunnel when a deployment's endpoint is private), or with
+    ``--from host`` inside the deployment's engine container, next to the GPU."""
+    import dataclasses
+
+    from gpuctl.bench.runner import run_local
+
+    deployment = target.deployment
+    if deployment is None or (source == "local" and not deployment.tunnel):
+        return run_local(spec, ConsoleReporter(app))
+    from gpuctl.cli.up import deploy_context
+    from gpuctl.deploy.access import endpoint_from_here, open_host
+    from gpuctl.deploy.context import Timeouts
+
+    ctx = deploy_context(app, Timeouts(), quiet=True)
+    if source == "local":
+        with endpoint_from_here(ctx, deployment) as base:
+            return run_local(dataclasses.replace(spec, url=base), ConsoleReporter(app))
+    if not deployment.host or not deployment.container:
+        raise UsageError(f"deployment '{deployment.name}' runs at {deployment.provider}, which gives gpuctl no "
+                         "shell next to its engine", "benchmark it from here (without --from host)")
+    from gpuctl.bench.remote import aimed_at_engine, run_in_engine
+    from gpuctl.engines import engine_module
+    from gpuctl.host.docker import DockerEngine
+
+    port = engine_module(deployment.engine or "vllm").PORT
+    with open_host(ctx, deployment) as shell, ConsoleReporter(app).step(
+            f"benchmarking inside {deployment.container} on {deployment.host}"):
+        return run_in_engine(DockerEngine(shell, sudo=deployment.docker_sudo), aimed_at_engine(spec, port),
+                             container=deployment.container)

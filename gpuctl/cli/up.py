@@ -224,7 +224,7 @@ def _deploy(app: App, ctx: DeployContext, request: PlanRequest, inputs: PlanInpu
             name=name, plans=plans, host=target, identity=identity, accept_host_key=accept_host_key,
             keep_on_failure=keep_on_failure, decide_host_key=_host_key_prompt(app), secrets=secrets,
             allow_pickle=allow_pickle,
-            on_ready=None,  # issue 7: the short health bench plugs in here (called with the running deployment)
+            on_ready=lambda ready: _health_bench(app, ctx, ready),
         ))
     except EngineHealthError as exc:
         if exc.log_tail.strip():
@@ -232,6 +232,24 @@ def _deploy(app: App, ctx: DeployContext, request: PlanRequest, inputs: PlanInpu
             click.echo("".join(f"  {line}\n" for line in exc.log_tail.strip().splitlines()[-20:]), err=True, nl=False)
         raise
     _render_ready(app, deployment)
+
+
+def _health_bench(app: App, ctx: DeployContext, deployment: Deployment) -> None:
+    """A few requests against the new endpoint: its first TTFT and tokens/s (a failure here only warns)."""
+    from gpuctl.bench.runner import smoke_bench
+    from gpuctl.deploy.access import endpoint_from_here
+    from gpuctl.deploy.secrets import read_api_key
+    from gpuctl.errors import GpuctlError
+
+    try:
+        with endpoint_from_here(ctx, deployment) as base, ConsoleReporter(app).step("health bench"):
+            run = smoke_bench(base, model=deployment.served_model_name, price_per_hour=deployment.price_per_hour,
+                              api_key=read_api_key(ctx.state_dir, deployment.name))
+    except (GpuctlError, ValueError) as exc:
+        warn(app, f"health bench failed: {exc}")
+        return
+    if run.ttft_ms is not None:
+        info(app, f"health bench: TTFT p50 {run.ttft_ms.p50:.0f} ms, {run.output_tokens_per_s:.1f} output tokens/s")
 
 
 def _confirm(app: App, name: str, plans: list[DeployPlan]) -> None:

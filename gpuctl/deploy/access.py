@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gpuctl.deploy.context import DeployContext
-from gpuctl.deploy.endpoint import openai_base
+from gpuctl.deploy.endpoint import openai_base, reach
 from gpuctl.errors import UsageError
 from gpuctl.host.shell import Shell
 from gpuctl.host.target import HostTarget, parse_target
@@ -37,6 +37,17 @@ def open_host(ctx: DeployContext, deployment: Deployment, *, shell: Shell | None
     identity = Path(deployment.identity) if deployment.identity else None
     with opened(connect(host_target(deployment), ctx.state_dir, identity=identity, timeout=timeout)) as host:
         yield host
+
+
+@contextmanager
+def endpoint_from_here(ctx: DeployContext, deployment: Deployment) -> Iterator[str]:
+    """The engine's base URL as this machine reaches it: the endpoint, or an SSH tunnel to a private one."""
+    if not deployment.tunnel:
+        with reach(deployment, None) as base:
+            yield base
+        return
+    with open_host(ctx, deployment) as shell, reach(deployment, shell) as base:
+        yield base
 
 
 def engine_logs(ctx: DeployContext, deployment: Deployment, tail: int | None) -> str:

@@ -37,6 +37,9 @@ _BUSYBOX_TOOLS = ("sh", "cat", "ls", "env", "sleep", "echo", "ps", "wget")
 _SKIP_STDLIB = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "site-packages",
                 "dist-packages", "pydoc_data", "distutils", "__phello__"}
 _SKIP_EXTENSIONS = ("_tkinter", "_curses", "_dbm", "_gdbm", "xxlimited", "_test", "_xx")
+#: what aiohttp imports: a real vLLM image ships it, and 'gpuctl bench --from host' runs on it
+_SITE_PACKAGES = ("aiohttp", "aiohappyeyeballs", "aiosignal", "attr", "frozenlist", "idna", "multidict",
+                  "propcache", "yarl", "typing_extensions.py")
 _CREATED = "2026-01-01T00:00:00Z"
 
 
@@ -59,6 +62,9 @@ def build_rootfs(dest: Path) -> Path:
         tar.add(stdlib, arcname=str(stdlib).lstrip("/"), filter=_stdlib_filter(stdlib))
         for extension in extensions:
             tar.add(_slim(extension, scratch), arcname=str(extension).lstrip("/"))
+        site = Path(sysconfig.get_paths()["purelib"])
+        for package in _SITE_PACKAGES:
+            tar.add(site / package, arcname=str(site / package).lstrip("/"), filter=_no_bytecode)
         shutil.rmtree(scratch)
         _add_link(tar, "usr/bin/python3", str(exe))
         if BUSYBOX.is_file():
@@ -102,6 +108,10 @@ def _stdlib_filter(stdlib: Path) -> Callable[[tarfile.TarInfo], tarfile.TarInfo 
         return info
 
     return keep
+
+
+def _no_bytecode(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    return None if "__pycache__" in info.name else info
 
 
 def _add_dir(tar: tarfile.TarFile, name: str, mode: int) -> None:
