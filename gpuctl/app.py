@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from gpuctl.state import StateStore
 
 
+#: columns a table may use when stdout is a pipe or a file (rows are never folded there)
+PIPE_WIDTH = 400
+
+
 @dataclass
 class App:
     """Built by the root command; heavy parts are created on first use so start-up stays fast."""
@@ -83,7 +87,9 @@ class App:
 
     @cached_property
     def out(self) -> Console:
-        """stdout: data only (tables)."""
+        """stdout: data only (tables). Off a terminal, tables keep their natural width instead of folding
+        into 80 columns, so a pipe or a file gets one row per line."""
         from rich.console import Console
 
-        return Console(no_color=self.no_color or bool(os.environ.get(Env.NO_COLOR)), highlight=False)
+        width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
+        return Console(no_color=self.no_color or bool(os.environ.get(Env.NO_COLOR)), highlight=False, width=width)
