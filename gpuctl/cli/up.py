@@ -124,10 +124,9 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
     ctx = deploy_context(app, timeouts, quiet=dry_run and not sys.stderr.isatty())
     inputs = _inputs(app, ctx, request, host, identity, accept_host_key, price_per_hour or 0.0)
     if dry_run:
-        from gpuctl.plan import build_plan
+        from gpuctl.deploy.planning import candidate_plans
 
-        plan = build_plan(request, inputs.recipe, inputs.offers, warnings=inputs.warnings,
-                          hf_token_present=inputs.hf_token_present)
+        plan = candidate_plans(ctx, request, inputs, limit=1)[0]  # exactly what 'up' would launch first
         _warn_all(app, plan.warnings)
         if app.json:
             print_json(plan.model_dump(mode="json"))

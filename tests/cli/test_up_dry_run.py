@@ -68,7 +68,10 @@ def test_human_plan(gpuctl) -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "plan for phi-3-mini (microsoft/Phi-3-mini-4k-instruct @ 0a67737cc96d)"
     assert lines[1].startswith("  offer    ") and " x L40S " in lines[1]
-    assert "private (SSH tunnel)" in result.stdout
+    # offline, the cheapest L40S is a RunPod pod: its proxy is reachable by anyone, so 'up' plans it public
+    # with an API key, and the dry run shows that same plan
+    assert lines[1].startswith("  offer    runpod ")
+    assert "public, API key required" in result.stdout
     command = lines[lines.index("command:") + 1].strip()
     assert command.startswith("docker run") and "ghcr.io/huggingface/text-generation-inference:3.3.6" in command
     assert "--num-shard 1" in command and "--max-total-tokens 4096" in command
