@@ -38,8 +38,8 @@ KEYS: dict[str, ConfigKey] = {
         ConfigKey("aws.region", "default AWS region", env="AWS_DEFAULT_REGION"),
         ConfigKey("aws.ami_type", "Deep Learning AMI type of AWS launches (default "
                   "base-oss-nvidia-driver-gpu-ubuntu-22.04)"),
-        ConfigKey("aws.caller_cidr", "comma-separated CIDRs allowed to reach AWS instances (SSH, and the "
-                  "engine with --public); default: this machine's public IP", env=Env.CALLER_CIDR),
+        ConfigKey("aws.caller_cidr", "comma-separated CIDRs allowed to reach AWS and Lambda instances (SSH, and "
+                  "the engine with --public); default: this machine's public IP", env=Env.CALLER_CIDR),
         ConfigKey("prices.timeout", "seconds to wait for each provider's prices", kind=float),
         ConfigKey("prices.max_age", "seconds a cached price answer stays fresh", kind=float),
     )

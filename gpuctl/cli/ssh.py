@@ -30,7 +30,7 @@ def ssh(app: App, name: str, command: tuple[str, ...], tunnel: bool, port: int |
     ctx = deploy_context(app, Timeouts(), quiet=True)
     deployment = ctx.records.get(name)
     tunnel_port = (port or deployment.host_port) if tunnel else None
-    argv = ssh_argv(ctx, deployment, list(command), tunnel_port=tunnel_port)
+    argv = ssh_argv(ctx, deployment, list(command), tunnel_port=tunnel_port, pin=not print_only)
     if print_only:
         click.echo(shlex.join(argv))
         return

@@ -112,7 +112,9 @@ class AWSProvider(Provider):
                 log.info("AWS: instance %s already carries launch token %s; not launching another",
                          earlier["InstanceId"], request.idempotency_token)
                 return aws_launch.ec2_instance(earlier, offer.region)
-            cidrs = aws_launch.caller_cidrs()
+            from gpuctl.providers.caller import caller_cidrs
+
+            cidrs = caller_cidrs("the AWS security group")
             raw = aws_launch.launch(ec2, self._client("ssm", offer.region), request, cidrs)
         return aws_launch.ec2_instance(raw, offer.region)
 

@@ -15,10 +15,8 @@ Instance ids are ``REGION/i-...``: gpuctl's interface passes ids alone, and EC2 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import logging
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,9 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: where the caller's public address is learnt when no ``aws.caller_cidr`` is set
-CHECKIP_URL = "https://checkip.amazonaws.com"
-CHECKIP_TIMEOUT = 5.0
 DEFAULT_AMI_TYPE = "base-oss-nvidia-driver-gpu-ubuntu-22.04"
 AMI_PARAMETER = "/aws/service/deeplearning/ami/{arch}/{ami_type}/latest/ami-id"
 SSH_PORT = 22
@@ -104,35 +99,6 @@ def parse_ref(ref: str, default_region: str) -> tuple[str, str]:
 
 
 # -- checks ---------------------------------------------------------------------------------------
-def caller_cidrs() -> list[str]:
-    """The address ranges the security group admits: ``aws.caller_cidr``, else this machine's public IP.
-
-    gpuctl never opens SSH to everyone by itself: if the address cannot be learnt, the launch stops.
-    """
-    configured = credential_value("aws.caller_cidr")
-    if configured is not None:
-        cidrs = [_cidr(part.strip()) for part in configured.split(",") if part.strip()]
-        if cidrs:
-            return cidrs
-    try:
-        with urllib.request.urlopen(CHECKIP_URL, timeout=CHECKIP_TIMEOUT) as answer:
-            text = answer.read(64).decode("ascii").strip()
-        return [str(ipaddress.ip_network(text))]
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot learn this machine's public IP address for the AWS security group "
-                         f"({CHECKIP_URL}: {exc})",
-                         "set it: export GPUCTL_CALLER_CIDR=203.0.113.7/32 (or 'gpuctl config set aws.caller_cidr "
-                         "CIDR'); gpuctl does not open SSH to the whole internet by itself") from None
-
-
-def _cidr(text: str) -> str:
-    try:
-        return str(ipaddress.ip_network(text, strict=False))
-    except ValueError:
-        raise UsageError(f"aws.caller_cidr: '{text}' is not an IP address or CIDR range",
-                         "e.g. 203.0.113.7/32 or 203.0.113.0/24; separate several with commas") from None
-
-
 def launch_zones(ec2: Any, instance_type: str, region: str) -> list[Zone]:
     """The zones of the default VPC that offer ``instance_type``, in name order."""
     subnets = all_pages(ec2, "describe_subnets", "Subnets", Filters=[{"Name": "default-for-az", "Values": ["true"]}])

@@ -69,6 +69,10 @@ class TagEntry(_Model):
     value: str
 
 
+class FirewallRulesetEntry(_Model):
+    id: str
+
+
 class Instance(_Model):
     """One instance of ``GET /api/v1/instances[/{id}]``."""
 
@@ -80,6 +84,17 @@ class Instance(_Model):
     region: Region
     instance_type: InstanceType
     tags: list[TagEntry] = Field(default_factory=list)
+    firewall_rulesets: list[FirewallRulesetEntry] = Field(default_factory=list)
+
+
+class FirewallRuleset(_Model):
+    """One ruleset of ``/api/v1/firewall-rulesets`` (its rules are not read back)."""
+
+    id: str
+    name: str
+    region: Region
+    #: the instances it is attached to; Lambda refuses to delete it while any is not terminated
+    instance_ids: list[str] = Field(default_factory=list)
 
 
 class SSHKey(_Model):
@@ -146,3 +161,14 @@ class LambdaApi(JsonApiClient):
         """Terminate instances; repeating it is harmless, so it is retried like a read."""
         self.request("POST", "/instance-operations/terminate", json_body={"instance_ids": instance_ids},
                      idempotent=True)
+
+    def list_firewall_rulesets(self) -> list[FirewallRuleset]:
+        return self.get("/firewall-rulesets", Envelope[list[FirewallRuleset]]).data
+
+    def create_firewall_ruleset(self, name: str, region: str, rules: list[dict[str, Any]]) -> FirewallRuleset:
+        """``POST /firewall-rulesets``: a ruleset of its own, never the account-wide rules (``PUT /firewall-rules``)."""
+        answer = self.request("POST", "/firewall-rulesets", json_body={"name": name, "region": region, "rules": rules})
+        return self.parse(Envelope[FirewallRuleset], answer, "answer to POST /firewall-rulesets").data
+
+    def delete_firewall_ruleset(self, ruleset_id: str) -> None:
+        self.request("DELETE", f"/firewall-rulesets/{quote(ruleset_id, safe='')}")

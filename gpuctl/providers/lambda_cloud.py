@@ -2,7 +2,9 @@
 Ubuntu VMs that gpuctl reaches over SSH (the lifecycle runs the engine there with docker).
 
 Lambda takes no client token and has no TTL: the launch token and the TTL deadline are instance
-tags (``gpuctl.providers.tagging``), and the TTL watchdog is armed by cloud-init user data.
+tags (``gpuctl.providers.tagging``), and the TTL watchdog is armed by cloud-init user data. A public
+deployment gets a firewall ruleset of its own (SSH and the engine port from the caller's address
+only), deleted when the instance is terminated; the account-wide rules are never touched.
 """
 
 from __future__ import annotations
@@ -12,20 +14,22 @@ import binascii
 import hashlib
 import logging
 import re
+import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from gpuctl.catalog import CatalogInstanceType, gpu_spec, matches, provider_catalog
-from gpuctl.errors import NoCapacityError, NotFoundError, ProviderError, UsageError
+from gpuctl.errors import GpuctlError, NoCapacityError, NotFoundError, ProviderError, UsageError
 from gpuctl.models.offer import Availability, Offer, OfferQuery
 from gpuctl.providers.base import Provider
+from gpuctl.providers.caller import caller_cidrs
 from gpuctl.providers.http import DEFAULT_TIMEOUT, ProviderHttpError
 from gpuctl.providers.tagging import LAUNCH_TOKEN, carries, deadline, launch_tags
 
 if TYPE_CHECKING:  # the API and lifecycle models load on first use: discovering providers stays cheap
     from gpuctl.models.instance import Instance, InstanceStatus, LaunchRequest
     from gpuctl.providers import lambda_api
-    from gpuctl.providers.lambda_api import InstanceTypesItem, LambdaApi
+    from gpuctl.providers.lambda_api import FirewallRuleset, InstanceTypesItem, LambdaApi
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,11 @@ SSH_PORT = 22
 #: what Lambda accepts as tags (InstanceLaunchRequest.tags in the spec)
 _TAG_KEY = re.compile(r"^[a-z][a-z0-9-:]+$")
 _TAG_KEY_MAX, _TAG_VALUE_MAX, _NAME_MAX = 55, 128, 64
+#: names of the rulesets gpuctl makes start so; nothing else is ever deleted
+RULESET_PREFIX = "gpuctl-"
+#: Lambda refuses to delete a ruleset until its instance has terminated: how long terminate waits for that
+RULESET_RELEASE_S = 60.0
+RULESET_POLL_S = 2.0
 
 
 class LambdaProvider(Provider):
@@ -81,6 +90,8 @@ class LambdaProvider(Provider):
             raise UsageError("a Lambda Cloud instance is reached over SSH, but the launch request has no public key")
         tags = launch_tags(request)
         check_tags(tags)
+        # learnt before anything is created: without the caller's address there is nothing to open
+        cidrs = public_cidrs() if request.public else []
         with self._api() as api:
             # an instance on its way out is an earlier deployment's, even with the same token
             earlier = [i for i in api.list_instances()
@@ -100,11 +111,19 @@ class LambdaProvider(Provider):
             expires = deadline(tags)
             if expires is not None:
                 body["user_data"] = first_boot_script(request.name, expires)
+            ruleset = public_ruleset(api, request, region, cidrs) if request.public else None
+            if ruleset is not None:
+                body["firewall_rulesets"] = [{"id": ruleset.id}]
             try:
                 ids = api.launch(body)
             except ProviderHttpError as exc:
+                drop_ruleset(api, ruleset)
                 raise launch_error(exc, body) from None
+            except GpuctlError:
+                drop_ruleset(api, ruleset)
+                raise
             if not ids:
+                drop_ruleset(api, ruleset)
                 raise ProviderError("Lambda Cloud accepted the launch but named no instance",
                                     "look for it in the Lambda dashboard; 'gpuctl gc' finds gpuctl's instances")
             instance_id = ids[0]
@@ -127,14 +146,19 @@ class LambdaProvider(Provider):
                                     "it may have been terminated") from None
 
     def terminate(self, instance_id: str) -> None:
-        """Terminate the instance (the only thing that stops Lambda's billing); gone already is fine."""
+        """Terminate the instance (the only thing that stops Lambda's billing), then delete its ruleset.
+
+        Gone already is fine; a ruleset Lambda will not delete yet is left with a warning.
+        """
         with self._api() as api:
             try:
-                if api.get_instance(instance_id).status in _ENDING:
-                    return
-                api.terminate([instance_id])
+                item = api.get_instance(instance_id)
+                if item.status not in _ENDING:
+                    api.terminate([instance_id])
             except NotFoundError:
                 log.info("Lambda Cloud: instance %s is already gone", instance_id)
+                return
+            release_rulesets(api, item)
 
     def list_by_tag(self, tags: dict[str, str]) -> list[Instance]:
         with self._api() as api:
@@ -169,6 +193,66 @@ def check_tags(tags: dict[str, str]) -> None:
         if not _TAG_KEY.match(key) or len(key) > _TAG_KEY_MAX or len(value) > _TAG_VALUE_MAX:
             raise UsageError(f"Lambda Cloud cannot store the tag {key}={value!r}",
                              "tag keys are lowercase letters, digits, '-' and ':' (at most 55), values at most 128")
+
+
+def public_cidrs() -> list[str]:
+    """The caller's IPv4 ranges (Lambda's firewall takes no IPv6) that a public deployment admits."""
+    cidrs = [c for c in caller_cidrs("the Lambda Cloud firewall ruleset") if ":" not in c]
+    if not cidrs:
+        raise UsageError("Lambda Cloud firewall rules take IPv4 ranges only, and the caller's address is IPv6",
+                         "set an IPv4 range: export GPUCTL_CALLER_CIDR=203.0.113.7/32")
+    return cidrs
+
+
+def ruleset_name(request: LaunchRequest) -> str:
+    """One ruleset per launch token, so that a relaunch finds its own (at most 64 characters)."""
+    digest = hashlib.sha256(request.idempotency_token.encode()).hexdigest()[:8]
+    return f"{RULESET_PREFIX}{request.name[:_NAME_MAX - len(RULESET_PREFIX) - 9]}-{digest}"
+
+
+def public_ruleset(api: LambdaApi, request: LaunchRequest, region: str, cidrs: list[str]) -> FirewallRuleset:
+    """The deployment's own ruleset: TCP 22 and the engine's host port from ``cidrs`` only."""
+    from gpuctl.models.engine import HOST_PORT
+
+    name = ruleset_name(request)
+    found = next((r for r in api.list_firewall_rulesets() if r.name == name and r.region.name == region), None)
+    if found is not None:
+        return found
+    rules = [{"protocol": "tcp", "port_range": [port, port], "source_network": cidr,
+              "description": f"gpuctl {what} from the caller"}
+             for port, what in ((SSH_PORT, "SSH"), (HOST_PORT, "engine")) for cidr in cidrs]
+    return api.create_firewall_ruleset(name, region, rules)
+
+
+def drop_ruleset(api: LambdaApi, ruleset: FirewallRuleset | None) -> None:
+    """Best effort: delete a ruleset whose launch failed (Lambda refuses if the launch did start one)."""
+    if ruleset is None:
+        return
+    try:
+        api.delete_firewall_ruleset(ruleset.id)
+    except NotFoundError:
+        pass  # gone already
+    except ProviderError as exc:
+        log.warning("Lambda Cloud: could not delete firewall ruleset %s (%s); delete it in the dashboard",
+                    ruleset.name, exc.message)
+
+
+def release_rulesets(api: LambdaApi, item: lambda_api.Instance) -> None:
+    """Delete gpuctl's rulesets attached to a terminating instance, once it has terminated (best effort)."""
+    attached = {entry.id for entry in item.firewall_rulesets}
+    if not attached:
+        return
+    ours = [r for r in api.list_firewall_rulesets() if r.id in attached and r.name.startswith(RULESET_PREFIX)]
+    give_up = time.monotonic() + RULESET_RELEASE_S
+    while ours and item.status != "terminated" and time.monotonic() < give_up:
+        try:
+            item = api.get_instance(item.id)
+        except NotFoundError:
+            break
+        if item.status != "terminated":
+            time.sleep(RULESET_POLL_S)
+    for ruleset in ours:
+        drop_ruleset(api, ruleset)
 
 
 def region_with_capacity(api: LambdaApi, instance_type: str) -> str:

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from gpuctl.deploy import access
+from gpuctl.providers.runpod import RunPodProvider
 from tests.fakehost.cloud import Cloud, add_deployment
+from tests.providers.launch_fakes import SECRETS, offer, request, vllm_engine
 
 
 def test_a_provider_run_engine_logs_come_from_the_provider(gpuctl, fake_cloud: Cloud, isolated: Path) -> None:
@@ -27,3 +32,25 @@ def test_a_host_deployment_without_a_container_yet(gpuctl, fake_cloud: Cloud, is
 def test_unknown_name(gpuctl, fake_cloud: Cloud) -> None:
     result = gpuctl("logs", "nope")
     assert result.exit_code == 3 and "no deployment named 'nope'" in result.stderr
+
+
+def test_following_a_runpod_pod_prints_only_new_lines_until_it_is_gone(gpuctl, runpod_api, isolated: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    pod = RunPodProvider().launch(request(offer("runpod", "NVIDIA L40S", "US-TX-3", tier="secure"),
+                                          engine=vllm_engine(), secrets=dict(SECRETS)))
+    add_deployment(isolated, "pod", provider="runpod", instance_id=pod.id, status="running")
+    record = runpod_api.state.pods[pod.id]
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:  # each poll's wait: the pod writes, then it is deleted
+        pauses.append(seconds)
+        if len(pauses) == 1:
+            record.log += ["INFO request 1", "INFO request 2"]
+        else:
+            RunPodProvider().terminate(pod.id)
+
+    monkeypatch.setattr(access, "_pause", pause)
+    result = gpuctl("logs", "-f", "pod", "--tail", "1")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "INFO Model loaded.\nINFO request 1\nINFO request 2\n"
+    assert pauses == [access.FOLLOW_POLL_S, access.FOLLOW_POLL_S]

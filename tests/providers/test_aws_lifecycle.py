@@ -23,7 +23,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ssm.models import Parameter, ssm_backends
 
 from gpuctl.errors import ExitCode, NoCapacityError, NotFoundError, ProviderError, UsageError
-from gpuctl.providers import aws_launch
+from gpuctl.providers import aws_launch, caller
 from gpuctl.providers.aws import AWSProvider, enabled_regions, new_session
 from gpuctl.providers.tagging import EXPIRES_AT, LAUNCH_TOKEN
 from tests.providers.launch_fakes import PUBLIC_KEY, SECRETS, TAGS, offer, request
@@ -101,7 +101,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, session: Any) -> Iterator[Any]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("GPUCTL_CALLER_CIDR", CALLER)
-    monkeypatch.setattr(aws_launch, "CHECKIP_URL", "http://127.0.0.1:9/")  # never the real service
+    monkeypatch.setattr(caller, "CHECKIP_URL", "http://127.0.0.1:9/")  # never the real service
     # moto's 1,200 stock images cost 0.2 s per region and test; the tests register the few they use
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     with mock_aws():
@@ -247,7 +247,7 @@ def test_several_caller_ranges_and_ipv6(aws, provider, monkeypatch) -> None:
 def test_the_caller_address_comes_from_checkip(aws, provider, monkeypatch) -> None:
     monkeypatch.delenv("GPUCTL_CALLER_CIDR")
     with checkip(b"198.51.100.99\n") as url:
-        monkeypatch.setattr(aws_launch, "CHECKIP_URL", url)
+        monkeypatch.setattr(caller, "CHECKIP_URL", url)
         provider.launch(l40s())
     [raw] = described(aws)
     assert rules(aws, raw["SecurityGroups"][0]["GroupId"]) == [(22, ["198.51.100.99/32"])]
@@ -261,7 +261,7 @@ def test_unknown_caller_address_is_a_usage_error_and_creates_nothing(aws, provid
             provider.launch(l40s())
     else:
         with checkip(answer) as url:
-            monkeypatch.setattr(aws_launch, "CHECKIP_URL", url)
+            monkeypatch.setattr(caller, "CHECKIP_URL", url)
             with pytest.raises(UsageError) as caught:
                 provider.launch(l40s())
     assert caught.value.exit_code == ExitCode.USAGE

@@ -264,3 +264,62 @@ def test_status_and_fields_of_the_specs_own_instance(status, expected):
     assert (instance.ssh_host, instance.ssh_user, instance.ssh_port) == (example["ip"], "ubuntu", 22)
     assert instance.price_per_hour == example["instance_type"]["price_cents_per_hour"] / 100
     assert instance.tags == {t["key"]: t["value"] for t in example["tags"]}
+
+
+# -- firewall rulesets for public deployments ----------------------------------------------------------------
+
+RULESETS = "/api/v1/firewall-rulesets"
+
+
+def test_public_launch_attaches_a_ruleset_of_its_own_from_the_caller(lambda_api, monkeypatch):
+    monkeypatch.setenv("GPUCTL_CALLER_CIDR", "198.51.100.23, 203.0.113.0/24, 2001:db8::/64")
+    launched = LambdaProvider().launch(a10(public=True))
+    [create] = lambda_api.calls("POST", RULESETS)
+    assert create.body["name"] == "gpuctl-qwen-l40s-" + hashlib.sha256(
+        b"gpuctl-0f1e2d3c4b5a69788796a5b4c3d2e1f0aabbccdd").hexdigest()[:8]
+    assert create.body["region"] == "us-east-1"
+    assert [(r["protocol"], r["port_range"], r["source_network"]) for r in create.body["rules"]] == [
+        ("tcp", [22, 22], "198.51.100.23/32"), ("tcp", [22, 22], "203.0.113.0/24"),
+        ("tcp", [8000, 8000], "198.51.100.23/32"), ("tcp", [8000, 8000], "203.0.113.0/24")]
+    [ruleset_id] = lambda_api.state.firewall_rulesets
+    assert launches(lambda_api)[0].body["firewall_rulesets"] == [{"id": ruleset_id}]
+    assert lambda_api.state.instances[launched.id].firewall_rulesets == [ruleset_id]
+    assert lambda_api.calls("PUT", "/api/v1/firewall-rules") == []  # the account-wide rules are never touched
+
+
+def test_terminate_deletes_the_ruleset_once_the_instance_has_terminated(lambda_api, monkeypatch):
+    monkeypatch.setenv("GPUCTL_CALLER_CIDR", "198.51.100.23")
+    provider = LambdaProvider()
+    launched = provider.launch(a10(public=True))
+    wait_running(provider, launched.id)
+    [ruleset_id] = lambda_api.state.firewall_rulesets
+    provider.terminate(launched.id)
+    assert lambda_api.state.firewall_rulesets == {}
+    assert [c.status for c in lambda_api.calls("DELETE", f"{RULESETS}/{ruleset_id}")] == [200]
+
+
+def test_a_relaunch_reuses_its_ruleset(lambda_api, monkeypatch):
+    monkeypatch.setenv("GPUCTL_CALLER_CIDR", "198.51.100.23")
+    lambda_api.state.capacity_failures = 1
+    with pytest.raises(NoCapacityError):
+        LambdaProvider().launch(a10(public=True))
+    assert lambda_api.state.firewall_rulesets == {}  # a failed launch deletes its ruleset
+    LambdaProvider().launch(a10(public=True))
+    assert len(lambda_api.state.firewall_rulesets) == 1
+
+
+def test_private_launch_makes_no_ruleset(lambda_api, monkeypatch):
+    monkeypatch.setenv("GPUCTL_CALLER_CIDR", "198.51.100.23")
+    provider = LambdaProvider()
+    launched = provider.launch(a10())
+    provider.terminate(launched.id)
+    assert lambda_api.calls("POST", RULESETS) == [] and lambda_api.calls("GET", RULESETS) == []
+    assert "firewall_rulesets" not in launches(lambda_api)[0].body
+
+
+def test_public_launch_without_an_ipv4_caller_range_creates_nothing(lambda_api, monkeypatch):
+    monkeypatch.setenv("GPUCTL_CALLER_CIDR", "2001:db8::/64")
+    with pytest.raises(UsageError, match="IPv4 ranges only"):
+        LambdaProvider().launch(a10(public=True))
+    assert lambda_api.requests == []  # the address is learnt before anything is asked
+    assert lambda_api.state.firewall_rulesets == {}

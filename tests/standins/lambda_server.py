@@ -6,7 +6,9 @@ Serves instance types with per-region capacity (``GET /api/v1/instance-types``),
 succeeds only where ``state.capacity`` lists the type; an instance boots as it is read
 (``state.boot_polls`` reads to ``active``, its address ``state.address`` from read
 ``state.ip_polls`` on, never when ``state.assign_ip`` is off) and ends ``terminating`` ->
-``terminated`` on the next read. Run standalone::
+``terminated`` on the next read. Firewall rulesets (``GET/POST /api/v1/firewall-rulesets``,
+``GET/DELETE /api/v1/firewall-rulesets/{id}``) can be attached at launch; one attached to an instance
+that has not terminated cannot be deleted (``firewall-rulesets/firewall-ruleset-in-use``). Run standalone::
 
     python -m tests.standins.lambda_server --port 8102 --delay-ms 300
 """
@@ -42,6 +44,11 @@ _ERRORS: dict[int, tuple[str, str, str | None]] = {
 INSUFFICIENT_CAPACITY = ("instance-operations/launch/insufficient-capacity",
                          "Not enough capacity to fulfill launch request.", "Try again later or choose another region.")
 INSTANCE_NOT_FOUND = ("global/object-does-not-exist", "Specified instance does not exist.", None)
+RULESET_NOT_FOUND = ("global/object-does-not-exist",
+                     "Firewall ruleset does not exist or you do not have permission to access it.",
+                     "Check your firewall ruleset ID and try again.")
+RULESET_IN_USE = ("firewall-rulesets/firewall-ruleset-in-use", "Firewall ruleset is in use by one or more instances.",
+                  "Terminate all instances that are using the ruleset before deleting it.")
 
 
 @dataclass
@@ -55,6 +62,7 @@ class InstanceRecord:
     ssh_key_names: list[str]
     tags: list[dict[str, str]]
     user_data: str | None
+    firewall_rulesets: list[str] = field(default_factory=list)
     status: str = "booting"
     polls: int = 0
     ip: str | None = None
@@ -84,6 +92,8 @@ class InstanceRecord:
             | {"terminate": {"available": self.status in ("booting", "active", "unhealthy")}},
             "tags": [dict(t) for t in self.tags],
         }
+        if self.firewall_rulesets:
+            body["firewall_rulesets"] = [{"id": i} for i in self.firewall_rulesets]
         if self.name is not None:
             body["name"] = self.name
         if self.ip is not None:
@@ -98,6 +108,8 @@ class LambdaState:
     capacity: dict[str, list[str]] = field(default_factory=dict)  # type name -> regions with capacity
     ssh_keys: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> SSHKey
     instances: dict[str, InstanceRecord] = field(default_factory=dict)
+    #: id -> FirewallRuleset as created (``instance_ids`` is filled in as it is read)
+    firewall_rulesets: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: reads before a new instance is active (and the least time it takes); the read its address appears
     boot_polls: int = 2
     boot_seconds: float = 0.0
@@ -162,6 +174,10 @@ class LambdaStandin(StandinServer):
             ("POST", "/api/v1/instance-operations/terminate", self.terminate),
             ("GET", "/api/v1/instances", self.list_instances),
             ("GET", "/api/v1/instances/{id}", self.get_instance),
+            ("GET", "/api/v1/firewall-rulesets", self.list_firewall_rulesets),
+            ("POST", "/api/v1/firewall-rulesets", self.create_firewall_ruleset),
+            ("GET", "/api/v1/firewall-rulesets/{id}", self.get_firewall_ruleset),
+            ("DELETE", "/api/v1/firewall-rulesets/{id}", self.delete_firewall_ruleset),
         ]
 
     def error(self, status: int, detail: str) -> Reply:
@@ -225,12 +241,18 @@ class LambdaStandin(StandinServer):
         if body["ssh_key_names"][0] not in known:
             return self.coded_error(404, ("global/object-does-not-exist", "Specified SSH key does not exist.",
                                           "Add the SSH key first (POST /api/v1/ssh-keys)."))
+        rulesets = [entry["id"] for entry in body.get("firewall_rulesets", [])]
+        for ruleset_id in rulesets:
+            if ruleset_id not in state.firewall_rulesets:
+                return self.coded_error(404, RULESET_NOT_FOUND)
+            if state.firewall_rulesets[ruleset_id]["region"]["name"] != region:
+                return self.error(400, "The firewall rulesets must exist in the same region as the instance.")
         if region not in state.capacity.get(type_name, []) or state.capacity_failures > 0:
             state.capacity_failures = max(0, state.capacity_failures - 1)
             return self.coded_error(400, INSUFFICIENT_CAPACITY)
         record = InstanceRecord(id=uuid.uuid4().hex, name=body.get("name"), type_name=type_name, region=region,
                                 ssh_key_names=list(body["ssh_key_names"]), tags=list(body.get("tags", [])),
-                                user_data=body.get("user_data"))
+                                user_data=body.get("user_data"), firewall_rulesets=rulesets)
         state.instances[record.id] = record
         if state.authorized_keys:
             key = next(k["public_key"] for k in state.ssh_keys.values() if k["name"] == body["ssh_key_names"][0])
@@ -261,6 +283,47 @@ class LambdaStandin(StandinServer):
             return self.coded_error(404, INSTANCE_NOT_FOUND)
         record.advance(self.state)
         return Reply(200, {"data": record.view(self.state)})
+
+
+    # -- firewall rulesets ------------------------------------------------------------------------------------
+
+    def ruleset_view(self, ruleset_id: str) -> dict[str, Any]:
+        users = [r.id for r in self.state.instances.values() if ruleset_id in r.firewall_rulesets
+                 and r.status != "terminated"]
+        return self.state.firewall_rulesets[ruleset_id] | {"instance_ids": users}
+
+    def list_firewall_rulesets(self, req: Request) -> Reply:
+        return Reply(200, {"data": [self.ruleset_view(i) for i in self.state.firewall_rulesets]})
+
+    def create_firewall_ruleset(self, req: Request) -> Reply:
+        body = req.body
+        region = body["region"]
+        if region not in self.state.regions:
+            return self.error(400, f"Unknown region {region!r}.")
+        if any(r.get("protocol") != "icmp" and "port_range" not in r for r in body["rules"]):
+            return self.error(400, "A port range is required for tcp, udp and all.")
+        ruleset_id = uuid.uuid4().hex
+        self.state.firewall_rulesets[ruleset_id] = {
+            "id": ruleset_id, "name": body["name"],
+            "region": {"name": region, "description": self.state.regions[region]},
+            "rules": [dict(r) for r in body["rules"]],
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        return Reply(200, {"data": self.ruleset_view(ruleset_id)})
+
+    def get_firewall_ruleset(self, req: Request) -> Reply:
+        if req.params["id"] not in self.state.firewall_rulesets:
+            return self.coded_error(404, RULESET_NOT_FOUND)
+        return Reply(200, {"data": self.ruleset_view(req.params["id"])})
+
+    def delete_firewall_ruleset(self, req: Request) -> Reply:
+        ruleset_id = req.params["id"]
+        if ruleset_id not in self.state.firewall_rulesets:
+            return self.coded_error(404, RULESET_NOT_FOUND)
+        if self.ruleset_view(ruleset_id)["instance_ids"]:
+            return self.coded_error(400, RULESET_IN_USE)
+        del self.state.firewall_rulesets[ruleset_id]
+        return Reply(200, {"data": {}})
 
 
 if __name__ == "__main__":
