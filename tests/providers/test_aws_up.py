@@ -60,6 +60,10 @@ def test_up_and_down_on_aws(gpuctl, make_fake_gpu_host, isolated: Path, monkeypa
 
         status = json.loads(gpuctl("status", "--json").stdout)
         assert [(row["name"], row["status"], row["provider"]) for row in status] == [("e2e", "running", "aws")]
+        logs = gpuctl("logs", "e2e", "--tail", "20")
+        assert logs.exit_code == 0 and "INFO fake engine: serving meta-llama/Meta-Llama-3-8B-Instruct" in logs.stdout
+        env = gpuctl("env", "e2e")  # private: reached through an SSH tunnel to the machine's loopback
+        assert env.stdout == "export OPENAI_BASE_URL=http://127.0.0.1:8000/v1\nexport OPENAI_API_KEY=EMPTY\n"
 
         down = gpuctl("down", "e2e")
         assert down.exit_code == 0, down.stderr

@@ -40,6 +40,10 @@ def test_up_and_down_on_lambda(gpuctl, lambda_api, make_fake_gpu_host, isolated:
 
     status = json.loads(gpuctl("status", "--json").stdout)
     assert [(row["name"], row["status"], row["provider"]) for row in status] == [("e2e", "running", "lambda")]
+    logs = gpuctl("logs", "e2e", "--tail", "20")
+    assert logs.exit_code == 0 and "INFO fake engine: serving meta-llama/Meta-Llama-3-8B-Instruct" in logs.stdout
+    env = gpuctl("env", "e2e")  # private: the engine listens on the machine's loopback, reached through a tunnel
+    assert env.stdout == "export OPENAI_BASE_URL=http://127.0.0.1:8000/v1\nexport OPENAI_API_KEY=EMPTY\n"
 
     down = gpuctl("down", "e2e")
     assert down.exit_code == 0, down.stderr

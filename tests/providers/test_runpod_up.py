@@ -42,6 +42,8 @@ def test_up_and_down_on_runpod(gpuctl, runpod_api, make_fake_gpu_host, isolated:
 
     logs = gpuctl("logs", "e2e", "--tail", "20")
     assert logs.exit_code == 0 and "INFO fake engine: serving meta-llama/Meta-Llama-3-8B-Instruct" in logs.stdout
+    env = gpuctl("env", "e2e")  # a pod is public behind the proxy: its own API key, shown only here
+    assert env.stdout == f"export OPENAI_BASE_URL=http://{host.address}:8000/v1\nexport OPENAI_API_KEY={key}\n"
 
     status = json.loads(gpuctl("status", "--json").stdout)
     assert [(row["name"], row["status"], row["provider"]) for row in status] == [("e2e", "running", "runpod")]
