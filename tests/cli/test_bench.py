@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,26 +11,13 @@ from click.testing import Result
 
 from gpuctl.models.deployment import Deployment
 from gpuctl.state import StateStore
-from tests.standins.mock_openai import MockProcess, Settings
+from tests.standins.mock_openai import MockProcess
 
 Gpuctl = Callable[..., Result]
 RUN_KEYS = {"concurrency", "rate", "requests_ok", "requests_failed", "duration_s", "ttft_ms", "itl_ms", "tpot_ms",
             "e2e_ms", "output_tokens_per_s", "total_tokens_per_s", "requests_per_s", "cost_per_1m_output_tokens",
             "cost_per_1m_total_tokens", "goodput_requests_per_s", "client_saturated"}
 SMALL = ("-n", "4", "--input-len", "8", "--output-len", "8")
-
-
-@pytest.fixture(scope="module")
-def mock_server() -> Iterator[MockProcess]:
-    with MockProcess() as server:
-        yield server
-
-
-@pytest.fixture
-def mock(mock_server: MockProcess) -> MockProcess:
-    mock_server.configure(**asdict(Settings()))
-    mock_server.reset()
-    return mock_server
 
 
 def add_deployment(project: Path, url: str, **fields: object) -> None:

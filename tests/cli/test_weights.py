@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,28 +13,19 @@ from click.testing import Result
 from gpuctl.host.hostkeys import pinned_known_hosts
 from gpuctl.models.engine import HOST_CACHE_DIR
 from tests.fakehost.host import FakeGpuHost, FakeHostEnv
-from tests.standins.hub_server import HubServer, pickle_only_model, tiny_model
+from tests.standins.hub_server import HubServer
 
 Gpuctl = Callable[..., Result]
 SHARD = "model-00002-of-00003.safetensors"
 
 
-@pytest.fixture(scope="module")
-def hub(fake_gpu_host: FakeGpuHost) -> Iterator[HubServer]:
-    with HubServer(host=f"10.200.{fake_gpu_host.index}.1") as server:
-        server.add(tiny_model("test-org/tiny-llama"))
-        server.add(tiny_model("test-org/gated-llama", gated=True, seed=1))
-        server.add(pickle_only_model("test-org/pickle-only"))
-        yield server
-
-
 @pytest.fixture
-def on_host(fake_gpu_host: FakeGpuHost, fakehost_env: FakeHostEnv, hub: HubServer, isolated: Path,
+def on_host(fake_gpu_host: FakeGpuHost, fakehost_env: FakeHostEnv, weights_hub: HubServer, isolated: Path,
             gpuctl: Gpuctl, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
     """``gpuctl weights VERB ... --host root@10.200.N.2`` with the host's key pinned in this project."""
     pinned_known_hosts(isolated / ".gpuctl").write_text(fake_gpu_host.known_hosts_line + "\n")
-    monkeypatch.setenv("HF_ENDPOINT", hub.url)
-    hub.clear_log()
+    monkeypatch.setenv("HF_ENDPOINT", weights_hub.url)
+    weights_hub.clear_log()
 
     def run(*args: str) -> Result:
         return gpuctl("weights", *args, "--host", fake_gpu_host.target, "--identity", str(fakehost_env.client_key))
@@ -43,8 +34,8 @@ def on_host(fake_gpu_host: FakeGpuHost, fakehost_env: FakeHostEnv, hub: HubServe
 
 
 def test_pull_ls_verify_rm_round_trip(on_host: Callable[..., Result], fake_gpu_host: FakeGpuHost,
-                                      hub: HubServer) -> None:
-    model = hub.repos["test-org/tiny-llama"]
+                                      weights_hub: HubServer) -> None:
+    model = weights_hub.repos["test-org/tiny-llama"]
     pulled = on_host("pull", "hf:test-org/tiny-llama", "--json")
     assert pulled.exit_code == 0, pulled.stderr
     report = json.loads(pulled.stdout)
@@ -69,10 +60,10 @@ def test_pull_ls_verify_rm_round_trip(on_host: Callable[..., Result], fake_gpu_h
     assert json.loads(verified.stdout)[0]["corrupt"] == [SHARD]
     assert "1 cached model(s) failed verification" in verified.stderr and "weights pull" in verified.stderr
 
-    hub.clear_log()
+    weights_hub.clear_log()
     again = on_host("pull", "hf:test-org/tiny-llama", "--json")
     # the commit's manifest is on the host: only the API call and the one shard
-    assert json.loads(again.stdout)["downloaded_bytes"] == len(model.files[SHARD]) == hub.bytes_sent()
+    assert json.loads(again.stdout)["downloaded_bytes"] == len(model.files[SHARD]) == weights_hub.bytes_sent()
     assert on_host("verify", "--json").exit_code == 0
 
     removed = on_host("rm", "test-org/tiny-llama", "-y")

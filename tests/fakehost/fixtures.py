@@ -30,7 +30,7 @@ from tests.fakehost.host import (
     missing_prerequisites,
     prepare_env,
 )
-from tests.standins.hub_server import HubServer
+from tests.standins.hub_server import HubServer, pickle_only_model, tiny_model
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +63,17 @@ def _serve_weights_from(host: FakeGpuHost, monkeypatch: pytest.MonkeyPatch) -> H
     assert host.hub is not None, "the host is not started"
     monkeypatch.setenv("HF_ENDPOINT", host.hub.url)
     return host.hub
+
+
+@pytest.fixture(scope="module")
+def weights_hub(fake_gpu_host: FakeGpuHost) -> Iterator[HubServer]:
+    """A hub with known repos (a tiny model, a gated one, a pickle-only one) on the root side of the host's
+    own veth pair: reachable from the host, and from nothing else."""
+    with HubServer(host=f"10.200.{fake_gpu_host.index}.1") as server:
+        server.add(tiny_model("test-org/tiny-llama"))
+        server.add(tiny_model("test-org/gated-llama", gated=True, seed=1))
+        server.add(pickle_only_model("test-org/pickle-only"))
+        yield server
 
 
 @pytest.fixture

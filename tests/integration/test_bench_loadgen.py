@@ -12,30 +12,15 @@ import json
 import statistics
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gpuctl.bench import loadgen
-from tests.standins.mock_openai import MockProcess, Settings, ground_truth
+from tests.standins.mock_openai import MockProcess, ground_truth
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def mock_server() -> Iterator[MockProcess]:
-    with MockProcess() as server:
-        yield server
-
-
-@pytest.fixture
-def mock(mock_server: MockProcess) -> MockProcess:
-    mock_server.configure(**asdict(Settings()))
-    mock_server.reset()
-    return mock_server
 
 
 def bench(mock: MockProcess, **load: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from gpuctl.weights.fetcher import repo_folder
 from gpuctl.weights.models import CacheReport
 from tests.fakehost.host import ENGINE_IMAGE, FakeGpuHost, FakeHostEnv
 from tests.fakehost.shells import RecordingShell, wait_until
-from tests.standins.hub_server import GOOD_TOKEN, HubRepo, HubServer, pickle_only_model, tiny_model
+from tests.standins.hub_server import GOOD_TOKEN, HubRepo, HubServer
 
 pytestmark = pytest.mark.integration
 
@@ -58,21 +58,11 @@ def session(fake_gpu_host: FakeGpuHost, fakehost_env: FakeHostEnv,
         yield opened
 
 
-@pytest.fixture(scope="module")
-def hub(fake_gpu_host: FakeGpuHost) -> Iterator[HubServer]:
-    # the root side of the host's own veth pair: reachable from the host, and from nothing else
-    with HubServer(host=f"10.200.{fake_gpu_host.index}.1") as server:
-        server.add(tiny_model("test-org/tiny-llama"))
-        server.add(tiny_model("test-org/gated-llama", gated=True, seed=1))
-        server.add(pickle_only_model("test-org/pickle-only"))
-        yield server
-
-
 @pytest.fixture
-def world(fake_gpu_host: FakeGpuHost, hub: HubServer, session: SshSession) -> World:
-    hub.clear_log()
+def world(fake_gpu_host: FakeGpuHost, weights_hub: HubServer, session: SshSession) -> World:
+    weights_hub.clear_log()
     shell = RecordingShell(session)
-    return World(fake_gpu_host, hub, shell, DockerEngine(shell), hub.repos["test-org/tiny-llama"])
+    return World(fake_gpu_host, weights_hub, shell, DockerEngine(shell), weights_hub.repos["test-org/tiny-llama"])
 
 
 def test_the_first_pull_downloads_every_byte_the_second_none(world: World) -> None:

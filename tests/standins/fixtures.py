@@ -10,12 +10,14 @@ Enable them with ``pytest_plugins = ["tests.standins.fixtures"]`` in a conftest.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import TypeVar
 
 import pytest
 
 from gpuctl.envvars import Env
 from tests.standins.lambda_server import LambdaStandin
+from tests.standins.mock_openai import MockProcess, Settings
 from tests.standins.runpod_server import RunPodStandin
 from tests.standins.server import StandinServer
 
@@ -51,3 +53,18 @@ def lambda_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[LambdaStandin]:
     """A Lambda Cloud API stand-in; sets GPUCTL_LAMBDA_API_URL and LAMBDA_API_KEY."""
     yield from _serve(LambdaStandin(api_key=LAMBDA_TEST_KEY), monkeypatch, Env.LAMBDA_API_URL,
                       Env.LAMBDA_API_KEY)
+
+
+@pytest.fixture(scope="module")
+def mock_server() -> Iterator[MockProcess]:
+    """The mock OpenAI server (tests/standins/mock_openai.py), one process per test module."""
+    with MockProcess() as server:
+        yield server
+
+
+@pytest.fixture
+def mock(mock_server: MockProcess) -> MockProcess:
+    """The module's mock server with default settings and empty records."""
+    mock_server.configure(**asdict(Settings()))
+    mock_server.reset()
+    return mock_server
