@@ -56,6 +56,16 @@ def config_key(name: str) -> ConfigKey:
         raise UsageError(f"unknown config key '{name}'", hint) from None
 
 
+def effective_value(name: str, stored: dict[str, Any] | None = None) -> tuple[Any, str | None]:
+    """The value of ``name`` gpuctl uses and its origin: ``"env"`` (the key's variable wins), ``"config"`` (the
+    user config file, ``stored`` when already loaded), or ``None`` when unset."""
+    spec = config_key(name)
+    if spec.env and os.environ.get(spec.env):
+        return os.environ[spec.env], "env"
+    value = (stored if stored is not None else UserConfig().load()).get(name)
+    return (value, "config") if value not in (None, "") else (None, None)
+
+
 def redact(value: str | None) -> str | None:
     """How a secret is shown anywhere gpuctl prints it."""
     if not value:

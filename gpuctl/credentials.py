@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from gpuctl.config import UserConfig, config_key
+from gpuctl.config import UserConfig, config_key, effective_value
 
 
 class CredentialStatus(BaseModel):
@@ -24,19 +24,17 @@ class CredentialStatus(BaseModel):
 
 def credential_value(key: str, config: UserConfig | None = None) -> str | None:
     """The value of credential ``key``: env var if set, otherwise the user config file."""
-    spec = config_key(key)
-    if spec.env and os.environ.get(spec.env):
-        return os.environ[spec.env]
-    value = (config or UserConfig()).load().get(key)
-    return str(value) if value not in (None, "") else None
+    value, _origin = effective_value(key, (config or UserConfig()).load())
+    return None if value is None else str(value)
 
 
 def resolve_credential(key: str, config: UserConfig | None = None) -> CredentialStatus:
     """Presence and origin of credential ``key``, with a hint saying how to set it when missing."""
     spec = config_key(key)
-    if spec.env and os.environ.get(spec.env):
+    _value, origin = effective_value(key, (config or UserConfig()).load())
+    if origin == "env":
         return CredentialStatus(key=key, present=True, source=f"env {spec.env}")
-    if (config or UserConfig()).load().get(key) not in (None, ""):
+    if origin == "config":
         return CredentialStatus(key=key, present=True, source=f"config {key}")
     how = f"export {spec.env}=... or " if spec.env else ""
     return CredentialStatus(key=key, present=False, hint=f"{how}gpuctl config set {key} VALUE")
@@ -52,7 +50,8 @@ _AWS_ENV_SOURCES = (
 
 def aws_profile_name(config: UserConfig | None = None) -> str | None:
     """The AWS profile gpuctl should use: ``AWS_PROFILE``, then ``aws.profile`` from the config file."""
-    return os.environ.get("AWS_PROFILE") or (config or UserConfig()).load().get("aws.profile")
+    value, _origin = effective_value("aws.profile", (config or UserConfig()).load())
+    return None if value is None else str(value)
 
 
 def resolve_aws_credentials(config: UserConfig | None = None) -> CredentialStatus:

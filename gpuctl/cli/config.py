@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from gpuctl.app import App
 from gpuctl.cli.options import json_option
 from gpuctl.cli.output import Column, info, print_json, print_rows
-from gpuctl.config import KEYS, config_key, redact
+from gpuctl.config import KEYS, config_key, effective_value, redact
 
 
 class ConfigRow(BaseModel):
@@ -23,13 +23,8 @@ class ConfigRow(BaseModel):
 
 def _row(name: str, stored: dict[str, object]) -> ConfigRow:
     spec = KEYS[name]
-    value: object = None
-    if spec.env and os.environ.get(spec.env):
-        value, source = os.environ[spec.env], f"env {spec.env}"
-    elif stored.get(name) is not None:
-        value, source = stored[name], "config"
-    else:
-        source = "unset"
+    value, origin = effective_value(name, stored)
+    source = {"env": f"env {spec.env}", "config": "config"}.get(origin or "", "unset")
     shown = redact(str(value)) if spec.secret and value is not None else value
     return ConfigRow(key=name, value=shown, source=source, secret=spec.secret,  # type: ignore[arg-type]
                      description=spec.description)
