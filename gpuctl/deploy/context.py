@@ -50,14 +50,10 @@ class DeployContext:
         return project_id(self.state_dir)
 
     def provider_class(self, name: str) -> type[Provider]:
-        """The class of provider ``name``; the built-in ``ssh`` provider works even when not registered."""
-        from gpuctl.deploy.hosts import HostProvider
-
+        """The class of provider ``name`` (unknown or broken: exit 2 with close matches)."""
         if name in self.registry.classes:
             return self.registry.classes[name]
-        if name == HostProvider.name:
-            return HostProvider
-        return type(self.registry.create(name))  # raises: unknown or broken, with close matches
+        return type(self.registry.create(name))  # raises
 
     def provider(self, name: str) -> Provider:
         return self.provider_class(name)()
