@@ -211,18 +211,24 @@ def _deploy(app: App, ctx: DeployContext, request: PlanRequest, inputs: PlanInpu
     from gpuctl.deploy.planning import MAX_OFFERS, candidate_plans
     from gpuctl.host.health import EngineHealthError
     from gpuctl.host.target import parse_target
+    from gpuctl.weights.preflight import model_manifest
 
     plans = candidate_plans(ctx, request, inputs, limit=1 if host else MAX_OFFERS)
     _warn_all(app, plans[0].warnings)
     name = name or naming.default_name(plans[0].model.name, plans[0].offer.gpu)
-    secrets = required_secrets(plans[0], credential_value("hf.token"))
+    hf_token = credential_value("hf.token")
+    secrets = required_secrets(plans[0], hf_token)
+    model = plans[0].model
+    # before the price is confirmed: a pickle-only, gated or missing repo stops here, having cost nothing
+    manifest = model_manifest(model.repo, model.revision, token=hf_token, allow_pickle=allow_pickle,
+                              reporter=ctx.reporter)
     _confirm(app, name, plans)
     target = parse_target(host) if host else None
     try:
         deployment = up(ctx, UpRequest(
             name=name, plans=plans, host=target, identity=identity, accept_host_key=accept_host_key,
             keep_on_failure=keep_on_failure, decide_host_key=_host_key_prompt(app), secrets=secrets,
-            allow_pickle=allow_pickle,
+            allow_pickle=allow_pickle, manifest=manifest,
             on_ready=lambda ready: _health_bench(app, ctx, ready),
         ))
     except EngineHealthError as exc:

@@ -10,6 +10,7 @@ any failure -> failed -> terminated once torn down.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -29,6 +30,7 @@ from gpuctl.errors import GpuctlError, Interrupted, NoCapacityError, NotFoundErr
 from gpuctl.host.shell import Shell
 from gpuctl.host.target import HostTarget
 from gpuctl.models.deployment import Deployment, LaunchAttempt
+from gpuctl.models.engine import HOST_CACHE_DIR
 from gpuctl.models.instance import Instance, LaunchRequest
 from gpuctl.models.offer import Offer
 from gpuctl.plan import DeployPlan
@@ -37,6 +39,12 @@ from gpuctl.providers.base import Provider
 if TYPE_CHECKING:
     from gpuctl.host.docker import DockerEngine
     from gpuctl.models.engine import EngineSpec
+    from gpuctl.models.weights_cache import WeightsCache
+    from gpuctl.weights.models import Manifest
+
+
+#: the smallest cache gpuctl creates (RunPod's minimum network volume)
+MIN_CACHE_GB = 10
 
 
 @dataclass
@@ -55,6 +63,8 @@ class UpRequest:
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
     #: fetch a repo whose only weights are pickled (--allow-pickle)
     allow_pickle: bool = False
+    #: the model's files as read before anything was rented (gpuctl.weights.preflight); None: the host reads them
+    manifest: Manifest | None = None
 
 
 def required_secrets(plan: DeployPlan, hf_token: str | None) -> dict[str, str]:
@@ -100,6 +110,7 @@ class _Up:
         self.provider: Provider | None = None
         self.shell: Shell | None = None
         self.secrets = dict(request.secrets)
+        self.cache: WeightsCache | None = None
 
     @property
     def name(self) -> str:
@@ -168,6 +179,7 @@ class _Up:
             step = nullcontext() if provider.user_owned else self.ctx.reporter.step(
                 f"launching {describe_offer(offer)}")
             try:
+                plan = self.prepare_weights(provider, plan, attempt)
                 with step:
                     instance = provider.launch(self._launch_request(plan, provider, token))
             except NoCapacityError as exc:
@@ -185,6 +197,46 @@ class _Up:
             return instance
         raise NoCapacityError(f"no capacity at any of the {len(failures)} offer(s) tried: {'; '.join(failures)}")
 
+    def prepare_weights(self, provider: Provider, plan: DeployPlan, attempt: int) -> DeployPlan:
+        """Step 3b: the provider's weights cache in the offer's region; filled now where the provider runs the engine.
+
+        Returns the plan to launch: for a provider that runs the engine itself, one whose engine serves
+        the filled cache offline.
+        """
+        self.cache = None
+        if provider.user_owned:
+            return plan
+        region = plan.offer.region
+        try:
+            with self.ctx.reporter.step(f"weights cache in {region}"):
+                cache = provider.ensure_weights_cache(region, min_gb=cache_size_gb(plan, self.request.manifest),
+                                                      tags=tags.cache_tags(self.ctx.project_id))
+        except NotImplementedError:
+            return plan
+        self.cache = cache
+        self.update(weights_cache=cache.id, event="weights-cache", detail=f"{cache.name} ({cache.id})")
+        manifest = self.request.manifest
+        if not provider.runs_engine:
+            return plan
+        if manifest is None:
+            self.ctx.reporter.warn(f"the file list of {plan.model.repo} is unknown here: the engine downloads the "
+                                   f"weights into {cache.name} itself, unverified")
+            return plan
+        from gpuctl.engines import HF_TOKEN_ENV
+        from gpuctl.weights import serve_from_cache
+        from gpuctl.weights.hub import hub_endpoint
+        from gpuctl.weights.models import SeedRequest
+
+        assert self.deployment is not None
+        seed = SeedRequest(name=self.name, manifest=manifest, endpoint=hub_endpoint(), tags=self.deployment.tags,
+                           idempotency_token=naming.idempotency_token(self.ctx.project_id, f"{self.name}/weights",
+                                                                      attempt, self.deployment.created_at),
+                           hf_token=self.secrets.get(HF_TOKEN_ENV))
+        report = provider.seed_weights(cache, seed, self.ctx.reporter)
+        self.update(event="weights-cached", detail=f"{report.files} files, {report.downloaded_bytes} bytes fetched")
+        engine = serve_from_cache(plan.engine, pickle=manifest.format == "pickle")
+        return plan.model_copy(update={"engine": engine})
+
     def _launch_request(self, plan: DeployPlan, provider: Provider, token: str) -> LaunchRequest:
         assert self.deployment is not None
         public_key = None
@@ -195,7 +247,8 @@ class _Up:
         container = provider.runs_engine
         return LaunchRequest(name=self.name, offer=plan.offer, idempotency_token=token, tags=self.deployment.tags,
                              ssh_public_key=public_key, ttl_seconds=plan.ttl_seconds, public=plan.engine.public,
-                             engine=plan.engine if container else None, secrets=self.secrets if container else {})
+                             engine=plan.engine if container else None, secrets=self.secrets if container else {},
+                             weights_cache=self.cache)
 
     def wait_for_instance(self, instance: Instance) -> Instance:
         """Step 5a: poll the provider until the instance runs and can be reached."""
@@ -246,9 +299,10 @@ class _Up:
         docker = DockerEngine(self.shell, sudo=report.docker_sudo)
         spec = self.cache_weights(docker)
         assert deployment.host_port is not None
+        cache_dir = self.cache.mount_path if self.cache and self.cache.mount_path else HOST_CACHE_DIR
         with self.ctx.reporter.step(f"starting {spec.engine} ({spec.image})"):
             docker.run_engine(spec, secrets=self.secrets, name=container, host_port=deployment.host_port,
-                              reporter=self.ctx.reporter)
+                              cache_dir=cache_dir, reporter=self.ctx.reporter)
         self.update(endpoint=self._endpoint(target, deployment.host_port), tunnel=self._tunnel(target),
                     event="engine-started", detail=container)
         if self.plan.ttl_seconds:
@@ -261,9 +315,10 @@ class _Up:
         from gpuctl.weights import ensure_cached, serve_from_cache
 
         model = self.plan.model
-        cached = ensure_cached(docker, model.repo, model.revision, image=self.plan.engine.image,
+        cache_dir = self.cache.mount_path if self.cache and self.cache.mount_path else HOST_CACHE_DIR
+        cached = ensure_cached(docker, model.repo, model.revision, image=self.plan.engine.image, cache_dir=cache_dir,
                                hf_token=self.secrets.get(HF_TOKEN_ENV), allow_pickle=self.request.allow_pickle,
-                               reporter=self.ctx.reporter)
+                               reporter=self.ctx.reporter, manifest=self.request.manifest)
         self.update(event="weights-cached", detail=f"{cached.files} files, {cached.downloaded_bytes} bytes fetched")
         return serve_from_cache(self.plan.engine, pickle=cached.format == "pickle")
 
@@ -343,6 +398,12 @@ class _Up:
         close = getattr(self.shell, "close", None)
         if close is not None:
             close()
+
+
+def cache_size_gb(plan: DeployPlan, manifest: Manifest | None) -> int:
+    """Room for the model's files plus a fifth (the fetcher's partial files; the next revision), in GB."""
+    size_gb = manifest.total_bytes / 1e9 if manifest is not None else plan.fit.weights_gb * plan.offer.gpu_count
+    return max(MIN_CACHE_GB, math.ceil(size_gb * 1.2))
 
 
 def describe_offer(offer: Offer) -> str:

@@ -14,6 +14,11 @@ def deployment_tags(project: str, name: str) -> dict[str, str]:
     return {MANAGED: MANAGED_VALUE, PROJECT: project, DEPLOYMENT: name}
 
 
+def cache_tags(project: str) -> dict[str, str]:
+    """The tags of a weights cache: gpuctl's, and the project that created it (caches are shared by deployments)."""
+    return {MANAGED: MANAGED_VALUE, PROJECT: project}
+
+
 def managed() -> dict[str, str]:
     """The filter matching everything gpuctl launched, from any project."""
     return {MANAGED: MANAGED_VALUE}

@@ -67,6 +67,7 @@ class Deployment(BaseModel):
     container: str | None = Field(default=None, description="engine container name on the host")
     host_port: int | None = Field(default=None, description="host port the engine is published on")
     tunnel: bool = Field(default=False, description="endpoint is on the host's loopback: reach it over SSH")
+    weights_cache: str | None = Field(default=None, description="id of the provider's weights cache it uses")
     watchdog_pid: int | None = Field(default=None, description="TTL watchdog process on the host")
     launched_at: datetime | None = Field(default=None, description="when the provider accepted the launch")
     ready_at: datetime | None = None

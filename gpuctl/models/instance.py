@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from gpuctl.models.engine import EngineSpec
 from gpuctl.models.offer import Offer
+from gpuctl.models.weights_cache import WeightsCache
 
 InstanceStatus = Literal["pending", "running", "stopping", "stopped", "terminated", "error", "unknown"]
 
@@ -54,3 +55,4 @@ class LaunchRequest(BaseModel):
     engine: EngineSpec | None = Field(default=None, description="for providers whose product is a container")
     secrets: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False,
                                     description="values of engine.secret_env")
+    weights_cache: WeightsCache | None = Field(default=None, description="mount it where the provider mounts caches")

@@ -11,7 +11,10 @@ from gpuctl.credentials import CredentialStatus, resolve_credential
 from gpuctl.models.offer import Offer, OfferQuery
 
 if TYPE_CHECKING:  # listing prices never needs the lifecycle models; importing them costs ~40 ms
+    from gpuctl.events import Reporter
     from gpuctl.models.instance import Instance, LaunchRequest
+    from gpuctl.models.weights_cache import WeightsCache
+    from gpuctl.weights.models import CacheReport, SeedRequest
 
 
 class Provider(ABC):
@@ -66,6 +69,26 @@ class Provider(ABC):
     def engine_logs(self, instance_id: str, tail: int | None = None) -> str:
         """The engine's recent output, for providers that run the engine themselves (``runs_engine``)."""
         raise NotImplementedError(f"{self.display_name} cannot show engine logs")
+
+    # -- weights caches (docs/weights.md): one per region, named ``cache_name(region)``, outliving ``down`` --
+    def weights_caches(self) -> list[WeightsCache]:
+        """gpuctl's weights caches at this provider, every region."""
+        raise NotImplementedError(f"{self.display_name} keeps no weights cache")
+
+    def ensure_weights_cache(self, region: str, *, min_gb: int, tags: dict[str, str]) -> WeightsCache:
+        """The weights cache of ``region``, created (or grown) to hold at least ``min_gb``; reused when it exists."""
+        raise NotImplementedError(f"{self.display_name} keeps no weights cache")
+
+    def delete_weights_cache(self, cache: WeightsCache) -> None:
+        """Delete a weights cache and everything in it; succeeds if it is already gone."""
+        raise NotImplementedError(f"{self.display_name} keeps no weights cache")
+
+    def seed_weights(self, cache: WeightsCache, request: SeedRequest, reporter: Reporter) -> CacheReport:
+        """Download and verify ``request.manifest`` into ``cache``, for providers that run the engine (``runs_engine``).
+
+        Machines reached over SSH get their weights from the lifecycle instead (``gpuctl.weights.ensure_cached``).
+        """
+        raise NotImplementedError(f"{self.display_name} cannot fill a weights cache by itself")
 
 
 class ProviderInfo(BaseModel):

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -22,10 +21,10 @@ from pydantic import ValidationError
 from gpuctl.events import NullReporter, ProgressUpdate, Reporter
 from gpuctl.models.engine import HOST_CACHE_DIR, EngineSpec
 from gpuctl.weights import fetcher
-from gpuctl.weights.hub import gated_error, hub_endpoint, read_file, repo_info
+from gpuctl.weights.hub import hub_endpoint, repo_info
 from gpuctl.weights.models import CacheReport, Manifest
+from gpuctl.weights.preflight import is_commit, manifest_from_info
 from gpuctl.weights.remote import Event, fetcher_error, run_fetcher
-from gpuctl.weights.selection import build_manifest
 
 if TYPE_CHECKING:
     from gpuctl.host.docker import DockerEngine
@@ -36,7 +35,6 @@ DEFAULT_WORKERS = 8
 #: what the engine container gets once its weights are cached: no hub calls, and a writable place for
 #: the code of trust_remote_code models (transformers puts it under HF_HOME, which is read-only now)
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": "/tmp/hf-modules"}
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 ManifestSource = Literal["hub", "cache"]
 
 
@@ -52,18 +50,22 @@ def ensure_cached(
     reporter: Reporter | None = None,
     endpoint: str | None = None,
     workers: int = DEFAULT_WORKERS,
+    manifest: Manifest | None = None,
 ) -> CacheReport:
     """Download what is missing of ``repo`` at ``revision`` into ``cache_dir`` on the host, and verify it all.
 
-    ``image`` (the engine's) runs the fetcher. Raises UsageError (2) for pickle-only weights unless
+    ``image`` (the engine's) runs the fetcher. ``manifest`` (from :mod:`gpuctl.weights.preflight`) spares
+    the host a file list of its own. Raises UsageError (2) for pickle-only weights unless
     ``allow_pickle``, CredentialsError (6) for a gated repo without an accepted token, NotFoundError
     (3) for a missing repo or revision, HostError/ProviderError (4) when the download fails.
     """
     reporter = reporter or NullReporter()
     endpoint = endpoint or hub_endpoint()
     start = time.monotonic()
-    manifest, source = _manifest(docker.shell, repo, revision, cache_dir=cache_dir, token=hf_token,
-                                 allow_pickle=allow_pickle, endpoint=endpoint, reporter=reporter)
+    source: ManifestSource = "cache"
+    if manifest is None:
+        manifest, source = _manifest(docker.shell, repo, revision, cache_dir=cache_dir, token=hf_token,
+                                     allow_pickle=allow_pickle, endpoint=endpoint, reporter=reporter)
     if manifest.format == "pickle":
         reporter.warn(f"{repo} has only pickled weights; loading them can run code (allowed by --allow-pickle)")
     job = {"endpoint": endpoint, "manifest": manifest.model_dump(mode="json"), "workers": workers}
@@ -89,7 +91,7 @@ def _manifest(shell: Shell, repo: str, revision: str, *, cache_dir: str, token: 
     def usable(manifest: Manifest | None) -> bool:
         return manifest is not None and (manifest.format == "safetensors" or allow_pickle)
 
-    if _COMMIT.match(revision):
+    if is_commit(revision):
         stored = stored_manifest(shell, cache_dir, repo, revision)
         if usable(stored):
             assert stored is not None
@@ -100,11 +102,7 @@ def _manifest(shell: Shell, repo: str, revision: str, *, cache_dir: str, token: 
         if usable(stored):
             assert stored is not None
             return stored.model_copy(update={"revision": revision}), "hub"
-        if info.gated and not token:  # nothing of this commit is cached, so the download would be refused
-            raise gated_error(repo, token_given=False)
-        manifest = build_manifest(info, revision, allow_pickle=allow_pickle,
-                                  read_index=lambda name: read_file(repo, info.commit, name, token=token,
-                                                                    endpoint=endpoint))
+        manifest = manifest_from_info(info, revision, token=token, allow_pickle=allow_pickle, endpoint=endpoint)
     return manifest, "hub"
 
 

@@ -21,6 +21,10 @@ HTTP_TIMEOUT_S = 30.0
 TOKEN_HINT = "export HF_TOKEN=... or 'gpuctl config set hf.token VALUE'"
 
 
+class HubUnreachable(ProviderError):
+    """No answer from the hub at all (as opposed to an answer that refuses)."""
+
+
 def hub_endpoint() -> str:
     """``HF_ENDPOINT`` (a mirror, or the tests' stand-in) or the public hub."""
     return (os.environ.get(Env.HF_ENDPOINT) or DEFAULT_ENDPOINT).rstrip("/")
@@ -54,7 +58,7 @@ def _get(url: str, repo: str, revision: str, token: str | None, params: dict[str
         # httpx drops the Authorization header when a redirect leaves the origin (the hub's storage)
         response = httpx.get(url, params=params, headers=headers, timeout=HTTP_TIMEOUT_S, follow_redirects=True)
     except httpx.HTTPError as exc:
-        raise ProviderError(f"cannot reach the Hugging Face hub at {url.split('/', 3)[2]} ({type(exc).__name__})",
+        raise HubUnreachable(f"cannot reach the Hugging Face hub at {url.split('/', 3)[2]} ({type(exc).__name__})",
                             "check the network, or HF_ENDPOINT") from exc
     if response.status_code >= 400:
         raise hub_error(response.status_code, response.headers.get("X-Error-Code", ""), repo, revision,

@@ -110,3 +110,19 @@ class RemovedModel(BaseModel):
     existed: bool
     freed_bytes: int
     where: str
+
+
+class SeedRequest(BaseModel):
+    """Fill a provider's weights cache with one model, where gpuctl cannot reach a machine itself (RunPod).
+
+    The provider runs the fetcher next to the cache (``gpuctl.weights.fetcher``, ``fetch`` with a job of
+    ``endpoint``, ``manifest`` and ``workers``) and reports what it did.
+    """
+
+    name: str = Field(description="the deployment (or pull) it is for; names what the provider starts")
+    manifest: Manifest
+    endpoint: str = Field(description="the Hugging Face hub the fetcher downloads from")
+    tags: dict[str, str] = Field(default_factory=dict, description="gpuctl's tags, set on everything started")
+    idempotency_token: str = Field(max_length=64)
+    workers: int = Field(default=8, ge=1)
+    hf_token: str | None = Field(default=None, exclude=True, repr=False)
