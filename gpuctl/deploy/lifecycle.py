@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,7 +26,15 @@ from gpuctl.deploy.context import DeployContext
 from gpuctl.deploy.endpoint import http_url, reach
 from gpuctl.deploy.hosts import HostKeyDecision, wait_for_shell
 from gpuctl.deploy.signals import shielded, terminate_interrupts
-from gpuctl.errors import GpuctlError, Interrupted, NoCapacityError, NotFoundError, ProviderError, TimeoutError_
+from gpuctl.errors import (
+    GpuctlError,
+    Interrupted,
+    NoCapacityError,
+    NotFoundError,
+    ProviderError,
+    TimeoutError_,
+    UsageError,
+)
 from gpuctl.host.shell import Shell
 from gpuctl.host.target import HostTarget
 from gpuctl.models.deployment import Deployment, LaunchAttempt
@@ -40,7 +48,7 @@ if TYPE_CHECKING:
     from gpuctl.host.docker import DockerEngine
     from gpuctl.models.engine import EngineSpec
     from gpuctl.models.weights_cache import WeightsCache
-    from gpuctl.weights.models import Manifest
+    from gpuctl.weights.models import CacheReport, Manifest
 
 
 #: the smallest cache gpuctl creates (RunPod's minimum network volume)
@@ -65,12 +73,13 @@ class UpRequest:
     allow_pickle: bool = False
     #: the model's files as read before anything was rented (gpuctl.weights.preflight); None: the host reads them
     manifest: Manifest | None = None
+    #: fill the provider's weights cache and stop there: no engine; the machine is torn down (``weights pull --to``)
+    weights_only: bool = False
 
 
 def required_secrets(plan: DeployPlan, hf_token: str | None) -> dict[str, str]:
     """The secret values the engine needs before anything is launched (the API key is added later)."""
     from gpuctl.engines import HF_TOKEN_ENV
-    from gpuctl.errors import UsageError
 
     values: dict[str, str] = {}
     if HF_TOKEN_ENV in plan.engine.secret_env:
@@ -101,6 +110,32 @@ def up(ctx: DeployContext, request: UpRequest) -> Deployment:
     return ready
 
 
+def fill_cache(ctx: DeployContext, request: UpRequest) -> CacheReport:
+    """``weights pull --to``: the model into the provider's weights cache of the plan's region; nothing left running.
+
+    Where the provider fills its cache itself (RunPod) that is all; elsewhere the plan's machine is
+    launched, the weights fetched into the mounted (or mirrored) cache over SSH, and the machine torn
+    down. The work is a record like any deployment, so a crash leaves what ``gpuctl down`` needs.
+    """
+    from gpuctl.deploy.teardown import teardown
+
+    with terminate_interrupts():
+        run = _Up(ctx, replace(request, weights_only=True))
+        run.reserve()
+        try:
+            report = run.fill_cache_only()
+        except BaseException as exc:  # KeyboardInterrupt included: nothing may be left billing
+            error = run.fail(exc)
+            if error is exc:
+                raise
+            raise error from exc
+        assert run.deployment is not None
+        with shielded(ctx.reporter):
+            teardown(ctx, run.deployment, shell=run.shell)
+        run._close()
+    return report
+
+
 class _Up:
     def __init__(self, ctx: DeployContext, request: UpRequest) -> None:
         self.ctx = ctx
@@ -111,6 +146,7 @@ class _Up:
         self.shell: Shell | None = None
         self.secrets = dict(request.secrets)
         self.cache: WeightsCache | None = None
+        self.cache_report: CacheReport | None = None
 
     @property
     def name(self) -> str:
@@ -160,6 +196,22 @@ class _Up:
             self.start_on_host(instance)
         return self.update(status="running", ready_at=_now(), owner_pid=None, error=None, event="ready",
                            detail=self.deployment.endpoint if self.deployment else None)
+
+    def fill_cache_only(self) -> CacheReport:
+        provider = self.ctx.provider(self.plan.offer.provider)
+        if provider.runs_engine:
+            self.provider = provider
+            self.prepare_weights(provider, self.plan, 0)
+            if self.cache_report is None:
+                raise UsageError(f"the file list of {self.plan.model.repo} could not be read from here, so "
+                                 f"{provider.display_name}'s weights cache cannot be filled",
+                                 "check the network or HF_ENDPOINT, then run the command again")
+            return self.cache_report
+        instance = self.wait_for_instance(self.launch())
+        docker = self.connect_and_check(instance)
+        self.cache_weights(docker)
+        assert self.cache_report is not None
+        return self.cache_report
 
     def launch(self) -> Instance:
         """Steps 1 and 4: launch the first plan that has capacity, recording each attempt first."""
@@ -225,6 +277,7 @@ class _Up:
         from gpuctl.engines import HF_TOKEN_ENV
         from gpuctl.weights import serve_from_cache
         from gpuctl.weights.hub import hub_endpoint
+        from gpuctl.weights.ledger import record_filled
         from gpuctl.weights.models import SeedRequest
 
         assert self.deployment is not None
@@ -233,6 +286,8 @@ class _Up:
                                                                       attempt, self.deployment.created_at),
                            hf_token=self.secrets.get(HF_TOKEN_ENV))
         report = provider.seed_weights(cache, seed, self.ctx.reporter)
+        self.cache_report = report
+        record_filled(cache, report)
         self.update(event="weights-cached", detail=f"{report.files} files, {report.downloaded_bytes} bytes fetched")
         engine = serve_from_cache(plan.engine, pickle=manifest.format == "pickle")
         return plan.model_copy(update={"engine": engine})
@@ -275,12 +330,37 @@ class _Up:
 
     def start_on_host(self, instance: Instance) -> None:
         """Steps 5b-7 on a machine: SSH, host check, engine container, TTL watchdog, health."""
+        docker = self.connect_and_check(instance)
+        spec = self.cache_weights(docker)
+        deployment = self.deployment
+        assert deployment is not None and deployment.host_port is not None and deployment.container is not None
+        container = deployment.container
+        with self.ctx.reporter.step(f"starting {spec.engine} ({spec.image})"):
+            docker.run_engine(spec, secrets=self.secrets, name=container, host_port=deployment.host_port,
+                              cache_dir=self.cache_dir, reporter=self.ctx.reporter)
+        target = self.shell_target(instance)
+        self.update(endpoint=self._endpoint(target, deployment.host_port), tunnel=self._tunnel(target),
+                    event="engine-started", detail=container)
+        if self.plan.ttl_seconds:
+            self.arm_watchdog(container, deployment.docker_sudo)
+        self.wait_healthy(docker, container)
+
+    @property
+    def cache_dir(self) -> str:
+        """Where the weights live on the machine: the provider's mounted cache, else the host directory."""
+        return self.cache.mount_path if self.cache and self.cache.mount_path else HOST_CACHE_DIR
+
+    def shell_target(self, instance: Instance) -> HostTarget:
+        return self.request.host or HostTarget(kind="ssh", host=instance.ssh_host, user=instance.ssh_user,
+                                               port=instance.ssh_port)
+
+    def connect_and_check(self, instance: Instance) -> DockerEngine:
+        """Step 5b-6a: SSH to the machine, check its GPUs and docker; the docker engine to run containers with."""
         from gpuctl.host.checks import check_host
         from gpuctl.host.docker import DockerEngine
 
         assert self.provider is not None and self.deployment is not None
-        target = self.request.host or HostTarget(kind="ssh", host=instance.ssh_host, user=instance.ssh_user,
-                                                 port=instance.ssh_port)
+        target = self.shell_target(instance)
         if self.deployment.host is None:
             self.update(host=str(target), host_port=_default_port())
         # a freshly rented machine has a key nobody could know: pin it on first contact
@@ -293,21 +373,10 @@ class _Up:
         with self.ctx.reporter.step(f"checking {self.shell.where}"):
             report = check_host(self.shell, expected_gpu=offer.gpu, expected_count=offer.gpu_count,
                                 reporter=self.ctx.reporter)
-        container = naming.container_name(self.name)
-        deployment = self.update(docker_sudo=report.docker_sudo, container=container, event="host-checked",
-                                 detail=f"{report.gpu_count} x {report.gpu}, docker {report.docker.server_version}")
-        docker = DockerEngine(self.shell, sudo=report.docker_sudo)
-        spec = self.cache_weights(docker)
-        assert deployment.host_port is not None
-        cache_dir = self.cache.mount_path if self.cache and self.cache.mount_path else HOST_CACHE_DIR
-        with self.ctx.reporter.step(f"starting {spec.engine} ({spec.image})"):
-            docker.run_engine(spec, secrets=self.secrets, name=container, host_port=deployment.host_port,
-                              cache_dir=cache_dir, reporter=self.ctx.reporter)
-        self.update(endpoint=self._endpoint(target, deployment.host_port), tunnel=self._tunnel(target),
-                    event="engine-started", detail=container)
-        if self.plan.ttl_seconds:
-            self.arm_watchdog(container, report.docker_sudo)
-        self.wait_healthy(docker, container)
+        container = None if self.request.weights_only else naming.container_name(self.name)
+        self.update(docker_sudo=report.docker_sudo, container=container, event="host-checked",
+                    detail=f"{report.gpu_count} x {report.gpu}, docker {report.docker.server_version}")
+        return DockerEngine(self.shell, sudo=report.docker_sudo)
 
     def cache_weights(self, docker: DockerEngine) -> EngineSpec:
         """Step 6b: the weights into the host's cache (fetched once, verified); the engine then serves them offline."""
@@ -315,10 +384,17 @@ class _Up:
         from gpuctl.weights import ensure_cached, serve_from_cache
 
         model = self.plan.model
-        cache_dir = self.cache.mount_path if self.cache and self.cache.mount_path else HOST_CACHE_DIR
-        cached = ensure_cached(docker, model.repo, model.revision, image=self.plan.engine.image, cache_dir=cache_dir,
-                               hf_token=self.secrets.get(HF_TOKEN_ENV), allow_pickle=self.request.allow_pickle,
-                               reporter=self.ctx.reporter, manifest=self.request.manifest)
+        # a cache the machine does not mount (AWS: S3) is read and filled through the machine's local cache
+        mirror = self.provider.weights_mirror(self.cache) if self.provider and self.cache else None
+        cached = ensure_cached(docker, model.repo, model.revision, image=self.plan.engine.image,
+                               cache_dir=self.cache_dir, hf_token=self.secrets.get(HF_TOKEN_ENV),
+                               allow_pickle=self.request.allow_pickle, reporter=self.ctx.reporter,
+                               manifest=self.request.manifest, mirror=mirror)
+        self.cache_report = cached
+        if self.cache is not None:
+            from gpuctl.weights.ledger import record_filled
+
+            record_filled(self.cache, cached)
         self.update(event="weights-cached", detail=f"{cached.files} files, {cached.downloaded_bytes} bytes fetched")
         return serve_from_cache(self.plan.engine, pickle=cached.format == "pickle")
 

@@ -94,9 +94,13 @@ def test_a_gated_repo_without_a_token_exits_6_with_a_hint(on_host: Callable[...,
 def test_rm_asks_first_and_refuses_without_a_terminal(gpuctl: Gpuctl) -> None:
     result = gpuctl("weights", "rm", "org/m", "--host", "local")
     assert result.exit_code == 2
-    assert "not deleting org/m from local without a confirmation" in result.stderr
+    assert "not deleting the cached weights of org/m from /var/lib/gpuctl/hf-cache on local without a confirmation" \
+        in result.stderr
 
 
-def test_the_host_is_required(gpuctl: Gpuctl) -> None:
-    result = gpuctl("weights", "ls")
-    assert result.exit_code == 2 and "Missing option '--host'" in result.stderr
+def test_verify_needs_a_host_and_ls_defaults_to_the_provider_caches(gpuctl: Gpuctl) -> None:
+    result = gpuctl("weights", "verify")
+    assert result.exit_code == 2 and "no cache named" in result.stderr
+    listed = gpuctl("weights", "ls")  # no provider has credentials here, so none is asked
+    assert (listed.exit_code, listed.stdout) == (0, "")
+    assert "no provider keeps a gpuctl weights cache yet" in listed.stderr

@@ -1,0 +1,91 @@
+"""The weights caches providers keep for gpuctl (``--to PROVIDER[:REGION]``): listing, finding, deleting."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from gpuctl.errors import GpuctlError, NotFoundError, UsageError
+from gpuctl.events import NullReporter, Reporter
+from gpuctl.models.weights_cache import CacheKind, WeightsCache
+from gpuctl.plugins import ProviderRegistry
+from gpuctl.providers.base import Provider
+from gpuctl.weights.ledger import FilledModel, filled_models
+
+
+class ProviderCacheRow(BaseModel):
+    """One provider cache as ``gpuctl weights ls`` shows it, with the models gpuctl filled it with from here."""
+
+    provider: str
+    region: str
+    name: str
+    id: str
+    kind: CacheKind
+    size_gb: int | None
+    used_bytes: int | None
+    in_use: bool | None
+    models: list[FilledModel] = Field(default_factory=list, description="as recorded on this machine")
+
+    @classmethod
+    def of(cls, cache: WeightsCache) -> ProviderCacheRow:
+        return cls(provider=cache.provider, region=cache.region, name=cache.name, id=cache.id, kind=cache.kind,
+                   size_gb=cache.size_gb, used_bytes=cache.used_bytes, in_use=cache.in_use,
+                   models=filled_models(cache))
+
+
+def keeps_caches(provider: Provider) -> bool:
+    """Whether the provider implements weights caches (the base class only refuses)."""
+    return type(provider).weights_caches is not Provider.weights_caches
+
+
+def parse_to(text: str) -> tuple[str, str | None]:
+    """``PROVIDER[:REGION]`` -> (provider, region or None)."""
+    provider, _, region = text.partition(":")
+    if not provider or (_ and not region):
+        raise UsageError(f"'{text}' is not PROVIDER[:REGION]", "e.g. --to runpod:US-KS-2 or --to lambda")
+    return provider, region or None
+
+
+def cache_provider(registry: ProviderRegistry, name: str) -> Provider:
+    """Provider ``name``, refusing one without weights caches."""
+    provider = registry.create(name)
+    if not keeps_caches(provider):
+        with_caches = [n for n in registry.names() if keeps_caches(registry.create(n))]
+        raise UsageError(f"{provider.display_name} keeps no weights cache",
+                         f"providers with one: {', '.join(with_caches)}; for a machine of yours use --host")
+    return provider
+
+
+def list_caches(registry: ProviderRegistry, only: str | None = None, region: str | None = None,
+                reporter: Reporter | None = None) -> list[ProviderCacheRow]:
+    """Every provider's caches (or ``only``'s, in ``region``); a provider that fails is named in a warning."""
+    reporter = reporter or NullReporter()
+    names = [only] if only else registry.names()
+    rows: list[ProviderCacheRow] = []
+    for name in names:
+        provider = cache_provider(registry, name) if only else registry.create(name)
+        if not keeps_caches(provider) or not (only or provider.credentials().present):
+            continue
+        try:
+            caches = provider.weights_caches()
+        except GpuctlError as exc:
+            if only:
+                raise
+            reporter.warn(f"{provider.display_name}: {exc.one_line()}")
+            continue
+        rows += [ProviderCacheRow.of(c) for c in caches if region is None or c.region == region]
+    return sorted(rows, key=lambda r: (r.provider, r.region, r.name))
+
+
+def find_cache(provider: Provider, region: str | None) -> WeightsCache:
+    """gpuctl's cache at ``provider`` in ``region`` (any region when there is exactly one)."""
+    caches = provider.weights_caches()
+    found = [c for c in caches if region is None or c.region == region]
+    if len(found) == 1:
+        return found[0]
+    where = f" in {region}" if region else ""
+    if not found:
+        raise NotFoundError(f"{provider.display_name} has no gpuctl weights cache{where}",
+                            f"'gpuctl weights ls --to {provider.name}' lists them")
+    regions = ", ".join(sorted(c.region for c in found))
+    raise UsageError(f"{provider.display_name} has a gpuctl weights cache in several regions ({regions})",
+                     f"name one: --to {provider.name}:REGION")
