@@ -33,6 +33,8 @@ def pull_to_provider(app: App, model: str, to: str, *, gpu: str | None, engine: 
                           engine=engine or app.project.engine or "vllm", ttl_seconds=FILL_TTL_SECONDS)
     ctx = deploy_context(app, Timeouts(), quiet=False)
     inputs = plan_inputs(request, project_root=app.project_root, registry=app.registry, reporter=ctx.reporter)
+    # only machines that can use a cache (RunPod: Secure Cloud) lead to one
+    inputs = inputs.model_copy(update={"offers": [o for o in inputs.offers if provider.weights_cache_region(o)]})
     plans = candidate_plans(ctx, request, inputs, limit=1 if provider.runs_engine else MAX_OFFERS)
     plan = plans[0]
     hf_token = credential_value("hf.token")

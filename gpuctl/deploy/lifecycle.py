@@ -202,6 +202,9 @@ class _Up:
         if provider.runs_engine:
             self.provider = provider
             self.prepare_weights(provider, self.plan, 0)
+            if self.cache is None:
+                raise UsageError(f"{describe_offer(self.plan.offer)} can use no weights cache",
+                                 f"see 'gpuctl prices --provider {provider.name}' for other offers")
             if self.cache_report is None:
                 raise UsageError(f"the file list of {self.plan.model.repo} could not be read from here, so "
                                  f"{provider.display_name}'s weights cache cannot be filled",
@@ -258,7 +261,9 @@ class _Up:
         self.cache = None
         if provider.user_owned:
             return plan
-        region = plan.offer.region
+        region = provider.weights_cache_region(plan.offer)
+        if region is None:
+            return plan
         try:
             with self.ctx.reporter.step(f"weights cache in {region}"):
                 cache = provider.ensure_weights_cache(region, min_gb=cache_size_gb(plan, self.request.manifest),

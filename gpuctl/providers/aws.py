@@ -7,6 +7,9 @@ EC2 publishes no stock signal, so every offered type has availability ``unknown`
 
 Write side (``launch``, ``get``, ``terminate``, ``list_by_tag``): VMs the lifecycle reaches over SSH,
 made and read in ``aws_launch`` (imported on first use, like boto3).
+
+Weights cache: an S3 bucket per region that the instances read and fill through pre-signed URLs
+(``aws_mirror``; docs/weights.md says why S3 and not a retained EBS volume).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ if TYPE_CHECKING:
     from botocore.exceptions import ClientError
 
     from gpuctl.models.instance import Instance, LaunchRequest
+    from gpuctl.models.weights_cache import WeightsCache
+    from gpuctl.weights.mirror import WeightsMirror
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +171,35 @@ class AWSProvider(Provider):
                 found += [aws_launch.ec2_instance(raw, region) for raw in outcome.value or []]
         return found
 
+    # -- weights cache: an S3 bucket per region ------------------------------------------------------------
+    def weights_caches(self) -> list[WeightsCache]:
+        """gpuctl's buckets (``gpuctl-hf-cache-ACCOUNT-REGION``) of this account, every region."""
+        from gpuctl.providers import aws_mirror
+
+        with aws_errors():
+            return aws_mirror.list_caches(partial(self._client, "s3"), default_region())
+
+    def ensure_weights_cache(self, region: str, *, min_gb: int, tags: dict[str, str]) -> WeightsCache:
+        """The region's bucket, created when missing; ``min_gb`` does not matter (a bucket grows)."""
+        from gpuctl.providers import aws_mirror
+
+        with aws_errors():
+            account = self._client("sts", region).get_caller_identity()["Account"]
+            return aws_mirror.ensure_bucket(self._client("s3", region), aws_mirror.bucket_name(account, region),
+                                            region, tags)
+
+    def delete_weights_cache(self, cache: WeightsCache) -> None:
+        from gpuctl.providers import aws_mirror
+
+        with aws_errors():
+            aws_mirror.delete_bucket(self._client("s3", cache.region), cache.id)
+
+    def weights_mirror(self, cache: WeightsCache) -> WeightsMirror:
+        """The bucket as the instance's source and destination of weights (pre-signed URLs; it has no IAM role)."""
+        from gpuctl.providers.aws_mirror import S3Mirror
+
+        return S3Mirror(self._client("s3", cache.region), cache.id)
+
     def _client(self, service: str, region: str) -> Any:
         """One client per service and region for this provider's life (teardown polls ``get`` every few seconds)."""
         key = (service, region)
@@ -262,8 +296,10 @@ def make_client(session: Session, service: str, region: str, timeout: float) -> 
     """A client with bounded standard retries; ``AWS_ENDPOINT_URL[_SERVICE]`` is honoured by botocore."""
     from botocore.config import Config
 
+    # S3: SigV4, so a pre-signed URL signs only the host (the fetcher's Content-Type does not matter)
+    extra = {"signature_version": "s3v4"} if service == "s3" else {}
     config = Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
-                    connect_timeout=min(timeout, 5.0), read_timeout=timeout)
+                    connect_timeout=min(timeout, 5.0), read_timeout=timeout, **extra)
     return session.client(service, region_name=region, config=config)
 
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # listing prices never needs the lifecycle models; importing 
     from gpuctl.events import Reporter
     from gpuctl.models.instance import Instance, LaunchRequest
     from gpuctl.models.weights_cache import WeightsCache
+    from gpuctl.weights.mirror import WeightsMirror
     from gpuctl.weights.models import CacheReport, SeedRequest
 
 
@@ -75,6 +76,11 @@ class Provider(ABC):
         """gpuctl's weights caches at this provider, every region."""
         raise NotImplementedError(f"{self.display_name} keeps no weights cache")
 
+    def weights_cache_region(self, offer: Offer) -> str | None:
+        """The region whose weights cache a machine of ``offer`` can use; None when it can use none (then the
+        engine downloads the weights itself). The offer's region unless the provider knows better."""
+        return offer.region
+
     def ensure_weights_cache(self, region: str, *, min_gb: int, tags: dict[str, str]) -> WeightsCache:
         """The weights cache of ``region``, created (or grown) to hold at least ``min_gb``; reused when it exists."""
         raise NotImplementedError(f"{self.display_name} keeps no weights cache")
@@ -82,6 +88,13 @@ class Provider(ABC):
     def delete_weights_cache(self, cache: WeightsCache) -> None:
         """Delete a weights cache and everything in it; succeeds if it is already gone."""
         raise NotImplementedError(f"{self.display_name} keeps no weights cache")
+
+    def weights_mirror(self, cache: WeightsCache) -> WeightsMirror | None:
+        """``cache`` as a mirror the fetcher reads and fills through URLs, for a cache the machine does not mount (S3).
+
+        None (the default): the cache is a directory on the machine (``cache.mount_path``) or none at all.
+        """
+        return None
 
     def seed_weights(self, cache: WeightsCache, request: SeedRequest, reporter: Reporter) -> CacheReport:
         """Download and verify ``request.manifest`` into ``cache``, for providers that run the engine (``runs_engine``).

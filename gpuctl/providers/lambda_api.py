@@ -6,6 +6,7 @@ Every answer is wrapped as ``{"data": ...}`` and every error as
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote
 
@@ -23,6 +24,9 @@ InstanceStatus = Literal["booting", "active", "unhealthy", "terminated", "termin
 #: error codes gpuctl branches on (Lambda's own; messages are for people)
 INSUFFICIENT_CAPACITY = "instance-operations/launch/insufficient-capacity"
 QUOTA_EXCEEDED = "global/quota-exceeded"
+DUPLICATE = "global/duplicate"
+FILESYSTEM_IN_USE = "filesystems/filesystem-in-use"
+FILESYSTEM_IN_WRONG_REGION = "instance-operations/launch/file-system-in-wrong-region"
 #: Lambda allows one launch per 12 s; a launch may also take a while to answer
 LAUNCH_TIMEOUT = 60.0
 
@@ -95,6 +99,25 @@ class FirewallRuleset(_Model):
     region: Region
     #: the instances it is attached to; Lambda refuses to delete it while any is not terminated
     instance_ids: list[str] = Field(default_factory=list)
+
+
+class Filesystem(_Model):
+    """One filesystem of ``GET /api/v1/file-systems``: network storage in one region that outlives instances."""
+
+    id: str
+    name: str
+    #: where an instance launched with ``file_system_names`` sees it (``file_system_mounts`` may choose another)
+    mount_point: str
+    created: datetime
+    #: mounted on an instance that has not terminated; Lambda refuses to delete it then
+    is_in_use: bool
+    region: Region
+    #: an estimate Lambda updates every few hours
+    bytes_used: int | None = Field(default=None, ge=0)
+
+
+class FilesystemDeleted(_Model):
+    deleted_ids: list[str]
 
 
 class SSHKey(_Model):
@@ -172,3 +195,17 @@ class LambdaApi(JsonApiClient):
 
     def delete_firewall_ruleset(self, ruleset_id: str) -> None:
         self.request("DELETE", f"/firewall-rulesets/{quote(ruleset_id, safe='')}")
+
+    def list_filesystems(self) -> list[Filesystem]:
+        """The account's filesystems, every region (note the path's hyphen: create and delete have none)."""
+        return self.get("/file-systems", Envelope[list[Filesystem]]).data
+
+    def create_filesystem(self, name: str, region: str) -> Filesystem:
+        """``POST /filesystems``: an empty filesystem in ``region`` (no size: it grows as it is written)."""
+        answer = self.request("POST", "/filesystems", json_body={"name": name, "region": region})
+        return self.parse(Envelope[Filesystem], answer, "answer to POST /filesystems").data
+
+    def delete_filesystem(self, filesystem_id: str) -> None:
+        """``DELETE /filesystems/{id}``; refused (``filesystems/filesystem-in-use``) while an instance mounts it."""
+        answer = self.request("DELETE", f"/filesystems/{quote(filesystem_id, safe='')}")
+        self.parse(Envelope[FilesystemDeleted], answer, "answer to DELETE /filesystems")

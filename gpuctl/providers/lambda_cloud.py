@@ -5,6 +5,9 @@ Lambda takes no client token and has no TTL: the launch token and the TTL deadli
 tags (``gpuctl.providers.tagging``), and the TTL watchdog is armed by cloud-init user data. A public
 deployment gets a firewall ruleset of its own (SSH and the engine port from the caller's address
 only), deleted when the instance is terminated; the account-wide rules are never touched.
+
+The weights cache is a filesystem per region, ``gpuctl-hf-cache-REGION``, mounted at
+``CACHE_MOUNT_POINT`` on every instance gpuctl launches there; it outlives the instances (docs/weights.md).
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from gpuctl.providers.tagging import LAUNCH_TOKEN, carries, deadline, launch_tag
 
 if TYPE_CHECKING:  # the API and lifecycle models load on first use: discovering providers stays cheap
     from gpuctl.models.instance import Instance, InstanceStatus, LaunchRequest
+    from gpuctl.models.weights_cache import WeightsCache
     from gpuctl.providers import lambda_api
-    from gpuctl.providers.lambda_api import FirewallRuleset, InstanceTypesItem, LambdaApi
+    from gpuctl.providers.lambda_api import Filesystem, FirewallRuleset, InstanceTypesItem, LambdaApi
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,9 @@ RULESET_PREFIX = "gpuctl-"
 #: Lambda refuses to delete a ruleset until its instance has terminated: how long terminate waits for that
 RULESET_RELEASE_S = 60.0
 RULESET_POLL_S = 2.0
+#: where an instance gpuctl launches sees its region's weights cache: the same path in every region, one
+#: the spec allows for ``file_system_mounts`` (the default, ``/lambda/nfs/NAME``, would change with the region)
+CACHE_MOUNT_POINT = "/lambda/nfs/gpuctl-hf-cache"
 
 
 class LambdaProvider(Provider):
@@ -101,6 +108,9 @@ class LambdaProvider(Provider):
                          earlier[0].id, request.idempotency_token)
                 return lambda_instance(earlier[0])
             region = offer.region if offer.region != "any" else region_with_capacity(api, offer.instance_type)
+            # the region's weights cache (docs/weights.md): the lifecycle fetches into it over SSH
+            cache = request.weights_cache
+            mount = cache_mount_point(cache, region) if cache is not None else None
             body: dict[str, Any] = {
                 "region_name": region,
                 "instance_type_name": offer.instance_type,
@@ -108,9 +118,11 @@ class LambdaProvider(Provider):
                 "name": request.name[:_NAME_MAX],
                 "tags": [{"key": k, "value": v} for k, v in sorted(tags.items())],
             }
+            if cache is not None and mount is not None:
+                body["file_system_mounts"] = [{"file_system_id": cache.id, "mount_point": mount}]
             expires = deadline(tags)
             if expires is not None:
-                body["user_data"] = first_boot_script(request.name, expires)
+                body["user_data"] = first_boot_script(request.name, expires, cache_dir=mount)
             ruleset = public_ruleset(api, request, region, cidrs) if request.public else None
             if ruleset is not None:
                 body["firewall_rulesets"] = [{"id": ruleset.id}]
@@ -167,6 +179,58 @@ class LambdaProvider(Provider):
         return [lambda_instance(i) for i in instances
                 if i.status != "terminated" and _tags(i) and carries(_tags(i), tags)]
 
+    # -- weights caches: a filesystem per region ------------------------------------------------------------
+    def weights_caches(self) -> list[WeightsCache]:
+        """gpuctl's filesystems (named ``gpuctl-hf-cache-REGION``), every region; others are never listed."""
+        from gpuctl.models.weights_cache import CACHE_NAME_PREFIX
+
+        with self._api() as api:
+            filesystems = api.list_filesystems()
+        return [filesystem_cache(fs) for fs in filesystems if fs.name.startswith(CACHE_NAME_PREFIX)]
+
+    def ensure_weights_cache(self, region: str, *, min_gb: int, tags: dict[str, str]) -> WeightsCache:
+        """The filesystem ``gpuctl-hf-cache-REGION``, created when absent.
+
+        A Lambda filesystem has no size (it grows as it is written) and no tags, so ``min_gb`` and
+        ``tags`` change nothing here; its name is what marks it as gpuctl's.
+        """
+        from gpuctl.models.weights_cache import cache_name
+        from gpuctl.providers.lambda_api import DUPLICATE
+
+        if region == "any":
+            raise UsageError("a Lambda Cloud filesystem lives in one region, and none was chosen",
+                             "pick an offer in a region with capacity ('gpuctl offers --provider lambda')")
+        name = cache_name(region)
+        with self._api() as api:
+            found = find_filesystem(api, name, region)
+            if found is None:
+                try:
+                    found = api.create_filesystem(name, region)
+                except ProviderHttpError as exc:
+                    # another gpuctl created it meanwhile: use theirs
+                    found = find_filesystem(api, name, region) if exc.info.code == DUPLICATE else None
+                    if found is None:
+                        raise
+                log.info("Lambda Cloud: created filesystem %s (%s) in %s", found.name, found.id, region)
+        return filesystem_cache(found)
+
+    def delete_weights_cache(self, cache: WeightsCache) -> None:
+        """Delete the filesystem and everything in it; gone already is fine, mounted on an instance is refused."""
+        from gpuctl.providers.lambda_api import FILESYSTEM_IN_USE
+
+        with self._api() as api:
+            try:
+                api.delete_filesystem(cache.id)
+            except NotFoundError:
+                log.info("Lambda Cloud: filesystem %s (%s) is already gone", cache.name, cache.id)
+            except ProviderHttpError as exc:
+                if exc.info.code != FILESYSTEM_IN_USE:
+                    raise
+                raise UsageError(f"Lambda Cloud filesystem {cache.name} in {cache.region} is attached to a running "
+                                 "instance, so Lambda will not delete it",
+                                 "stop what uses it first ('gpuctl status' lists gpuctl's deployments, "
+                                 "'gpuctl down NAME' stops one), then delete it again") from None
+
 
 def lambda_instance(item: lambda_api.Instance) -> Instance:
     """The provider-neutral view of a Lambda instance; SSH details are set once it has an address."""
@@ -181,6 +245,31 @@ def lambda_instance(item: lambda_api.Instance) -> Instance:
         public_ip=item.ip, ssh_host=item.ip, ssh_port=SSH_PORT, ssh_user=SSH_USER,
         price_per_hour=item.instance_type.price_cents_per_hour / 100, tags=_tags(item),
     )
+
+
+def filesystem_cache(fs: Filesystem) -> WeightsCache:
+    """The provider-neutral view of a filesystem; ``mount_path`` is where gpuctl's instances mount it."""
+    from gpuctl.models.weights_cache import WeightsCache
+
+    return WeightsCache(provider=LambdaProvider.name, id=fs.id, name=fs.name, region=fs.region.name,
+                        kind="filesystem", size_gb=None, used_bytes=fs.bytes_used, in_use=fs.is_in_use,
+                        mount_path=CACHE_MOUNT_POINT, created_at=fs.created)
+
+
+def find_filesystem(api: LambdaApi, name: str, region: str) -> Filesystem | None:
+    return next((fs for fs in api.list_filesystems() if fs.name == name and fs.region.name == region), None)
+
+
+def cache_mount_point(cache: WeightsCache, region: str) -> str:
+    """Where an instance in ``region`` mounts ``cache``; a cache Lambda could not mount there is refused first."""
+    if cache.provider != LambdaProvider.name or cache.kind != "filesystem":
+        raise UsageError(f"the weights cache {cache.name} is a {cache.provider} {cache.kind}, "
+                         "not a Lambda Cloud filesystem")
+    if cache.region != region:
+        raise UsageError(f"the Lambda Cloud filesystem {cache.name} is in {cache.region}, but the instance would "
+                         f"be in {region}: Lambda mounts a filesystem only in its own region",
+                         f"use an offer in {cache.region}, or the weights cache of {region}")
+    return cache.mount_path or CACHE_MOUNT_POINT
 
 
 def _tags(item: lambda_api.Instance) -> dict[str, str]:
@@ -300,7 +389,7 @@ def _registered_name(api: LambdaApi, public_key: str) -> str | None:
 
 def launch_error(exc: ProviderHttpError, body: dict[str, Any]) -> Exception:
     """NoCapacityError (exit 5: gpuctl tries the next offer) for capacity and quota refusals."""
-    from gpuctl.providers.lambda_api import INSUFFICIENT_CAPACITY, QUOTA_EXCEEDED
+    from gpuctl.providers.lambda_api import FILESYSTEM_IN_WRONG_REGION, INSUFFICIENT_CAPACITY, QUOTA_EXCEEDED
 
     what = f"{body['instance_type_name']} in {body['region_name']}"
     if exc.info.code == INSUFFICIENT_CAPACITY:
@@ -308,12 +397,18 @@ def launch_error(exc: ProviderHttpError, body: dict[str, Any]) -> Exception:
     if exc.info.code == QUOTA_EXCEEDED:
         return NoCapacityError(f"Lambda Cloud quota exceeded launching {what} ({exc.info.summary()})",
                                exc.info.suggestion or "ask Lambda support to raise the quota, or use another provider")
+    if exc.info.code == FILESYSTEM_IN_WRONG_REGION:
+        return ProviderError(f"Lambda Cloud will not mount the weights cache on {what}: the filesystem is in another "
+                             f"region ({exc.info.summary()})",
+                             "gpuctl mounts the cache of the offer's region; 'gpuctl weights ls' shows their regions")
     return exc
 
 
-def first_boot_script(name: str, expires: int) -> str:
+def first_boot_script(name: str, expires: int, *, cache_dir: str | None = None) -> str:
     """Cloud-init user data arming the TTL watchdog at first boot, so it holds even if gpuctl never connects.
 
+    It then bootstraps the host (templates/bootstrap.sh), which makes sure the weights directory the
+    fetcher and the engine get exists: ``cache_dir``, the mounted weights cache, else the host's own.
     It holds no secret: anything on the instance can read its user data. At the deadline the
     watchdog stops the engine and powers the VM off, but Lambda bills until the instance is
     terminated: that takes gpuctl itself (its ``gpuctl-expires-at`` tag says when).
@@ -322,7 +417,7 @@ def first_boot_script(name: str, expires: int) -> str:
     from gpuctl.models.engine import HOST_CACHE_DIR
     from gpuctl.templating import aws_user_data
 
-    return aws_user_data(deadline=expires, container=container_name(name), cache_dir=HOST_CACHE_DIR)
+    return aws_user_data(deadline=expires, container=container_name(name), cache_dir=cache_dir or HOST_CACHE_DIR)
 
 
 def instance_type_offers(items: dict[str, InstanceTypesItem], types: dict[str, CatalogInstanceType],

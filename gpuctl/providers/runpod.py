@@ -26,8 +26,11 @@ from gpuctl.providers.http import DEFAULT_TIMEOUT, ProviderHttpError
 from gpuctl.providers.tagging import LAUNCH_TOKEN, carries, launch_tags
 
 if TYPE_CHECKING:  # the API and lifecycle models load on first use: discovering providers stays cheap
+    from gpuctl.events import Reporter
     from gpuctl.models.instance import Instance, InstanceStatus, LaunchRequest
-    from gpuctl.providers.runpod_api import AvailabilityLevel, Cloud, GpuType, Pod, PodStatus, RunPodApi
+    from gpuctl.models.weights_cache import WeightsCache
+    from gpuctl.providers.runpod_api import AvailabilityLevel, Cloud, GpuType, NetworkVolume, Pod, PodStatus, RunPodApi
+    from gpuctl.weights.models import CacheReport, SeedRequest
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,10 @@ _STATUSES: dict[PodStatus, InstanceStatus] = {
 DEFAULT_PROXY_URL = "https://{pod_id}-{port}.proxy.runpod.net"
 SSH_PORT = "22/tcp"
 _HTTP_PORT = re.compile(r"^(\d+)/http$")
+#: RunPod's smallest network volume, in GB
+MIN_VOLUME_GB = 10
+#: network volumes attach to Secure Cloud pods only
+VOLUME_CLOUD: Cloud = "SECURE"
 
 
 class RunPodProvider(Provider):
@@ -139,9 +146,71 @@ class RunPodProvider(Provider):
         return [pod_instance(pod) for pod in pods
                 if pod.status != "TERMINATED" and pod.tags and carries(pod.tags, tags)]
 
+    # -- weights caches: a network volume per data center (docs/weights.md) -----------------------------
+
+    def weights_caches(self) -> list[WeightsCache]:
+        """gpuctl's network volumes (named ``gpuctl-hf-cache-DC``); in use when a pod mounts one."""
+        from gpuctl.models.weights_cache import CACHE_NAME_PREFIX
+
+        with self._api() as api:
+            volumes = [v for v in api.list_network_volumes() if v.name.startswith(CACHE_NAME_PREFIX)]
+            mounted = {m.volume_id for pod in api.list_pods() if pod.status != "TERMINATED"
+                       for m in pod.mounts.network} if volumes else set()
+        return [volume_cache(volume, in_use=volume.id in mounted) for volume in volumes]
+
+    def weights_cache_region(self, offer: Offer) -> str | None:
+        """The offer's data center for a Secure Cloud offer; None for Community Cloud, whose pods cannot mount a
+        network volume, and for an offer that names no data center."""
+        return offer.region if TIERS.get(offer.tier or "") == VOLUME_CLOUD and offer.region != "any" else None
+
+    def ensure_weights_cache(self, region: str, *, min_gb: int, tags: dict[str, str]) -> WeightsCache:
+        """The volume ``gpuctl-hf-cache-DC`` of data center ``region``: reused, grown to ``min_gb`` (never
+        shrunk), or created with ``max(min_gb, 10)`` GB. Volumes carry no tags: gpuctl knows its own by name.
+        """
+        from gpuctl.models.weights_cache import cache_name
+
+        if region == "any":
+            raise UsageError("a RunPod network volume lives in one data center", "name one, e.g. US-TX-3")
+        name = cache_name(region)
+        size = max(min_gb, MIN_VOLUME_GB)
+        with self._api() as api:
+            found = sorted((v for v in api.list_network_volumes() if v.name == name and v.data_center == region),
+                           key=lambda v: -v.size)
+            if not found:
+                log.info("RunPod: creating network volume %s (%d GB) in %s", name, size, region)
+                return volume_cache(api.create_network_volume(name, region, size))
+            volume = found[0]
+            if volume.size < min_gb:
+                log.info("RunPod: growing network volume %s from %d to %d GB", volume.id, volume.size, min_gb)
+                volume = api.resize_network_volume(volume.id, min_gb)
+        return volume_cache(volume)
+
+    def delete_weights_cache(self, cache: WeightsCache) -> None:
+        """Delete the network volume and its files; one RunPod no longer knows is already gone."""
+        with self._api() as api:
+            try:
+                api.delete_network_volume(cache.id)
+            except NotFoundError:
+                log.info("RunPod: network volume %s is already gone", cache.id)
+
+    def seed_weights(self, cache: WeightsCache, request: SeedRequest, reporter: Reporter) -> CacheReport:
+        """Fill the volume from a short-lived CPU pod in its data center (:mod:`gpuctl.providers.runpod_seed`)."""
+        from gpuctl.providers.runpod_seed import seed
+
+        with self._api() as api:
+            return seed(api, cache, request, reporter)
+
 
 def _no_pod(pod_id: str) -> NotFoundError:
     return NotFoundError(f"RunPod has no pod {pod_id}", "it may have been terminated")
+
+
+def volume_cache(volume: NetworkVolume, *, in_use: bool | None = None) -> WeightsCache:
+    """The provider-neutral view of a network volume (mounted where each engine keeps its HF cache)."""
+    from gpuctl.models.weights_cache import WeightsCache
+
+    return WeightsCache(provider=RunPodProvider.name, id=volume.id, name=volume.name, region=volume.data_center,
+                        kind="network-volume", size_gb=volume.size, in_use=in_use)
 
 
 def pod_request(request: LaunchRequest) -> dict[str, Any]:
@@ -149,7 +218,9 @@ def pod_request(request: LaunchRequest) -> dict[str, Any]:
 
     The pod is created in exactly the cloud tier (and datacenter) of the offer, whose price the
     user saw. v2 cannot replace the image's entrypoint: the engine's arguments go to the image's
-    own (``vllm serve`` for vLLM, ``text-generation-launcher`` for TGI).
+    own (``vllm serve`` for vLLM, ``text-generation-launcher`` for TGI). With a weights cache, the
+    network volume is mounted where the engine keeps its Hugging Face cache, and the pod is placed
+    in the volume's data center.
     """
     offer, engine = request.offer, request.engine
     if offer.provider != RunPodProvider.name:
@@ -180,6 +251,18 @@ def pod_request(request: LaunchRequest) -> dict[str, Any]:
     }
     if offer.region != "any":
         body["dataCenterIds"] = [offer.region]
+    cache = request.weights_cache
+    if cache is not None:
+        if cloud != VOLUME_CLOUD:
+            raise UsageError(f"RunPod network volumes attach to Secure Cloud pods only, and offer {offer.id} is "
+                             f"{offer.tier} cloud", "launch it without the weights cache (see weights_cache_region)")
+        if offer.region not in ("any", cache.region):
+            raise UsageError(f"RunPod offer {offer.id} is in {offer.region}, but its weights cache {cache.name} "
+                             f"is in {cache.region}")
+        # a network volume has no read-only mount: the offline engine only reads it regardless
+        path = engine.cache_mount.removesuffix(":ro")
+        body["mounts"] = {"network": [{"volumeId": cache.id, "path": path}]}
+        body["dataCenterIds"] = [cache.region]
     return body
 
 

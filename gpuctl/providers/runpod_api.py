@@ -97,6 +97,20 @@ class PodGpu(_Model):
     count: int = Field(default=1, ge=1)
 
 
+class PodCpu(_Model):
+    id: str
+    vcpu_count: int = Field(alias="vcpuCount", ge=1)
+
+
+class NetworkMount(_Model):
+    volume_id: str = Field(alias="volumeId")
+    path: str
+
+
+class PodMounts(_Model):
+    network: list[NetworkMount] = Field(default_factory=list)
+
+
 class Pod(_Model):
     """One pod of ``GET /v2/pods[/{id}]``."""
 
@@ -106,7 +120,10 @@ class Pod(_Model):
     ports: list[str] = Field(default_factory=list)
     #: only gpuctl's own variable is kept: the rest of a pod's environment holds its secrets
     env: dict[str, str] = Field(default_factory=dict)
+    #: GPU pods have ``gpu``, CPU pods ``cpu``
     gpu: PodGpu | None = None
+    cpu: PodCpu | None = None
+    mounts: PodMounts = Field(default_factory=PodMounts)
     cloud: Cloud | None = None
     data_center_id: str | None = Field(default=None, alias="dataCenterId")
     ssh: PodSsh | None = None
@@ -133,6 +150,48 @@ class Pod(_Model):
 
 class ListPodsResponse(_Model):
     pods: list[Pod]
+
+
+class NetworkVolume(_Model):
+    """One network volume: storage in one data center that pods there can mount (``/v2/network-volumes``)."""
+
+    id: str
+    name: str
+    size: int = Field(ge=1, description="GB")
+    data_center: str = Field(alias="dataCenter")
+
+
+class ListNetworkVolumesResponse(_Model):
+    network_volumes: list[NetworkVolume] = Field(alias="networkVolumes")
+
+
+class CpuVcpu(_Model):
+    min: int
+    max: int
+
+
+class CpuPrice(_Model):
+    secure_per_vcpu: float = Field(alias="securePerVcpu", ge=0)
+
+
+class CpuType(_Model):
+    """One CPU flavor of ``GET /v2/catalog/cpus`` (with include=AVAILABILITY: where it is free)."""
+
+    id: str
+    vcpu: CpuVcpu
+    price: CpuPrice
+    data_centers: list[DataCenterAvailability] | None = Field(default=None, alias="dataCenters")
+
+
+class ListCpuTypesResponse(_Model):
+    cpus: list[CpuType]
+
+
+class LogEvent(_Model):
+    """One event of a pod's log stream: its id (the resume cursor) and the line."""
+
+    id: str | None
+    line: str
 
 
 class Problem(_Model):
@@ -198,26 +257,34 @@ class RunPodApi(JsonApiClient):
         self.request("DELETE", f"/pods/{quote(pod_id, safe='')}")
 
     def pod_log_lines(self, pod_id: str, tail: int) -> list[str]:
-        """The container's last ``tail`` log lines.
+        """The container's last ``tail`` log lines."""
+        return [event.line for event in self.pod_log_events(pod_id, tail)]
+
+    def pod_log_events(self, pod_id: str, tail: int, *, after: str | None = None) -> list[LogEvent]:
+        """The container's last ``tail`` log events; with ``after`` (an event id) the API may send only later ones.
 
         ``GET /v2/pods/{id}/logs`` is a Server-Sent Events stream: the backfill, then new lines as they
-        come. It is read until ``tail`` lines arrived, it ends, or it stays quiet for ``LOG_IDLE_S``.
+        come. It is read until ``tail`` events arrived, it ends, or it stays quiet for ``LOG_IDLE_S``.
         """
         import httpx
 
         path = f"/pods/{quote(pod_id, safe='')}/logs"
-        lines: list[str] = []
+        headers = {"Accept": "text/event-stream", **({"Last-Event-ID": after} if after else {})}
+        events: list[LogEvent] = []
+        event_id: str | None = None
         try:
-            with self._http().stream("GET", path, params={"source": "container", "tail": tail},
-                                     headers={"Accept": "text/event-stream"},
+            with self._http().stream("GET", path, params={"source": "container", "tail": tail}, headers=headers,
                                      timeout=httpx.Timeout(self.timeout, read=LOG_IDLE_S)) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise self.exception_for(self._error_info(response), "GET", path)
                 for line in response.iter_lines():
-                    if line.startswith("data:") and len(lines) < tail:
-                        lines.append(_log_line(line[5:]))
-                    if len(lines) >= tail:
+                    if line.startswith("id:"):
+                        event_id = line[3:].strip()
+                    elif line.startswith("data:"):
+                        events.append(LogEvent(id=event_id, line=_log_line(line[5:])))
+                        event_id = None
+                    if len(events) >= tail:
                         break
         except httpx.ReadTimeout:
             pass  # quiet: the backfill is over
@@ -225,5 +292,31 @@ class RunPodApi(JsonApiClient):
             raise self._timeout_error("GET", path, self.timeout) from None
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, "GET", path) from None
-        return lines
+        return events
+
+    # -- network volumes --------------------------------------------------------------------------
+
+    def list_network_volumes(self) -> list[NetworkVolume]:
+        return self.get("/network-volumes", ListNetworkVolumesResponse).network_volumes
+
+    def create_network_volume(self, name: str, data_center: str, size_gb: int) -> NetworkVolume:
+        """``POST /v2/network-volumes``: sent once (a second create would make, and bill, a second volume)."""
+        answer = self.request("POST", "/network-volumes",
+                              json_body={"name": name, "dataCenter": data_center, "size": size_gb})
+        return self.parse(NetworkVolume, answer, "answer to POST /network-volumes")
+
+    def resize_network_volume(self, volume_id: str, size_gb: int) -> NetworkVolume:
+        """``PATCH`` the size (upwards only); setting the same size twice is harmless, so it is retried."""
+        path = f"/network-volumes/{quote(volume_id, safe='')}"
+        answer = self.request("PATCH", path, json_body={"size": size_gb}, idempotent=True)
+        return self.parse(NetworkVolume, answer, f"answer to PATCH {path}")
+
+    def delete_network_volume(self, volume_id: str) -> None:
+        """``DELETE /v2/network-volumes/{id}``: the volume and its files (NotFoundError when it is gone)."""
+        self.request("DELETE", f"/network-volumes/{quote(volume_id, safe='')}")
+
+    def list_cpu_types(self, *, vcpu_count: int) -> list[CpuType]:
+        """CPU flavors with pod availability for ``vcpu_count`` vCPUs, per data center."""
+        params = {"include": "AVAILABILITY", "product": "POD", "vcpuCount": vcpu_count}
+        return self.get("/catalog/cpus", ListCpuTypesResponse, params=params).cpus
 

@@ -7,6 +7,10 @@
    re-fetches what is corrupted, resumes partial files, and downloads the rest, reporting progress.
 3. The engine then serves from that cache, mounted read-only, with ``HF_HUB_OFFLINE=1``
    (:func:`serve_from_cache`).
+
+With a ``mirror`` (a provider's copy in the region, :mod:`gpuctl.weights.mirror`), the fetcher copies
+what the mirror has from there and uploads what it fetched from the hub; gpuctl completes the mirror
+after the run. The mirror only saves time: when it cannot be used, the hub serves everything.
 """
 
 from __future__ import annotations
@@ -18,17 +22,19 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import ValidationError
 
+from gpuctl.errors import GpuctlError
 from gpuctl.events import NullReporter, ProgressUpdate, Reporter
 from gpuctl.models.engine import HOST_CACHE_DIR, EngineSpec
 from gpuctl.weights import fetcher
 from gpuctl.weights.hub import hub_endpoint, repo_info
 from gpuctl.weights.models import CacheReport, Manifest
 from gpuctl.weights.preflight import is_commit, manifest_from_info
-from gpuctl.weights.remote import Event, fetcher_error, run_fetcher
+from gpuctl.weights.remote import Event, FetcherRun, fetcher_error, run_fetcher
 
 if TYPE_CHECKING:
     from gpuctl.host.docker import DockerEngine
     from gpuctl.host.shell import Shell
+    from gpuctl.weights.mirror import MirrorJob, WeightsMirror
 
 #: files downloaded at once (one connection each); a 70B model comes in about 30 shards of 5 GB
 DEFAULT_WORKERS = 8
@@ -51,6 +57,7 @@ def ensure_cached(
     endpoint: str | None = None,
     workers: int = DEFAULT_WORKERS,
     manifest: Manifest | None = None,
+    mirror: WeightsMirror | None = None,
 ) -> CacheReport:
     """Download what is missing of ``repo`` at ``revision`` into ``cache_dir`` on the host, and verify it all.
 
@@ -58,6 +65,7 @@ def ensure_cached(
     the host a file list of its own. Raises UsageError (2) for pickle-only weights unless
     ``allow_pickle``, CredentialsError (6) for a gated repo without an accepted token, NotFoundError
     (3) for a missing repo or revision, HostError/ProviderError (4) when the download fails.
+    ``mirror``: the provider's copy of the cache in the host's region, read before the hub and filled from it.
     """
     reporter = reporter or NullReporter()
     endpoint = endpoint or hub_endpoint()
@@ -69,10 +77,15 @@ def ensure_cached(
     if manifest.format == "pickle":
         reporter.warn(f"{repo} has only pickled weights; loading them can run code (allowed by --allow-pickle)")
     job = {"endpoint": endpoint, "manifest": manifest.model_dump(mode="json"), "workers": workers}
+    planned = _plan_mirror(mirror, manifest, reporter) if mirror is not None else None
+    if planned is not None:
+        job["mirror"] = planned.model_dump(mode="json")
     with ExitStack() as progress:
         on_event = _progress_renderer(reporter, progress, repo)
         run = run_fetcher(docker, "fetch", image=image, cache_dir=cache_dir, job=job, token=hf_token,
                           on_event=on_event, reporter=reporter)
+    if mirror is not None and planned is not None:
+        _finish_mirror(mirror, manifest, run, reporter)
     done = run.last("done")
     if run.exit_code != 0 or done is None:
         raise fetcher_error(run, repo, docker.shell.where, token_given=bool(hf_token))
@@ -81,7 +94,31 @@ def ensure_cached(
         cache_dir=cache_dir, files=len(manifest.files), total_bytes=done["total"],
         downloaded_bytes=done["downloaded"], reused_bytes=done["reused"], refetched=done["refetched"],
         resumed=done["resumed"], manifest_source=source, seconds=round(time.monotonic() - start, 3),
+        mirror_bytes=done.get("from_mirror", 0),
     )
+
+
+def _plan_mirror(mirror: WeightsMirror, manifest: Manifest, reporter: Reporter) -> MirrorJob | None:
+    """The mirror's URLs for the job; None (with a warning) when the mirror cannot be used now."""
+    try:
+        return mirror.plan(manifest)
+    except GpuctlError as exc:
+        reporter.warn(f"the weights mirror {mirror.where} cannot be used, the hub serves every file: {exc.one_line()}")
+        return None
+
+
+def _finish_mirror(mirror: WeightsMirror, manifest: Manifest, run: FetcherRun, reporter: Reporter) -> None:
+    """Complete the fetcher's uploads (also after a failed run: what was uploaded is good); warn, never fail."""
+    from gpuctl.weights.mirror import MirrorOutcome
+
+    try:
+        result = mirror.finish(manifest, MirrorOutcome.from_events(run.events))
+    except GpuctlError as exc:
+        reporter.warn(f"the weights mirror {mirror.where} was not updated: {exc.one_line()}")
+        return
+    if result.added:
+        state = "complete" if result.complete else "partial"
+        reporter.info(f"{manifest.repo}: {len(result.added)} files copied to {mirror.where} ({state} there)")
 
 
 def _manifest(shell: Shell, repo: str, revision: str, *, cache_dir: str, token: str | None, allow_pickle: bool,
@@ -131,7 +168,7 @@ def _progress_renderer(reporter: Reporter, stack: ExitStack, repo: str) -> Calla
                 reporter.info(f"{repo}: all {event['files']} files already cached and verified")
         elif kind == "progress" and update:
             update[0](event["done"])
-        elif kind in ("corrupt", "retry"):
+        elif kind in ("corrupt", "retry", "mirror-corrupt", "mirror-failed"):
             reporter.warn(event["message"])
         elif kind == "info":
             reporter.info(event["message"])

@@ -20,8 +20,13 @@ Commands::
     fetcher.py verify --cache DIR [--repo R]     re-hash every file; corrupted ones are removed
     fetcher.py rm     --cache DIR --repo R       delete a repo's files
 
-A job is ``{"endpoint": URL, "manifest": {...}, "workers": N}``. The token comes from ``HF_TOKEN`` in
-the environment and is sent to the hub only: never to the storage a download is redirected to.
+A job is ``{"endpoint": URL, "manifest": {...}, "workers": N, "mirror": {...}}``. The token comes from
+``HF_TOKEN`` in the environment and is sent to the hub only: never to the storage a download is
+redirected to. The optional ``mirror`` (a provider's copy of the cache, e.g. an S3 bucket; see
+gpuctl.weights.mirror) maps blob digests to pre-signed URLs: ``sources`` (GET; tried before the hub,
+with the same resume and verification, and abandoned for the hub when the copy fails its digest)
+and ``uploads`` (``{"url"}`` for one PUT, or ``{"part_size", "parts": [url, ...]}`` for a multipart
+upload), where each blob goes once verified. The URLs are credentials: no event or message names them.
 Output: one JSON event per line on stdout, each prefixed with ``@gpuctl-weights``. A blob whose size,
 mtime and inode match its verified stamp is trusted without re-hashing; anything that changed it
 (a partial overwrite, a truncation) makes it hash again, and a mismatch fetches it again.
@@ -228,17 +233,22 @@ def _opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(_NoAuthRedirect())
 
 
-def open_file(endpoint: str, repo: str, commit: str, name: str, token: str | None, offset: int):
-    """The response for ``name`` from byte ``offset`` on, or None when nothing lies past it (HTTP 416)."""
-    url = f"{endpoint.rstrip('/')}/{repo}/resolve/{commit}/{urllib.parse.quote(name)}"
+def open_url(url: str, offset: int, token: str | None = None):
+    """The response for ``url`` from byte ``offset`` on; HTTPError as urllib raises it."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
     if token:
         # unredirected: urllib copies only ordinary headers onto the redirected request
         request.add_unredirected_header("Authorization", "Bearer " + token)
+    return _opener().open(request, timeout=HTTP_TIMEOUT_S)
+
+
+def open_file(endpoint: str, repo: str, commit: str, name: str, token: str | None, offset: int):
+    """The hub's response for ``name`` from byte ``offset`` on, or None when nothing lies past it (HTTP 416)."""
+    url = f"{endpoint.rstrip('/')}/{repo}/resolve/{commit}/{urllib.parse.quote(name)}"
     try:
-        return _opener().open(request, timeout=HTTP_TIMEOUT_S)
+        return open_url(url, offset, token)
     except urllib.error.HTTPError as exc:
         if exc.code == 416:
             exc.close()
@@ -253,6 +263,53 @@ def open_file(endpoint: str, repo: str, commit: str, name: str, token: str | Non
         raise Failure("http", f"HTTP {exc.code} for {name} of {repo}") from None
 
 
+class MirrorUnusable(Exception):
+    """The mirror could not serve a file (expired URL, object gone, unreachable): the hub serves it instead."""
+
+
+def open_mirror(url: str, name: str, offset: int):
+    """The mirror's response for ``name`` from ``offset`` on, None past its end; the message never holds the URL."""
+    try:
+        return open_url(url, offset)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code == 416:
+            return None
+        raise MirrorUnusable(f"the mirror could not serve {name} (HTTP {exc.code})") from None
+    except (OSError, http.client.HTTPException) as exc:
+        raise MirrorUnusable(f"the mirror could not serve {name} ({reason(exc)})") from None
+
+
+def reason(exc: BaseException) -> str:
+    """What went wrong, without the URL (urllib's errors name the host at most, never the signed query)."""
+    return str(getattr(exc, "reason", None) or exc) or type(exc).__name__
+
+
+class _Slice:
+    """``length`` bytes of an open file from its current position, read as http.client sends a body."""
+
+    def __init__(self, handle: IO[bytes], length: int) -> None:
+        self.handle = handle
+        self.left = length
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size < 0 else min(size, self.left)
+        block = self.handle.read(size)
+        self.left -= len(block)
+        return block
+
+
+def put_range(url: str, path: str, offset: int, length: int) -> str:
+    """PUT bytes ``offset`` to ``offset + length`` of ``path`` to a pre-signed URL; the ETag the storage answers."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        # the type is set because urllib would send form-encoded, and a pre-signed URL signs only the host
+        request = urllib.request.Request(url, data=_Slice(handle, length), method="PUT", headers={
+            "Content-Length": str(length), "Content-Type": "application/octet-stream", "User-Agent": USER_AGENT})
+        with _opener().open(request, timeout=HTTP_TIMEOUT_S) as response:
+            return response.headers.get("ETag", "")
+
+
 # -- fetching ------------------------------------------------------------------------------------------
 class Progress:
     """Bytes downloaded by all workers, reported at most every PROGRESS_EVERY_S."""
@@ -260,12 +317,14 @@ class Progress:
     def __init__(self, need: int) -> None:
         self.need = need
         self.done = 0
+        self.from_mirror = 0
         self.lock = threading.Lock()
         self.last = 0.0
 
-    def add(self, count: int) -> None:
+    def add(self, count: int, mirror: bool = False) -> None:
         with self.lock:
             self.done += count
+            self.from_mirror += count if mirror else 0
             now = time.monotonic()
             if now - self.last < PROGRESS_EVERY_S:
                 return
@@ -289,6 +348,12 @@ class Fetcher:
         self.stamps = Stamps(stamps_path(cache, self.repo))
         self.stop = threading.Event()
         self.corrupt: set[str] = set()
+        mirror = job.get("mirror") or {}
+        self.sources: dict = mirror.get("sources") or {}
+        self.uploads: dict = mirror.get("uploads") or {}
+        self.claimed: set[str] = set()  # digests an upload was started for (two names may share a blob)
+        self.mirror_lock = threading.Lock()
+        self.mirrored: list[str] = []
 
     def blob(self, entry: dict) -> str:
         return os.path.join(self.root, "blobs", entry["digest"])
@@ -303,7 +368,8 @@ class Fetcher:
             emit("plan", files=len(self.files), total=total, need=need, missing=len(missing))
             self.check_space(need)
             progress = Progress(need)
-            futures = {f["name"]: pool.submit(self.download, f, progress) for f in missing}
+            absent = {f["name"] for f in missing}
+            futures = {f["name"]: pool.submit(self.fill, f, progress, f["name"] in absent) for f in self.files}
             try:
                 results = {name: future.result() for name, future in futures.items()}
             except BaseException:
@@ -319,7 +385,14 @@ class Fetcher:
             emit("done", total=total, downloaded=progress.done, reused=total - sum(
                 f["size"] for f in missing), files=len(self.files),
                 refetched=sorted(n for n, r in results.items() if r == "refetched"),
-                resumed=sorted(n for n, r in results.items() if r == "resumed"))
+                resumed=sorted(n for n, r in results.items() if r == "resumed"),
+                from_mirror=progress.from_mirror, mirrored=sorted(self.mirrored))
+
+    def fill(self, entry: dict, progress: Progress, missing: bool) -> str:
+        """Download the file when it is missing, then upload it to the mirror when the mirror lacks it."""
+        result = self.download(entry, progress) if missing else "present"
+        self.upload(entry)
+        return result
 
     def present(self, entry: dict) -> bool:
         """Whether the blob is in place and verified; a blob that fails its check is removed (and refetched)."""
@@ -353,11 +426,16 @@ class Fetcher:
         name, size, digest = entry["name"], entry["size"], entry["digest"]
         partial = self.blob(entry) + ".incomplete"
         resumed = self.partial_size(entry) > 0
+        mirror = self.sources.get(digest)  # tried first; any failure of it hands the file to the hub
         for attempt in range(ATTEMPTS):
             if self.stop.is_set():
                 raise Failure("stopped", "stopped")
             try:
-                arrived = self.transfer(entry, partial, progress)
+                arrived = self.transfer(entry, partial, progress, mirror)
+            except MirrorUnusable as exc:  # what arrived is kept: the hub goes on from there
+                emit("retry", name=name, message=f"{exc}; downloading it from the hub")
+                mirror = None
+                continue
             except (OSError, http.client.HTTPException) as exc:  # a dropped connection: resume from what arrived
                 if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
                     raise Failure("disk", f"the cache disk is full while writing {name}") from None
@@ -378,18 +456,26 @@ class Fetcher:
                     return "refetched"
                 return "resumed" if resumed else "downloaded"
             os.unlink(partial)  # what arrived is wrong (a bad partial file, a broken mirror): start over
+            if mirror is not None:  # gpuctl deletes the mirror's copy; this run uploads a good one if it may
+                emit("mirror-corrupt", name=name, digest=digest,
+                     message=f"the mirror's copy of {name} does not match its digest; downloading it from the hub")
+                mirror = None
+                continue
             emit("retry", name=name, message=f"{name} arrived with the wrong sha256; downloading it again")
         raise Failure("mismatch", f"{name} of {self.repo} does not match the hub's digest after {ATTEMPTS} attempts")
 
-    def transfer(self, entry: dict, partial: str, progress: Progress) -> str | None:
-        """Append what ``partial`` lacks of the file; the digest of the whole when it is complete, else None.
+    def transfer(self, entry: dict, partial: str, progress: Progress, mirror: str | None = None) -> str | None:
+        """Append what ``partial`` lacks of the file (from the ``mirror`` URL when given, else the hub).
 
-        The bytes are hashed as they arrive (after those already there), so verifying costs no second read.
+        Returns the digest of the whole when it is complete, else None. The bytes are hashed as they
+        arrive (after those already there), so verifying costs no second read.
         """
         size = entry["size"]
         offset = self.partial_size(entry)
         response = None
-        if offset < size:
+        if offset < size and mirror is not None:
+            response = open_mirror(mirror, entry["name"], offset)
+        elif offset < size:
             response = open_file(self.endpoint, self.repo, self.commit, entry["name"], self.token, offset)
         if response is None:  # nothing past the offset (HTTP 416): the partial file is complete, or wrong
             return hash_file(partial, entry["algo"], size) if os.path.getsize(partial) == size else None
@@ -410,9 +496,52 @@ class Fetcher:
                     handle.write(block)
                     handle.flush()  # on disk as it arrives: a run killed now resumes from here
                     hasher.update(block)
-                    progress.add(len(block))
+                    progress.add(len(block), mirror=mirror is not None)
                 complete = handle.tell() >= size  # more than expected: the digest says it is wrong
         return hasher.hexdigest() if complete else None
+
+    def upload(self, entry: dict) -> None:
+        """Copy a verified blob to the mirror when the job asks for it; a failure is reported, never fatal.
+
+        The engine needs only the local copy; a blob missing from the mirror is uploaded by a later run.
+        """
+        digest, name = entry["digest"], entry["name"]
+        target = self.uploads.get(digest)
+        with self.mirror_lock:
+            if target is None or digest in self.claimed:
+                return
+            self.claimed.add(digest)
+        blob, size = self.blob(entry), entry["size"]
+        step = target.get("part_size") or size
+        ranges = [(url, n * step, min(step, size - n * step)) for n, url in enumerate(target.get("parts") or [])]
+        try:
+            etags = [self.put(url, blob, offset, length, name)
+                     for url, offset, length in ranges or [(target["url"], 0, size)]]
+        except Failure as exc:
+            if exc.kind == "stopped":
+                raise
+            emit("mirror-failed", name=name, digest=digest, message=exc.message)
+            return
+        with self.mirror_lock:
+            self.mirrored.append(name)
+        emit("uploaded", name=name, digest=digest, size=size, parts=etags if ranges else None)
+
+    def put(self, url: str, blob: str, offset: int, length: int, name: str) -> str:
+        for attempt in range(ATTEMPTS):
+            if self.stop.is_set():
+                raise Failure("stopped", "stopped")
+            try:
+                return put_range(url, blob, offset, length)
+            except urllib.error.HTTPError as exc:
+                exc.close()
+                problem = f"HTTP {exc.code}"
+                if exc.code < 500 and exc.code not in (408, 429):  # refused (expired, denied): retrying cannot help
+                    raise Failure("mirror", f"uploading {name} to the mirror failed ({problem})") from None
+            except (OSError, http.client.HTTPException) as exc:
+                problem = reason(exc)
+            if attempt + 1 < ATTEMPTS:
+                time.sleep(min(8.0, 0.5 * 2 ** attempt))
+        raise Failure("mirror", f"uploading {name} to the mirror failed {ATTEMPTS} times ({problem})")
 
 
 # -- listing, verifying, removing ------------------------------------------------------------------------

@@ -73,6 +73,7 @@ class CacheReport(BaseModel):
     resumed: list[str] = Field(default_factory=list, description="files whose interrupted download was resumed")
     manifest_source: Literal["hub", "cache"] = Field(description="cache: the hub was not contacted at all")
     seconds: float
+    mirror_bytes: int = Field(default=0, description="of downloaded_bytes, those copied from the provider's mirror")
 
 
 class CachedModel(BaseModel):

@@ -5,8 +5,9 @@ Layout of one host (index N, workdir H):
 * network namespace ``gpuctl-fh-N``, a veth pair 10.200.N.1 (this side) / 10.200.N.2 (the host), no
   default route: nothing inside can reach beyond this machine;
 * a private mount namespace (held by one ``sleep`` process) in which ``/run`` is a fresh tmpfs and
-  ``/root``, ``/etc/gpuctl`` and ``/var/lib/gpuctl`` are the host's own directories under H, so what
-  gpuctl writes "on the host" lands in H, and several hosts never share a file;
+  ``/root``, ``/etc/gpuctl``, ``/var/lib/gpuctl`` and ``/lambda`` are the host's own directories under H,
+  so what gpuctl writes "on the host" lands in H, and several hosts never share a file (``mount``
+  attaches a directory that outlives the host, as a cloud's network filesystem);
 * sshd on 10.200.N.2:22 (ed25519 host key made per host, root logs in with the session's client key,
   ``SetEnv PATH`` puts the fake ``nvidia-smi`` first);
 * dockerd with the default socket ``/run/docker.sock`` inside (plus ``H/docker.sock`` for the tests),
@@ -36,14 +37,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.fakehost.image import ENGINE_IMAGE, build_rootfs, copy_registry, write_registry
+from tests.fakehost.image import ENGINE_IMAGE, PYTHON_IMAGE, build_rootfs, copy_registry, write_registry
 from tests.standins.hub_server import HubServer
 
 HERE = Path(__file__).resolve().parent
 NS_PREFIX = "gpuctl-fh-"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: host paths replaced by per-host directories inside the host's mount namespace (name under H)
-PRIVATE_PATHS = {"/root": "home", "/etc/gpuctl": "etc-gpuctl", "/var/lib/gpuctl": "var-lib-gpuctl"}
+PRIVATE_PATHS = {"/root": "home", "/etc/gpuctl": "etc-gpuctl", "/var/lib/gpuctl": "var-lib-gpuctl",
+                 "/lambda": "lambda"}  # where Lambda mounts filesystems (see ``mount``)
 REQUIRED = {"ip": "iproute2", "nsenter": "util-linux", "unshare": "util-linux", "dockerd": "docker.io",
             "containerd": "docker.io", "runc": "docker.io", "docker": "docker.io",
             "docker-registry": "docker-registry", "sshd": "openssh-server", "ssh": "openssh-client",
@@ -236,6 +238,19 @@ class FakeGpuHost:
         _write_keypair(self.host_key_path, f"root@{self.netns}")
         self._start_sshd()
         _wait_for(lambda: _ssh_banner(self.address, self.port), "sshd after the key change", self._daemons)
+
+    def mount(self, source: Path, path: str) -> None:
+        """Make the directory ``source`` of this machine the host's ``path`` (under a private path, e.g.
+        /lambda/nfs/NAME), as a network filesystem attached to a VM appears there: a bind mount in the
+        host's mount namespace only."""
+        self.private_path(path).mkdir(parents=True, exist_ok=True)
+        result = self.run_inside(["mount", "--bind", str(source), path])
+        if result.returncode != 0:
+            raise RuntimeError(f"mounting {source} at {path} on {self.netns} failed: {result.stderr.strip()}")
+
+    def unmount(self, path: str) -> None:
+        """Undo ``mount`` (the filesystem's content stays in its directory)."""
+        self.run_inside(["umount", path])
 
     def preload(self, image: str) -> None:
         """Make ``image`` (e.g. TGI's, which lives on ghcr.io where no mirror reaches) the fake engine image."""
@@ -528,7 +543,8 @@ def prepare_env(workdir: Path) -> FakeHostEnv:
     client_key = workdir / "client_ed25519"
     public = write_client_key(client_key)
     rootfs = build_rootfs(workdir / "rootfs.tar")
-    write_registry(workdir / "registry-seed", rootfs, ENGINE_IMAGE)
+    write_registry(workdir / "registry-seed", rootfs, ENGINE_IMAGE, entrypoint=["vllm", "serve"])
+    write_registry(workdir / "registry-seed", rootfs, PYTHON_IMAGE, cmd=["python3"])
     rootfs.unlink()  # the registry holds its own copy of the layer
     return FakeHostEnv(workdir=workdir, client_key=client_key, client_public_key=public,
                        registry_seed=workdir / "registry-seed")

@@ -24,12 +24,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gpuctl.engines import vllm
+from gpuctl.providers.runpod_seed import SEED_IMAGE
 
 HERE = Path(__file__).resolve().parent
 MOCK_SERVER = HERE.parent / "standins" / "mock_openai.py"
 ENGINE_SHIM = HERE / "engine_shim.py"
 #: the image name gpuctl's vLLM engine spec runs; the fake hosts serve the fake image under it
 ENGINE_IMAGE = vllm.IMAGE
+#: the Python image RunPod's weights-seeding pods run; the same root filesystem, started as ``python3``
+PYTHON_IMAGE = SEED_IMAGE
 APP_DIR = "/opt/fake-engine"
 BUSYBOX = Path("/usr/bin/busybox")
 _BUSYBOX_TOOLS = ("sh", "cat", "ls", "env", "sleep", "echo", "ps", "wget")
@@ -141,14 +144,18 @@ def registry_repository(image: str) -> tuple[str, str]:
     return (name if "/" in name else f"library/{name}"), tag
 
 
-def write_registry(storage: Path, rootfs: Path, image: str) -> str:
-    """Store ``rootfs`` as image ``image`` in a docker-registry storage directory; returns the manifest digest."""
+def write_registry(storage: Path, rootfs: Path, image: str, *, entrypoint: list[str] | None = None,
+                   cmd: list[str] | None = None) -> str:
+    """Store ``rootfs`` as image ``image`` in a docker-registry storage directory; returns the manifest digest.
+
+    ``entrypoint`` and ``cmd`` start it, as in a Dockerfile (the engine image: ``vllm serve``)."""
     repository, tag = registry_repository(image)
     layer = rootfs.read_bytes()
     layer_digest = _put_blob(storage, layer)
     config = json.dumps({
         "architecture": "amd64", "os": "linux", "created": _CREATED,
-        "config": {"Entrypoint": ["vllm", "serve"], "WorkingDir": "/",
+        "config": {**({"Entrypoint": entrypoint} if entrypoint else {}), **({"Cmd": cmd} if cmd else {}),
+                   "WorkingDir": "/",
                    "Env": ["PATH=/usr/local/bin:/usr/bin:/bin", f"PYTHONPATH={APP_DIR}",
                            "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1"]},
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
@@ -187,8 +194,9 @@ def copy_registry(seed: Path, storage: Path) -> None:
 def _put_blob(storage: Path, data: bytes) -> str:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     path = storage / "docker/registry/v2/blobs" / _digest_path(digest, shard=True) / "data"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    if not path.exists():  # content-addressed: images sharing a layer store it once
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
     return digest
 
 

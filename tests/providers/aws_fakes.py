@@ -1,20 +1,30 @@
-"""What moto cannot stand in for: the Price List API and real spot prices.
+"""What moto cannot stand in for: the Price List API and real spot prices; and S3 a fake host can reach.
 
 ``FakeAws.install(session)`` answers ``pricing.GetProducts`` and ``ec2.DescribeSpotPriceHistory``
 from tables, as AWS would, through botocore's ``before-call`` hook (what ``Stubber`` uses, but
 without a fixed call order, so concurrent calls are fine). Other EC2 calls go on to moto.
+
+``s3_for(host)`` serves moto's S3 (the same in-process state ``mock_aws`` uses) on the fake host's
+side of its veth pair and points gpuctl there (``AWS_ENDPOINT_URL_S3``), so the pre-signed URLs the
+instance gets lead somewhere it can reach.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+import pytest
 from botocore.awsrequest import AWSResponse
 
 from gpuctl.providers.aws_mapping import REGION_LOCATIONS
+
+if TYPE_CHECKING:
+    from tests.fakehost.host import FakeGpuHost
 
 #: on-demand USD per hour by (region, instance type): instances.vantage.sh figures of 2026-08
 ON_DEMAND = {
@@ -95,3 +105,18 @@ class FakeAws:
         types = {v for k, vs in request.items() if k.startswith("InstanceType.") for v in vs}
         rows = [row for row in self.spot if row["InstanceType"] in types]
         return AWSResponse(None, 200, {}, None), {"SpotPriceHistory": rows}  # type: ignore[arg-type]
+
+
+@contextmanager
+def s3_for(host: FakeGpuHost, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto's S3 server on 10.200.N.1 (the only address the host reaches), set as gpuctl's S3 endpoint."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address=f"10.200.{host.index}.1", port=0, verbose=False)
+    server.start()
+    try:
+        address, port = server.get_host_and_port()
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://{address}:{port}")
+        yield f"http://{address}:{port}"
+    finally:
+        server.stop()

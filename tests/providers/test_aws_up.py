@@ -15,7 +15,7 @@ from gpuctl.host.keys import ensure_project_key
 from gpuctl.providers import aws, aws_launch
 from gpuctl.state import StateStore
 from tests.fakehost.cloud import write_recipe
-from tests.providers.aws_fakes import FakeAws
+from tests.providers.aws_fakes import FakeAws, s3_for
 from tests.providers.test_aws_lifecycle import register_dlami
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def test_up_and_down_on_aws(gpuctl, make_fake_gpu_host, isolated: Path, monkeypa
         keys.write(key.public_key + "\n")
     write_recipe(isolated)
 
-    with mock_aws():
+    with mock_aws(), s3_for(host, monkeypatch):  # the weights cache: an S3 bucket the instance reaches
         register_dlami(real_session())
         ec2 = real_session().client("ec2", region_name="us-east-1")
 

@@ -30,6 +30,8 @@ def test_up_and_down_on_runpod(gpuctl, runpod_api, make_fake_gpu_host, isolated:
     [create] = runpod_api.calls("POST", "/v2/pods")
     # the cheapest L40S offer of the stand-in's catalog is Community Cloud in US-CA-2, at $0.79/h
     assert (create.body["cloud"], create.body["dataCenterIds"], pod.cost) == ("COMMUNITY", ["US-CA-2"], 0.79)
+    # Community Cloud pods cannot mount a network volume: no weights cache, the engine downloads the weights itself
+    assert runpod_api.state.volumes == {} and "mounts" not in create.body
     record = StateStore(isolated).read().deployments["e2e"]
     assert (record.provider, record.instance_id, record.public) == ("runpod", pod.id, True)
     assert host.containers() == [f"runpod-{pod.id} running"]

@@ -8,17 +8,28 @@ succeeds only where ``state.capacity`` lists the type; an instance boots as it i
 ``state.ip_polls`` on, never when ``state.assign_ip`` is off) and ends ``terminating`` ->
 ``terminated`` on the next read. Firewall rulesets (``GET/POST /api/v1/firewall-rulesets``,
 ``GET/DELETE /api/v1/firewall-rulesets/{id}``) can be attached at launch; one attached to an instance
-that has not terminated cannot be deleted (``firewall-rulesets/firewall-ruleset-in-use``). Run standalone::
+that has not terminated cannot be deleted (``firewall-rulesets/firewall-ruleset-in-use``).
+
+Filesystems (``GET /api/v1/file-systems``, ``POST /api/v1/filesystems``, ``DELETE /api/v1/filesystems/{id}``)
+are mounted at launch through ``file_system_names`` (at ``/lambda/nfs/NAME``) or ``file_system_mounts``, in
+their own region only (``file-system-in-wrong-region``); one mounted on an instance that has not terminated
+is in use and cannot be deleted. With ``state.filesystem_dir`` each keeps its content in a directory
+there that outlives instances, and ``state.machine`` (a fake GPU host) gets it bind-mounted at the mount
+point while an instance uses it: what one instance writes, the next one reads. Run standalone::
 
     python -m tests.standins.lambda_server --port 8102 --delay-ms 300
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import stat
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from tests.standins.server import Handler, Reply, Request, StandinServer, serve_main
 
@@ -47,8 +58,40 @@ INSTANCE_NOT_FOUND = ("global/object-does-not-exist", "Specified instance does n
 RULESET_NOT_FOUND = ("global/object-does-not-exist",
                      "Firewall ruleset does not exist or you do not have permission to access it.",
                      "Check your firewall ruleset ID and try again.")
+FILESYSTEM_NOT_FOUND = ("global/object-does-not-exist", "Filesystem was not found.", None)
+FILESYSTEM_IN_USE = ("filesystems/filesystem-in-use", "Filesystem is in use by one or more instances.",
+                     "Terminate all instances that are using the filesystem before deleting it.")
+FILESYSTEM_IN_WRONG_REGION = ("instance-operations/launch/file-system-in-wrong-region",
+                              "The filesystem must be in the same region as the instance.",
+                              "Choose a filesystem in the instance's region, or launch in the filesystem's region.")
+FILESYSTEM_DUPLICATE = ("global/duplicate", "A filesystem with this name already exists.", None)
+#: who created the stand-in's filesystems (Filesystem.created_by is a User)
+STANDIN_USER = {"id": "3da5a70a57a7422ea8a7203f98b2198b", "email": "me@example.com", "status": "active"}
 RULESET_IN_USE = ("firewall-rulesets/firewall-ruleset-in-use", "Firewall ruleset is in use by one or more instances.",
                   "Terminate all instances that are using the ruleset before deleting it.")
+
+
+class Machine(Protocol):
+    """What plays the instances (a fake GPU host): it can have a directory of this machine mounted at a path."""
+
+    def mount(self, source: Path, path: str) -> None: ...
+
+    def unmount(self, path: str) -> None: ...
+
+
+@dataclass
+class FilesystemRecord:
+    """One filesystem as created; whether it is in use and how much it holds are worked out as it is read."""
+
+    id: str
+    name: str
+    region: str
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+    @property
+    def mount_point(self) -> str:
+        """Lambda's default mount point (file_system_names); file_system_mounts may choose another."""
+        return f"/lambda/nfs/{self.name}"
 
 
 @dataclass
@@ -63,6 +106,8 @@ class InstanceRecord:
     tags: list[dict[str, str]]
     user_data: str | None
     firewall_rulesets: list[str] = field(default_factory=list)
+    #: the filesystems mounted: id -> mount point
+    mounts: dict[str, str] = field(default_factory=dict)
     status: str = "booting"
     polls: int = 0
     ip: str | None = None
@@ -85,7 +130,8 @@ class InstanceRecord:
                    else "vm-is-terminating"}
         body: dict[str, Any] = {
             "id": self.id, "status": self.status, "ssh_key_names": list(self.ssh_key_names),
-            "file_system_names": [], "region": {"name": self.region, "description": state.regions[self.region]},
+            "file_system_names": [state.filesystems[i].name for i in self.mounts if i in state.filesystems],
+            "region": {"name": self.region, "description": state.regions[self.region]},
             "instance_type": state.instance_types[self.type_name],
             "actions": {name: {"available": True} if up else blocked
                         for name in ("migrate", "rebuild", "restart", "cold_reboot")}
@@ -94,6 +140,8 @@ class InstanceRecord:
         }
         if self.firewall_rulesets:
             body["firewall_rulesets"] = [{"id": i} for i in self.firewall_rulesets]
+        if self.mounts:
+            body["file_system_mounts"] = [{"file_system_id": i, "mount_point": m} for i, m in self.mounts.items()]
         if self.name is not None:
             body["name"] = self.name
         if self.ip is not None:
@@ -123,6 +171,18 @@ class LambdaState:
     #: an authorized_keys file (a fake GPU host's) that each launch's SSH key is appended to, as
     #: Lambda's cloud-init does on the real machine
     authorized_keys: str | None = None
+    filesystems: dict[str, FilesystemRecord] = field(default_factory=dict)
+    #: where each filesystem keeps its content (a directory per id); None: filesystems hold nothing
+    filesystem_dir: Path | None = None
+    #: the machine every instance runs on (a fake GPU host), which sees the filesystems mounted on it
+    machine: Machine | None = None
+
+    def filesystem_path(self, filesystem_id: str) -> Path | None:
+        """The directory holding a filesystem's content, when filesystems hold any."""
+        return self.filesystem_dir / filesystem_id if self.filesystem_dir is not None else None
+
+    def in_use(self, filesystem_id: str) -> bool:
+        return any(filesystem_id in r.mounts and r.status != "terminated" for r in self.instances.values())
 
     def add_type(self, name: str, description: str, gpu: str, cents: int, specs: tuple[int, int, int, int],
                  regions: list[str]) -> None:
@@ -178,6 +238,9 @@ class LambdaStandin(StandinServer):
             ("POST", "/api/v1/firewall-rulesets", self.create_firewall_ruleset),
             ("GET", "/api/v1/firewall-rulesets/{id}", self.get_firewall_ruleset),
             ("DELETE", "/api/v1/firewall-rulesets/{id}", self.delete_firewall_ruleset),
+            ("GET", "/api/v1/file-systems", self.list_filesystems),
+            ("POST", "/api/v1/filesystems", self.create_filesystem),
+            ("DELETE", "/api/v1/filesystems/{id}", self.delete_filesystem),
         ]
 
     def error(self, status: int, detail: str) -> Reply:
@@ -247,13 +310,19 @@ class LambdaStandin(StandinServer):
                 return self.coded_error(404, RULESET_NOT_FOUND)
             if state.firewall_rulesets[ruleset_id]["region"]["name"] != region:
                 return self.error(400, "The firewall rulesets must exist in the same region as the instance.")
+        mounts = self.requested_mounts(body)
+        if isinstance(mounts, Reply):
+            return mounts
+        if any(state.filesystems[i].region != region for i in mounts):
+            return self.coded_error(400, FILESYSTEM_IN_WRONG_REGION)
         if region not in state.capacity.get(type_name, []) or state.capacity_failures > 0:
             state.capacity_failures = max(0, state.capacity_failures - 1)
             return self.coded_error(400, INSUFFICIENT_CAPACITY)
         record = InstanceRecord(id=uuid.uuid4().hex, name=body.get("name"), type_name=type_name, region=region,
                                 ssh_key_names=list(body["ssh_key_names"]), tags=list(body.get("tags", [])),
-                                user_data=body.get("user_data"), firewall_rulesets=rulesets)
+                                user_data=body.get("user_data"), firewall_rulesets=rulesets, mounts=mounts)
         state.instances[record.id] = record
+        self.attach(record)
         if state.authorized_keys:
             key = next(k["public_key"] for k in state.ssh_keys.values() if k["name"] == body["ssh_key_names"][0])
             with open(state.authorized_keys, "a", encoding="utf-8") as keys:
@@ -269,6 +338,7 @@ class LambdaStandin(StandinServer):
             assert record is not None
             if record.status != "terminating":
                 record.status, record.polls = "terminating", 0
+                self.detach(record)
         return Reply(200, {"data": {"terminated_instances": [r.view(self.state) for r in records if r]}})
 
     def list_instances(self, req: Request) -> Reply:
@@ -324,6 +394,80 @@ class LambdaStandin(StandinServer):
             return self.coded_error(400, RULESET_IN_USE)
         del self.state.firewall_rulesets[ruleset_id]
         return Reply(200, {"data": {}})
+
+
+    # -- filesystems ------------------------------------------------------------------------------------------
+
+    def requested_mounts(self, body: dict[str, Any]) -> dict[str, str] | Reply:
+        """id -> mount point of the filesystems a launch asks for (a mount entry wins over a name)."""
+        by_name = {fs.name: fs for fs in self.state.filesystems.values()}
+        mounts: dict[str, str] = {}
+        for name in body.get("file_system_names", []):
+            if name not in by_name:
+                return self.coded_error(404, ("global/object-does-not-exist", f"Filesystem {name!r} does not exist.",
+                                              "Check the filesystem's name and try again."))
+            mounts[by_name[name].id] = by_name[name].mount_point
+        for entry in body.get("file_system_mounts", []):
+            if entry["file_system_id"] not in self.state.filesystems:
+                return self.coded_error(404, ("global/object-does-not-exist", "Filesystem does not exist.",
+                                              "Check the filesystem's ID and try again."))
+            mounts[entry["file_system_id"]] = entry["mount_point"]
+        return mounts
+
+    def attach(self, record: InstanceRecord) -> None:
+        """What the instance's machine sees: each filesystem's directory at its mount point."""
+        for filesystem_id, mount_point in record.mounts.items():
+            source = self.state.filesystem_path(filesystem_id)
+            if self.state.machine is not None and source is not None:
+                self.state.machine.mount(source, mount_point)
+
+    def detach(self, record: InstanceRecord) -> None:
+        if self.state.machine is None or self.state.filesystem_dir is None:
+            return
+        for mount_point in record.mounts.values():
+            self.state.machine.unmount(mount_point)
+
+    def filesystem_view(self, fs: FilesystemRecord) -> dict[str, Any]:
+        path = self.state.filesystem_path(fs.id)
+        used = sum(_file_size(os.path.join(root, name)) for root, _, names in os.walk(path)
+                   for name in names) if path is not None else 0
+        return {"id": fs.id, "name": fs.name, "mount_point": fs.mount_point, "created": fs.created,
+                "created_by": dict(STANDIN_USER), "is_in_use": self.state.in_use(fs.id),
+                "region": {"name": fs.region, "description": self.state.regions[fs.region]}, "bytes_used": used}
+
+    def list_filesystems(self, req: Request) -> Reply:
+        return Reply(200, {"data": [self.filesystem_view(fs) for fs in self.state.filesystems.values()]})
+
+    def create_filesystem(self, req: Request) -> Reply:
+        name, region = req.body["name"], req.body["region"]
+        if region not in self.state.regions:
+            return self.error(400, f"Unknown region {region!r}.")
+        if any(fs.name == name for fs in self.state.filesystems.values()):
+            return self.coded_error(400, FILESYSTEM_DUPLICATE)
+        fs = FilesystemRecord(id=uuid.uuid4().hex, name=name, region=region)
+        path = self.state.filesystem_path(fs.id)
+        if path is not None:
+            path.mkdir(mode=0o755, parents=True)
+        self.state.filesystems[fs.id] = fs
+        return Reply(200, {"data": self.filesystem_view(fs)})
+
+    def delete_filesystem(self, req: Request) -> Reply:
+        fs = self.state.filesystems.get(req.params["id"])
+        if fs is None:
+            return self.coded_error(404, FILESYSTEM_NOT_FOUND)
+        if self.state.in_use(fs.id):
+            return self.coded_error(400, FILESYSTEM_IN_USE)
+        del self.state.filesystems[fs.id]
+        path = self.state.filesystem_path(fs.id)
+        if path is not None:
+            shutil.rmtree(path)
+        return Reply(200, {"data": {"deleted_ids": [fs.id]}})
+
+
+def _file_size(path: str) -> int:
+    """A regular file's size; links (the hub cache's snapshots) take no room of their own."""
+    info = os.lstat(path)
+    return info.st_size if stat.S_ISREG(info.st_mode) else 0
 
 
 if __name__ == "__main__":

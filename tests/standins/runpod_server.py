@@ -1,14 +1,17 @@
 """A stand-in for RunPod's REST v2 API, held to ``specs/runpod_rest_v2.json``.
 
-Serves the GPU catalog (``GET /v2/catalog/gpus[/{id}]``, with per-cloud, per-datacenter stock),
-the account's SSH keys (``GET/PUT /v2/account/ssh-keys``) and pods (``POST/GET /v2/pods``,
-``GET/DELETE /v2/pods/{id}``, ``POST /v2/pods/{id}/action``). A create is placed only where the
-catalog shows stock, in the cloud asked for; a pod goes PROVISIONING -> STARTING -> RUNNING as it is
-polled (``state.boot_polls`` reads, and at least ``state.boot_seconds``), and its SSH address is
+Serves the GPU and CPU catalogs (``GET /v2/catalog/gpus[/{id}]``, with per-cloud, per-datacenter
+stock; ``GET /v2/catalog/cpus``), the account's SSH keys (``GET/PUT /v2/account/ssh-keys``), network
+volumes (``GET/POST /v2/network-volumes``, ``GET/PATCH/DELETE /v2/network-volumes/{id}``) and pods
+(``POST/GET /v2/pods``, ``GET/DELETE /v2/pods/{id}``, ``POST /v2/pods/{id}/action``), GPU or CPU. A
+create is placed only where the catalog shows stock, in the cloud asked for, and with a network volume
+only in the volume's data center and in Secure Cloud; a pod goes PROVISIONING -> STARTING -> RUNNING as
+it is polled (``state.boot_polls`` reads, and at least ``state.boot_seconds``), and its SSH address is
 ``state.address`` (a fake GPU host's 10.200.N.2 in end-to-end tests). With ``state.docker_host`` set
 (a fake GPU host's docker socket), a pod really runs: its image, with ``args`` for the image's own
-entrypoint, its environment and its ``N/http`` ports published on the host, as RunPod would. Run
-standalone::
+entrypoint, its environment, its ``N/http`` ports published on the host and its network volume as the
+docker volume ``runpod-volume-ID`` (so files outlive pods), as RunPod would; it is EXITED once its
+container ends. Run standalone::
 
     python -m tests.standins.runpod_server --port 8101 --delay-ms 300
 """
@@ -48,6 +51,32 @@ class DataCenter:
     id: str
     name: str
     country: str
+
+
+@dataclass
+class CpuStock:
+    """One CPU flavor: vCPU range, RAM per vCPU, price, and pod stock per datacenter."""
+
+    id: str
+    name: str
+    vcpu_min: int
+    vcpu_max: int
+    ram_gb_per_vcpu: float
+    price_per_vcpu: float
+    stock: dict[str, str]  # datacenter id -> level
+
+    def entry(self, datacenters: dict[str, DataCenter], *, availability: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id, "name": self.name, "group": "Gen 3", "vcpu": {"min": self.vcpu_min, "max": self.vcpu_max},
+            "ramGbPerVcpu": self.ram_gb_per_vcpu,
+            "price": {"securePerVcpu": self.price_per_vcpu, "serverlessPerVcpu": self.price_per_vcpu},
+        }
+        if availability:
+            body["availability"] = max(self.stock.values(), key=LEVELS.index, default="NONE")
+            if body["availability"] != "NONE":
+                body["dataCenters"] = [{"id": dc, "name": datacenters[dc].name, "availability": level}
+                                       for dc, level in self.stock.items()]
+        return body
 
 
 @dataclass
@@ -124,6 +153,12 @@ class PodRecord:
     def view(self, state: RunPodState) -> dict[str, Any]:
         """The pod as ``GET /v2/pods/{id}`` shows it."""
         body, running = self.body, self.status == "RUNNING"
+        if "gpu" in body:
+            compute: dict[str, Any] = {"gpu": {"id": body["gpu"]["id"], "count": body["gpu"].get("count", 1)}}
+        else:
+            flavor, vcpus = state.cpus[body["cpu"]["id"]], body["cpu"]["vcpuCount"]
+            compute = {"cpu": {"id": flavor.id, "vcpuCount": vcpus,
+                               "memory": max(1, int(flavor.ram_gb_per_vcpu * vcpus))}}
         ports = list(body.get("ports", []))
         direct = ({"host": state.address, "port": state.ssh_port, "username": "root",
                    "command": f"ssh root@{state.address} -p {state.ssh_port}"}
@@ -132,9 +167,10 @@ class PodRecord:
         return {
             "id": self.id, "name": body["name"], "image": body.get("image", ""), "args": body.get("args", ""),
             "disk": body.get("disk", 50), "ports": ports, "env": dict(body.get("env", {})), "registry": None,
-            "status": self.status, "actions": _ACTIONS[self.status], "mounts": {},
-            "gpu": {"id": body["gpu"]["id"], "count": body["gpu"].get("count", 1)},
-            "cloud": body.get("cloud", "SECURE"), "dataCenterId": self.data_center, "cudaVersion": "12.8",
+            "status": self.status, "actions": _ACTIONS[self.status], "mounts": dict(body.get("mounts", {})),
+            **compute,
+            "cloud": body.get("cloud", "SECURE"), "dataCenterId": self.data_center,
+            "cudaVersion": "12.8" if "gpu" in body else None,
             "ssh": {"proxy": {"host": "ssh.runpod.io", "port": 22, "username": user,
                               "command": f"ssh {user}@ssh.runpod.io"}, "direct": direct},
             "template": None, "cost": self.cost if self.status not in ("EXITED", "TERMINATED") else 0.0,
@@ -149,10 +185,15 @@ class PodRecord:
 class RunPodState:
     datacenters: dict[str, DataCenter] = field(default_factory=dict)
     gpus: dict[str, GpuStock] = field(default_factory=dict)
+    cpus: dict[str, CpuStock] = field(default_factory=dict)
     ssh_keys: list[str] = field(default_factory=list)
     pods: dict[str, PodRecord] = field(default_factory=dict)
     #: ids of pods deleted or terminated, in order
     terminated: list[str] = field(default_factory=list)
+    #: network volumes by id, as the API shows them
+    volumes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: every create body of a pod, in order (pods that were deleted since included)
+    created: list[dict[str, Any]] = field(default_factory=list)
     #: reads before a new pod is RUNNING, and the least time it takes
     boot_polls: int = 2
     boot_seconds: float = 0.0
@@ -163,6 +204,8 @@ class RunPodState:
     ssh_port: int = 22
     #: a docker engine (``unix://...``) that runs each pod's container; None: pods run nothing
     docker_host: str | None = None
+    #: without docker: what a new CPU pod's container prints (None: the GPU pods' default lines)
+    cpu_log: list[str] | None = None
 
     def add(self, gpu: GpuStock) -> None:
         self.gpus[gpu.id] = gpu
@@ -211,6 +254,12 @@ def default_state() -> RunPodState:
                  stock={"SECURE": {"US-TX-3": "HIGH"}}),
     ):
         state.add(gpu)
+    for cpu in (  # the spec's example flavor, and a dearer one sold in fewer places
+        CpuStock("cpu3c-2-4", "Compute-Optimized", 2, 32, 2.5, 0.04,
+                 {"US-KS-2": "MEDIUM", "US-TX-3": "HIGH", "EU-RO-1": "LOW"}),
+        CpuStock("cpu5c-2-4", "Compute-Optimized", 2, 32, 2.0, 0.06, {"US-TX-3": "HIGH", "US-CA-2": "LOW"}),
+    ):
+        state.cpus[cpu.id] = cpu
     return state
 
 
@@ -226,6 +275,12 @@ class RunPodStandin(StandinServer):
         return [
             ("GET", "/v2/catalog/gpus", self.list_gpus),
             ("GET", "/v2/catalog/gpus/{id}", self.get_gpu),
+            ("GET", "/v2/catalog/cpus", self.list_cpus),
+            ("GET", "/v2/network-volumes", self.list_volumes),
+            ("POST", "/v2/network-volumes", self.create_volume),
+            ("GET", "/v2/network-volumes/{id}", self.get_volume),
+            ("PATCH", "/v2/network-volumes/{id}", self.update_volume),
+            ("DELETE", "/v2/network-volumes/{id}", self.delete_volume),
             ("GET", "/v2/account/ssh-keys", self.get_ssh_keys),
             ("PUT", "/v2/account/ssh-keys", self.put_ssh_keys),
             ("GET", "/v2/pods", self.list_pods),
@@ -274,6 +329,54 @@ class RunPodStandin(StandinServer):
             return self.error(404, "gpu type not found")
         return Reply(200, gpu.entry(self.state.datacenters, **args))
 
+    def list_cpus(self, req: Request) -> Reply:
+        q = {name: values[-1] for name, values in req.query.items()}
+        if ("include" in q) != ("product" in q) or ("vcpuCount" in q and "include" not in q):
+            return self.error(400, "product and vcpuCount are valid only with include=AVAILABILITY, and product "
+                                   "is required with it")
+        vcpus = int(q.get("vcpuCount", 2))
+        cpus = [c for c in self.state.cpus.values() if "include" not in q or c.vcpu_min <= vcpus <= c.vcpu_max]
+        return Reply(200, {"cpus": [c.entry(self.state.datacenters, availability="include" in q) for c in cpus]})
+
+    # -- network volumes ---------------------------------------------------------------------------------
+
+    def list_volumes(self, req: Request) -> Reply:
+        return Reply(200, {"networkVolumes": [dict(v) for v in self.state.volumes.values()]})
+
+    def create_volume(self, req: Request) -> Reply:
+        body = req.body
+        if body["dataCenter"] not in self.state.datacenters:
+            return self.error(400, f"data center {body['dataCenter']!r} not found")
+        volume = {"id": "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(10)),
+                  "name": body["name"], "size": body["size"], "dataCenter": body["dataCenter"],
+                  "type": body.get("type", "STANDARD")}
+        self.state.volumes[volume["id"]] = volume
+        return Reply(201, dict(volume))
+
+    def get_volume(self, req: Request) -> Reply:
+        volume = self.state.volumes.get(req.params["id"])
+        return Reply(200, dict(volume)) if volume else self.error(404, "network volume not found")
+
+    def update_volume(self, req: Request) -> Reply:
+        volume = self.state.volumes.get(req.params["id"])
+        if volume is None:
+            return self.error(404, "network volume not found")
+        if req.body.get("size", volume["size"]) < volume["size"]:
+            return self.error(400, "network volume storage cannot be reduced")
+        volume.update(req.body)
+        return Reply(200, dict(volume))
+
+    def delete_volume(self, req: Request) -> Reply:
+        volume_id = req.params["id"]
+        if volume_id not in self.state.volumes:
+            return self.error(404, "network volume not found")
+        if any(volume_id in _volume_ids(pod.body) for pod in self.state.pods.values()):
+            return self.error(400, "network volume is attached to a pod")
+        del self.state.volumes[volume_id]
+        if self.state.docker_host:
+            self._docker("volume", "rm", "--force", _docker_volume(volume_id))
+        return Reply(204)
+
     # -- account ------------------------------------------------------------------------------------
 
     def get_ssh_keys(self, req: Request) -> Reply:
@@ -287,26 +390,48 @@ class RunPodStandin(StandinServer):
 
     def create_pod(self, req: Request) -> Reply:
         body = req.body
-        if "gpu" not in body:
-            return self.error(400, "stand-in: only GPU pods are implemented")
-        gpu = self.state.gpus.get(body["gpu"]["id"])
-        if gpu is None:
-            return self.error(400, f"gpu type {body['gpu']['id']!r} not found")
-        cloud, count = body.get("cloud", "SECURE"), body["gpu"].get("count", 1)
-        stock = gpu.stock.get(cloud)
-        if stock is None or count > gpu.max_count[cloud.lower()]:
-            return self.error(400, f"{gpu.id} x{count} is not offered in {cloud} cloud")
+        if ("gpu" in body) == ("cpu" in body):
+            return self.error(400, "exactly one of gpu or cpu must be set")
+        cloud = body.get("cloud", "SECURE")
+        if "gpu" in body:
+            gpu = self.state.gpus.get(body["gpu"]["id"])
+            if gpu is None:
+                return self.error(400, f"gpu type {body['gpu']['id']!r} not found")
+            count = body["gpu"].get("count", 1)
+            stock = gpu.stock.get(cloud)
+            if stock is None or count > gpu.max_count[cloud.lower()]:
+                return self.error(400, f"{gpu.id} x{count} is not offered in {cloud} cloud")
+            cost = round(gpu.price[cloud.lower()] * count, 4)
+        else:
+            flavor = self.state.cpus.get(body["cpu"]["id"])
+            vcpus = body["cpu"]["vcpuCount"]
+            if flavor is None or not flavor.vcpu_min <= vcpus <= flavor.vcpu_max or vcpus & (vcpus - 1):
+                return self.error(400, f"cpu flavor {body['cpu']['id']!r} with {vcpus} vCPUs not found")
+            if cloud != "SECURE" or "persistent" in body.get("mounts", {}):
+                return self.error(400, "CPU pods run in Secure Cloud, with container disk and network volumes only")
+            stock, cost = flavor.stock, round(flavor.price_per_vcpu * vcpus, 4)
         wanted = body.get("dataCenterIds") or list(stock)
+        volume_ids = _volume_ids(body)
+        if volume_ids:
+            volume = self.state.volumes.get(volume_ids[0])
+            if volume is None:
+                return self.error(400, f"network volume {volume_ids[0]!r} not found")
+            if cloud != "SECURE":
+                return self.error(400, "network volumes attach to Secure Cloud pods only")
+            wanted = [dc for dc in wanted if dc == volume["dataCenter"]]
         places = [dc for dc in wanted if stock.get(dc, "NONE") != "NONE"]
         if not places or self.state.capacity_failures > 0:
             self.state.capacity_failures = max(0, self.state.capacity_failures - 1)
             return self.error(400, NO_CAPACITY)
         alphabet = string.ascii_lowercase + string.digits
         pod = PodRecord(id="".join(secrets.choice(alphabet) for _ in range(14)), body=body, data_center=places[0],
-                        cost=round(gpu.price[cloud.lower()] * count, 4))
+                        cost=cost)
+        if "cpu" in body and self.state.cpu_log is not None:
+            pod.log = list(self.state.cpu_log)
         if self.state.docker_host and not self._run_container(pod):
             pod.status = "ERROR"
         self.state.pods[pod.id] = pod
+        self.state.created.append(body)
         return Reply(201, pod.view(self.state))
 
     def _docker(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
@@ -318,26 +443,37 @@ class RunPodStandin(StandinServer):
         body = pod.body
         publish = [arg for port in body.get("ports", []) if port.endswith("/http")
                    for arg in ("--publish", f"{port.split('/')[0]}:{port.split('/')[0]}")]
+        mounts = [arg for mount in body.get("mounts", {}).get("network", [])
+                  for arg in ("--volume", f"{_docker_volume(mount['volumeId'])}:{mount['path']}")]
+        gpus = ["--gpus", "all"] if "gpu" in body else []
         with tempfile.TemporaryDirectory() as tmp:
             env_file = os.path.join(tmp, "env")  # the pod's secrets stay out of this machine's process list
             with open(os.open(env_file, os.O_WRONLY | os.O_CREAT, 0o600), "w", encoding="utf-8") as handle:
                 handle.writelines(f"{k}={v}\n" for k, v in body.get("env", {}).items())
-            started = self._docker("run", "--detach", "--name", f"runpod-{pod.id}", "--gpus", "all",
-                                   "--env-file", env_file, *publish, body["image"], *shlex.split(body.get("args", "")))
+            started = self._docker("run", "--detach", "--name", f"runpod-{pod.id}", *gpus, "--env-file", env_file,
+                                   *publish, *mounts, body["image"], *shlex.split(body.get("args", "")))
         if started.returncode != 0:
             self.crashes.append(f"docker run for pod {pod.id} failed: {started.stderr.strip()}")
         return started.returncode == 0
 
+    def _advance(self, pod: PodRecord) -> None:
+        """One read of ``pod``: it moves on, and is EXITED once its container has ended."""
+        pod.advance(self.state)
+        if self.state.docker_host and pod.status in ("STARTING", "RUNNING"):
+            running = self._docker("inspect", "--format", "{{.State.Running}}", f"runpod-{pod.id}")
+            if running.stdout.strip() == "false":
+                pod.status = "EXITED"
+
     def list_pods(self, req: Request) -> Reply:
-        for pod in self.state.pods.values():
-            pod.advance(self.state)
-        return Reply(200, {"pods": [pod.view(self.state) for pod in self.state.pods.values()]})
+        for pod in list(self.state.pods.values()):
+            self._advance(pod)
+        return Reply(200, {"pods": [pod.view(self.state) for pod in list(self.state.pods.values())]})
 
     def get_pod(self, req: Request) -> Reply:
         pod = self.state.pods.get(req.params["id"])
         if pod is None:
             return self.error(404, "pod not found")
-        pod.advance(self.state)
+        self._advance(pod)
         return Reply(200, pod.view(self.state))
 
     def pod_logs(self, req: Request) -> Reply:
@@ -350,9 +486,12 @@ class RunPodStandin(StandinServer):
         if self.state.docker_host:
             logs = self._docker("logs", f"runpod-{pod.id}")
             lines = (logs.stdout + logs.stderr).splitlines()
+        backfill = lines[-tail:] if tail else []
+        first = len(lines) - len(backfill) + 1  # ids number the container's lines, wherever the backfill starts
         events = "".join(f"id: {pod.created_at}/{n:012d}\n"
                          f"data: {json.dumps({'ts': pod.created_at, 'source': 'container', 'line': line})}\n\n"
-                         for n, line in enumerate(lines[-tail:] if tail else [], 1))
+                         for n, line in enumerate(backfill, first))
+        events = events or ": no log lines yet\n\n"  # an SSE comment: the stream is open, with nothing to backfill
         return Reply(200, events, content_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
     def delete_pod(self, req: Request) -> Reply:
@@ -375,6 +514,14 @@ class RunPodStandin(StandinServer):
         pod.status, pod.polls = {"stop": ("EXITED", 0), "start": ("PROVISIONING", 0),
                                  "restart": ("STARTING", 0)}[action]
         return Reply(200, pod.view(self.state))
+
+
+def _volume_ids(body: dict[str, Any]) -> list[str]:
+    return [mount["volumeId"] for mount in body.get("mounts", {}).get("network", [])]
+
+
+def _docker_volume(volume_id: str) -> str:
+    return f"runpod-volume-{volume_id}"
 
 
 if __name__ == "__main__":
