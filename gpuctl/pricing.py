@@ -5,7 +5,8 @@
 - a provider whose answer to the same query is in the cache and younger than ``max_age`` is not
   asked again (rows come back with source ``cache`` and their original ``as_of``);
 - providers with credentials are asked concurrently, each with ``timeout`` seconds; one whose
-  ``own_process`` is set runs in a forked child on Linux, so its CPU work takes another core;
+  ``own_process`` is set runs in a forked child on Linux when others are asked too, so its CPU
+  work takes another core;
 - a provider without credentials, or one that fails or times out, contributes its dated snapshot
   from providers/<name>.yaml (source ``snapshot``); each failure becomes one warning line.
 
@@ -128,9 +129,10 @@ def collect_offers(
             # providers with a per-call timeout attribute stop soon after they are abandoned
             if isinstance(getattr(provider, "timeout", None), (int, float)):
                 provider.timeout = min(provider.timeout, timeout)  # type: ignore[attr-defined]
-        # forked before any thread starts (the progress spinner's included): see can_fork
+        # a child only pays when others are asked meanwhile; forked before any thread starts (the
+        # progress spinner's included): see can_fork
         children = {name: ChildCall(partial(_live_offers, provider, asked))
-                    for name, provider in to_ask.items() if provider.own_process and can_fork()}
+                    for name, provider in to_ask.items() if provider.own_process and len(to_ask) > 1 and can_fork()}
         calls = {name: children[name].result if name in children else partial(_live_offers, provider, asked)
                  for name, provider in to_ask.items()}
         try:

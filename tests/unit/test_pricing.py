@@ -106,14 +106,24 @@ def test_an_own_process_provider_is_asked_in_a_forked_child(monkeypatch: pytest.
     assert result.sources["heavy"].status == "live"
 
 
+def test_an_own_process_provider_asked_alone_stays_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gpuctl.pricing.can_fork", lambda: True)
+    heavy = fake_provider("heavy", [offer("heavy", "L40S", 1, 0.9)], own_process=True)
+    result = collect_offers(OfferQuery(), registry=registry(heavy))
+    assert [o.provider for o in result.offers] == ["heavy"]
+    assert len(heavy.calls) == 1  # nothing to overlap with: a fork would only cost
+
+
 @linux_only
 def test_an_own_process_provider_that_fails_falls_back_to_its_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("gpuctl.pricing.can_fork", lambda: True)
     bad = fake_provider("aws", error=ProviderError("AWS API unreachable: x", "check the network"), own_process=True)
-    result = collect_offers(OfferQuery(), registry=registry(bad))
+    other = fake_provider("runpod", [offer("runpod", "L4", 1, 0.4)])
+    result = collect_offers(OfferQuery(), registry=registry(bad, other))
+    assert bad.calls == []
     assert result.warnings[0].startswith("aws: AWS API unreachable: x (hint: check the network); showing its "
                                          "snapshot prices")
-    assert as_rows(result.offers) == snapshot_rows("aws")
+    assert as_rows([o for o in result.offers if o.provider == "aws"]) == snapshot_rows("aws")
 
 
 @linux_only
@@ -128,7 +138,7 @@ def test_an_own_process_provider_past_its_timeout_is_killed(monkeypatch: pytest.
             return []
 
     start = time.monotonic()
-    result = collect_offers(OfferQuery(), registry=registry(Slow), timeout=0.5)
+    result = collect_offers(OfferQuery(), registry=registry(Slow, fake_provider("runpod")), timeout=0.5)
     assert time.monotonic() - start < 5
     assert result.sources["lambda"].status == "timed-out"
     with pytest.raises(ChildProcessError):  # killed and reaped: no process left
