@@ -12,7 +12,8 @@ Set-up, all on 127.0.0.1:
   (JSON 1.1) answers from a price table, with the same delay; gpuctl reaches it through
   ``AWS_ENDPOINT_URL_PRICING`` (EC2 through ``AWS_ENDPOINT_URL``).
 
-Every measurement is a fresh ``gpuctl`` process (start-up included), median of ``--runs``:
+Every measurement is a fresh ``gpuctl`` process (start-up included), median of ``--runs``, and every
+launcher imports gpuctl from this checkout (``PYTHONPATH``), not from wherever it is installed:
 ``prices --refresh`` (all three live), each provider alone (their sum is what a sequential
 fan-out would cost), and ``prices`` from a warm cache; each through the real interpreter
 (``python -m gpuctl``) and through the ``gpuctl`` executable on PATH (a pyenv shim here).
@@ -146,7 +147,7 @@ def moto_server() -> Iterator[int]:
 @dataclass
 class Timing:
     wall: float  # median seconds, start-up included
-    cpu: float  # median user + system seconds of the gpuctl process
+    cpu: float  # median user + system seconds of the gpuctl process and the children it forked
     samples: list[float]
     stdout: str
 
@@ -154,7 +155,7 @@ class Timing:
 def run(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -195,7 +196,8 @@ def main() -> None:
         ec2_url = stack.enter_context(serving(delayed_replaying_proxy(stack.enter_context(moto_server()), delay)))
         price_url = stack.enter_context(serving(pricing_endpoint(delay)))
         env = {
-            "PATH": os.environ["PATH"], "HOME": str(workdir / "home"), "LANG": "C.UTF-8", "NO_COLOR": "1",
+            "PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "HOME": str(workdir / "home"), "LANG": "C.UTF-8",
+            "NO_COLOR": "1",
             "COLUMNS": "160", "GPUCTL_CONFIG_DIR": str(workdir / "config"), "GPUCTL_CACHE_DIR": str(workdir / "cache"),
             "GPUCTL_RUNPOD_API_URL": runpod.url, "RUNPOD_API_KEY": RUNPOD_TEST_KEY,
             "GPUCTL_LAMBDA_API_URL": lambda_.url, "LAMBDA_API_KEY": LAMBDA_TEST_KEY,
@@ -229,7 +231,8 @@ def main() -> None:
             cached = timed([*argv, "prices"], env, args.runs)
             cached_json = timed([*argv, "--json", "prices"], env, 1)
             assert sources(cached_json.stdout) == {"aws": {"cache"}, "lambda": {"cache"}, "runpod": {"cache"}}
-            print(f"{label}   (medians: wall, and CPU user+sys of the gpuctl process)")
+            print(f"{label}   (medians: wall, and CPU user+sys of the gpuctl process; "
+                  f"load average {os.getloadavg()[0]:.2f})")
             for what, timing in (("--version (start-up alone)", start_up), ("prices --refresh (3 live)", fanout),
                                  ("prices (warm cache, table)", cached)):
                 print(f"  {what:28s} {timing.wall:6.3f} s  cpu {timing.cpu:.3f} s   runs: {_runs(timing.samples)}")

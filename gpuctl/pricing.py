@@ -4,7 +4,9 @@
 
 - a provider whose answer to the same query is in the cache and younger than ``max_age`` is not
   asked again (rows come back with source ``cache`` and their original ``as_of``);
-- providers with credentials are asked concurrently, each with ``timeout`` seconds;
+- providers with credentials are asked concurrently, each with ``timeout`` seconds; one whose
+  ``own_process`` is set runs in a forked child on Linux when others are asked too, so its CPU
+  work takes another core;
 - a provider without credentials, or one that fails or times out, contributes its dated snapshot
   from providers/<name>.yaml (source ``snapshot``); each failure becomes one warning line.
 
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field
 
 from gpuctl.catalog import matches, snapshot_offers
-from gpuctl.concurrency import run_all
+from gpuctl.concurrency import ChildCall, can_fork, run_all
 from gpuctl.errors import GpuctlError
 from gpuctl.events import NullReporter, Reporter
 from gpuctl.models.offer import AVAILABILITY_RANK, Offer, OfferQuery, OfferSource
@@ -127,9 +129,18 @@ def collect_offers(
             # providers with a per-call timeout attribute stop soon after they are abandoned
             if isinstance(getattr(provider, "timeout", None), (int, float)):
                 provider.timeout = min(provider.timeout, timeout)  # type: ignore[attr-defined]
-        with reporter.step(f"Asking {', '.join(to_ask)} for prices"):
-            answers = run_all({name: partial(_live_offers, provider, asked) for name, provider in to_ask.items()},
-                              timeout=timeout)
+        # a child only pays when others are asked meanwhile; forked before any thread starts (the
+        # progress spinner's included): see can_fork
+        children = {name: ChildCall(partial(_live_offers, provider, asked))
+                    for name, provider in to_ask.items() if provider.own_process and len(to_ask) > 1 and can_fork()}
+        calls = {name: children[name].result if name in children else partial(_live_offers, provider, asked)
+                 for name, provider in to_ask.items()}
+        try:
+            with reporter.step(f"Asking {', '.join(to_ask)} for prices"):
+                answers = run_all(calls, timeout=timeout)
+        finally:
+            for child in children.values():
+                child.stop()
         for name, answer in answers.items():
             if not answer.finished:
                 gathered.fall_back(name, "timed-out", f"no answer within {timeout:g}s")

@@ -36,6 +36,9 @@ class Provider(ABC):
     runs_engine: ClassVar[bool] = False
     #: True when the machine belongs to the user (``--host``): gpuctl never stops or terminates it
     user_owned: ClassVar[bool] = False
+    #: True when ``offers`` spends much CPU of its own (imports, client set-up, parsing): the price
+    #: listing then runs it in a forked child (where possible) so it does not hold up the other providers
+    own_process: ClassVar[bool] = False
 
     def credentials(self) -> CredentialStatus:
         """Whether credentials are present and where they come from (never their values)."""

@@ -31,7 +31,7 @@ def offer(provider: str, gpu: str, count: int, price: float, **extra: Any) -> Of
 
 
 def fake_provider(name: str, offers: Sequence[Offer] = (), *, error: Exception | None = None,
-                  delay: float = 0.0, creds: bool = True) -> type[Provider]:
+                  delay: float = 0.0, creds: bool = True, own_process: bool = False) -> type[Provider]:
     """A provider class answering ``offers`` (after ``delay``) or raising ``error``; counts its calls."""
 
     class Fake(Provider):
@@ -50,6 +50,7 @@ def fake_provider(name: str, offers: Sequence[Offer] = (), *, error: Exception |
             return [o for o in offers if matches(o, query)]
 
     Fake.name = name
+    Fake.own_process = own_process
     return Fake
 
 

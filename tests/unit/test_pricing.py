@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
@@ -86,6 +88,61 @@ def test_providers_are_asked_concurrently() -> None:
     result = collect_offers(OfferQuery(), registry=registry(*classes))
     assert time.monotonic() - start < 1.0  # 3 x 0.4 s one after the other would be 1.2 s
     assert len(result.offers) == 3
+
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked calls are Linux-only")
+
+
+@linux_only
+def test_an_own_process_provider_is_asked_in_a_forked_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gpuctl.pricing.can_fork", lambda: True)  # other tests may have left threads behind
+    heavy = fake_provider("heavy", [offer("heavy", "L40S", 1, 0.9)], own_process=True)
+    light = fake_provider("light", [offer("light", "L4", 1, 0.4)])
+    result = collect_offers(OfferQuery(), registry=registry(heavy, light))
+    assert [(o.provider, o.price_per_hour, o.source) for o in result.offers] == [
+        ("light", 0.4, "live"), ("heavy", 0.9, "live")]
+    assert heavy.calls == []  # recorded in the child's memory, not here
+    assert len(light.calls) == 1
+    assert result.sources["heavy"].status == "live"
+
+
+def test_an_own_process_provider_asked_alone_stays_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gpuctl.pricing.can_fork", lambda: True)
+    heavy = fake_provider("heavy", [offer("heavy", "L40S", 1, 0.9)], own_process=True)
+    result = collect_offers(OfferQuery(), registry=registry(heavy))
+    assert [o.provider for o in result.offers] == ["heavy"]
+    assert len(heavy.calls) == 1  # nothing to overlap with: a fork would only cost
+
+
+@linux_only
+def test_an_own_process_provider_that_fails_falls_back_to_its_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gpuctl.pricing.can_fork", lambda: True)
+    bad = fake_provider("aws", error=ProviderError("AWS API unreachable: x", "check the network"), own_process=True)
+    other = fake_provider("runpod", [offer("runpod", "L4", 1, 0.4)])
+    result = collect_offers(OfferQuery(), registry=registry(bad, other))
+    assert bad.calls == []
+    assert result.warnings[0].startswith("aws: AWS API unreachable: x (hint: check the network); showing its "
+                                         "snapshot prices")
+    assert as_rows([o for o in result.offers if o.provider == "aws"]) == snapshot_rows("aws")
+
+
+@linux_only
+def test_an_own_process_provider_past_its_timeout_is_killed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("gpuctl.pricing.can_fork", lambda: True)
+    pid_file = tmp_path / "pid"
+
+    class Slow(fake_provider("lambda", own_process=True)):  # type: ignore[misc, valid-type]
+        def offers(self, query: OfferQuery) -> list[Offer]:
+            pid_file.write_text(str(os.getpid()))
+            time.sleep(30)
+            return []
+
+    start = time.monotonic()
+    result = collect_offers(OfferQuery(), registry=registry(Slow, fake_provider("runpod")), timeout=0.5)
+    assert time.monotonic() - start < 5
+    assert result.sources["lambda"].status == "timed-out"
+    with pytest.raises(ChildProcessError):  # killed and reaped: no process left
+        os.waitpid(int(pid_file.read_text()), os.WNOHANG)
 
 
 def test_no_credentials_anywhere_gives_every_shipped_snapshot() -> None:
