@@ -14,8 +14,8 @@ import math
 import os
 import socket
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -98,13 +98,8 @@ def up(ctx: DeployContext, request: UpRequest) -> Deployment:
     with terminate_interrupts():
         run = _Up(ctx, request)
         run.reserve()
-        try:
+        with _torn_down_on_failure(run):
             ready = run.execute()
-        except BaseException as exc:  # KeyboardInterrupt included: nothing may be left billing
-            error = run.fail(exc)
-            if error is exc:
-                raise
-            raise error from exc
     if request.on_ready is not None:
         request.on_ready(ready)  # the deployment is healthy and recorded: a failure here leaves it running
     return ready
@@ -122,18 +117,25 @@ def fill_cache(ctx: DeployContext, request: UpRequest) -> CacheReport:
     with terminate_interrupts():
         run = _Up(ctx, replace(request, weights_only=True))
         run.reserve()
-        try:
+        with _torn_down_on_failure(run):
             report = run.fill_cache_only()
-        except BaseException as exc:  # KeyboardInterrupt included: nothing may be left billing
-            error = run.fail(exc)
-            if error is exc:
-                raise
-            raise error from exc
         assert run.deployment is not None
         with shielded(ctx.reporter):
             teardown(ctx, run.deployment, shell=run.shell)
         run._close()
     return report
+
+
+@contextmanager
+def _torn_down_on_failure(run: _Up) -> Iterator[None]:
+    """Any failure in the block, Ctrl-C included, goes through ``run.fail``: nothing may be left billing."""
+    try:
+        yield
+    except BaseException as exc:
+        error = run.fail(exc)
+        if error is exc:
+            raise
+        raise error from exc
 
 
 class _Up:

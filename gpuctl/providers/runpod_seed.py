@@ -69,7 +69,7 @@ def seed(api: RunPodApi, cache: WeightsCache, request: SeedRequest, reporter: Re
     Raises NoCapacityError when no CPU pod can be had in the volume's data center (the next offer may do),
     TimeoutError_ past the bound, and the SSH path's errors for a failed fetch (gated 6, not found 3, ...).
     """
-    from gpuctl.weights.ensure import _progress_renderer
+    from gpuctl.weights.ensure import progress_renderer
 
     manifest, started = request.manifest, time.monotonic()
     budget = START_BUDGET_S + manifest.total_bytes / MIN_RATE_BPS
@@ -78,7 +78,7 @@ def seed(api: RunPodApi, cache: WeightsCache, request: SeedRequest, reporter: Re
     try:
         reporter.info(f"RunPod CPU pod {pod.id} is filling {cache.name} with {manifest.repo}")
         with ExitStack() as progress:
-            run = _follow(api, pod.id, _progress_renderer(reporter, progress, manifest.repo),
+            run = _follow(api, pod.id, progress_renderer(reporter, progress, manifest.repo),
                           deadline=started + budget)
     except BaseException:
         _remove(api, pod.id, reporter, failing=True)

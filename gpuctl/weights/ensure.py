@@ -81,7 +81,7 @@ def ensure_cached(
     if planned is not None:
         job["mirror"] = planned.model_dump(mode="json")
     with ExitStack() as progress:
-        on_event = _progress_renderer(reporter, progress, repo)
+        on_event = progress_renderer(reporter, progress, repo)
         run = run_fetcher(docker, "fetch", image=image, cache_dir=cache_dir, job=job, token=hf_token,
                           on_event=on_event, reporter=reporter)
     if mirror is not None and planned is not None:
@@ -155,7 +155,7 @@ def stored_manifest(shell: Shell, cache_dir: str, repo: str, commit: str) -> Man
         return None
 
 
-def _progress_renderer(reporter: Reporter, stack: ExitStack, repo: str) -> Callable[[Event], None]:
+def progress_renderer(reporter: Reporter, stack: ExitStack, repo: str) -> Callable[[Event], None]:
     """Turns fetcher events into reporter calls: a transfer from the 'plan' event on, warnings, notes."""
     update: list[ProgressUpdate] = []
 

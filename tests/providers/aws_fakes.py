@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -120,3 +121,39 @@ def s3_for(host: FakeGpuHost, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield f"http://{address}:{port}"
     finally:
         server.stop()
+
+
+@dataclass
+class Ec2OnFakeHosts:
+    """EC2 under moto whose next launched instance is the fake GPU host last passed to ``boot``."""
+
+    #: boto3 sessions as gpuctl makes them, without the price fakes (for the tests' own calls)
+    session: Any
+    booting: list[FakeGpuHost] = field(default_factory=list)
+    public_key: str = ""
+
+    def boot(self, host: FakeGpuHost) -> FakeGpuHost:
+        """The next instance is ``host``; the project key may log in there, as cloud-init's key pair would allow."""
+        self.booting.append(host)
+        with (host.home / ".ssh" / "authorized_keys").open("a") as keys:
+            keys.write(self.public_key + "\n")
+        return host
+
+
+def ec2_on_fake_hosts(monkeypatch: pytest.MonkeyPatch, state_dir: Path) -> Ec2OnFakeHosts:
+    """Credentials and prices for gpuctl's AWS provider, and instances whose public IP is a fake host (test backdoors
+    for what moto cannot do). Use inside ``mock_aws()``."""
+    from moto.ec2.models import elastic_network_interfaces
+
+    from gpuctl.host.keys import ensure_project_key
+    from gpuctl.providers import aws, aws_launch
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("GPUCTL_CALLER_CIDR", "10.200.0.0/16"), ("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")):
+        monkeypatch.setenv(name, value)
+    fake_prices = FakeAws()
+    world = Ec2OnFakeHosts(session=aws.new_session, public_key=ensure_project_key(state_dir).public_key)
+    monkeypatch.setattr(aws, "new_session", lambda **kw: fake_prices.install(world.session(**kw)))
+    monkeypatch.setattr(elastic_network_interfaces, "random_public_ip", lambda: world.booting[-1].address)
+    monkeypatch.setattr(aws_launch, "UBUNTU_USER", "root")  # the DLAMI logs in as ubuntu; the fake host has root
+    return world

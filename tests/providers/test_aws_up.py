@@ -9,39 +9,23 @@ from pathlib import Path
 
 import pytest
 from moto import mock_aws
-from moto.ec2.models import elastic_network_interfaces
 
-from gpuctl.host.keys import ensure_project_key
-from gpuctl.providers import aws, aws_launch
 from gpuctl.state import StateStore
 from tests.fakehost.cloud import write_recipe
-from tests.providers.aws_fakes import FakeAws, s3_for
+from tests.providers.aws_fakes import ec2_on_fake_hosts, s3_for
 from tests.providers.test_aws_lifecycle import register_dlami
 
 pytestmark = pytest.mark.integration
 
 
 def test_up_and_down_on_aws(gpuctl, make_fake_gpu_host, isolated: Path, monkeypatch) -> None:
-    host = make_fake_gpu_host()  # 1x L40S
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("GPUCTL_CALLER_CIDR", "10.200.0.0/16")
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    # what moto cannot do: price lists, and an instance whose public IP is reachable (test-only backdoors)
-    fake_prices = FakeAws()
-    real_session = aws.new_session
-    monkeypatch.setattr(aws, "new_session", lambda **kw: fake_prices.install(real_session(**kw)))
-    monkeypatch.setattr(elastic_network_interfaces, "random_public_ip", lambda: host.address)
-    monkeypatch.setattr(aws_launch, "UBUNTU_USER", host.user)  # the DLAMI logs in as ubuntu; the fake host has root
-    # what the key pair does on EC2 (cloud-init installs it): the project key may log in to the host
-    key = ensure_project_key(isolated / ".gpuctl")
-    with (host.home / ".ssh" / "authorized_keys").open("a") as keys:
-        keys.write(key.public_key + "\n")
+    world = ec2_on_fake_hosts(monkeypatch, isolated / ".gpuctl")
+    host = world.boot(make_fake_gpu_host())  # 1x L40S
     write_recipe(isolated)
 
     with mock_aws(), s3_for(host, monkeypatch):  # the weights cache: an S3 bucket the instance reaches
-        register_dlami(real_session())
-        ec2 = real_session().client("ec2", region_name="us-east-1")
+        register_dlami(world.session())
+        ec2 = world.session().client("ec2", region_name="us-east-1")
 
         result = gpuctl("up", "tiny", "--provider", "aws", "--gpu", "L40S", "--name", "e2e", "--ttl", "1h", "-y")
         assert result.exit_code == 0, result.stderr

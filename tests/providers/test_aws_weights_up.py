@@ -10,18 +10,14 @@ from pathlib import Path
 import boto3
 import pytest
 from moto import mock_aws
-from moto.ec2.models import elastic_network_interfaces
 
-from gpuctl.host.keys import ensure_project_key
 from gpuctl.models.engine import HOST_CACHE_DIR
-from gpuctl.providers import aws, aws_launch
 from gpuctl.providers.aws_mirror import blob_key, manifest_key
 from gpuctl.state import StateStore
 from gpuctl.weights.fetcher import repo_folder
 from gpuctl.weights.models import Manifest
 from tests.fakehost.cloud import write_recipe
-from tests.fakehost.host import FakeGpuHost
-from tests.providers.aws_fakes import FakeAws, s3_for
+from tests.providers.aws_fakes import ec2_on_fake_hosts, s3_for
 from tests.providers.test_aws_lifecycle import register_dlami
 
 pytestmark = pytest.mark.integration
@@ -31,30 +27,14 @@ BUCKET = "gpuctl-hf-cache-123456789012-us-east-1"  # moto's account, the offer's
 
 def test_the_second_instance_in_a_region_gets_the_weights_from_s3_not_the_hub(
         gpuctl, make_fake_gpu_host, isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("GPUCTL_CALLER_CIDR", "10.200.0.0/16")
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    fake_prices = FakeAws()
-    real_session = aws.new_session
-    monkeypatch.setattr(aws, "new_session", lambda **kw: fake_prices.install(real_session(**kw)))
-    booting: list[FakeGpuHost] = []  # the fake host the next instance is
-    monkeypatch.setattr(elastic_network_interfaces, "random_public_ip", lambda: booting[-1].address)
-    monkeypatch.setattr(aws_launch, "UBUNTU_USER", "root")
-    key = ensure_project_key(isolated / ".gpuctl")
+    world = ec2_on_fake_hosts(monkeypatch, isolated / ".gpuctl")
     write_recipe(isolated)
 
-    def boot(host: FakeGpuHost) -> None:
-        booting.append(host)
-        with (host.home / ".ssh" / "authorized_keys").open("a") as keys:
-            keys.write(key.public_key + "\n")
-
     with mock_aws():
-        register_dlami(real_session())
+        register_dlami(world.session())
         s3 = boto3.client("s3", region_name="us-east-1")  # in-process: the same state as the servers'
 
-        first = make_fake_gpu_host()
-        boot(first)
+        first = world.boot(make_fake_gpu_host())
         with s3_for(first, monkeypatch):
             up = gpuctl("up", "tiny", "--provider", "aws", "--gpu", "L40S", "--name", "first", "-y")
             assert up.exit_code == 0, up.stderr
@@ -74,7 +54,7 @@ def test_the_second_instance_in_a_region_gets_the_weights_from_s3_not_the_hub(
 
         second = make_fake_gpu_host()  # a fresh machine: nothing on its disk
         assert not second.private_path(f"{HOST_CACHE_DIR}/hub").exists()
-        boot(second)
+        world.boot(second)
         with s3_for(second, monkeypatch):
             up = gpuctl("up", "tiny", "--provider", "aws", "--gpu", "L40S", "--name", "second", "-y")
             assert up.exit_code == 0, up.stderr

@@ -19,7 +19,7 @@ from gpuctl.host.errors import HostError
 from gpuctl.models.engine import EngineOptions
 from gpuctl.recipes import resolve_model
 from gpuctl.weights import fetcher, serve_from_cache
-from gpuctl.weights.ensure import _progress_renderer
+from gpuctl.weights.ensure import progress_renderer
 from gpuctl.weights.hub import read_file, repo_info
 from gpuctl.weights.models import HubFile, Manifest, RepoInfo
 from gpuctl.weights.refs import resolve_ref
@@ -334,7 +334,7 @@ def test_fetcher_events_become_a_transfer_and_warnings() -> None:
 
     recorder = Recorder()
     with ExitStack() as stack:
-        on_event = _progress_renderer(recorder, stack, "org/m")
+        on_event = progress_renderer(recorder, stack, "org/m")
         for event in ({"e": "plan", "need": 300, "files": 3}, {"e": "progress", "done": 100},
                       {"e": "corrupt", "message": "a does not match"}, {"e": "progress", "done": 300},
                       {"e": "done"}):
@@ -343,7 +343,7 @@ def test_fetcher_events_become_a_transfer_and_warnings() -> None:
                               ("done", 300), ("end", "downloading org/m")]
     nothing = Recorder()
     with ExitStack() as stack:
-        _progress_renderer(nothing, stack, "org/m")({"e": "plan", "need": 0, "files": 9})
+        progress_renderer(nothing, stack, "org/m")({"e": "plan", "need": 0, "files": 9})
     assert nothing.calls == [("info", "org/m: all 9 files already cached and verified")]
 
 
