@@ -27,6 +27,7 @@ from gpuctl.deploy.endpoint import http_url, reach
 from gpuctl.deploy.hosts import HostKeyDecision, wait_for_shell
 from gpuctl.deploy.signals import shielded, terminate_interrupts
 from gpuctl.errors import (
+    CredentialsError,
     GpuctlError,
     Interrupted,
     NoCapacityError,
@@ -271,6 +272,13 @@ class _Up:
                 cache = provider.ensure_weights_cache(region, min_gb=cache_size_gb(plan, self.request.manifest),
                                                       tags=tags.cache_tags(self.ctx.project_id))
         except NotImplementedError:
+            return plan
+        except (ProviderError, CredentialsError) as exc:
+            if self.request.weights_only:
+                raise
+            # a cache only saves time: the deployment goes on, its machine downloading the weights itself
+            self.ctx.reporter.warn(f"no weights cache in {region} ({exc.one_line()}); {plan.model.repo} is "
+                                   "downloaded for this deployment only")
             return plan
         self.cache = cache
         self.update(weights_cache=cache.id, event="weights-cache", detail=f"{cache.name} ({cache.id})")

@@ -187,3 +187,20 @@ def test_the_ready_hook_gets_the_running_deployment(pods: Cloud, engine: MockPro
     assert record.status == "running" and len(pods.live()) == 1
     assert record.expires_at is not None and record.launched_at is not None
     assert (record.expires_at - record.launched_at).total_seconds() == 3600
+
+
+def test_a_weights_cache_the_provider_refuses_only_warns(gpuctl, pods: Cloud, isolated: Path, monkeypatch) -> None:
+    from gpuctl.errors import ProviderError
+    from tests.fakehost.cloud import FakePod
+
+    def refuse(self, region: str, *, min_gb: int, tags: dict[str, str]):
+        raise ProviderError("AccessDenied on CreateBucket", "grant s3:CreateBucket")
+
+    monkeypatch.setattr(FakePod, "ensure_weights_cache", refuse, raising=False)
+    pods.add_offer(make_offer("fakepod", "pod.l40s", 0.5))
+    result = gpuctl("up", "tiny", "--name", "t1", "-y")
+    assert result.exit_code == 0, result.stderr
+    assert ("no weights cache in fake-east-1 (AccessDenied on CreateBucket (hint: grant s3:CreateBucket)); "
+            "meta-llama/Meta-Llama-3-8B-Instruct is downloaded for this deployment only") in result.stderr
+    record = deployments(isolated)["t1"]
+    assert record.status == "running" and record.weights_cache is None
