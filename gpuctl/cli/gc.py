@@ -28,10 +28,11 @@ _COLUMNS = [
 def gc(app: App, all_projects: bool, dry_run: bool) -> None:
     """List instances carrying gpuctl's tags that the state file does not know (or knows as failed),
     and failed deployments, with their hourly cost; remove them after confirmation."""
+    from gpuctl.cli.confirm import confirm_or_refuse
     from gpuctl.cli.up import deploy_context
     from gpuctl.deploy.context import Timeouts
     from gpuctl.deploy.reconcile import find_leftovers, remove
-    from gpuctl.errors import GpuctlError, UsageError
+    from gpuctl.errors import GpuctlError
 
     ctx = deploy_context(app, Timeouts(), quiet=app.json)
     sweep = find_leftovers(ctx, all_projects=all_projects)
@@ -47,12 +48,9 @@ def gc(app: App, all_projects: bool, dry_run: bool) -> None:
     if not sweep.leftovers or dry_run:
         return
     hourly = sum(item.price_per_hour or 0.0 for item in sweep.leftovers)
-    if not app.yes:
-        if not app.can_prompt:
-            raise UsageError(f"not removing {len(sweep.leftovers)} leftover(s) without a confirmation",
-                             "pass -y to remove them, or --dry-run to only list them")
-        if not click.confirm(f"Remove these {len(sweep.leftovers)} (${hourly:.2f}/h)?", default=False, err=True):
-            raise click.Abort()
+    confirm_or_refuse(app, f"Remove these {len(sweep.leftovers)} (${hourly:.2f}/h)?",
+                      refused=f"not removing {len(sweep.leftovers)} leftover(s) without a confirmation",
+                      hint="pass -y to remove them, or --dry-run to only list them")
     failures: list[GpuctlError] = []
     for item in sweep.leftovers:
         try:

@@ -259,6 +259,7 @@ def _health_bench(app: App, ctx: DeployContext, deployment: Deployment) -> None:
 
 def _confirm(app: App, name: str, plans: list[DeployPlan]) -> None:
     """Step 2: nothing is launched without its price on screen and a yes."""
+    from gpuctl.cli.confirm import confirm_or_refuse
     from gpuctl.deploy.lifecycle import describe_offer
     from gpuctl.durations import format_duration
 
@@ -272,15 +273,9 @@ def _confirm(app: App, name: str, plans: list[DeployPlan]) -> None:
     lines = [f"deploy {name}: {plan.model.name} on {describe_offer(offer)}, {ttl}"]
     if len(plans) > 1:
         lines.append("  if it has no capacity, then: " + "; ".join(describe_offer(p.offer) for p in plans[1:]))
-    if app.yes:
-        info(app, "\n".join(lines))  # shown unless -q: the user confirmed ahead with -y
-        return
-    click.echo("\n".join(lines), err=True)
-    if not app.can_prompt:
-        raise UsageError("not deploying without a confirmation, and there is no terminal to ask on",
-                         "pass -y to confirm the price shown above")
-    if not click.confirm("Deploy?", default=False, err=True):
-        raise click.Abort()
+    confirm_or_refuse(app, "Deploy?", shown="\n".join(lines),
+                      refused="not deploying without a confirmation, and there is no terminal to ask on",
+                      hint="pass -y to confirm the price shown above")
 
 
 def _render_ready(app: App, deployment: Deployment) -> None:

@@ -147,8 +147,6 @@ def pull(app: App, model: str, host: str | None, identity: Path | None, accept_h
     machine that could serve MODEL, torn down when done. The price is shown first
     (-y skips the question).
     """
-    from gpuctl.credentials import credential_value
-
     _one_place(host, to)
     if to:
         from gpuctl.cli.weights_pull import pull_to_provider
@@ -156,6 +154,7 @@ def pull(app: App, model: str, host: str | None, identity: Path | None, accept_h
         report = pull_to_provider(app, model, to, gpu=gpu, engine=engine, allow_pickle=allow_pickle)
     else:
         assert host is not None
+        from gpuctl.credentials import credential_value
         from gpuctl.weights import ensure_cached
         from gpuctl.weights.refs import resolve_ref
 
@@ -252,11 +251,10 @@ def rm(app: App, model: str | None, host: str | None, identity: Path | None, acc
 
 
 def _confirm_delete(app: App, what: str) -> None:
-    if app.yes:
-        return
-    if not app.can_prompt:
-        raise UsageError(f"not deleting {what} without a confirmation, and there is no terminal to ask on", "pass -y")
-    click.confirm(f"Delete {what}?", abort=True, err=True)
+    from gpuctl.cli.confirm import confirm_or_refuse
+
+    confirm_or_refuse(app, f"Delete {what}?", hint="pass -y",
+                      refused=f"not deleting {what} without a confirmation, and there is no terminal to ask on")
 
 
 def _remove_provider_cache(app: App, to: str) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import click
-
 from gpuctl.app import App
-from gpuctl.cli.output import format_bytes, info
+from gpuctl.cli.confirm import confirm_or_refuse
+from gpuctl.cli.output import format_bytes
 from gpuctl.errors import UsageError
 from gpuctl.weights.models import CacheReport
 
@@ -53,20 +52,12 @@ def pull_to_provider(app: App, model: str, to: str, *, gpu: str | None, engine: 
 
         how = (f"from {describe_offer(offer)}, torn down when done (TTL 3h: at most "
                f"${offer.price_per_hour * FILL_TTL_SECONDS / 3600:.2f})")
-    _confirm(app, f"fill {provider.display_name}'s weights cache in {offer.region} with {plan.model.repo}{size} "
-                  f"{how}; the cache is kept (and billed by size) until 'gpuctl weights rm --to {name}:{offer.region}'")
+    confirm_or_refuse(app, "Go ahead?", shown=(
+        f"fill {provider.display_name}'s weights cache in {offer.region} with {plan.model.repo}{size} {how}; "
+        f"the cache is kept (and billed by size) until 'gpuctl weights rm --to {name}:{offer.region}'"),
+        refused="not renting anything without a confirmation, and there is no terminal to ask on",
+        hint="pass -y to confirm the price shown above")
     run_name = naming.default_name(plan.model.name, "weights")
     return fill_cache(ctx, UpRequest(name=run_name, plans=plans, secrets=secrets, allow_pickle=allow_pickle,
                                      manifest=manifest))
 
-
-def _confirm(app: App, line: str) -> None:
-    if app.yes:
-        info(app, line)
-        return
-    click.echo(line, err=True)
-    if not app.can_prompt:
-        raise UsageError("not renting anything without a confirmation, and there is no terminal to ask on",
-                         "pass -y to confirm the price shown above")
-    if not click.confirm("Go ahead?", default=False, err=True):
-        raise click.Abort()

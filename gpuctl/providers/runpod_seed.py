@@ -87,21 +87,18 @@ def seed(api: RunPodApi, cache: WeightsCache, request: SeedRequest, reporter: Re
     done = run.last("done")
     if done is None:
         raise fetcher_error(run, manifest.repo, where, token_given=bool(request.hf_token))
-    from gpuctl.weights.models import CacheReport
+    from gpuctl.weights.models import report_from_done
 
-    return CacheReport(
-        repo=manifest.repo, revision=manifest.revision, commit=manifest.commit, format=manifest.format, where=where,
-        cache_dir=SEED_MOUNT, files=len(manifest.files), total_bytes=done["total"],
-        downloaded_bytes=done["downloaded"], reused_bytes=done["reused"], refetched=done["refetched"],
-        resumed=done["resumed"], manifest_source="hub", seconds=round(time.monotonic() - started, 3),
-    )
+    return report_from_done(done, manifest, revision=manifest.revision, where=where, cache_dir=SEED_MOUNT,
+                            source="hub", seconds=time.monotonic() - started)
 
 
 def seed_pod_request(cache: WeightsCache, request: SeedRequest, cpu: dict[str, Any], *,
                      expires_at: int) -> dict[str, Any]:
     """The ``POST /v2/pods`` body of the seeding pod: secrets and the job in ``env``, never in ``args``."""
-    job = {"endpoint": request.endpoint, "manifest": request.manifest.model_dump(mode="json"),
-           "workers": request.workers}
+    from gpuctl.weights.models import fetch_job
+
+    job = fetch_job(request.endpoint, request.manifest, request.workers)
     tags = {**request.tags, LAUNCH_TOKEN: request.idempotency_token, EXPIRES_AT: str(expires_at)}
     env = {FETCHER_ENV: base64.b64encode(FETCHER_SOURCE.read_bytes()).decode(), JOB_ENV: json.dumps(job),
            "PYTHONDONTWRITEBYTECODE": "1", TAGS_ENV: json.dumps(tags, sort_keys=True, separators=(",", ":"))}

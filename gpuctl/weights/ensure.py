@@ -27,7 +27,7 @@ from gpuctl.events import NullReporter, ProgressUpdate, Reporter
 from gpuctl.models.engine import HOST_CACHE_DIR, EngineSpec
 from gpuctl.weights import fetcher
 from gpuctl.weights.hub import hub_endpoint, repo_info
-from gpuctl.weights.models import CacheReport, Manifest
+from gpuctl.weights.models import CacheReport, Manifest, fetch_job, report_from_done
 from gpuctl.weights.preflight import is_commit, manifest_from_info
 from gpuctl.weights.remote import Event, FetcherRun, fetcher_error, run_fetcher
 
@@ -76,7 +76,7 @@ def ensure_cached(
                                      allow_pickle=allow_pickle, endpoint=endpoint, reporter=reporter)
     if manifest.format == "pickle":
         reporter.warn(f"{repo} has only pickled weights; loading them can run code (allowed by --allow-pickle)")
-    job = {"endpoint": endpoint, "manifest": manifest.model_dump(mode="json"), "workers": workers}
+    job = fetch_job(endpoint, manifest, workers)
     planned = _plan_mirror(mirror, manifest, reporter) if mirror is not None else None
     if planned is not None:
         job["mirror"] = planned.model_dump(mode="json")
@@ -89,13 +89,8 @@ def ensure_cached(
     done = run.last("done")
     if run.exit_code != 0 or done is None:
         raise fetcher_error(run, repo, docker.shell.where, token_given=bool(hf_token))
-    return CacheReport(
-        repo=repo, revision=revision, commit=manifest.commit, format=manifest.format, where=docker.shell.where,
-        cache_dir=cache_dir, files=len(manifest.files), total_bytes=done["total"],
-        downloaded_bytes=done["downloaded"], reused_bytes=done["reused"], refetched=done["refetched"],
-        resumed=done["resumed"], manifest_source=source, seconds=round(time.monotonic() - start, 3),
-        mirror_bytes=done.get("from_mirror", 0),
-    )
+    return report_from_done(done, manifest, revision=revision, where=docker.shell.where, cache_dir=cache_dir,
+                            source=source, seconds=time.monotonic() - start)
 
 
 def _plan_mirror(mirror: WeightsMirror, manifest: Manifest, reporter: Reporter) -> MirrorJob | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -74,6 +74,23 @@ class CacheReport(BaseModel):
     manifest_source: Literal["hub", "cache"] = Field(description="cache: the hub was not contacted at all")
     seconds: float
     mirror_bytes: int = Field(default=0, description="of downloaded_bytes, those copied from the provider's mirror")
+
+
+def report_from_done(done: dict[str, Any], manifest: Manifest, *, revision: str, where: str, cache_dir: str,
+                     source: Literal["hub", "cache"], seconds: float) -> CacheReport:
+    """The CacheReport of a fetcher run from its ``done`` event (``gpuctl.weights.fetcher``)."""
+    return CacheReport(
+        repo=manifest.repo, revision=revision, commit=manifest.commit, format=manifest.format, where=where,
+        cache_dir=cache_dir, files=len(manifest.files), total_bytes=done["total"],
+        downloaded_bytes=done["downloaded"], reused_bytes=done["reused"], refetched=done["refetched"],
+        resumed=done["resumed"], manifest_source=source, seconds=round(seconds, 3),
+        mirror_bytes=done.get("from_mirror", 0),
+    )
+
+
+def fetch_job(endpoint: str, manifest: Manifest, workers: int) -> dict[str, Any]:
+    """The job ``fetcher.py fetch --job`` reads: where to download from, what, and how many files at once."""
+    return {"endpoint": endpoint, "manifest": manifest.model_dump(mode="json"), "workers": workers}
 
 
 class CachedModel(BaseModel):

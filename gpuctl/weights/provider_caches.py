@@ -59,12 +59,12 @@ def list_caches(registry: ProviderRegistry, only: str | None = None, region: str
                 reporter: Reporter | None = None) -> list[ProviderCacheRow]:
     """Every provider's caches (or ``only``'s, in ``region``); a provider that fails is named in a warning."""
     reporter = reporter or NullReporter()
-    names = [only] if only else registry.names()
+    if only:
+        providers = [cache_provider(registry, only)]
+    else:  # asking every provider: those without caches or credentials have nothing to say
+        providers = [p for p in map(registry.create, registry.names()) if keeps_caches(p) and p.credentials().present]
     rows: list[ProviderCacheRow] = []
-    for name in names:
-        provider = cache_provider(registry, name) if only else registry.create(name)
-        if not keeps_caches(provider) or not (only or provider.credentials().present):
-            continue
+    for provider in providers:
         try:
             caches = provider.weights_caches()
         except GpuctlError as exc:
