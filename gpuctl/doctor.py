@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field, computed_field
 
 from gpuctl.concurrency import run_all
 from gpuctl.errors import CredentialsError, GpuctlError
+from gpuctl.providers.capabilities import Capability
 
 if TYPE_CHECKING:
     from gpuctl.plugins import ProviderRegistry
@@ -94,7 +95,7 @@ def run_checks(project_root: Path, registry: ProviderRegistry, *, timeout: float
     checks: list[CheckResult] = []
     present: list[str] = []
     for name in registry.names():
-        if registry.classes[name].user_owned:
+        if registry.classes[name].can(Capability.USER_HOST):
             continue  # --host machines are checked when used: they have no account to check
         check = _credentials(name, registry)
         checks.append(check)

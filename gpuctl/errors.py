@@ -48,6 +48,12 @@ class ConfigError(UsageError):
     default_hint = "fix the file and try again"
 
 
+class UnsupportedError(UsageError):
+    """Something asked of a provider that it does not declare it can do (``Provider.capabilities``)."""
+
+    default_hint = "'gpuctl providers' shows what each provider can do"
+
+
 class StateError(UsageError):
     """The state file cannot be read safely; it is never overwritten in that case."""
 

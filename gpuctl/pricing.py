@@ -31,6 +31,7 @@ from gpuctl.errors import GpuctlError
 from gpuctl.events import NullReporter, Reporter
 from gpuctl.models.offer import AVAILABILITY_RANK, Offer, OfferQuery, OfferSource
 from gpuctl.price_cache import read_cached, write_cached
+from gpuctl.providers.capabilities import Capability
 
 if TYPE_CHECKING:
     from gpuctl.plugins import ProviderRegistry
@@ -100,7 +101,7 @@ def collect_offers(
     asked = _provider_query(query)
     # a user-owned host (--host) has no market to list: its offer is read from the host itself
     names = list(dict.fromkeys(providers)) if providers is not None else [
-        name for name in registry.names() if not registry.classes[name].user_owned]
+        name for name in registry.names() if not registry.classes[name].can(Capability.USER_HOST)]
     instances = {name: registry.create(name) for name in names}
     warnings = [] if providers is not None else [
         f"provider plugin '{b.name}' failed to load ({b.error}); skipped" for b in registry.broken]

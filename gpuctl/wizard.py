@@ -136,15 +136,15 @@ class EngineChoice(BaseModel):
     problem: str | None = Field(default=None, description="why it cannot serve the chosen offer")
 
 
-def engine_choices(recipe: Recipe, offer: Offer, request: PlanRequest, *, runs_engine: bool) -> list[EngineChoice]:
+def engine_choices(recipe: Recipe, offer: Offer, request: PlanRequest, *, public: bool) -> list[EngineChoice]:
     """Each engine, and why it cannot serve ``recipe`` on ``offer`` (None when it can).
 
     The check is building ``up``'s plan for that engine: the memory fit, the recipe's support, and
-    that a provider whose endpoint is public (``runs_engine``) gets an engine that checks API keys.
+    that a provider whose endpoint is public (``public``) gets an engine that checks API keys.
     """
     choices = []
     for engine in ENGINES:
-        planned = request.model_copy(update={"engine": engine, "public": request.public or runs_engine})
+        planned = request.model_copy(update={"engine": engine, "public": request.public or public})
         try:
             build_plan(planned, recipe, [offer], hf_token_present=True)
             problem = None

@@ -139,7 +139,7 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
 
 def _check_host_flags(host: str | None, cloud_flags: Mapping[str, object], identity: Path | None,
                       accept_host_key: bool, price_per_hour: float | None) -> None:
-    from gpuctl.deploy.hosts import HostProvider
+    from gpuctl.providers.ssh import HostProvider
 
     if host is None and cloud_flags["provider"] == HostProvider.name:
         raise UsageError("the ssh provider deploys to a machine you name", "use --host USER@ADDR[:PORT] or local")

@@ -23,6 +23,7 @@ def pull_to_provider(app: App, model: str, to: str, *, gpu: str | None, engine: 
     from gpuctl.deploy.lifecycle import UpRequest, fill_cache, required_secrets
     from gpuctl.deploy.planning import MAX_OFFERS, candidate_plans
     from gpuctl.plan import PlanRequest, plan_inputs
+    from gpuctl.providers.capabilities import Capability
     from gpuctl.weights.preflight import model_manifest
     from gpuctl.weights.provider_caches import cache_provider, parse_to
 
@@ -34,18 +35,19 @@ def pull_to_provider(app: App, model: str, to: str, *, gpu: str | None, engine: 
     inputs = plan_inputs(request, project_root=app.project_root, registry=app.registry, reporter=ctx.reporter)
     # only machines that can use a cache (RunPod: Secure Cloud) lead to one
     inputs = inputs.model_copy(update={"offers": [o for o in inputs.offers if provider.weights_cache_region(o)]})
-    plans = candidate_plans(ctx, request, inputs, limit=1 if provider.runs_engine else MAX_OFFERS)
+    seeds_itself = provider.can(Capability.SEED_WEIGHTS)
+    plans = candidate_plans(ctx, request, inputs, limit=1 if seeds_itself else MAX_OFFERS)
     plan = plans[0]
     hf_token = credential_value("hf.token")
     secrets = required_secrets(plan, hf_token)
     manifest = model_manifest(plan.model.repo, plan.model.revision, token=hf_token, allow_pickle=allow_pickle,
                               reporter=ctx.reporter)
-    if manifest is None and provider.runs_engine:
+    if manifest is None and seeds_itself:
         raise UsageError(f"the file list of {plan.model.repo} could not be read from here, so "
                          f"{provider.display_name}'s cache cannot be filled", "check the network or HF_ENDPOINT")
     size = f" ({format_bytes(manifest.total_bytes)})" if manifest else ""
     offer = plan.offer
-    if provider.runs_engine:
+    if seeds_itself:
         how = f"from a CPU pod in {offer.region}, deleted when done"
     else:
         from gpuctl.deploy.lifecycle import describe_offer

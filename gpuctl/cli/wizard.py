@@ -16,6 +16,7 @@ import click
 from gpuctl.app import App
 from gpuctl.cli.output import ConsoleReporter, info, warn
 from gpuctl.errors import CredentialsError, Interrupted, UsageError
+from gpuctl.providers.capabilities import Capability
 from gpuctl.wizard import (
     DEFAULT_TTL,
     SNAPSHOT_MARK,
@@ -179,15 +180,13 @@ def _offers(app: App, request: PlanRequest) -> tuple[list[Offer], dict[str, str]
 
 
 def _can_launch(app: App, provider: str) -> bool:
-    from gpuctl.deploy.planning import can_launch
-
-    return can_launch(app.registry.classes[provider])
+    return app.registry.classes[provider].can(Capability.LAUNCH)
 
 
 def _ask_engine(app: App, asker: Asker, recipe: Recipe, offer: Offer, request: PlanRequest,
                 default: str | None) -> EngineName:
-    runs_engine = app.registry.classes[offer.provider].runs_engine
-    choices = engine_choices(recipe, offer, request, runs_engine=runs_engine)
+    public = app.registry.classes[offer.provider].can(Capability.ENGINE_CONTAINER)
+    choices = engine_choices(recipe, offer, request, public=public)
     if all(choice.problem for choice in choices):
         raise UsageError(f"no engine can serve {recipe.name} on {offer.id}: {choices[0].problem}")
     return asker.select("Engine:", [(c.engine, c.engine, c.problem) for c in choices], default=default or "vllm")
@@ -287,7 +286,7 @@ def init_wizard(app: App, values: dict[str, Any]) -> WizardAnswers:
 def _any_credentials(app: App, providers: list[str] | None) -> bool:
     """Whether one of ``providers`` (default: every rentable one) has credentials; reads no network."""
     registry = app.registry
-    names = providers or [name for name in registry.names() if not registry.classes[name].user_owned]
+    names = providers or [name for name in registry.names() if not registry.classes[name].can(Capability.USER_HOST)]
     return any(registry.create(name).credentials().present for name in names)
 
 

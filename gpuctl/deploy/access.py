@@ -14,6 +14,7 @@ from gpuctl.errors import UsageError
 from gpuctl.host.shell import Shell
 from gpuctl.host.target import HostTarget, parse_target
 from gpuctl.models.deployment import Deployment
+from gpuctl.providers.capabilities import Capability
 
 #: what OpenAI clients get as a key for an engine that has none (they insist on some value)
 NO_KEY = "EMPTY"
@@ -87,11 +88,10 @@ def engine_logs(ctx: DeployContext, deployment: Deployment, tail: int | None) ->
     """The engine's last ``tail`` lines (all with None)."""
     if not deployment.host:
         provider = ctx.provider(deployment.provider)
-        try:
-            return provider.engine_logs(deployment.instance_id or "", tail)
-        except NotImplementedError:
+        if not provider.can(Capability.ENGINE_LOGS):
             raise UsageError(f"{provider.display_name} cannot show the engine log of '{deployment.name}'",
-                             "look at it in the provider's console") from None
+                             "look at it in the provider's console")
+        return provider.engine_logs(deployment.instance_id or "", tail)
     from gpuctl.host.docker import DockerEngine
 
     with open_host(ctx, deployment) as host:

@@ -1,9 +1,7 @@
-"""The ``ssh`` provider (``gpuctl up --host``): a machine the user already has, reached over SSH or locally.
+"""A machine the user already has (``gpuctl up --host``, the ``ssh`` provider): its offer and a shell on it.
 
-Its "instance" is the host itself, named by the target string (``user@addr:port`` or ``local``). It
-launches nothing and terminates nothing: ``gpuctl down`` removes the engine container and never
-touches the machine. The offer comes from the host: its GPUs as nvidia-smi reports them, at the
-price the user gives (0 by default).
+The offer comes from the host: its GPUs as nvidia-smi reports them, at the price the user gives
+(0 by default).
 """
 
 from __future__ import annotations
@@ -13,52 +11,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from gpuctl.host.errors import HostCheckError, UnknownHostKeyError
 from gpuctl.host.shell import LocalShell, Shell
-from gpuctl.host.target import LOCAL, HostTarget, parse_target
-from gpuctl.models.offer import Offer, OfferQuery
-from gpuctl.providers.base import Provider
-
-if TYPE_CHECKING:  # loaded on first use: discovering providers (every 'gpuctl prices') stays cheap
-    from gpuctl.models.instance import Instance, LaunchRequest
+from gpuctl.host.target import LOCAL, HostTarget
+from gpuctl.models.offer import Offer
+from gpuctl.providers.ssh import HostProvider
 
 #: asked on first contact with a host whose key no known_hosts file lists; True pins the key
 HostKeyDecision = Callable[[UnknownHostKeyError], bool]
 SSH_CONNECT_TIMEOUT_S = 15.0
-
-
-class HostProvider(Provider):
-    """Deploys to the user's own machine; see the module docstring."""
-
-    name = "ssh"
-    display_name = "Your own host (--host)"
-    user_owned = True
-
-    def offers(self, query: OfferQuery) -> list[Offer]:
-        return []  # a host's offer is read from the host itself (host_offer), not listed
-
-    def launch(self, request: LaunchRequest) -> Instance:
-        return self._instance(request.offer.instance_type, request.offer)
-
-    def get(self, instance_id: str) -> Instance:
-        return self._instance(instance_id)
-
-    def terminate(self, instance_id: str) -> None:
-        """Nothing to do: the machine is the user's (the lifecycle removes the container)."""
-
-    def list_by_tag(self, tags: dict[str, str]) -> list[Instance]:
-        return []  # nothing is created at any provider, so nothing can be orphaned there
-
-    def _instance(self, target_text: str, offer: Offer | None = None) -> Instance:
-        from gpuctl.models.instance import Instance
-
-        target = parse_target(target_text)
-        return Instance(provider=self.name, id=str(target), name=str(target), status="running",
-                        ssh_host=target.host, ssh_port=target.port, ssh_user=target.user,
-                        gpu=offer.gpu if offer else None, gpu_count=offer.gpu_count if offer else None,
-                        price_per_hour=offer.price_per_hour if offer else None)
 
 
 def host_offer(shell: Shell, target: HostTarget, price_per_hour: float = 0.0) -> Offer:

@@ -44,6 +44,7 @@ from gpuctl.models.instance import Instance, LaunchRequest
 from gpuctl.models.offer import Offer
 from gpuctl.plan import DeployPlan
 from gpuctl.providers.base import Provider
+from gpuctl.providers.capabilities import Capability
 
 if TYPE_CHECKING:
     from gpuctl.host.docker import DockerEngine
@@ -189,7 +190,7 @@ class _Up:
         instance = self.launch()
         instance = self.wait_for_instance(instance)
         assert self.provider is not None
-        if self.provider.runs_engine:
+        if self.provider.can(Capability.ENGINE_CONTAINER):
             endpoint = instance.endpoint_url
             if not endpoint:
                 raise ProviderError(f"{self.provider.display_name} reports no endpoint for {instance.id}")
@@ -202,7 +203,7 @@ class _Up:
 
     def fill_cache_only(self) -> CacheReport:
         provider = self.ctx.provider(self.plan.offer.provider)
-        if provider.runs_engine:
+        if provider.can(Capability.ENGINE_CONTAINER):
             self.provider = provider
             self.prepare_weights(provider, self.plan, 0)
             if self.cache is None:
@@ -234,7 +235,7 @@ class _Up:
             self.update(event="launching", detail=offer.id, provider=offer.provider, idempotency_token=token,
                         attempts=tried, engine=plan.engine.engine, public=plan.engine.public, **_offer_fields(plan))
             # the user's own machine is not launched: it is already there
-            step = nullcontext() if provider.user_owned else self.ctx.reporter.step(
+            step = nullcontext() if provider.can(Capability.USER_HOST) else self.ctx.reporter.step(
                 f"launching {describe_offer(offer)}")
             try:
                 plan = self.prepare_weights(provider, plan, attempt)
@@ -262,7 +263,7 @@ class _Up:
         the filled cache offline.
         """
         self.cache = None
-        if provider.user_owned:
+        if not provider.can(Capability.WEIGHTS_CACHE):
             return plan
         region = provider.weights_cache_region(plan.offer)
         if region is None:
@@ -271,8 +272,6 @@ class _Up:
             with self.ctx.reporter.step(f"weights cache in {region}"):
                 cache = provider.ensure_weights_cache(region, min_gb=cache_size_gb(plan, self.request.manifest),
                                                       tags=tags.cache_tags(self.ctx.project_id))
-        except NotImplementedError:
-            return plan
         except (ProviderError, CredentialsError) as exc:
             if self.request.weights_only:
                 raise
@@ -283,10 +282,11 @@ class _Up:
         self.cache = cache
         self.update(weights_cache=cache.id, event="weights-cache", detail=f"{cache.name} ({cache.id})")
         manifest = self.request.manifest
-        if not provider.runs_engine:
+        if not provider.can(Capability.ENGINE_CONTAINER):
             return plan
-        if manifest is None:
-            self.ctx.reporter.warn(f"the file list of {plan.model.repo} is unknown here: the engine downloads the "
+        if manifest is None or not provider.can(Capability.SEED_WEIGHTS):
+            why = "is unknown here" if manifest is None else f"cannot be fetched ahead by {provider.display_name}"
+            self.ctx.reporter.warn(f"the file list of {plan.model.repo} {why}: the engine downloads the "
                                    f"weights into {cache.name} itself, unverified")
             return plan
         from gpuctl.engines import HF_TOKEN_ENV
@@ -310,11 +310,11 @@ class _Up:
     def _launch_request(self, plan: DeployPlan, provider: Provider, token: str) -> LaunchRequest:
         assert self.deployment is not None
         public_key = None
-        if not provider.user_owned and not provider.runs_engine:
+        if provider.can(Capability.SSH_MACHINE):
             from gpuctl.host.keys import ensure_project_key
 
             public_key = ensure_project_key(self.ctx.state_dir).public_key
-        container = provider.runs_engine
+        container = provider.can(Capability.ENGINE_CONTAINER)
         return LaunchRequest(name=self.name, offer=plan.offer, idempotency_token=token, tags=self.deployment.tags,
                              ssh_public_key=public_key, ttl_seconds=plan.ttl_seconds, public=plan.engine.public,
                              engine=plan.engine if container else None, secrets=self.secrets if container else {},
@@ -379,7 +379,7 @@ class _Up:
         if self.deployment.host is None:
             self.update(host=str(target), host_port=_default_port())
         # a freshly rented machine has a key nobody could know: pin it on first contact
-        accept = self.request.accept_host_key or not self.provider.user_owned
+        accept = self.request.accept_host_key or not self.provider.can(Capability.USER_HOST)
         with self.ctx.reporter.step(f"connecting to {target}"):
             self.shell = wait_for_shell(target, self.ctx.state_dir, timeout=self.ctx.timeouts.ssh,
                                         identity=self.request.identity, accept_host_key=accept,
@@ -400,7 +400,8 @@ class _Up:
 
         model = self.plan.model
         # a cache the machine does not mount (AWS: S3) is read and filled through the machine's local cache
-        mirror = self.provider.weights_mirror(self.cache) if self.provider and self.cache else None
+        mirror = (self.provider.weights_mirror(self.cache)
+                  if self.provider and self.cache and self.provider.can(Capability.WEIGHTS_MIRROR) else None)
         cached = ensure_cached(docker, model.repo, model.revision, image=self.plan.engine.image,
                                cache_dir=self.cache_dir, hf_token=self.secrets.get(HF_TOKEN_ENV),
                                allow_pickle=self.request.allow_pickle, reporter=self.ctx.reporter,
@@ -430,7 +431,7 @@ class _Up:
         launched = self.deployment.launched_at or _now()
         left = int(ttl - (_now() - launched).total_seconds())
         armed = arm(self.shell, name=self.name, container=container, seconds_left=left,
-                    stop_machine=not self.provider.user_owned, sudo=sudo)
+                    stop_machine=not self.provider.can(Capability.USER_HOST), sudo=sudo)
         self.update(watchdog_pid=armed.pid, expires_at=armed.expires_at, event="ttl-armed",
                     detail=armed.expires_at.isoformat())
 
@@ -449,13 +450,15 @@ class _Up:
             return None if state.running else f"{state.status}, exit code {state.exit_code}"
 
         def log_tail() -> str:
+            assert self.provider is not None and self.deployment is not None
             try:
                 if engine is not None and container is not None:
                     return engine.logs(container, tail=30)
-                assert self.provider is not None and self.deployment is not None
-                return self.provider.engine_logs(self.deployment.instance_id or "", tail=30)
-            except (GpuctlError, NotImplementedError):
-                return ""
+                if self.provider.can(Capability.ENGINE_LOGS):
+                    return self.provider.engine_logs(self.deployment.instance_id or "", tail=30)
+            except GpuctlError:
+                pass
+            return ""
 
         api_key = self.secrets.get(self.plan.engine.api_key_env or "")
         with reach(self.deployment, self.shell) as base_url:
@@ -499,7 +502,7 @@ def cache_size_gb(plan: DeployPlan, manifest: Manifest | None) -> int:
 
 def describe_offer(offer: Offer) -> str:
     """'runpod 1 x L40S in US-KS-2 ($0.79/h)', or '1 x L40S at ubuntu@gpu-box ($0.00/h)' for a --host."""
-    from gpuctl.deploy.hosts import HostProvider
+    from gpuctl.providers.ssh import HostProvider
 
     if offer.provider == HostProvider.name:
         return f"{offer.gpu_count} x {offer.gpu} at {offer.instance_type} (${offer.price_per_hour:.2f}/h)"
@@ -515,9 +518,9 @@ def _offer_fields(plan: DeployPlan) -> dict[str, Any]:
 def _reachable(instance: Instance, provider: Provider) -> bool:
     if instance.status != "running":
         return False
-    if provider.user_owned:
+    if provider.can(Capability.USER_HOST):
         return True
-    return bool(instance.endpoint_url) if provider.runs_engine else bool(instance.ssh_host)
+    return bool(instance.endpoint_url) if provider.can(Capability.ENGINE_CONTAINER) else bool(instance.ssh_host)
 
 
 def _default_port() -> int:

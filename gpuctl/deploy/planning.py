@@ -5,14 +5,10 @@ from __future__ import annotations
 from gpuctl.deploy.context import DeployContext
 from gpuctl.errors import UsageError
 from gpuctl.plan import DeployPlan, PlanInputs, PlanRequest, build_plan, ranked_offers
-from gpuctl.providers.base import Provider
+from gpuctl.providers.capabilities import Capability
 
 #: offers tried in turn when a provider reports no capacity
 MAX_OFFERS = 3
-
-
-def can_launch(provider_cls: type[Provider]) -> bool:
-    return provider_cls.launch is not Provider.launch
 
 
 def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs,
@@ -27,10 +23,11 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
     skipped: set[str] = set()
     for rank, (offer, _row) in enumerate(ranked):
         provider_cls = ctx.provider_class(offer.provider)
-        if not can_launch(provider_cls):
+        if not provider_cls.can(Capability.LAUNCH):
             skipped.add(offer.provider)
             continue
-        planned = request.model_copy(update={"public": True}) if provider_cls.runs_engine else request
+        public = provider_cls.can(Capability.ENGINE_CONTAINER)
+        planned = request.model_copy(update={"public": True}) if public else request
         plans.append(build_plan(planned, inputs.recipe, inputs.offers, hf_token_present=inputs.hf_token_present,
                                 warnings=inputs.warnings, rank=rank))
         if len(plans) == limit:

@@ -22,6 +22,7 @@ from gpuctl.deploy.teardown import teardown, terminate_instance
 from gpuctl.errors import GpuctlError
 from gpuctl.models.deployment import Deployment
 from gpuctl.models.instance import Instance
+from gpuctl.providers.capabilities import Capability
 
 log = logging.getLogger(__name__)
 
@@ -115,15 +116,14 @@ def find_leftovers(ctx: DeployContext, *, all_projects: bool = False) -> Sweep:
 def _tagged_instances(ctx: DeployContext, sweep: Sweep) -> list[tuple[str, Instance]]:
     found: list[tuple[str, Instance]] = []
     for name in ctx.registry.names():
+        if not ctx.registry.classes[name].can(Capability.LIST_BY_TAG):
+            continue
         try:
             provider = ctx.registry.create(name)
-            if provider.user_owned or not provider.credentials().present:
+            if not provider.credentials().present:
                 continue
             with ctx.reporter.step(f"listing gpuctl's instances at {provider.display_name}"):
                 instances = provider.list_by_tag(tags.managed())
-        except NotImplementedError:
-            log.debug("%s cannot list instances", name)
-            continue
         except GpuctlError as exc:
             sweep.warnings.append(f"{name}: could not list instances ({exc.one_line()})")
             continue

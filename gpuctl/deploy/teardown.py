@@ -19,6 +19,7 @@ from gpuctl.errors import NotFoundError, TimeoutError_
 from gpuctl.host.shell import Shell
 from gpuctl.models.deployment import Deployment
 from gpuctl.providers.base import Provider
+from gpuctl.providers.capabilities import Capability
 
 
 def teardown(ctx: DeployContext, deployment: Deployment, *, shell: Shell | None = None,
@@ -30,10 +31,11 @@ def teardown(ctx: DeployContext, deployment: Deployment, *, shell: Shell | None 
     name = deployment.name
     deployment = ctx.records.update(name, status="terminating", event="teardown")
     provider = ctx.provider(deployment.provider)
-    if deployment.host and deployment.container and provider.user_owned:
+    user_host = provider.can(Capability.USER_HOST)
+    if deployment.host and deployment.container and user_host:
         with ctx.reporter.step(f"removing {deployment.container} from {deployment.host}"):
             _clean_host(ctx, deployment, shell)
-    if not provider.user_owned:
+    if not user_host:
         for provider_name, instance_id in _instances(ctx, deployment):
             terminate_instance(ctx, ctx.provider(provider_name), instance_id)
         if deployment.host:
@@ -91,7 +93,7 @@ def _instances(ctx: DeployContext, deployment: Deployment) -> list[tuple[str, st
     found: list[tuple[str, str]] = []
     for provider_name in tried:
         provider = ctx.provider(provider_name)
-        if provider.user_owned:
+        if not provider.can(Capability.LIST_BY_TAG):
             continue
         with ctx.reporter.step(f"looking for instances of '{deployment.name}' at {provider.display_name}"):
             found += [(provider_name, instance.id) for instance in provider.list_by_tag(wanted)

@@ -37,6 +37,7 @@ from gpuctl.providers.aws_mapping import (
 )
 from gpuctl.providers.aws_models import listing_data_path
 from gpuctl.providers.base import Provider
+from gpuctl.providers.capabilities import Capability
 
 if TYPE_CHECKING:
     from boto3.session import Session
@@ -72,6 +73,8 @@ _CLOSED_REGION = {"AuthFailure", "UnauthorizedOperation", "OptInRequired"}
 class AWSProvider(Provider):
     name = "aws"
     display_name = "AWS EC2"
+    capabilities = frozenset({Capability.LAUNCH, Capability.LIST_BY_TAG, Capability.SSH_MACHINE,
+                              Capability.WEIGHTS_CACHE, Capability.WEIGHTS_MIRROR})
     #: importing boto3 and building its clients costs ~0.25 s of CPU before the first request
     own_process = True
 

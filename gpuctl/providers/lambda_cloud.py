@@ -26,6 +26,7 @@ from gpuctl.errors import GpuctlError, NoCapacityError, NotFoundError, ProviderE
 from gpuctl.models.offer import Availability, Offer, OfferQuery
 from gpuctl.providers.base import Provider
 from gpuctl.providers.caller import caller_cidrs
+from gpuctl.providers.capabilities import Capability
 from gpuctl.providers.http import DEFAULT_TIMEOUT, ProviderHttpError
 from gpuctl.providers.tagging import LAUNCH_TOKEN, carries, deadline, launch_tags
 
@@ -64,6 +65,8 @@ class LambdaProvider(Provider):
     name = "lambda"
     display_name = "Lambda Cloud"
     credential_keys = ("lambda.api_key",)
+    capabilities = frozenset({Capability.LAUNCH, Capability.LIST_BY_TAG, Capability.SSH_MACHINE,
+                              Capability.WEIGHTS_CACHE})
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         #: seconds one API call may take, retries included (the pricing layer may lower it)

@@ -15,13 +15,14 @@ import re
 import shlex
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from gpuctl.catalog import gpu_spec, matches, provider_catalog
 from gpuctl.envvars import Env
 from gpuctl.errors import ConfigError, NoCapacityError, NotFoundError, ProviderError, UsageError
 from gpuctl.models.offer import Availability, Offer, OfferQuery
 from gpuctl.providers.base import Provider
+from gpuctl.providers.capabilities import Capability
 from gpuctl.providers.http import DEFAULT_TIMEOUT, ProviderHttpError
 from gpuctl.providers.tagging import LAUNCH_TOKEN, carries, launch_tags
 
@@ -59,7 +60,8 @@ class RunPodProvider(Provider):
     display_name = "RunPod"
     credential_keys = ("runpod.api_key",)
     #: the pod is the engine container: there is no machine to SSH into and run docker on
-    runs_engine: ClassVar[bool] = True
+    capabilities = frozenset({Capability.LAUNCH, Capability.LIST_BY_TAG, Capability.ENGINE_CONTAINER,
+                              Capability.ENGINE_LOGS, Capability.WEIGHTS_CACHE, Capability.SEED_WEIGHTS})
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         #: seconds one API call may take, retries included (the pricing layer may lower it)

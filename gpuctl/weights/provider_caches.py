@@ -9,6 +9,7 @@ from gpuctl.events import NullReporter, Reporter
 from gpuctl.models.weights_cache import CacheKind, WeightsCache
 from gpuctl.plugins import ProviderRegistry
 from gpuctl.providers.base import Provider
+from gpuctl.providers.capabilities import Capability
 from gpuctl.weights.ledger import FilledModel, filled_models
 
 
@@ -32,11 +33,6 @@ class ProviderCacheRow(BaseModel):
                    models=filled_models(cache))
 
 
-def keeps_caches(provider: Provider) -> bool:
-    """Whether the provider implements weights caches (the base class only refuses)."""
-    return type(provider).weights_caches is not Provider.weights_caches
-
-
 def parse_to(text: str) -> tuple[str, str | None]:
     """``PROVIDER[:REGION]`` -> (provider, region or None)."""
     provider, _, region = text.partition(":")
@@ -48,8 +44,8 @@ def parse_to(text: str) -> tuple[str, str | None]:
 def cache_provider(registry: ProviderRegistry, name: str) -> Provider:
     """Provider ``name``, refusing one without weights caches."""
     provider = registry.create(name)
-    if not keeps_caches(provider):
-        with_caches = [n for n in registry.names() if keeps_caches(registry.create(n))]
+    if not provider.can(Capability.WEIGHTS_CACHE):
+        with_caches = [n for n in registry.names() if registry.classes[n].can(Capability.WEIGHTS_CACHE)]
         raise UsageError(f"{provider.display_name} keeps no weights cache",
                          f"providers with one: {', '.join(with_caches)}; for a machine of yours use --host")
     return provider
@@ -62,7 +58,8 @@ def list_caches(registry: ProviderRegistry, only: str | None = None, region: str
     if only:
         providers = [cache_provider(registry, only)]
     else:  # asking every provider: those without caches or credentials have nothing to say
-        providers = [p for p in map(registry.create, registry.names()) if keeps_caches(p) and p.credentials().present]
+        providers = [p for p in map(registry.create, registry.names())
+                     if p.can(Capability.WEIGHTS_CACHE) and p.credentials().present]
     rows: list[ProviderCacheRow] = []
     for provider in providers:
         try:

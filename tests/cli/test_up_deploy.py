@@ -191,12 +191,14 @@ def test_the_ready_hook_gets_the_running_deployment(pods: Cloud, engine: MockPro
 
 def test_a_weights_cache_the_provider_refuses_only_warns(gpuctl, pods: Cloud, isolated: Path, monkeypatch) -> None:
     from gpuctl.errors import ProviderError
+    from gpuctl.providers.capabilities import Capability
     from tests.fakehost.cloud import FakePod
 
     def refuse(self, region: str, *, min_gb: int, tags: dict[str, str]):
         raise ProviderError("AccessDenied on CreateBucket", "grant s3:CreateBucket")
 
     monkeypatch.setattr(FakePod, "ensure_weights_cache", refuse, raising=False)
+    monkeypatch.setattr(FakePod, "capabilities", FakePod.capabilities | {Capability.WEIGHTS_CACHE})
     pods.add_offer(make_offer("fakepod", "pod.l40s", 0.5))
     result = gpuctl("up", "tiny", "--name", "t1", "-y")
     assert result.exit_code == 0, result.stderr

@@ -14,6 +14,7 @@ from gpuctl.models.offer import Offer, OfferQuery
 from gpuctl.models.weights_cache import WeightsCache, cache_name
 from gpuctl.plugins import ProviderRegistry
 from gpuctl.providers.base import Provider
+from gpuctl.providers.capabilities import Capability
 from gpuctl.weights.ledger import filled_models, record_filled
 from gpuctl.weights.models import CacheReport
 from gpuctl.weights.provider_caches import parse_to
@@ -26,6 +27,7 @@ class ShelfCloud(Provider):
 
     name = "shelf"
     display_name = "Shelf"
+    capabilities = frozenset({Capability.WEIGHTS_CACHE})
     caches: ClassVar[list[WeightsCache]] = []
     deleted: ClassVar[list[str]] = []
 

@@ -23,15 +23,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from gpuctl.catalog import gpu_spec
-from gpuctl.deploy.hosts import HostProvider
 from gpuctl.errors import NoCapacityError, NotFoundError, ProviderError
 from gpuctl.models.instance import Instance, LaunchRequest
 from gpuctl.models.offer import Offer, OfferQuery
 from gpuctl.plugins import ProviderRegistry
 from gpuctl.providers.base import Provider
+from gpuctl.providers.capabilities import Capability
+from gpuctl.providers.ssh import HostProvider
 
 REPO = Path(__file__).resolve().parents[2]
 STATE_ENV = "FAKECLOUD_STATE"
@@ -63,6 +64,7 @@ def _world(path: Path, write: bool = True) -> Iterator[dict[str, Any]]:
 class FakeCloud(Provider):
     name = "fakecloud"
     display_name = "Fake Cloud"
+    capabilities = frozenset({Capability.LAUNCH, Capability.LIST_BY_TAG, Capability.SSH_MACHINE})
 
     @property
     def path(self) -> Path:
@@ -129,10 +131,11 @@ class FakeCloud(Provider):
         return f"engine log of {instance_id}\n"
 
     def _view(self, i: dict[str, Any]) -> Instance:
+        pod = self.can(Capability.ENGINE_CONTAINER)
         return Instance(provider=self.name, id=i["id"], status=i["status"], region=i["region"], gpu=i["gpu"],
                         gpu_count=i["gpu_count"], price_per_hour=i["price"], tags=i["tags"],
-                        ssh_host=None if self.runs_engine else i["ssh_host"], ssh_port=i["ssh_port"],
-                        ssh_user=i["ssh_user"], endpoint_url=i["endpoint_url"] if self.runs_engine else None)
+                        ssh_host=None if pod else i["ssh_host"], ssh_port=i["ssh_port"],
+                        ssh_user=i["ssh_user"], endpoint_url=i["endpoint_url"] if pod else None)
 
 
 def _wipe(docker_host: str | None) -> None:
@@ -150,7 +153,8 @@ class FakePod(FakeCloud):
 
     name = "fakepod"
     display_name = "Fake Pods"
-    runs_engine: ClassVar[bool] = True
+    capabilities = frozenset({Capability.LAUNCH, Capability.LIST_BY_TAG, Capability.ENGINE_CONTAINER,
+                              Capability.ENGINE_LOGS})
 
 
 CLASSES: dict[str, type[Provider]] = {"fakecloud": FakeCloud, "fakepod": FakePod, "ssh": HostProvider}

@@ -19,6 +19,7 @@ from gpuctl.errors import (
     ProviderError,
     UsageError,
 )
+from gpuctl.providers.capabilities import Capability
 from gpuctl.providers.lambda_cloud import LambdaProvider
 from gpuctl.providers.runpod import RunPodProvider, pod_instance
 from gpuctl.providers.runpod_api import Pod
@@ -259,7 +260,8 @@ def test_only_gpuctls_variable_of_a_pod_environment_is_kept():
 
 
 def test_runpod_runs_the_engine_and_lambda_does_not():
-    assert RunPodProvider.runs_engine is True and LambdaProvider.runs_engine is False
+    assert RunPodProvider.can(Capability.ENGINE_CONTAINER) and not LambdaProvider.can(Capability.ENGINE_CONTAINER)
+    assert LambdaProvider.can(Capability.SSH_MACHINE) and not RunPodProvider.can(Capability.SSH_MACHINE)
 
 
 def test_engine_logs_are_the_streams_backfill(runpod_api):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gpuctl.deploy.context import DeployContext
-from gpuctl.deploy.hosts import HostProvider, host_offer
+from gpuctl.deploy.hosts import host_offer
 from gpuctl.deploy.lifecycle import required_secrets
 from gpuctl.deploy.planning import candidate_plans
 from gpuctl.deploy.reconcile import owner_alive, stale
@@ -26,7 +26,7 @@ from gpuctl.host.target import parse_target
 from gpuctl.models.deployment import Deployment
 from gpuctl.plan import PlanRequest, plan_inputs
 from gpuctl.plugins import ProviderRegistry
-from gpuctl.providers.base import Provider
+from gpuctl.providers.ssh import HostProvider
 from gpuctl.state import StateStore
 from tests.fakehost.cloud import FakeCloud, FakePod, make_offer
 from tests.fakehost.shells import ScriptedShell
@@ -98,7 +98,7 @@ def test_a_gated_model_needs_the_token_before_launch(tmp_path: Path) -> None:
 def test_candidates_skip_providers_that_cannot_deploy_and_make_pods_public(tmp_path: Path) -> None:
     class ReadOnly(FakeCloud):
         name = "readonly"
-        launch = Provider.launch  # type: ignore[assignment]  # the base class's: cannot deploy
+        capabilities = frozenset()  # lists prices only: cannot deploy
 
     registry = ProviderRegistry(classes={"fakecloud": FakeCloud, "fakepod": FakePod, "readonly": ReadOnly})
     ctx = DeployContext(store=StateStore(tmp_path), registry=registry)
