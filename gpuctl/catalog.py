@@ -147,8 +147,9 @@ def known_gpus() -> list[GpuSpec]:
 def _alias_index() -> dict[str, str]:
     """Normalized name or alias -> canonical GPU or family name."""
     catalog = gpu_catalog()
-    return {_key(text): entry.name for entry in (*catalog.gpus, *catalog.families)
-            for text in (entry.name, *entry.aliases)}
+    names: list[tuple[str, list[str]]] = [(g.name, g.aliases) for g in catalog.gpus]
+    names += [(f.name, f.aliases) for f in catalog.families]
+    return {_key(text): name for name, aliases in names for text in (name, *aliases)}
 
 
 @cache

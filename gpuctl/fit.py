@@ -64,10 +64,13 @@ def weight_bytes(arch: Architecture) -> float:
     return (arch.parameters - dense) * arch.quantization.bytes_per_weight + dense * dtype_bytes(arch)
 
 
-def kv_bytes_per_token(arch: Architecture, tensor_parallel: int = 1) -> int:
-    """KV-cache bytes one token occupies on each GPU (all of them when ``tensor_parallel`` is 1)."""
+def kv_bytes_per_token(arch: Architecture, tensor_parallel: int = 1, value_bytes: int | None = None) -> int:
+    """KV-cache bytes one token occupies on each GPU (all of them when ``tensor_parallel`` is 1).
+
+    Values are stored at the model dtype unless ``value_bytes`` says otherwise (1: an FP8 KV cache).
+    """
     heads_per_gpu = math.ceil(arch.kv_heads / tensor_parallel)
-    return 2 * arch.layers * heads_per_gpu * arch.head_dim * dtype_bytes(arch)
+    return 2 * arch.layers * heads_per_gpu * arch.head_dim * (value_bytes or dtype_bytes(arch))
 
 
 def tensor_parallel_problem(arch: Architecture, size: int) -> str | None:
