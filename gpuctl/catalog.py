@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from datetime import date, datetime, time, timezone
 from functools import cache
+from typing import Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gpuctl.errors import ConfigError, UsageError
 from gpuctl.models.offer import Availability, Offer, OfferQuery
@@ -17,10 +19,58 @@ from gpuctl.yamlio import load_yaml
 GPUS_FILE = "gpus.yaml"
 
 
+Interconnect = Literal["nvlink", "pcie", "infinity-fabric"]
+HostArch = Literal["x86_64", "arm64"]
+
+
 class GpuSpec(BaseModel):
+    """One canonical GPU (a SKU) and its datasheet figures; see providers/gpus.yaml for their meaning."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     name: str
-    vram_gb: float
+    vram_gb: float = Field(gt=0, description="memory per GPU, decimal GB as marketed")
+    memory_bandwidth_gbps: float = Field(gt=0, description="peak memory bandwidth, GB/s")
+    bf16_tflops: float = Field(gt=0, description="dense 16-bit tensor TFLOPS (BF16, or FP16 where bf16 is false)")
+    bf16: bool = Field(default=True, description="False: the GPU has FP16 but no BF16")
+    fp8_tflops: float | None = Field(gt=0, description="dense FP8 tensor TFLOPS; None: no FP8")
+    interconnect: Interconnect
+    interconnect_gbps: float = Field(gt=0, description="GPU-to-GPU bandwidth per GPU, both directions, GB/s")
+    host_arch: HostArch = "x86_64"
     aliases: list[str] = Field(default_factory=list)
+    source: str = Field(min_length=10, description="datasheet (name, URL) and any derivation of the figures")
+
+
+class GpuFamily(BaseModel):
+    """Several SKUs of one GPU (``h100``: SXM, PCIe, NVL); naming the family means all of them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    members: list[str] = Field(min_length=1)
+    aliases: list[str] = Field(default_factory=list)
+
+
+class GpuCatalog(BaseModel):
+    """providers/gpus.yaml: the canonical GPUs and their families."""
+
+    gpus: list[GpuSpec]
+    families: list[GpuFamily] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GpuCatalog:
+        names = [g.name for g in self.gpus]
+        unknown = sorted({m for f in self.families for m in f.members} - set(names))
+        if unknown:
+            raise ValueError(f"families name unknown GPU(s) {', '.join(unknown)}")
+        owners: dict[str, str] = {}
+        for owner, texts in [*((g.name, [g.name, *g.aliases]) for g in self.gpus),
+                             *((f.name, [f.name, *f.aliases]) for f in self.families)]:
+            for text in texts:
+                previous = owners.setdefault(_key(text), owner)
+                if previous != owner:
+                    raise ValueError(f"'{text}' names both {previous} and {owner}")
+        return self
 
 
 class CatalogInstanceType(BaseModel):
@@ -78,39 +128,69 @@ def _load_yaml(name: str) -> object:
 
 
 @cache
+def gpu_catalog() -> GpuCatalog:
+    """The canonical GPUs and their families, as shipped."""
+    try:
+        return GpuCatalog.model_validate(_load_yaml(GPUS_FILE))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"providers/{GPUS_FILE}: invalid GPU catalog at '{where}': {first['msg']}") from exc
+
+
 def known_gpus() -> list[GpuSpec]:
     """Every canonical GPU, in catalog order."""
-    data = _load_yaml(GPUS_FILE)
-    try:
-        return [GpuSpec.model_validate(row) for row in data["gpus"]]  # type: ignore[index]
-    except (TypeError, KeyError, ValidationError) as exc:
-        raise ConfigError(f"providers/{GPUS_FILE}: invalid GPU list ({exc})") from exc
+    return gpu_catalog().gpus
 
 
 @cache
 def _alias_index() -> dict[str, str]:
-    index: dict[str, str] = {}
-    for spec in known_gpus():
-        for alias in (spec.name, *spec.aliases):
-            index[_key(alias)] = spec.name
-    return index
+    """Normalized name or alias -> canonical GPU or family name."""
+    catalog = gpu_catalog()
+    names: list[tuple[str, list[str]]] = [(g.name, g.aliases) for g in catalog.gpus]
+    names += [(f.name, f.aliases) for f in catalog.families]
+    return {_key(text): name for name, aliases in names for text in (name, *aliases)}
+
+
+@cache
+def _members() -> dict[str, list[str]]:
+    """Canonical GPU or family name -> the canonical GPUs it means."""
+    catalog = gpu_catalog()
+    return {**{g.name: [g.name] for g in catalog.gpus}, **{f.name: list(f.members) for f in catalog.families}}
 
 
 def resolve_gpu(text: str) -> str:
-    """The canonical name for a user's GPU name or alias (case-insensitive); exit 2 with close names."""
+    """The canonical name a user's GPU name or alias stands for (case-insensitive): one GPU
+    (``h100-sxm`` -> ``H100-SXM``) or a family (``h100`` -> ``H100``, see :func:`gpu_names`).
+
+    Exit 2 with the closest names when nothing matches.
+    """
     found = _alias_index().get(_key(text))
     if found:
         return found
     names = [g.name for g in known_gpus()]
-    close = difflib.get_close_matches(text.upper(), names, n=3, cutoff=0.5)
+    close = difflib.get_close_matches(text.upper(), [*names, *(f.name for f in gpu_catalog().families)],
+                                      n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else f"known GPUs: {', '.join(names)}"
     raise UsageError(f"unknown GPU '{text}'", hint)
 
 
+def gpu_names(name: str) -> list[str]:
+    """The canonical GPUs a GPU or family name (or alias) means, in catalog order of the family."""
+    return list(_members()[resolve_gpu(name)])
+
+
+def resolve_gpus(texts: Iterable[str]) -> list[str]:
+    """Every canonical GPU the user's names mean (families expanded), each once, in the order given."""
+    return list(dict.fromkeys(gpu for text in texts for gpu in gpu_names(text)))
+
+
 def gpu_spec(name: str) -> GpuSpec:
-    """The spec of canonical GPU ``name`` (aliases accepted)."""
-    canonical = resolve_gpu(name)
-    return next(g for g in known_gpus() if g.name == canonical)
+    """The spec of canonical GPU ``name`` (aliases accepted); a family with several SKUs is a usage error."""
+    members = gpu_names(name)
+    if len(members) > 1:
+        raise UsageError(f"'{name}' names {len(members)} GPUs ({', '.join(members)})", "name one of them")
+    return next(g for g in known_gpus() if g.name == members[0])
 
 
 @cache

@@ -64,10 +64,13 @@ def weight_bytes(arch: Architecture) -> float:
     return (arch.parameters - dense) * arch.quantization.bytes_per_weight + dense * dtype_bytes(arch)
 
 
-def kv_bytes_per_token(arch: Architecture, tensor_parallel: int = 1) -> int:
-    """KV-cache bytes one token occupies on each GPU (all of them when ``tensor_parallel`` is 1)."""
+def kv_bytes_per_token(arch: Architecture, tensor_parallel: int = 1, value_bytes: int | None = None) -> int:
+    """KV-cache bytes one token occupies on each GPU (all of them when ``tensor_parallel`` is 1).
+
+    Values are stored at the model dtype unless ``value_bytes`` says otherwise (1: an FP8 KV cache).
+    """
     heads_per_gpu = math.ceil(arch.kv_heads / tensor_parallel)
-    return 2 * arch.layers * heads_per_gpu * arch.head_dim * dtype_bytes(arch)
+    return 2 * arch.layers * heads_per_gpu * arch.head_dim * (value_bytes or dtype_bytes(arch))
 
 
 def tensor_parallel_problem(arch: Architecture, size: int) -> str | None:
@@ -177,10 +180,10 @@ def fit(recipe: Recipe, gpu: str, vram_gb: float, gpu_count: int, context: int |
 
 def fit_table(recipe: Recipe, context: int | None = None, gpus: Iterable[str] | None = None,
               counts: Sequence[int] = DEFAULT_GPU_COUNTS, settings: FitSettings | None = None) -> list[FitRow]:
-    """One row per GPU kind (catalog order, or ``gpus``) and GPU count."""
-    from gpuctl.catalog import gpu_spec, known_gpus
+    """One row per GPU kind (catalog order, or ``gpus``: GPU or family names) and GPU count."""
+    from gpuctl.catalog import gpu_spec, known_gpus, resolve_gpus
 
-    specs = [gpu_spec(name) for name in gpus] if gpus is not None else known_gpus()
+    specs = [gpu_spec(name) for name in resolve_gpus(gpus)] if gpus is not None else known_gpus()
     return [fit(recipe, spec.name, spec.vram_gb, count, context, settings) for spec in specs for count in counts]
 
 

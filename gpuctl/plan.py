@@ -32,7 +32,8 @@ class PlanRequest(BaseModel):
 
     model: str
     hf_config: str | None = None
-    gpu: str | None = Field(default=None, description="canonical GPU name; None: any that fits")
+    gpu: str | None = Field(default=None, description="canonical GPU or GPU family name (gpuctl.catalog.resolve_gpu); "
+                                                        "None: any that fits")
     count: int | None = Field(default=None, ge=1)
     providers: list[str] | None = Field(default=None, description="None: every installed provider")
     region: str | None = None
@@ -47,8 +48,10 @@ class PlanRequest(BaseModel):
     public: bool = False
 
     def offer_query(self) -> OfferQuery:
-        return OfferQuery(gpus=[self.gpu] if self.gpu else None, regions=[self.region] if self.region else None,
-                          gpu_count=self.count, spot=self.spot)
+        from gpuctl.catalog import gpu_names
+
+        return OfferQuery(gpus=gpu_names(self.gpu) if self.gpu else None,
+                          regions=[self.region] if self.region else None, gpu_count=self.count, spot=self.spot)
 
     def fit_settings(self) -> FitSettings:
         return FitSettings(engine=self.engine, gpu_memory_utilization=self.gpu_memory_utilization,
@@ -102,10 +105,12 @@ def ranked_offers(recipe: Recipe, offers: Sequence[Offer],
     check_context(recipe, context)
     settings = request.fit_settings()
     if request.gpu and request.count:
-        # the user named the hardware: a model that cannot fit there is their error, whatever is for rent
-        from gpuctl.catalog import gpu_spec
+        # the user named the hardware: a model that fits none of its SKUs is their error, whatever is for rent
+        from gpuctl.catalog import gpu_names, gpu_spec
 
-        wanted = fit(recipe, request.gpu, gpu_spec(request.gpu).vram_gb, request.count, context, settings)
+        tries = [fit(recipe, name, gpu_spec(name).vram_gb, request.count, context, settings)
+                 for name in gpu_names(request.gpu)]
+        wanted = max(tries, key=lambda row: (row.fits, row.kv_cache_tokens))
         if not wanted.fits:
             raise UsageError(f"{recipe.name} does not fit on {request.count} x {request.gpu} at {context} tokens: "
                              f"{wanted.reason}", f"'gpuctl fit {recipe.name}' shows what it needs")

@@ -98,7 +98,8 @@ Rows come from the provider's API ('live'), from the cache of an answer younger 
 gpuctl's dated price snapshot ('snapshot', with its date). AWS reports no stock, so its
 offers show availability 'unknown'.""")
 @click.option("--gpu", "gpus", multiple=True, metavar="GPU",
-              help="GPU name or alias, e.g. l40s, a100, h100 (repeat or comma-separate).")
+              help="GPU name or alias, e.g. l40s, h100-sxm; a family (h100) means each of its GPUs "
+                   "(repeat or comma-separate).")
 @click.option("--provider", "providers", multiple=True, metavar="NAME",
               help="Only these providers (repeat or comma-separate).")
 @click.option("--region", "regions", multiple=True, metavar="REGION",
@@ -133,7 +134,7 @@ def prices(app: App, gpus: tuple[str, ...], providers: tuple[str, ...], regions:
     Works without any credentials: providers you have no key for show dated snapshot prices.
     With -q, print only the id of the first offer (the cheapest unless --sort says otherwise).
     """
-    from gpuctl.catalog import resolve_gpu
+    from gpuctl.catalog import resolve_gpus
     from gpuctl.models.offer import OfferQuery
     from gpuctl.pricing import DEFAULT_MAX_AGE, DEFAULT_TIMEOUT, OfferFilters, collect_offers, filter_and_sort
 
@@ -145,7 +146,7 @@ def prices(app: App, gpus: tuple[str, ...], providers: tuple[str, ...], regions:
         raise UsageError("--timeout must be more than 0 seconds")
     gpu_names = _names(gpus)
     query = OfferQuery(
-        gpus=[resolve_gpu(name) for name in gpu_names] if gpu_names else None,
+        gpus=resolve_gpus(gpu_names) if gpu_names else None,
         regions=_names(regions), gpu_count=count, spot=spot, include_unavailable=include_all,
     )
     filters = OfferFilters(min_vram_gb=min_vram, max_price_per_gpu_hour=max_price,

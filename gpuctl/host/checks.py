@@ -48,19 +48,21 @@ def query_gpus(shell: Shell) -> list[GpuInfo]:
 
 def verify_gpus(gpus: list[GpuInfo], expected_gpu: str, expected_count: int, where: str) -> str | None:
     """Compare with the offer (canonical names, see gpuctl.catalog); returns the canonical name found."""
-    from gpuctl.catalog import resolve_gpu
+    from gpuctl.catalog import gpu_names, resolve_gpu
 
-    expected = resolve_gpu(expected_gpu)
+    allowed = gpu_names(expected_gpu)  # one SKU; a record written before SKUs were split may name a family
     found = {canonical_gpu(g.name, g.memory_total_mib) or g.name for g in gpus}
     listing = ", ".join(f"{g.name} ({g.memory_total_mib if g.memory_total_mib is not None else '?'} MiB)"
                         for g in gpus)
-    if found != {expected}:
-        raise HostCheckError(f"{where} has {listing}, but the offer promised {expected_count}x {expected}",
+    if len(found) != 1 or not found <= set(allowed):
+        promised = resolve_gpu(expected_gpu)
+        raise HostCheckError(f"{where} has {listing}, but the offer promised {expected_count}x {promised}",
                              "the provider handed out another GPU; terminate it and pick another offer")
+    [gpu] = found
     if len(gpus) != expected_count:
-        raise HostCheckError(f"{where} has {len(gpus)}x {expected}, but the offer promised {expected_count}",
+        raise HostCheckError(f"{where} has {len(gpus)}x {gpu}, but the offer promised {expected_count}",
                              "terminate it and pick another offer")
-    return expected
+    return gpu
 
 
 def check_host(

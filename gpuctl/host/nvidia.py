@@ -80,28 +80,38 @@ def failure(exit_code: int, output: str, where: str) -> HostCheckError:
 
 
 def canonical_gpu(name: str, memory_mib: int | None) -> str | None:
-    """gpuctl's catalog name for an nvidia-smi GPU name ('NVIDIA H100 80GB HBM3' -> 'H100-80GB').
+    """gpuctl's catalog SKU for an nvidia-smi GPU name ('NVIDIA H100 80GB HBM3' -> 'H100-SXM').
 
-    A catalog GPU matches when all of its name's words (memory sizes aside) appear in the reported
-    name; among matches the most specific wins, then the one whose memory is closest to what the GPU
-    reports (A100-40GB vs A100-80GB). None when nothing matches.
+    nvidia-smi's names are aliases in the catalog, with or without the vendor word ('NVIDIA',
+    'Tesla'). A name the catalog does not list matches a GPU when all of the GPU's name words
+    (memory sizes aside) appear in it; among those the one whose memory is closest to what the GPU
+    reports wins (V100-32GB vs V100-16GB), then the most specific name. None when nothing matches.
     """
-    from gpuctl.catalog import known_gpus
+    from gpuctl.catalog import gpu_names, known_gpus
+    from gpuctl.errors import UsageError
 
-    words = set(_words(name))
+    words = _words(name)
+    for candidate in (name, " ".join(words[1:])):
+        try:
+            members = gpu_names(candidate) if candidate else []
+        except UsageError:
+            continue
+        if len(members) == 1:
+            return members[0]
+    present = set(words)
     if memory_mib is None:  # [N/A]: fall back on a size in the name ('A100-SXM4-80GB')
-        sizes = [int(w[:-2]) * 1024 for w in words if _MEMORY_TOKEN.match(w)]
+        sizes = [int(w[:-2]) * 1024 for w in present if _MEMORY_TOKEN.match(w)]
         memory_mib = sizes[0] if sizes else None
-    best: tuple[int, float, str] | None = None
+    best: tuple[int, int, float, str] | None = None
     for spec in known_gpus():
         family = [w for w in _words(spec.name) if not _MEMORY_TOKEN.match(w)]
-        if not family or not set(family) <= words:
+        if not family or not set(family) <= present:
             continue
         distance = abs(spec.vram_gb - memory_mib / 1024) if memory_mib else 0.0
-        candidate = (-len(family), distance, spec.name)
-        if best is None or candidate < best:
-            best = candidate
-    return best[2] if best else None
+        candidate_key = (round(distance / 8), -len(family), distance, spec.name)
+        if best is None or candidate_key < best:
+            best = candidate_key
+    return best[3] if best else None
 
 
 def _words(name: str) -> list[str]:

@@ -22,7 +22,7 @@ class Offer(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     provider: str
-    gpu: str = Field(description="canonical GPU name, e.g. L40S, A100-80GB, H100-80GB")
+    gpu: str = Field(description="canonical GPU (one SKU), e.g. L40S, A100-80GB-SXM, H100-PCIE")
     gpu_count: int = Field(ge=1)
     vram_gb: float = Field(ge=0, description="memory per GPU")
     vcpus: int | None = None

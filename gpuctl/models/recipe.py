@@ -48,6 +48,8 @@ class Architecture(BaseModel):
     vocab_size: int = Field(gt=0)
     tie_word_embeddings: bool = False
     experts: int = Field(default=1, ge=1, description="num_local_experts (mixture of experts)")
+    experts_per_token: int | None = Field(default=None, ge=1, description="num_experts_per_tok: experts each "
+                                          "token runs through (None: all of them)")
     dtype: Dtype = Field(description="torch_dtype of the published weights")
     quantization: Quantization | None = None
     sliding_window: int | None = None

@@ -118,6 +118,7 @@ def architecture_from_config(config: dict[str, Any], source: str) -> tuple[Archi
     kv_heads = config.get("num_key_value_heads") or heads
     head_dim = config.get("head_dim") or hidden // heads
     experts = config.get("num_local_experts") or config.get("num_experts") or 1
+    experts_per_token = config.get("num_experts_per_tok") if experts > 1 else None
     intermediate, vocab = need("intermediate_size"), need("vocab_size")
     tied = bool(config.get("tie_word_embeddings", False))
     dtype = str(config.get("torch_dtype") or config.get("dtype") or "bfloat16")
@@ -130,7 +131,8 @@ def architecture_from_config(config: dict[str, Any], source: str) -> tuple[Archi
                                            vocab_size=vocab, tie_word_embeddings=tied, experts=experts),
             layers=layers, attention_heads=heads, kv_heads=kv_heads, head_dim=head_dim, hidden_size=hidden,
             intermediate_size=intermediate, vocab_size=vocab, tie_word_embeddings=tied, experts=experts,
-            dtype=dtype, quantization=_quantization(config, source), sliding_window=config.get("sliding_window"),
+            experts_per_token=experts_per_token, dtype=dtype, quantization=_quantization(config, source),
+            sliding_window=config.get("sliding_window"),
         )
     except ValidationError as exc:
         from gpuctl.project import describe_validation_error

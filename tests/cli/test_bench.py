@@ -81,7 +81,7 @@ def test_a_deployment_bench_uses_its_price_and_is_kept_for_history(gpuctl: Gpuct
 
 
 def test_history_sorts_comparable_runs_cheapest_first(gpuctl: Gpuctl, mock: MockProcess, isolated: Path) -> None:
-    add_deployment(isolated, mock.url, name="pricey", price_per_hour=9.0, gpu="H100-80GB")
+    add_deployment(isolated, mock.url, name="pricey", price_per_hour=9.0, gpu="H100-SXM")
     add_deployment(isolated, mock.url, name="cheap", price_per_hour=0.5, gpu="A10")
     for name in ("pricey", "cheap"):
         assert gpuctl("bench", name, *SMALL, "-q").exit_code == 0

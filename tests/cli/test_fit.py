@@ -14,7 +14,7 @@ def test_fit_lists_every_known_gpu_with_the_fewest_that_fit(gpuctl) -> None:
     assert result.exit_code == 0, result.stderr
     rows = {row["gpu"]: row for row in json.loads(result.stdout)}
     assert list(rows) == [gpu.name for gpu in known_gpus()]
-    h100 = rows["H100-80GB"]
+    h100 = rows["H100-SXM"]
     assert (h100["gpu_count"], h100["fits"], h100["weights_gb"], h100["context"]) == (4, True, 35.28, 8192)
     assert h100["max_context"] == 131072
     assert h100["concurrent_sequences"] == h100["kv_cache_tokens"] // 8192
@@ -26,6 +26,12 @@ def test_fit_for_chosen_gpus_and_counts(gpuctl) -> None:
     rows = [(r["gpu"], r["gpu_count"], r["fits"], r["reason"]) for r in json.loads(result.stdout)]
     assert rows == [("L40S", 1, True, None), ("L40S", 8, False, "8 GPUs do not divide 28 attention heads"),
                     ("RTX-4090", 1, True, None), ("RTX-4090", 8, False, "8 GPUs do not divide 28 attention heads")]
+
+
+def test_fit_for_a_family_shows_each_sku(gpuctl) -> None:
+    result = gpuctl("fit", "qwen2.5-7b", "--gpu", "h100", "--count", "1", "--json")
+    assert [(r["gpu"], r["vram_gb"]) for r in json.loads(result.stdout)] == [
+        ("H100-SXM", 80), ("H100-PCIE", 80), ("H100-NVL", 94)]
 
 
 def test_fit_context_changes_the_answer(gpuctl) -> None:

@@ -20,7 +20,7 @@ def test_init_writes_validated_defaults(gpuctl, isolated):
 
 def test_init_json(gpuctl):
     result = gpuctl("init", "--gpu", "a100", "--json")
-    assert json.loads(result.stdout) == {"name": "project", "gpu": "A100-80GB"}
+    assert json.loads(result.stdout) == {"name": "project", "gpu": "A100"}  # the family
 
 
 def test_init_refuses_to_overwrite(gpuctl):

@@ -28,8 +28,8 @@ OFFER_KEYS = ["provider", "gpu", "gpu_count", "vram_gb", "vcpus", "ram_gb", "reg
 
 ALPHA = [
     offer("alpha", "L40S", 1, 0.79, availability="high", region="eu-1", tier="community", instance_type="l40s"),
-    offer("alpha", "H100-80GB", 1, 2.69, availability="low", region="us-1", instance_type="h100"),
-    offer("alpha", "H100-80GB", 8, 31.92, availability="medium", region="us-1", instance_type="8xh100"),
+    offer("alpha", "H100-SXM", 1, 2.69, availability="low", region="us-1", instance_type="h100"),
+    offer("alpha", "H100-SXM", 8, 31.92, availability="medium", region="us-1", instance_type="8xh100"),
     offer("alpha", "A10", 1, 0.75, availability="none", region="us-1", instance_type="a10"),
 ]
 BETA = [
@@ -67,8 +67,8 @@ def test_the_table_lists_offers_cheapest_per_gpu_hour_first(gpuctl: Gpuctl, fake
     assert [row[:-1] for row in rows] == [
         ["alpha", "community", "L40S", "1", "48", "GB", "eu-1", "0.790", "0.790", "high", "live"],
         ["beta", "L40S", "1", "48", "GB", "us-east-1", "1.861", "1.861", "unknown", "live"],
-        ["alpha", "H100-80GB", "1", "80", "GB", "us-1", "2.690", "2.690", "low", "live"],
-        ["alpha", "H100-80GB", "8", "80", "GB", "us-1", "3.990", "31.920", "medium", "live"],
+        ["alpha", "H100-SXM", "1", "80", "GB", "us-1", "2.690", "2.690", "low", "live"],
+        ["alpha", "H100-SXM", "8", "80", "GB", "us-1", "3.990", "31.920", "medium", "live"],
         ["beta", "H200", "8", "141", "GB", "us-east-1", "10.600", "84.800", "unknown", "live"],
     ]
     assert all(re.fullmatch(r"(\d+[dhms])+", row[-1]) for row in rows)  # the age of the answer
@@ -98,7 +98,7 @@ def test_csv_has_the_json_keys_as_header(gpuctl: Gpuctl, fakes: ProviderRegistry
     assert result.stdout.splitlines()[0] == ",".join(OFFER_KEYS)
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [(r["gpu"], r["gpu_count"], r["price_per_gpu_hour"], r["tier"], r["id"]) for r in rows] == [
-        ("H100-80GB", "1", "2.69", "", "alpha:h100:us-1"), ("H100-80GB", "8", "3.99", "", "alpha:8xh100:us-1")]
+        ("H100-SXM", "1", "2.69", "", "alpha:h100:us-1"), ("H100-SXM", "8", "3.99", "", "alpha:8xh100:us-1")]
 
 
 def test_csv_and_json_together_are_a_usage_error(gpuctl: Gpuctl, fakes: ProviderRegistry) -> None:
@@ -135,10 +135,25 @@ def test_gpu_takes_aliases_repeated_and_comma_separated(gpuctl: Gpuctl, fakes: P
     assert listed(gpuctl("prices", "--json", "--gpu", "L40S", "--gpu", "h200-141gb")) == expected
 
 
+def test_a_family_offers_every_sku_and_a_variant_only_its_own(gpuctl: Gpuctl, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the recorded RunPod answer of issue 14: a $1.99 community PCIe H100 came back for --gpu h100-sxm
+    h100s = [offer("pod", "H100-PCIE", 1, 1.99, tier="community", instance_type="NVIDIA H100 PCIe"),
+             offer("pod", "H100-SXM", 1, 2.69, tier="community", instance_type="NVIDIA H100 80GB HBM3"),
+             offer("pod", "H100-NVL", 1, 2.79, tier="community", instance_type="NVIDIA H100 NVL"),
+             offer("pod", "L40S", 1, 0.79, tier="community", instance_type="NVIDIA L40S")]
+    use_registry(monkeypatch, registry(fake_provider("pod", h100s)))
+    assert [row[1] for row in listed(gpuctl("prices", "--gpu", "h100", "--json"))] == [
+        "H100-PCIE", "H100-SXM", "H100-NVL"]
+    assert [row[1] for row in listed(gpuctl("prices", "--gpu", "h100-sxm", "--json"))] == ["H100-SXM"]
+    assert gpuctl("prices", "--gpu", "h100-sxm", "-q").stdout == "pod:NVIDIA H100 80GB HBM3:r1:community\n"
+    table = gpuctl("prices", "--gpu", "h100").stdout.splitlines()
+    assert [line.split()[2] for line in table[2:]] == ["H100-PCIE", "H100-SXM", "H100-NVL"]
+
+
 def test_an_unknown_gpu_is_exit_2_with_the_closest_names(gpuctl: Gpuctl, fakes: ProviderRegistry) -> None:
     result = gpuctl("prices", "--gpu", "h1000")
     assert result.exit_code == 2
-    assert result.stderr == "error: unknown GPU 'h1000' (hint: did you mean H100-80GB, H200, GH200?)\n"
+    assert result.stderr == "error: unknown GPU 'h1000' (hint: did you mean H100, H100-80GB, V100?)\n"
 
 
 def test_provider_limits_the_providers_asked(gpuctl: Gpuctl, fakes: ProviderRegistry) -> None:
@@ -161,18 +176,18 @@ def test_region(gpuctl: Gpuctl, fakes: ProviderRegistry) -> None:
 
 def test_min_vram_is_per_gpu(gpuctl: Gpuctl, fakes: ProviderRegistry) -> None:
     assert listed(gpuctl("prices", "--json", "--min-vram", "80")) == [
-        ("alpha", "H100-80GB", 1, "h100"), ("alpha", "H100-80GB", 8, "8xh100"), ("beta", "H200", 8, "p5en.48xlarge")]
+        ("alpha", "H100-SXM", 1, "h100"), ("alpha", "H100-SXM", 8, "8xh100"), ("beta", "H200", 8, "p5en.48xlarge")]
 
 
 def test_max_price_is_per_gpu_hour(gpuctl: Gpuctl, fakes: ProviderRegistry) -> None:
     assert listed(gpuctl("prices", "--json", "--max-price", "3.99")) == [
-        ("alpha", "L40S", 1, "l40s"), ("beta", "L40S", 1, "g6e.xlarge"), ("alpha", "H100-80GB", 1, "h100"),
-        ("alpha", "H100-80GB", 8, "8xh100")]
+        ("alpha", "L40S", 1, "l40s"), ("beta", "L40S", 1, "g6e.xlarge"), ("alpha", "H100-SXM", 1, "h100"),
+        ("alpha", "H100-SXM", 8, "8xh100")]
 
 
 def test_count_is_gpus_per_instance(gpuctl: Gpuctl, fakes: ProviderRegistry) -> None:
     assert listed(gpuctl("prices", "--json", "--count", "8")) == [
-        ("alpha", "H100-80GB", 8, "8xh100"), ("beta", "H200", 8, "p5en.48xlarge")]
+        ("alpha", "H100-SXM", 8, "8xh100"), ("beta", "H200", 8, "p5en.48xlarge")]
 
 
 def test_spot_shows_only_spot_offers_and_on_demand_is_the_default(gpuctl: Gpuctl, fakes: ProviderRegistry) -> None:
@@ -189,14 +204,14 @@ def test_sold_out_offers_need_all(gpuctl: Gpuctl, fakes: ProviderRegistry) -> No
 
 def test_available_only_drops_unknown_stock(gpuctl: Gpuctl, fakes: ProviderRegistry) -> None:
     assert listed(gpuctl("prices", "--json", "--available-only")) == [
-        ("alpha", "L40S", 1, "l40s"), ("alpha", "H100-80GB", 1, "h100"), ("alpha", "H100-80GB", 8, "8xh100")]
+        ("alpha", "L40S", 1, "l40s"), ("alpha", "H100-SXM", 1, "h100"), ("alpha", "H100-SXM", 8, "8xh100")]
     result = gpuctl("prices", "--available-only", "--all")
     assert result.exit_code == 2
 
 
 def test_sort_and_limit(gpuctl: Gpuctl, fakes: ProviderRegistry) -> None:
     assert listed(gpuctl("prices", "--json", "--sort", "vram", "--limit", "2")) == [
-        ("beta", "H200", 8, "p5en.48xlarge"), ("alpha", "H100-80GB", 1, "h100")]
+        ("beta", "H200", 8, "p5en.48xlarge"), ("alpha", "H100-SXM", 1, "h100")]
     assert [p for p, *_ in listed(gpuctl("prices", "--json", "--sort", "provider"))] == [
         "alpha", "alpha", "alpha", "beta", "beta"]
     assert gpuctl("prices", "--sort", "cost").exit_code == 2
@@ -254,7 +269,7 @@ def test_without_any_credentials_every_snapshot_is_shown(gpuctl: Gpuctl) -> None
     assert {o.source for o in offers} == {"snapshot"}
     for name in ("aws", "lambda", "runpod"):
         assert as_rows([o for o in offers if o.provider == name]) == snapshot_rows(name)
-    table = gpuctl("prices", "--gpu", "a100", "--provider", "aws").stdout.splitlines()
+    table = gpuctl("prices", "--gpu", "a100-80gb", "--provider", "aws").stdout.splitlines()
     assert table[2].split()[-2:] == ["snapshot", "2026-11-09"]
 
 

@@ -25,7 +25,7 @@ def seeded(fake_cloud: Cloud, engine: MockProcess, isolated: Path) -> Path:
     add_deployment(isolated, "alive", provider="fakepod", gpu="L40S", gpu_count=1, region="fake-east-1",
                    price_per_hour=1.25, endpoint=engine.url, health_path="/health",
                    launched_at=now - timedelta(hours=2), expires_at=now + timedelta(minutes=30))
-    add_deployment(isolated, "dead", provider="fakepod", gpu="A100-80GB", gpu_count=2, price_per_hour=3.0,
+    add_deployment(isolated, "dead", provider="fakepod", gpu="A100-80GB-SXM", gpu_count=2, price_per_hour=3.0,
                    endpoint="http://127.0.0.1:9", launched_at=now - timedelta(minutes=10))
     add_deployment(isolated, "crashed", status="provisioning", launched_at=None, price_per_hour=1.0)
     add_deployment(isolated, "gone", status="terminated", price_per_hour=2.0, launched_at=now - timedelta(hours=3),

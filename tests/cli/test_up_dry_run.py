@@ -81,7 +81,7 @@ def test_human_plan(gpuctl) -> None:
 def test_gpu_count_and_options_reach_the_engine(gpuctl) -> None:
     doc = plan(gpuctl, "qwen2.5-7b", "--gpu", "h100", "--max-model-len", "16384", "--gpu-memory-utilization",
                "0.8", "--quantization", "fp8", "--served-model-name", "chat")
-    assert doc["offer"]["gpu"] == "H100-80GB"
+    assert doc["offer"]["gpu"] == "H100-SXM"
     args = doc["engine"]["args"]
     for pair in (["--max-model-len", "16384"], ["--gpu-memory-utilization", "0.8"], ["--quantization", "fp8"],
                  ["--served-model-name", "chat"]):
@@ -95,7 +95,7 @@ def test_gpu_count_and_options_reach_the_engine(gpuctl) -> None:
     (("qwen2.5-7b", "--quantization", "awq"), 2, "needs a checkpoint quantized ahead of time"),
     (("llama-3-8b", "--max-model-len", "10000"), 2, "above the maximum"),
     (("llama-3-8b", "--max-price", "0.01"), 5, "above --max-price"),
-    (("llama-3-8b", "--gpu", "h100", "--spot"), 5, "no available offer matches H100-80GB (spot)"),
+    (("llama-3-8b", "--gpu", "h100", "--spot"), 5, "no available offer matches H100 (spot)"),
     (("llama-3-8b", "--provider", "runpd"), 2, "unknown provider 'runpd'"),
     (("llama-3-8b", "--ttl", "soon"), 2, "'soon' is not a duration"),
     (("llama-3-8b", "--gpu", "h1000"), 2, "unknown GPU"),
@@ -114,7 +114,8 @@ def test_project_defaults_fill_in_the_flags(gpuctl, isolated: Path) -> None:
                                           encoding="utf-8")
     doc = plan(gpuctl)
     assert (doc["model"]["name"], doc["engine"]["engine"], doc["ttl_seconds"]) == ("mistral-7b", "tgi", 5400)
-    assert (doc["offer"]["gpu"], doc["offer"]["provider"]) == ("A100-80GB", "lambda")
+    # a100 means every A100: the cheapest that fits is Lambda's 1x 40 GB
+    assert (doc["offer"]["gpu"], doc["offer"]["provider"]) == ("A100-40GB-SXM", "lambda")
     assert plan(gpuctl, "phi-3-mini", "--engine", "vllm", "--provider", "auto")["engine"]["engine"] == "vllm"
 
 

@@ -119,11 +119,11 @@ def test_every_offer_shown_is_the_one_up_launches_for_its_flags(gpuctl) -> None:
 
 def test_flags_answer_their_questions_ahead() -> None:
     script = Script()
-    start = WizardStart(model="qwen2.5-7b", engine="tgi", ttl="90m", constraints={"gpu": "H100-80GB"})
+    start = WizardStart(model="qwen2.5-7b", engine="tgi", ttl="90m", constraints={"gpu": "H100-SXM"})
     answers = run(script, start)
     assert set(script.asked) == {"gpu", "offer", "confirm"}
-    assert {title.split()[2] for title in script.asked["gpu"].titles} == {"H100-80GB"}
-    assert (answers.model, answers.engine, answers.ttl, answers.gpu) == ("qwen2.5-7b", "tgi", "90m", "H100-80GB")
+    assert {title.split()[2] for title in script.asked["gpu"].titles} == {"H100-SXM"}
+    assert (answers.model, answers.engine, answers.ttl, answers.gpu) == ("qwen2.5-7b", "tgi", "90m", "H100-SXM")
     assert answers.to_argv()[-4:] == ["--ttl", "90m", "--max-price", "2.69"]
 
 

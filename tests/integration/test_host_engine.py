@@ -70,9 +70,9 @@ def test_host_check_passes_on_the_offered_gpu(session: SshSession) -> None:
 
 def test_host_check_refuses_another_gpu_and_a_dead_driver(fake_gpu_host: FakeGpuHost, session: SshSession) -> None:
     with pytest.raises(HostCheckError) as caught:
-        check_host(session, expected_gpu="h100", expected_count=1)
+        check_host(session, expected_gpu="h100-sxm", expected_count=1)
     assert caught.value.message == (f"{session.where} has NVIDIA L40S (46068 MiB), but the offer promised "
-                                    "1x H100-80GB")
+                                    "1x H100-SXM")
     fake_gpu_host.fail_nvidia_smi(9, "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.")
     try:
         with pytest.raises(HostCheckError) as dead:

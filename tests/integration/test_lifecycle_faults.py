@@ -83,10 +83,10 @@ def test_ssh_never_coming_up_times_out_and_terminates(gpuctl, vm_cloud: Cloud, f
 
 
 def test_wrong_gpus_on_the_instance_fail_the_host_check(gpuctl, vm_cloud: Cloud, isolated: Path) -> None:
-    vm_cloud.add_offer(make_offer("fakecloud", "fc.h100", 2.0, gpu="H100-80GB"))
+    vm_cloud.add_offer(make_offer("fakecloud", "fc.h100", 2.0, gpu="H100-SXM"))
     result = gpuctl("up", "tiny", "--name", "wrong", "-y")
     assert result.exit_code == 4
-    assert "but the offer promised 1x H100-80GB" in result.stderr
+    assert "but the offer promised 1x H100-SXM" in result.stderr
     assert vm_cloud.live() == [] and record(isolated, "wrong")["status"] == "terminated"
 
 

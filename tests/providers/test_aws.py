@@ -44,12 +44,12 @@ def test_on_demand_offers_are_ec2_gpu_types_with_a_price(fake: FakeAws) -> None:
         ("g5.xlarge", "A10G", 1, 24.0, 4, 16.0, "us-east-1", 1.006, 1.006, False, "unknown", "live"),
         ("g6e.12xlarge", "L40S", 4, 48.0, 48, 384.0, "us-east-1", 10.49264, 2.6232, False, "unknown", "live"),
         ("g6e.xlarge", "L40S", 1, 48.0, 4, 32.0, "us-east-1", 1.861, 1.861, False, "unknown", "live"),
-        ("p4d.24xlarge", "A100-40GB", 8, 40.0, 96, 1152.0, "us-east-1", 21.957642, 2.7447, False, "unknown",
+        ("p4d.24xlarge", "A100-40GB-SXM", 8, 40.0, 96, 1152.0, "us-east-1", 21.957642, 2.7447, False, "unknown",
          "live"),
-        ("p4de.24xlarge", "A100-80GB", 8, 80.0, 96, 1152.0, "us-east-1", 27.44705, 3.4309, False, "unknown",
+        ("p4de.24xlarge", "A100-80GB-SXM", 8, 80.0, 96, 1152.0, "us-east-1", 27.44705, 3.4309, False, "unknown",
          "live"),
-        ("p5.48xlarge", "H100-80GB", 8, 80.0, 192, 2048.0, "us-east-1", 55.04, 6.88, False, "unknown", "live"),
-        ("p5.4xlarge", "H100-80GB", 1, 80.0, 16, 256.0, "us-east-1", 6.88, 6.88, False, "unknown", "live"),
+        ("p5.48xlarge", "H100-SXM", 8, 80.0, 192, 2048.0, "us-east-1", 55.04, 6.88, False, "unknown", "live"),
+        ("p5.4xlarge", "H100-SXM", 1, 80.0, 16, 256.0, "us-east-1", 6.88, 6.88, False, "unknown", "live"),
     ]
     assert {o.id for o in offers} >= {"aws:g6e.xlarge:us-east-1", "aws:p5.48xlarge:us-east-1"}
     assert fake.spot_requests == []  # on-demand only: no spot call
@@ -68,7 +68,7 @@ def test_prices_come_from_one_get_products_query_with_the_documented_filters(fak
 
 
 def test_the_query_narrows_gpu_and_count(fake: FakeAws) -> None:
-    offers = provider(fake).offers(OfferQuery(gpus=["H100-80GB"], gpu_count=8, spot=False))
+    offers = provider(fake).offers(OfferQuery(gpus=["H100-SXM"], gpu_count=8, spot=False))
     assert [(o.instance_type, o.price_per_hour) for o in offers] == [("p5.48xlarge", 55.04)]
 
 
@@ -100,13 +100,13 @@ def test_spot_is_the_cheapest_zone_and_skips_the_price_list(fake: FakeAws) -> No
 
 def test_no_spot_filter_asks_both_markets(fake: FakeAws) -> None:
     fake.spot = [{"InstanceType": "p5.4xlarge", "AvailabilityZone": "us-east-1a", "SpotPrice": "3.1"}]
-    offers = provider(fake).offers(OfferQuery(gpus=["H100-80GB"], gpu_count=1, spot=None))
+    offers = provider(fake).offers(OfferQuery(gpus=["H100-SXM"], gpu_count=1, spot=None))
     assert sorted((o.spot, o.price_per_hour) for o in offers) == [(False, 6.88), (True, 3.1)]
 
 
 def test_a_region_without_the_type_has_no_offer_for_it(fake: FakeAws) -> None:
     # moto's eu-north-1 offers p5.48xlarge but not p5.4xlarge, which still has a list price there
-    offers = provider(fake).offers(OfferQuery(gpus=["H100-80GB"], regions=["eu-north-1"], spot=False))
+    offers = provider(fake).offers(OfferQuery(gpus=["H100-SXM"], regions=["eu-north-1"], spot=False))
     assert [(o.instance_type, o.region, o.price_per_hour) for o in offers] == [
         ("p5.48xlarge", "eu-north-1", 58.8928)]
     assert fake.product_requests[0]["Filters"][1] == {
@@ -121,14 +121,14 @@ def test_a_region_missing_from_the_location_table_is_priced_by_region_code(fake:
 
 
 def test_several_regions_are_asked(fake: FakeAws) -> None:
-    offers = provider(fake).offers(OfferQuery(gpus=["H100-80GB"], gpu_count=8, regions=["eu-north-1", "us-east-1"],
+    offers = provider(fake).offers(OfferQuery(gpus=["H100-SXM"], gpu_count=8, regions=["eu-north-1", "us-east-1"],
                                               spot=False))
     assert sorted((o.region, o.price_per_hour) for o in offers) == [("eu-north-1", 58.8928), ("us-east-1", 55.04)]
 
 
 def test_the_default_region_follows_aws_default_region(fake: FakeAws, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-north-1")
-    offers = provider(fake).offers(OfferQuery(gpus=["H100-80GB"], spot=False))
+    offers = provider(fake).offers(OfferQuery(gpus=["H100-SXM"], spot=False))
     assert [(o.region, o.instance_type) for o in offers] == [("eu-north-1", "p5.48xlarge")]
 
 

@@ -368,7 +368,7 @@ def test_other_refusals_are_provider_errors_naming_the_call(provider, calls) -> 
 def test_a_type_offered_in_no_zone_is_no_capacity(provider) -> None:
     # moto's eu-north-1 lists p5.4xlarge, but in none of its zones
     with pytest.raises(NoCapacityError, match=r"AWS offers p5\.4xlarge in no zone of eu-north-1"):
-        provider.launch(request(offer("aws", "p5.4xlarge", "eu-north-1", gpu="H100-80GB")))
+        provider.launch(request(offer("aws", "p5.4xlarge", "eu-north-1", gpu="H100-SXM")))
 
 
 def test_denied_calls_name_the_action(provider, calls) -> None:

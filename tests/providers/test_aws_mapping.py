@@ -26,12 +26,12 @@ def ec2_type(name: str, gpus: list[tuple[str, int, int]], vcpus: int = 4, ram_mi
 
 
 def test_gpu_names_are_mapped_by_name_and_memory() -> None:
-    assert canonical_gpu("A100", 40960, GPU_IDS) == "A100-40GB"
-    assert canonical_gpu("A100", 81920, GPU_IDS) == "A100-80GB"
-    assert canonical_gpu("H100", 81920, GPU_IDS) == "H100-80GB"
+    assert canonical_gpu("A100", 40960, GPU_IDS) == "A100-40GB-SXM"
+    assert canonical_gpu("A100", 81920, GPU_IDS) == "A100-80GB-SXM"
+    assert canonical_gpu("H100", 81920, GPU_IDS) == "H100-SXM"
     assert canonical_gpu("L40S", 45776, GPU_IDS) == "L40S"  # a bare name matches any size
-    assert canonical_gpu("V100", 16384, GPU_IDS) == "V100-16GB"
-    assert canonical_gpu("V100", 32768, GPU_IDS) is None  # no canonical V100 32 GB
+    assert canonical_gpu("V100", 16384, GPU_IDS) == "V100-16GB-SXM"
+    assert canonical_gpu("V100", 32768, GPU_IDS) == "V100-32GB"  # p3dn
     assert canonical_gpu("Radeon Pro V520", 8192, GPU_IDS) is None
 
 
@@ -46,7 +46,7 @@ def test_gpu_instance_types_keep_only_mappable_whole_gpus() -> None:
     ]
     assert gpu_instance_types(raw, GPU_IDS) == [
         GpuInstanceType("g6e.12xlarge", "L40S", 4, 48, 384.0),
-        GpuInstanceType("p4de.24xlarge", "A100-80GB", 8, 96, 1152.0),
+        GpuInstanceType("p4de.24xlarge", "A100-80GB-SXM", 8, 96, 1152.0),
     ]
 
 

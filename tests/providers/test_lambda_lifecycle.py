@@ -79,7 +79,7 @@ def test_region_any_takes_a_region_with_capacity(lambda_api):
 
 
 def test_region_any_without_capacity_anywhere_is_no_capacity(lambda_api):
-    sold_out = request(offer("lambda", "gpu_8x_a100_80gb_sxm4", "any", gpu="A100-80GB", count=8))
+    sold_out = request(offer("lambda", "gpu_8x_a100_80gb_sxm4", "any", gpu="A100-80GB-SXM", count=8))
     with pytest.raises(NoCapacityError, match="no gpu_8x_a100_80gb_sxm4 free in any region") as refused:
         LambdaProvider().launch(sold_out)
     assert refused.value.exit_code == ExitCode.NO_CAPACITY and launches(lambda_api) == []

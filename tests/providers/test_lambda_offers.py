@@ -20,11 +20,11 @@ TYPES = "/api/v1/instance-types"
 IN_STOCK = {
     ("A10", 1, "gpu_1x_a10", "us-west-1", "medium", 0.75, 0.75, 30, 200.0),
     ("A10", 1, "gpu_1x_a10", "us-east-1", "medium", 0.75, 0.75, 30, 200.0),
-    ("H100-80GB", 1, "gpu_1x_h100_sxm5", "us-south-1", "medium", 3.29, 3.29, 26, 225.0),
-    ("H100-80GB", 8, "gpu_8x_h100_sxm5gdr", "us-west-1", "medium", 35.92, 4.49, 208, 1800.0),
+    ("H100-SXM", 1, "gpu_1x_h100_sxm5", "us-south-1", "medium", 3.29, 3.29, 26, 225.0),
+    ("H100-SXM", 8, "gpu_8x_h100_sxm5gdr", "us-west-1", "medium", 35.92, 4.49, 208, 1800.0),
     ("GH200", 1, "gpu_1x_gh200", "us-east-3", "medium", 1.49, 1.49, 64, 432.0),
 }
-SOLD_OUT = {("A100-80GB", 8, "gpu_8x_a100_80gb_sxm4", "any", "none", 14.32, 1.79, 240, 1800.0)}
+SOLD_OUT = {("A100-80GB-SXM", 8, "gpu_8x_a100_80gb_sxm4", "any", "none", 14.32, 1.79, 240, 1800.0)}
 
 
 def rows(offers):
@@ -45,7 +45,7 @@ def test_one_offer_per_instance_type_and_region_with_capacity(lambda_api):
     assert rows(found) == IN_STOCK
     assert len(found) == len(IN_STOCK)
     assert {(o.provider, o.source, o.tier, o.spot) for o in found} == {("lambda", "live", None, False)}
-    assert {o.vram_gb for o in found if o.gpu == "H100-80GB"} == {80}
+    assert {o.vram_gb for o in found if o.gpu == "H100-SXM"} == {80}
     [request] = type_requests(lambda_api)
     assert request.authorized and request.headers["authorization"] == "Bearer <redacted>"
     assert request.query == {}
@@ -63,7 +63,7 @@ def test_unknown_instance_types_are_skipped_with_a_debug_log(lambda_api, caplog)
 
 
 def test_filters_by_gpu_count_and_region(lambda_api):
-    assert {(o.instance_type, o.region) for o in offers(OfferQuery(gpus=["H100-80GB"], gpu_count=8))} == {
+    assert {(o.instance_type, o.region) for o in offers(OfferQuery(gpus=["H100-SXM"], gpu_count=8))} == {
         ("gpu_8x_h100_sxm5gdr", "us-west-1")}
     assert {(o.instance_type, o.region) for o in offers(OfferQuery(regions=["us-east-1"]))} == {
         ("gpu_1x_a10", "us-east-1")}

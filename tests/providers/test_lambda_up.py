@@ -24,7 +24,7 @@ from tests.standins.lambda_server import LambdaState
 pytestmark = pytest.mark.integration
 
 H100 = [FakeGpu(name="NVIDIA H100 80GB HBM3", memory_total_mib=81559)]
-UP = ("up", "tiny", "--provider", "lambda", "--gpu", "H100-80GB", "-y")
+UP = ("up", "tiny", "--provider", "lambda", "--gpu", "H100-SXM", "-y")
 LAUNCH = "/api/v1/instance-operations/launch"
 #: the recipe's model, and the files of it gpuctl caches
 REPO = "meta-llama/Meta-Llama-3-8B-Instruct"
@@ -51,7 +51,7 @@ def test_up_and_down_on_lambda(gpuctl, lambda_api, make_fake_gpu_host, isolated:
     run_instances_on(state, host, tmp_path / "filesystems")
     write_recipe(isolated)
 
-    result = gpuctl("up", "tiny", "--provider", "lambda", "--gpu", "H100-80GB", "--name", "e2e", "--ttl", "1h", "-y")
+    result = gpuctl("up", "tiny", "--provider", "lambda", "--gpu", "H100-SXM", "--name", "e2e", "--ttl", "1h", "-y")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines()[0] == "e2e is ready: http://127.0.0.1:8000/v1"  # private: SSH tunnel
     [instance] = state.instances.values()
@@ -143,11 +143,11 @@ def test_weights_pull_to_lambda_fills_the_filesystem_from_a_machine_it_tears_dow
     write_recipe(isolated)
     run_instances_on(state, make_fake_gpu_host(H100), filesystems)
 
-    refused = gpuctl("weights", "pull", "tiny", "--to", "lambda:us-south-1", "--gpu", "H100-80GB")
+    refused = gpuctl("weights", "pull", "tiny", "--to", "lambda:us-south-1", "--gpu", "H100-SXM")
     assert refused.exit_code == 2 and "pass -y" in refused.stderr and state.instances == {}
     assert "fill Lambda Cloud's weights cache in us-south-1 with meta-llama/Meta-Llama-3-8B-Instruct" in refused.stderr
 
-    pulled = gpuctl("weights", "pull", "tiny", "--to", "lambda:us-south-1", "--gpu", "H100-80GB", "-y", "--json")
+    pulled = gpuctl("weights", "pull", "tiny", "--to", "lambda:us-south-1", "--gpu", "H100-SXM", "-y", "--json")
     assert pulled.exit_code == 0, pulled.stderr
     report = json.loads(pulled.stdout)
     assert (report["repo"], report["files"], report["cache_dir"]) == (REPO, 9, CACHE_MOUNT_POINT)

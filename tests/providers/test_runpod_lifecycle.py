@@ -145,7 +145,7 @@ def test_capacity_refusal_is_no_capacity(runpod_api):
 
 
 def test_sold_out_datacenter_is_no_capacity(runpod_api):
-    sold_out = request(offer("runpod", "NVIDIA H100 80GB HBM3", "US-TX-3", gpu="H100-80GB", tier="secure"),
+    sold_out = request(offer("runpod", "NVIDIA H100 80GB HBM3", "US-TX-3", gpu="H100-SXM", tier="secure"),
                        engine=vllm_engine(), secrets=dict(SECRETS))
     with pytest.raises(NoCapacityError):
         RunPodProvider().launch(sold_out)

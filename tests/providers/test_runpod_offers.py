@@ -25,16 +25,16 @@ IN_STOCK = {
     ("L40S", "secure", "US-TX-3", "medium", 0.86, 0.86, "NVIDIA L40S"),
     ("L40S", "secure", "EU-RO-1", "low", 0.86, 0.86, "NVIDIA L40S"),
     ("L40S", "community", "US-CA-2", "high", 0.79, 0.79, "NVIDIA L40S"),
-    ("A100-80GB", "secure", "US-KS-2", "low", 1.49, 1.49, "NVIDIA A100-SXM4-80GB"),
-    ("H100-80GB", "secure", "US-KS-2", "high", 2.99, 2.99, "NVIDIA H100 80GB HBM3"),
-    ("H100-80GB", "community", "EU-RO-1", "medium", 2.69, 2.69, "NVIDIA H100 80GB HBM3"),
+    ("A100-80GB-SXM", "secure", "US-KS-2", "low", 1.49, 1.49, "NVIDIA A100-SXM4-80GB"),
+    ("H100-SXM", "secure", "US-KS-2", "high", 2.99, 2.99, "NVIDIA H100 80GB HBM3"),
+    ("H100-SXM", "community", "EU-RO-1", "medium", 2.69, 2.69, "NVIDIA H100 80GB HBM3"),
     ("RTX-A6000", "secure", "any", "medium", 0.49, 0.49, "NVIDIA RTX A6000"),
     ("RTX-A6000", "community", "any", "high", 0.33, 0.33, "NVIDIA RTX A6000"),
     ("H200", "secure", "US-CA-2", "low", 3.59, 3.59, "NVIDIA H200"),
 }
 SOLD_OUT = {
-    ("H100-80GB", "secure", "US-TX-3", "none", 2.99, 2.99, "NVIDIA H100 80GB HBM3"),  # listed, no stock
-    ("A100-80GB", "community", "any", "none", 1.19, 1.19, "NVIDIA A100-SXM4-80GB"),  # none anywhere
+    ("H100-SXM", "secure", "US-TX-3", "none", 2.99, 2.99, "NVIDIA H100 80GB HBM3"),  # listed, no stock
+    ("A100-80GB-SXM", "community", "any", "none", 1.19, 1.19, "NVIDIA A100-SXM4-80GB"),  # none anywhere
     ("MI300X", "secure", "any", "none", 2.49, 2.49, "AMD Instinct MI300X OAM"),
 }
 
@@ -85,9 +85,9 @@ def test_sold_out_offers_only_with_include_unavailable(runpod_api):
 
 def test_one_cloud_sold_out_does_not_hide_the_other(runpod_api):
     # The A100 has stock in Secure Cloud only; Community must not borrow Secure's availability.
-    a100 = rows(offers(OfferQuery(gpus=["A100-80GB"], include_unavailable=True)))
-    assert a100 == {("A100-80GB", "secure", "US-KS-2", "low", 1.49, 1.49, "NVIDIA A100-SXM4-80GB"),
-                    ("A100-80GB", "community", "any", "none", 1.19, 1.19, "NVIDIA A100-SXM4-80GB")}
+    a100 = rows(offers(OfferQuery(gpus=["A100-80GB-SXM"], include_unavailable=True)))
+    assert a100 == {("A100-80GB-SXM", "secure", "US-KS-2", "low", 1.49, 1.49, "NVIDIA A100-SXM4-80GB"),
+                    ("A100-80GB-SXM", "community", "any", "none", 1.19, 1.19, "NVIDIA A100-SXM4-80GB")}
 
 
 def test_overall_availability_goes_to_region_any_without_datacenter_detail(runpod_api):
@@ -110,15 +110,15 @@ def test_a_cloud_that_stopped_selling_a_gpu_gives_no_offer_despite_its_price(run
 def test_unknown_catalog_ids_are_skipped_with_a_debug_log(runpod_api, caplog):
     with caplog.at_level(logging.DEBUG, logger="gpuctl"):
         found = offers(OfferQuery(include_unavailable=True))
-    assert "NVIDIA B300 SXM6 AC" not in {o.instance_type for o in found}
-    skipped = [r for r in caplog.records if "NVIDIA B300 SXM6 AC" in r.getMessage()]
+    assert "NVIDIA GeForce RTX 3070" not in {o.instance_type for o in found}
+    skipped = [r for r in caplog.records if "NVIDIA GeForce RTX 3070" in r.getMessage()]
     assert [r.levelno for r in skipped] == [logging.DEBUG]
 
 
 def test_gpu_count_prices_the_whole_pod_and_respects_max_count(runpod_api):
-    found = offers(OfferQuery(gpu_count=4, gpus=["H100-80GB", "RTX-4090"]))
+    found = offers(OfferQuery(gpu_count=4, gpus=["H100-SXM", "RTX-4090"]))
     assert {(o.gpu, o.tier, o.gpu_count, o.price_per_hour, o.price_per_gpu_hour) for o in found} == {
-        ("H100-80GB", "secure", 4, 11.96, 2.99),
+        ("H100-SXM", "secure", 4, 11.96, 2.99),
         ("RTX-4090", "secure", 4, 1.76, 0.44),
         ("RTX-4090", "community", 4, 1.24, 0.31),
     }  # community H100 pods hold at most 2 GPUs

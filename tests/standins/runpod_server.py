@@ -249,7 +249,7 @@ def default_state() -> RunPodState:
         GpuStock("AMD Instinct MI300X OAM", "MI300X", 192, manufacturer="AMD",
                  price={"secure": 2.49, "community": 0.0}, max_count={"secure": 8, "community": 0},
                  stock={"SECURE": {}}),
-        GpuStock("NVIDIA B300 SXM6 AC", "B300", 288,
+        GpuStock("NVIDIA GeForce RTX 3070", "RTX 3070", 8,  # an id gpuctl leaves out on purpose
                  price={"secure": 5.99, "community": 0.0}, max_count={"secure": 8, "community": 0},
                  stock={"SECURE": {"US-TX-3": "HIGH"}}),
     ):

@@ -39,7 +39,7 @@ def smi(*rows: str) -> ScriptedShell:
 def test_the_host_offers_its_gpus_at_the_given_price() -> None:
     offer = host_offer(smi("NVIDIA H100 80GB HBM3, 81559, 0, 0", "NVIDIA H100 80GB HBM3, 81559, 3, 0"),
                        parse_target("ubuntu@gpu-box:2222"), price_per_hour=5.0)
-    assert (offer.provider, offer.gpu, offer.gpu_count, offer.vram_gb) == ("ssh", "H100-80GB", 2, 80.0)
+    assert (offer.provider, offer.gpu, offer.gpu_count, offer.vram_gb) == ("ssh", "H100-SXM", 2, 80.0)
     assert (offer.price_per_hour, offer.price_per_gpu_hour, offer.instance_type, offer.region) == (
         5.0, 2.5, "ubuntu@gpu-box:2222", "gpu-box")
     assert HostProvider().get("ubuntu@gpu-box:2222").model_dump(include={"id", "status", "ssh_host", "ssh_port",
@@ -50,7 +50,7 @@ def test_the_host_offers_its_gpus_at_the_given_price() -> None:
 
 @pytest.mark.parametrize(("rows", "message"), [
     (("Quantum Annealer 9000, 1024, 0, 0",), "a GPU gpuctl's catalog does not know: Quantum Annealer 9000"),
-    (("NVIDIA L40S, 46068, 0, 0", "NVIDIA H100 80GB HBM3, 81559, 0, 0"), "mixes GPU models (H100-80GB, L40S)"),
+    (("NVIDIA L40S, 46068, 0, 0", "NVIDIA H100 80GB HBM3, 81559, 0, 0"), "mixes GPU models (H100-SXM, L40S)"),
 ])
 def test_hosts_gpuctl_cannot_plan_for(rows: tuple[str, ...], message: str) -> None:
     with pytest.raises(HostCheckError, match=message.replace("(", r"\(").replace(")", r"\)")):

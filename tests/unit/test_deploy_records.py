@@ -27,7 +27,7 @@ def deployment(name: str, **fields: object) -> Deployment:
 
 @pytest.mark.parametrize(("model", "gpu", "prefix"), [
     ("llama-3-8b", "L40S", "llama-3-8b-l40s-"),
-    ("hf:Qwen/Qwen2.5-7B-Instruct", "H100-80GB", "qwen2-5-7b-instruct-h100-80gb-"),
+    ("hf:Qwen/Qwen2.5-7B-Instruct", "H100-SXM", "qwen2-5-7b-instruct-h100-sxm-"),
 ])
 def test_default_names(model: str, gpu: str, prefix: str) -> None:
     name = naming.default_name(model, gpu)

@@ -63,7 +63,7 @@ def test_fit_of_llama_3_8b_on_one_l4_by_hand() -> None:
 
 def test_tensor_parallel_shards_weights_and_kv_heads() -> None:
     recipe = BOOK.get("llama-3.1-70b")
-    one, four = fit(recipe, "H100-80GB", 80, 1), fit(recipe, "H100-80GB", 80, 4)
+    one, four = fit(recipe, "H100-SXM", 80, 1), fit(recipe, "H100-SXM", 80, 4)
     assert not one.fits
     assert one.reason == "weights need 141.1 GB/GPU, 70.5 GB usable"
     assert four.fits
@@ -141,7 +141,7 @@ def test_table_covers_every_known_gpu_and_the_smallest_fitting_count() -> None:
     assert len(rows) == 4 * len(known_gpus())
     best = {row.gpu: row for row in smallest_fitting(rows)}
     assert list(best) == [gpu.name for gpu in known_gpus()]
-    assert (best["H100-80GB"].gpu_count, best["H100-80GB"].fits) == (4, True)
+    assert (best["H100-SXM"].gpu_count, best["H100-SXM"].fits) == (4, True)
     assert (best["H200"].gpu_count, best["H200"].fits) == (2, True)
     assert (best["T4"].gpu_count, best["T4"].fits) == (8, False)  # the largest try, shown as not fitting
 

@@ -22,11 +22,11 @@ from tests.unit.pricing_fakes import NOW, as_rows, fake_provider, offer, registr
 
 
 def test_live_answers_are_merged_cheapest_per_gpu_hour_first() -> None:
-    a = fake_provider("alpha", [offer("alpha", "H100-80GB", 8, 24.0), offer("alpha", "L40S", 1, 0.9)])
-    b = fake_provider("beta", [offer("beta", "H100-80GB", 1, 2.5)])
+    a = fake_provider("alpha", [offer("alpha", "H100-SXM", 8, 24.0), offer("alpha", "L40S", 1, 0.9)])
+    b = fake_provider("beta", [offer("beta", "H100-SXM", 1, 2.5)])
     result = collect_offers(OfferQuery(), registry=registry(a, b))
     assert [(o.provider, o.gpu, o.price_per_gpu_hour) for o in result.offers] == [
-        ("alpha", "L40S", 0.9), ("beta", "H100-80GB", 2.5), ("alpha", "H100-80GB", 3.0)]
+        ("alpha", "L40S", 0.9), ("beta", "H100-SXM", 2.5), ("alpha", "H100-SXM", 3.0)]
     assert {o.source for o in result.offers} == {"live"}
     assert result.warnings == []
     assert {n: (s.status, s.source, s.offers) for n, s in result.sources.items()} == {
@@ -70,7 +70,7 @@ def test_an_unexpected_exception_in_a_plugin_is_a_warning_too() -> None:
 
 def test_a_provider_past_its_timeout_is_named_and_the_others_are_shown() -> None:
     fast = fake_provider("runpod", [offer("runpod", "L40S", 1, 0.5)], delay=0.05)
-    slow = fake_provider("lambda", [offer("lambda", "H100-80GB", 1, 2.0)], delay=3.0)
+    slow = fake_provider("lambda", [offer("lambda", "H100-SXM", 1, 2.0)], delay=3.0)
     start = time.monotonic()
     result = collect_offers(OfferQuery(), registry=registry(fast, slow), timeout=0.5)
     elapsed = time.monotonic() - start
@@ -159,7 +159,7 @@ def test_no_credentials_anywhere_gives_every_shipped_snapshot() -> None:
 
 
 def test_snapshot_rows_carry_their_date_and_per_gpu_price() -> None:
-    result = collect_offers(OfferQuery(gpus=["H100-80GB"]), providers=["aws"])
+    result = collect_offers(OfferQuery(gpus=["H100-SXM"]), providers=["aws"])
     p5 = next(o for o in result.offers if o.instance_type == "p5.48xlarge")
     assert (p5.gpu_count, p5.vram_gb, p5.price_per_hour, p5.price_per_gpu_hour) == (8, 80.0, 55.04, 6.88)
     assert p5.as_of == datetime(2026, 11, 9, tzinfo=timezone.utc)
@@ -286,8 +286,8 @@ def test_the_fanout_lowers_a_provider_timeout_attribute() -> None:
 MIXED = [
     offer("aws", "L40S", 1, 1.861, availability="unknown", instance_type="g6e.xlarge"),
     offer("runpod", "L40S", 1, 0.79, availability="high", tier="community"),
-    offer("runpod", "H100-80GB", 1, 2.69, availability="low"),
-    offer("lambda", "H100-80GB", 8, 31.92, availability="medium"),
+    offer("runpod", "H100-SXM", 1, 2.69, availability="low"),
+    offer("lambda", "H100-SXM", 8, 31.92, availability="medium"),
     offer("lambda", "A10", 1, 0.75, availability="none"),
     offer("aws", "H200", 8, 84.8, availability="unknown", instance_type="p5en.48xlarge"),
 ]
@@ -309,19 +309,19 @@ def test_equal_prices_rank_better_stock_first() -> None:
 
 def test_sort_by_vram_largest_first_then_price() -> None:
     assert ids(filter_and_sort(MIXED, OfferFilters(sort="vram"))) == [
-        ("aws", "H200"), ("runpod", "H100-80GB"), ("lambda", "H100-80GB"), ("runpod", "L40S"), ("aws", "L40S"),
+        ("aws", "H200"), ("runpod", "H100-SXM"), ("lambda", "H100-SXM"), ("runpod", "L40S"), ("aws", "L40S"),
         ("lambda", "A10")]
 
 
 def test_sort_by_provider_then_price() -> None:
     assert ids(filter_and_sort(MIXED, OfferFilters(sort="provider"))) == [
-        ("aws", "L40S"), ("aws", "H200"), ("lambda", "A10"), ("lambda", "H100-80GB"), ("runpod", "L40S"),
-        ("runpod", "H100-80GB")]
+        ("aws", "L40S"), ("aws", "H200"), ("lambda", "A10"), ("lambda", "H100-SXM"), ("runpod", "L40S"),
+        ("runpod", "H100-SXM")]
 
 
 def test_min_vram_is_per_gpu() -> None:
     assert ids(filter_and_sort(MIXED, OfferFilters(min_vram_gb=80))) == [
-        ("runpod", "H100-80GB"), ("lambda", "H100-80GB"), ("aws", "H200")]
+        ("runpod", "H100-SXM"), ("lambda", "H100-SXM"), ("aws", "H200")]
 
 
 def test_max_price_is_per_gpu_hour_inclusive() -> None:
@@ -331,12 +331,12 @@ def test_max_price_is_per_gpu_hour_inclusive() -> None:
 
 def test_available_only_keeps_reported_stock() -> None:
     assert ids(filter_and_sort(MIXED, OfferFilters(available_only=True))) == [
-        ("runpod", "L40S"), ("runpod", "H100-80GB"), ("lambda", "H100-80GB")]
+        ("runpod", "L40S"), ("runpod", "H100-SXM"), ("lambda", "H100-SXM")]
 
 
 def test_limit_cuts_after_sorting() -> None:
     assert ids(filter_and_sort(MIXED, OfferFilters(sort="vram", limit=2))) == [
-        ("aws", "H200"), ("runpod", "H100-80GB")]
+        ("aws", "H200"), ("runpod", "H100-SXM")]
 
 
 def test_a_plugin_answering_something_else_than_offers_only_fails_itself() -> None:
