@@ -293,6 +293,7 @@ def compare(concurrency: int, requests: int, client: dict[str, Any], server: lis
         "concurrency": concurrency, "requests": requests, "exit": client["exit"],
         "ok": run.get("requests_ok"), "failed": run.get("requests_failed"),
         "causes": run.get("failed_by_cause") or {},
+        "retried": run.get("retried_requests"),
         "served": len(measured),
         "prefill_tokens_per_request": _mean([t["prefill_tokens"] for t in measured]),
         "client_ttft_ms": ttft, "server_prefill_ms": prefill,
@@ -311,15 +312,16 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    header = ("pass", "c", "exit", "ok / failed", "served", "prefill tok", "TTFT", "prefill", "TTFT-prefill",
-              "TPOT", "server TPOT", "TPOT err", "saturated")
+    header = ("pass", "c", "exit", "ok / failed", "retried", "served", "prefill tok", "TTFT", "prefill",
+              "TTFT-prefill", "TPOT", "server TPOT", "TPOT err", "saturated")
     lines = [" | ".join(header), " | ".join("---" for _ in header)]
     for r in rows:
         lines.append(" | ".join([
             str(r["pass"]), str(r["concurrency"]), str(r["exit"]), f"{_fmt(r['ok'])} / {_fmt(r['failed'])}",
-            str(r["served"]), _fmt(r["prefill_tokens_per_request"]), _fmt(r["client_ttft_ms"], 2),
-            _fmt(r["server_prefill_ms"], 2), _fmt(r["ttft_minus_prefill_ms"], 2), _fmt(r["client_tpot_ms"], 3),
-            _fmt(r["server_tpot_ms"], 3), _fmt(r["tpot_error_ms"], 3), _fmt(r["client_saturated"])]))
+            _fmt(r.get("retried")), str(r["served"]), _fmt(r["prefill_tokens_per_request"]),
+            _fmt(r["client_ttft_ms"], 2), _fmt(r["server_prefill_ms"], 2), _fmt(r["ttft_minus_prefill_ms"], 2),
+            _fmt(r["client_tpot_ms"], 3), _fmt(r["server_tpot_ms"], 3), _fmt(r["tpot_error_ms"], 3),
+            _fmt(r["client_saturated"])]))
     return "\n".join(lines)
 
 

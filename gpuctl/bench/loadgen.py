@@ -277,7 +277,7 @@ class RequestResult:
 
     def fail(self, kind: str, detail: str = "") -> RequestResult:
         self.error = kind
-        self.error_detail = detail[:300]
+        self.error_detail = " ".join(detail[:600].split())[:300]  # one line, even for an HTML error page
         self.reads = None
         return self
 

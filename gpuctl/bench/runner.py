@@ -159,6 +159,8 @@ def failure_error(report: LoadgenReport, allowed: float, url: str) -> GpuctlErro
         return CredentialsError(message + ": the server refused the API key",
                                 f"pass the server's key with --api-key or ${Env.OPENAI_API_KEY}")
     worst = max(run.requests_failed / (run.requests_ok + run.requests_failed) for _, run in over)
+    if worst == 1:
+        return HealthCheckError(message, "the warnings above give the causes")
     return HealthCheckError(message, f"the warnings above give the causes; --allow-failures "
                                      f"{math.ceil(worst * 100) / 100:g} accepts this many")
 

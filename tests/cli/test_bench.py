@@ -208,7 +208,9 @@ def test_every_request_failing_is_a_health_error(gpuctl: Gpuctl, mock: MockProce
     assert result.exit_code == 8
     assert json.loads(result.stdout)["runs"][0]["requests_failed"] == 2
     assert "http 404 x" in result.stderr and "does not exist" in result.stderr
-    assert f"error: no request to {mock.url} succeeded (http 404 x2)" in result.stderr
+    assert result.stderr.splitlines()[-1] == (f"error: no request to {mock.url} succeeded (http 404 x2) (hint: the "
+                                              "warnings above give the causes)")
+    assert "failed: http 404 x2 (e.g. {" in result.stderr  # the example is one line of the answer
 
 
 @pytest.mark.parametrize(("garbage", "model", "message"), [

@@ -294,3 +294,8 @@ def test_send_lag_is_not_saturation_and_matters_relative_to_the_request_time() -
 def test_a_late_event_loop_is_saturation() -> None:
     late = _point(cpu_util=0.5, wall_s=5.0, send_lag_s=0.0, e2e_s=0.1, loop_lags=[0.008] * 20)
     assert late["saturated"] is True and late["reasons"] == ["event-loop lag p90 8.0 ms"]
+
+
+def test_a_failure_detail_is_one_line() -> None:
+    result = RequestResult(PROMPT, due=0.0).fail("http 501", "<html>\n  <body>\n    <h1>Error</h1>\n")
+    assert result.error_detail == "<html> <body> <h1>Error</h1>"
