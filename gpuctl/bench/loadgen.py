@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import gc
 import hashlib
 import itertools
@@ -37,7 +36,7 @@ import random
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 RESULT_VERSION = 1
@@ -936,7 +935,7 @@ async def run_benchmark(spec: LoadSpec) -> dict[str, Any]:
     if spec.api_key:
         headers["Authorization"] = f"Bearer {spec.api_key}"
     given = spec.seed is not None
-    spec = dataclasses.replace(spec, seed=resolve_seed(spec.seed))
+    spec = replace(spec, seed=resolve_seed(spec.seed))
     assert spec.seed is not None
     dataset = None if spec.dataset == "random" else read_dataset(spec.dataset, spec.seed)
     model = spec.model or await discover_model(base, headers, spec.timeout_s)

@@ -216,7 +216,8 @@ def store_results(store: StateStore, target: BenchTarget, spec: LoadSpec, report
     records = [
         BenchRecord(deployment=deployment.name, model=report.model, provider=deployment.provider,
                     gpu=deployment.gpu, gpu_count=deployment.gpu_count, price_per_hour=target.price_per_hour,
-                    endpoint=spec.endpoint, input_len=spec.input_len, output_len=spec.output_len,
+                    endpoint="chat" if spec.endpoint == "chat" else "completions", input_len=spec.input_len,
+                    output_len=spec.output_len,
                     dataset="random" if spec.dataset == "random" else Path(spec.dataset).name,
                     errors=loadgen_run.errors, run=run)
         for loadgen_run, run in zip(report.runs, runs, strict=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -78,7 +79,7 @@ def _summary(runs: list[Any], with_goodput: bool) -> tuple[list[_Line], list[Col
     for metric, label in (("ttft_ms", "TTFT"), ("itl_ms", "ITL (per token)"), ("tpot_ms", "TPOT"),
                           ("e2e_ms", "E2E latency")):
         for key in ("mean", "p50", "p90", "p99"):
-            lines.append(line(f"{label} {key} ms", lambda r, m=metric, k=key: _ms(getattr(r, m), k)))
+            lines.append(line(f"{label} {key} ms", partial(_stat, metric, key)))
     lines += [
         line("$ per 1M output tokens", lambda r: _money(r.cost_per_1m_output_tokens)),
         line("$ per 1M total tokens", lambda r: _money(r.cost_per_1m_total_tokens)),
@@ -88,8 +89,16 @@ def _summary(runs: list[Any], with_goodput: bool) -> tuple[list[_Line], list[Col
         return " ".join(p for p in (r.concurrency and f"c={r.concurrency}", r.rate and f"{r.rate:g} req/s") if p)
 
     columns = [Column("", "figure")] + [
-        Column(header(r) or "run", lambda line_, i=i: line_.values[i], "right") for i, r in enumerate(runs)]
+        Column(header(r) or "run", partial(_value, i), "right") for i, r in enumerate(runs)]
     return lines, columns
+
+
+def _stat(metric: str, key: str, run: Any) -> str | None:
+    return _ms(getattr(run, metric), key)
+
+
+def _value(index: int, line: _Line) -> str | None:
+    return line.values[index]
 
 
 _HISTORY_COLUMNS = [

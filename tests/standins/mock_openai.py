@@ -182,7 +182,7 @@ class Mock:
         n = self.seq
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        record = {"n": n, "request_id": headers.get("x-request-id"), "recv": recv, "first": None,
+        record: dict[str, Any] = {"n": n, "request_id": headers.get("x-request-id"), "recv": recv, "first": None,
                   "end": None, "status": 200, "tokens": 0, "events": []}
         self.records.append(record)
         try:
@@ -399,7 +399,7 @@ def _full_response(chat: bool, model: str, rid: str, tokens: int, finish: str, p
 def _prompt_words(req: dict, chat: bool) -> list[str]:
     """The mock's 'tokenizer': one token per whitespace-separated word."""
     if chat:
-        parts = []
+        parts: list[str] = []
         for message in req.get("messages") or []:
             content = message.get("content")
             if isinstance(content, list):
@@ -564,9 +564,14 @@ async def serve(host: str, port: int, settings: Settings) -> None:
     server = await asyncio.get_running_loop().create_server(factory, host, port, backlog=1024)
     bound = server.sockets[0].getsockname()
     print(f"READY http://{bound[0]}:{bound[1]}", flush=True)
-    stop = asyncio.get_running_loop().create_future()
+    stop: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def on_signal() -> None:
+        if not stop.done():
+            stop.set_result(None)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        asyncio.get_running_loop().add_signal_handler(sig, on_signal)
     async with server:
         await stop
 
