@@ -243,16 +243,22 @@ class LlamaServer:
         self.log_file.flush()
         return self.log_path.stat().st_size
 
-    def timings_since(self, offset: int) -> list[dict[str, float]]:
-        """Per finished request, in the order they finished: prefill ms and tokens, decode ms per token."""
-        time.sleep(0.2)  # the last request's timings are logged just after its response
+    def timings_since(self, offset: int, expected: int) -> list[dict[str, float]]:
+        """Per finished request, in the order they finished: prefill ms and tokens, decode ms per token.
+        A request's timings are logged just after its response: wait (5 s at most) for ``expected``."""
+        deadline = time.monotonic() + 5
+        while len(timings := self._parse(offset)) < expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return timings
+
+    def _parse(self, offset: int) -> list[dict[str, float]]:
         text = self.log_path.read_bytes()[offset:].decode("utf-8", "replace")
         timings: list[dict[str, float]] = []
         for line in text.splitlines():
             if found := _PROMPT_EVAL.search(line):
                 timings.append({"prefill_ms": float(found[1]), "prefill_tokens": int(found[2])})
             elif (found := _EVAL.search(line)) and timings and "tpot_ms" not in timings[-1]:
-                timings[-1].update(tokens=int(found[2]) + 0, tpot_ms=float(found[3]))
+                timings[-1].update(tokens=int(found[2]), tpot_ms=float(found[3]))
         return timings
 
 
@@ -361,7 +367,8 @@ def main() -> int:
                 requests = max(args.requests, 8 * concurrency)
                 offset = server.log_size()
                 client = run_gpuctl(server.url, concurrency, requests, args, Path(work))
-                row = compare(concurrency, requests, client, server.timings_since(offset))
+                answered = (client["run"].get("requests_ok") or 0) + concurrency  # + the warm-up
+                row = compare(concurrency, requests, client, server.timings_since(offset, answered))
                 row["pass"] = number
                 rows.append(row)
                 log(f"pass {number} c={concurrency}: exit {row['exit']}, {row['ok']} ok / {row['failed']} failed "

@@ -231,7 +231,7 @@ def test_a_server_answering_garbage_is_a_server_error(gpuctl: Gpuctl, mock: Mock
 @pytest.mark.parametrize("model", [(), ("--model", "mock-model")])
 def test_a_refused_key_is_a_credentials_error(gpuctl: Gpuctl, mock: MockProcess, model: tuple[str, ...]) -> None:
     # without --model the key is first refused by /v1/models (as vLLM does), with it by every request
-    mock.configure(api_key="right", garbage="")
+    mock.configure(api_key="right", models_need_key=True)
     result = gpuctl("bench", "--url", mock.url, "-n", "2", "--api-key", "wrong", *model)
     assert result.exit_code == 6, result.stderr
     assert "--api-key" in result.stderr and "wrong" not in result.stderr

@@ -60,6 +60,7 @@ class Settings:
     default_max_tokens: int = 16
     stop_after: int = 0  # stop early (finish_reason "stop") after this many tokens unless ignore_eos
     api_key: str = ""
+    models_need_key: bool = False  # /v1/models refuses a wrong key too (vLLM guards every /v1 route)
     fail_every: int = 0  # every Nth generation request gets HTTP fail_status
     fail_status: int = 500
     hang_every: int = 0  # every Nth never gets an answer
@@ -152,8 +153,9 @@ class Mock:
         if method == "GET" and path == "/health":
             writer.write(_plain(200, None))
         elif method == "GET" and path == "/v1/models":
-            if self.settings.api_key and headers.get("authorization") != f"Bearer {self.settings.api_key}":
-                writer.write(_plain(401, {"error": "invalid API key"}))  # vLLM guards every /v1 route
+            s = self.settings
+            if s.models_need_key and s.api_key and headers.get("authorization") != f"Bearer {s.api_key}":
+                writer.write(_plain(401, {"error": "invalid API key"}))
                 return True
             model = self.settings.model
             writer.write(_plain(200, {"object": "list", "data": [
