@@ -8,6 +8,7 @@ no secret ever appears in a command line.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import threading
@@ -19,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from gpuctl.bench.cost import cost_per_million
-from gpuctl.errors import GpuctlError, HealthCheckError, NotFoundError, UsageError
+from gpuctl.envvars import Env
+from gpuctl.errors import (
+    CredentialsError,
+    GpuctlError,
+    HealthCheckError,
+    NotFoundError,
+    ProviderError,
+    UsageError,
+)
 from gpuctl.events import NullReporter, Reporter
 from gpuctl.models.bench import BenchRecord, BenchRun, LoadgenReport, LoadgenRun
 
@@ -108,14 +117,58 @@ def _relay(stream: Any, reporter: Reporter, tail: deque[str]) -> None:
 
 
 def loadgen_error(code: int, tail: list[str], url: str) -> GpuctlError:
-    """The gpuctl error for a load generator that exited with ``code`` (its last stderr lines in ``tail``)."""
+    """The gpuctl error for a load generator that exited with ``code`` (its last stderr lines in ``tail``;
+    the exit codes are listed in loadgen.py's docstring)."""
     message = next((line.removeprefix("loadgen: ") for line in reversed(tail) if line.startswith("loadgen: ")),
                    tail[-1] if tail else f"the load generator exited with status {code}")
+    models = f"{url.rstrip('/').removesuffix('/v1')}/v1/models"
     if code == 2:
-        return UsageError(message)
+        return UsageError(message, "check the file and the options")
     if code == 3:
-        return HealthCheckError(message, f"check that the server answers: curl {url.rstrip('/')}/v1/models")
+        return HealthCheckError(message, f"check that the server answers: curl {models}")
+    if code == 4:
+        return ProviderError(message, f"is this an OpenAI-compatible server? curl {models} should list its model")
+    if code == 6:
+        return CredentialsError(message, f"pass the server's key with --api-key or ${Env.OPENAI_API_KEY}")
     return GpuctlError(f"the load generator failed (exit {code}): {message}")
+
+
+def failure_error(report: LoadgenReport, allowed: float, url: str) -> GpuctlError | None:
+    """The error a run ends with when more than ``allowed`` (a fraction) of some point's requests failed:
+    exit 4 when the server answered something that is not an OpenAI stream, else 8; None when all is well."""
+    over = [(i, run) for i, run in enumerate(report.runs, 1)
+            if run.requests_failed > allowed * (run.requests_ok + run.requests_failed)]
+    if not over:
+        return None
+    causes: dict[str, int] = {}
+    for _, run in over:
+        for cause, count in run.errors.items():
+            causes[cause] = causes.get(cause, 0) + count
+    listed = ", ".join(f"{cause} x{count}" for cause, count in sorted(causes.items()))
+    if not any(run.requests_ok for run in report.runs):
+        message = f"no request to {url} succeeded ({listed})"
+    else:
+        points = "; ".join(f"run {i} ({_point(run)}): {run.requests_failed} of "
+                           f"{run.requests_ok + run.requests_failed} failed" for i, run in over)
+        message = f"requests to {url} failed: {points} ({listed})"
+    if "invalid response" in causes:
+        return ProviderError(message + ": the server's answers are not OpenAI-style event streams",
+                             "check that the URL is an OpenAI-compatible server (the warnings above show what "
+                             "it sent)")
+    if set(causes) <= {"http 401", "http 403"}:
+        return CredentialsError(message + ": the server refused the API key",
+                                f"pass the server's key with --api-key or ${Env.OPENAI_API_KEY}")
+    worst = max(run.requests_failed / (run.requests_ok + run.requests_failed) for _, run in over)
+    if worst == 1:
+        return HealthCheckError(message, "the warnings above give the causes")
+    return HealthCheckError(message, f"the warnings above give the causes; --allow-failures "
+                                     f"{math.ceil(worst * 100) / 100:g} accepts this many")
+
+
+def _point(run: LoadgenRun) -> str:
+    return " ".join(p for p in (run.concurrency and f"c={run.concurrency}", run.rate and f"{run.rate:g} req/s")
+                    if p) or "unlimited"
+
 
 
 def parse_report(stdout: str) -> LoadgenReport:
@@ -127,16 +180,30 @@ def parse_report(stdout: str) -> LoadgenReport:
                           "rerun with GPUCTL_DEBUG=1 and report it") from exc
 
 
-def bench_run(run: LoadgenRun, price_per_hour: float | None) -> BenchRun:
-    """The public view of one run, with its cost per million tokens."""
+def bench_runs(report: LoadgenReport, price_per_hour: float | None) -> list[BenchRun]:
+    """The public view of every run of a report."""
+    return [bench_run(run, price_per_hour, report.settings) for run in report.runs]
+
+
+def bench_run(run: LoadgenRun, price_per_hour: float | None, settings: dict[str, Any] | None = None) -> BenchRun:
+    """The public view of one run, with its cost per million tokens (``settings``: the report's, which
+    carry the seed and salt)."""
+    settings = settings or {}
     return BenchRun(
         concurrency=run.concurrency, rate=run.rate, requests_ok=run.requests_ok,
-        requests_failed=run.requests_failed, duration_s=run.duration_s, ttft_ms=run.ttft_ms, itl_ms=run.itl_ms,
+        requests_failed=run.requests_failed, failed_by_cause=run.errors, truncated_responses=run.truncated_responses,
+        short_responses=run.short_responses, retried_requests=run.retried, input_tokens=run.input_tokens,
+        output_tokens=run.output_tokens, output_tokens_requested=run.output_tokens_requested,
+        input_tokens_source=run.input_tokens_source, output_tokens_source=run.output_tokens_source,
+        cached_input_tokens=run.cached_input_tokens, seed=settings.get("seed"), salt=settings.get("salt"),
+        prefix_share=settings.get("prefix_share") or 0.0,
+        duration_s=run.duration_s, ttft_ms=run.ttft_ms, itl_ms=run.itl_ms,
         tpot_ms=run.tpot_ms, e2e_ms=run.e2e_ms, output_tokens_per_s=run.output_tokens_per_s,
         total_tokens_per_s=run.total_tokens_per_s, requests_per_s=run.requests_per_s,
         cost_per_1m_output_tokens=cost_per_million(price_per_hour, run.output_tokens_per_s),
         cost_per_1m_total_tokens=cost_per_million(price_per_hour, run.total_tokens_per_s),
         goodput_requests_per_s=run.goodput_requests_per_s, client_saturated=run.client.saturated,
+        client_sent_late=run.client.sent_late,
     )
 
 
@@ -149,7 +216,8 @@ def store_results(store: StateStore, target: BenchTarget, spec: LoadSpec, report
     records = [
         BenchRecord(deployment=deployment.name, model=report.model, provider=deployment.provider,
                     gpu=deployment.gpu, gpu_count=deployment.gpu_count, price_per_hour=target.price_per_hour,
-                    endpoint=spec.endpoint, input_len=spec.input_len, output_len=spec.output_len,
+                    endpoint="chat" if spec.endpoint == "chat" else "completions", input_len=spec.input_len,
+                    output_len=spec.output_len,
                     dataset="random" if spec.dataset == "random" else Path(spec.dataset).name,
                     errors=loadgen_run.errors, run=run)
         for loadgen_run, run in zip(report.runs, runs, strict=True)
@@ -167,4 +235,4 @@ def smoke_bench(url: str, *, model: str | None = None, api_key: str | None = Non
     spec = make_spec(target, requests=SMOKE_REQUESTS, warmup=1, input_len=SMOKE_TOKENS,
                      output_len=SMOKE_TOKENS, timeout_s=120.0, progress=False)
     report = run_local(spec, reporter or NullReporter())
-    return bench_run(report.runs[0], price_per_hour)
+    return bench_runs(report, price_per_hour)[0]

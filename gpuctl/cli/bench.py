@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -13,7 +14,7 @@ from gpuctl.cli.options import json_option, quiet_option
 from gpuctl.cli.output import Column, ConsoleReporter, info, print_json, print_rows, warn
 from gpuctl.durations import parse_duration
 from gpuctl.envvars import Env
-from gpuctl.errors import HealthCheckError, UsageError
+from gpuctl.errors import UsageError
 
 if TYPE_CHECKING:
     from gpuctl.bench.loadgen import LoadSpec
@@ -78,7 +79,7 @@ def _summary(runs: list[Any], with_goodput: bool) -> tuple[list[_Line], list[Col
     for metric, label in (("ttft_ms", "TTFT"), ("itl_ms", "ITL (per token)"), ("tpot_ms", "TPOT"),
                           ("e2e_ms", "E2E latency")):
         for key in ("mean", "p50", "p90", "p99"):
-            lines.append(line(f"{label} {key} ms", lambda r, m=metric, k=key: _ms(getattr(r, m), k)))
+            lines.append(line(f"{label} {key} ms", partial(_stat, metric, key)))
     lines += [
         line("$ per 1M output tokens", lambda r: _money(r.cost_per_1m_output_tokens)),
         line("$ per 1M total tokens", lambda r: _money(r.cost_per_1m_total_tokens)),
@@ -88,8 +89,16 @@ def _summary(runs: list[Any], with_goodput: bool) -> tuple[list[_Line], list[Col
         return " ".join(p for p in (r.concurrency and f"c={r.concurrency}", r.rate and f"{r.rate:g} req/s") if p)
 
     columns = [Column("", "figure")] + [
-        Column(header(r) or "run", lambda line_, i=i: line_.values[i], "right") for i, r in enumerate(runs)]
+        Column(header(r) or "run", partial(_value, i), "right") for i, r in enumerate(runs)]
     return lines, columns
+
+
+def _stat(metric: str, key: str, run: Any) -> str | None:
+    return _ms(getattr(run, metric), key)
+
+
+def _value(index: int, line: _Line) -> str | None:
+    return line.values[index]
 
 
 _HISTORY_COLUMNS = [
@@ -130,7 +139,15 @@ _HISTORY_COLUMNS = [
 @click.option("--dataset", default="random", show_default=True, metavar="random|PATH",
               help="Random prompts, or a JSONL file of {\"prompt\": ...} or {\"messages\": [...]} lines.")
 @click.option("--endpoint", type=click.Choice(["completions", "chat"]), default="completions", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0),
+              help="Send exactly the prompts of the run with this seed (--json and --history show each run's). "
+                   "[default: new prompts every run, so no server cache answers them]")
+@click.option("--prefix-share", type=click.FloatRange(0, 1), default=0.0, metavar="R",
+              help="Fraction of each prompt that every request of a run shares, like a system prompt (random "
+                   "prompts). [default: 0]")
+@click.option("--allow-failures", type=click.FloatRange(0, 1), default=0.0, metavar="FRACTION",
+              help="Exit 0 while at most this fraction of a run's requests failed. [default: 0, any failure "
+                   "exits 8]")
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Per-request timeout, seconds.")
 @click.option("--slo", type=_Parsed("slo", _loadgen_parser("parse_slo")), metavar="ttft=MS,tpot=MS",
               help="Service levels for goodput (keys ttft, tpot, e2e).")
@@ -145,8 +162,9 @@ _HISTORY_COLUMNS = [
 def bench(app: App, name: str | None, url: str | None, model: str | None, api_key: str | None,
           concurrency: list[int | None] | None, rate: list[float | None] | None, burstiness: float,
           requests: int | None, duration: str | None, warmup: int | None, input_len: int, output_len: int,
-          ignore_eos: bool, dataset: str, endpoint: str, seed: int, timeout: float,
-          slo: dict[str, float] | None, price_per_hour: float | None, source: str, history: bool) -> None:
+          ignore_eos: bool, dataset: str, endpoint: str, seed: int | None, prefix_share: float,
+          allow_failures: float, timeout: float, slo: dict[str, float] | None, price_per_hour: float | None,
+          source: str, history: bool) -> None:
     """Measure TTFT, inter-token latency, TPOT, end-to-end latency, throughput, goodput and the cost per
     1M tokens of deployment NAME, or of any OpenAI-compatible server given by --url.
 
@@ -155,11 +173,22 @@ def bench(app: App, name: str | None, url: str | None, model: str | None, api_ke
       gpuctl bench my-llama -c 1,8,32,128
       gpuctl bench --url http://10.0.0.5:8000 --rate 5 --duration 2m --slo ttft=500,tpot=50
       gpuctl bench --history
+
+    Every run sends prompts no server has seen (a server's prefix cache would make TTFT read low);
+    --seed repeats a run's prompts. A run in which requests failed exits 8 (4 when the server's answers
+    are not OpenAI event streams) after printing its figures; see docs/bench.md.
     """
     if history:
         _show_history(app, name)
         return
-    from gpuctl.bench.runner import BenchTarget, bench_run, make_spec, store_results, target_for_deployment
+    from gpuctl.bench.runner import (
+        BenchTarget,
+        bench_runs,
+        failure_error,
+        make_spec,
+        store_results,
+        target_for_deployment,
+    )
 
     if bool(name) == bool(url):
         raise UsageError("give a deployment NAME or --url, not both" if name else "give a deployment NAME or --url")
@@ -177,13 +206,12 @@ def bench(app: App, name: str | None, url: str | None, model: str | None, api_ke
         target, endpoint=endpoint, concurrency=concurrency or [1 if rate in (None, [None]) else None],
         rate=rate or [None], burstiness=burstiness, requests=requests,
         duration_s=float(parse_duration(duration)) if duration else None, warmup=warmup, input_len=input_len,
-        output_len=output_len, dataset=dataset, ignore_eos=ignore_eos, seed=seed, timeout_s=timeout,
-        slo_ms=slo or {}, progress=not app.quiet,
+        output_len=output_len, dataset=dataset, ignore_eos=ignore_eos, seed=seed, prefix_share=prefix_share,
+        timeout_s=timeout, slo_ms=slo or {}, progress=not app.quiet,
     )
     report = _run(app, target, spec, source)
-    runs = [bench_run(run, target.price_per_hour) for run in report.runs]
-    answered = any(run.requests_ok for run in runs)
-    if answered:
+    runs = bench_runs(report, target.price_per_hour)
+    if any(run.requests_ok for run in runs):
         store_results(app.state, target, spec, report, runs)
     _notes(app, report, target.price_per_hour)
     if app.json:
@@ -193,24 +221,41 @@ def bench(app: App, name: str | None, url: str | None, model: str | None, api_ke
     else:
         lines, columns = _summary(runs, bool(slo))
         print_rows(app, lines, columns, empty="no runs")
-    if not answered:
-        raise HealthCheckError(f"no request to {target.url} succeeded", "the warnings above give the causes")
+    failed = failure_error(report, allow_failures, target.url)
+    if failed:
+        raise failed
 
 
-def _notes(app: App, report: Any, price: float | None) -> None:
-    """What the table cannot say: failures by cause, runs whose client figures are not trustworthy."""
+def _notes(app: App, report: LoadgenReport, price: float | None) -> None:
+    """What the table cannot say: failures by cause, answers shorter than asked, token counts the server
+    did not give, prompts it answered from its cache, runs whose client figures are not trustworthy."""
     for i, run in enumerate(report.runs, 1):
         label = f"run {i} (concurrency {run.concurrency or '-'}, rate {run.rate or 'max'})"
         if run.errors:
             causes = ", ".join(f"{cause} x{count}" for cause, count in sorted(run.errors.items()))
             example = next(iter(run.error_examples.values()), "")
             warn(app, f"{label}: {run.requests_failed} failed: {causes}" + (f" (e.g. {example})" if example else ""))
-        if run.client.saturated:
-            warn(app, f"{label}: client saturated ({'; '.join(run.client.reasons)}); its latency figures read "
-                      "high. Use fewer requests in flight, or --from host")
+        if run.short_responses:
+            got = run.output_tokens / max(run.requests_ok, 1)
+            asked = run.output_tokens_requested / max(run.requests_ok, 1)
+            warn(app, f"{label}: {run.short_responses} of {run.requests_ok} answers were shorter than asked "
+                      f"({got:.0f} of {asked:.0f} output tokens on average): prompt plus --output-len may exceed "
+                      "the server's context, or it ignores ignore_eos")
         if run.output_tokens_estimated:
-            info(app, f"{label}: the server sent no token counts; {run.output_tokens_estimated} requests were "
-                      "counted one token per event (a lower bound)")
+            info(app, f"{label}: the server sent no token counts (usage); {run.output_tokens_estimated} answers "
+                      "were counted one token per event")
+        if run.cached_input_tokens:
+            info(app, f"{label}: the server answered {run.cached_input_tokens} of {run.input_tokens} prompt "
+                      "tokens from its prefix cache")
+        if run.retried:
+            info(app, f"{label}: {run.retried} requests were sent again: the server had closed the kept-alive "
+                      "connection they went out on")
+        if run.client.saturated:
+            warn(app, f"{label}: client saturated ({'; '.join(run.client.reasons)}): its timestamps may be late, "
+                      "so latencies read high. Use fewer requests in flight, or --from host")
+        if run.client.sent_late and run.client.send_lag_ms:
+            warn(app, f"{label}: requests left late (send lag p90 {run.client.send_lag_ms.p90:.1f} ms): the "
+                      "load was lighter than asked; latencies are measured from the actual send")
     if price is None:
         info(app, "no price known: pass --price-per-hour for the cost per 1M tokens")
 

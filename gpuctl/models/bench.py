@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gpuctl.models.deployment import utcnow
 
+TokenSource = Literal["usage", "counted", "mixed"]
+
 
 class LatencyStats(BaseModel):
     """Milliseconds."""
@@ -25,8 +27,9 @@ class ClientCheck(BaseModel):
     cpu_util: float = Field(description="CPU seconds per wall second of the client process (1.0 = a full core)")
     send_lag_ms: LatencyStats | None = Field(description="actual minus planned send time of each request")
     loop_lag_ms: LatencyStats | None = Field(description="lateness of a 10 ms timer on the client's event loop")
-    saturated: bool
+    saturated: bool = Field(description="its own timestamps may be late: latencies read high")
     reasons: list[str] = Field(default_factory=list)
+    sent_late: bool = Field(False, description="requests left later than planned: the load was lighter than asked")
 
 
 class LoadgenRun(BaseModel):
@@ -42,7 +45,14 @@ class LoadgenRun(BaseModel):
     duration_s: float
     input_tokens: int
     output_tokens: int
-    output_tokens_estimated: int = Field(0, description="requests whose output length had to be inferred")
+    output_tokens_estimated: int = Field(0, description="requests whose output tokens the client counted")
+    output_tokens_requested: int = 0
+    output_tokens_source: TokenSource | None = None
+    input_tokens_source: TokenSource | None = None
+    cached_input_tokens: int = Field(0, description="prompt tokens the server says it answered from its cache")
+    short_responses: int = 0
+    truncated_responses: int = 0
+    retried: int = Field(0, description="requests sent again after a kept-alive connection turned out dead")
     ttft_ms: LatencyStats | None
     itl_ms: LatencyStats | None
     tpot_ms: LatencyStats | None
@@ -68,7 +78,7 @@ class LoadgenReport(BaseModel):
 
 class BenchRun(BaseModel):
     """One run as ``gpuctl bench --json`` prints it. The keys are an interface: exactly these, null where a
-    figure does not apply."""
+    figure does not apply. (Keys added later have defaults, so older stored runs still load.)"""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -76,6 +86,19 @@ class BenchRun(BaseModel):
     rate: float | None
     requests_ok: int
     requests_failed: int
+    failed_by_cause: dict[str, int] = Field(default_factory=dict)
+    truncated_responses: int = Field(0, description="streams that ended without a finish reason (failed)")
+    short_responses: int = Field(0, description="answers with fewer output tokens than asked (succeeded)")
+    retried_requests: int = Field(0, description="re-sent after the server had closed a kept-alive connection")
+    input_tokens: int = 0
+    output_tokens: int = 0
+    output_tokens_requested: int = 0
+    input_tokens_source: TokenSource | None = Field(None, description="usage (the server's), counted, mixed")
+    output_tokens_source: TokenSource | None = None
+    cached_input_tokens: int = 0
+    seed: int | None = Field(None, description="--seed reproduces this run's prompts exactly")
+    salt: str | None = Field(None, description="derived from the seed; every prompt of the run starts from it")
+    prefix_share: float = 0.0
     duration_s: float
     ttft_ms: LatencyStats | None
     itl_ms: LatencyStats | None
@@ -88,6 +111,7 @@ class BenchRun(BaseModel):
     cost_per_1m_total_tokens: float | None
     goodput_requests_per_s: float | None
     client_saturated: bool
+    client_sent_late: bool = False
 
 
 class BenchReport(BaseModel):

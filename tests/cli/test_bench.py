@@ -14,9 +14,12 @@ from gpuctl.state import StateStore
 from tests.standins.mock_openai import MockProcess
 
 Gpuctl = Callable[..., Result]
-RUN_KEYS = {"concurrency", "rate", "requests_ok", "requests_failed", "duration_s", "ttft_ms", "itl_ms", "tpot_ms",
-            "e2e_ms", "output_tokens_per_s", "total_tokens_per_s", "requests_per_s", "cost_per_1m_output_tokens",
-            "cost_per_1m_total_tokens", "goodput_requests_per_s", "client_saturated"}
+RUN_KEYS = {"concurrency", "rate", "requests_ok", "requests_failed", "failed_by_cause", "truncated_responses",
+            "short_responses", "retried_requests", "input_tokens", "output_tokens", "output_tokens_requested",
+            "input_tokens_source", "output_tokens_source", "cached_input_tokens", "seed", "salt", "prefix_share",
+            "duration_s", "ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "output_tokens_per_s", "total_tokens_per_s",
+            "requests_per_s", "cost_per_1m_output_tokens", "cost_per_1m_total_tokens", "goodput_requests_per_s",
+            "client_saturated", "client_sent_late"}
 SMALL = ("-n", "4", "--input-len", "8", "--output-len", "8")
 
 
@@ -40,8 +43,14 @@ def test_json_has_exactly_the_documented_keys(gpuctl: Gpuctl, mock: MockProcess)
     assert set(first["ttft_ms"]) == {"mean", "p50", "p90", "p99"}
     assert first["cost_per_1m_output_tokens"] is None and first["cost_per_1m_total_tokens"] is None
     assert first["goodput_requests_per_s"] == pytest.approx(first["requests_per_s"], rel=1e-3)
-    assert isinstance(first["client_saturated"], bool)
+    assert isinstance(first["client_saturated"], bool) and isinstance(first["client_sent_late"], bool)
     assert "no price known" in result.stderr
+    assert (first["failed_by_cause"], first["truncated_responses"], first["short_responses"]) == ({}, 0, 0)
+    assert (first["input_tokens"], first["output_tokens"], first["output_tokens_requested"]) == (4 * 8, 4 * 8, 4 * 8)
+    assert (first["input_tokens_source"], first["output_tokens_source"]) == ("usage", "usage")
+    # one seed and salt per run of the command, shared by its points
+    assert isinstance(first["seed"], int) and len(first["salt"]) == 8
+    assert (second["seed"], second["salt"]) == (first["seed"], first["salt"])
 
 
 def test_cost_comes_from_the_price_and_the_measured_throughput(gpuctl: Gpuctl, mock: MockProcess) -> None:
@@ -107,13 +116,82 @@ def test_the_summary_table_and_failures_by_cause(gpuctl: Gpuctl, mock: MockProce
     mock.configure(fail_every=3)
     result = gpuctl("bench", "--url", mock.url, "-n", "6", "--warmup", "0", "--output-len", "4",
                     "--price-per-hour", "1")
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 8, result.stderr  # the figures are printed, and the failures are not hidden
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["c=1"]
     assert any(line.split() == ["requests", "ok", "/", "failed", "4", "/", "2"] for line in lines)
     assert any(line.startswith("$ per 1M output tokens") for line in lines)
     assert "2 failed: http 500 x2" in result.stderr
     assert "run 1/1: concurrency 1" in result.stderr  # live progress, relayed
+    assert result.stderr.splitlines()[-1] == (
+        f"error: requests to {mock.url} failed: run 1 (c=1): 2 of 6 failed (http 500 x2) (hint: the warnings "
+        "above give the causes; --allow-failures 0.34 accepts this many)")
+
+
+@pytest.mark.parametrize(("allowed", "code"), [("0.34", 0), ("0.3", 8), ("1", 0)])
+def test_allow_failures_sets_the_fraction_that_still_exits_0(gpuctl: Gpuctl, mock: MockProcess, allowed: str,
+                                                             code: int) -> None:
+    mock.configure(fail_every=3)
+    result = gpuctl("bench", "--url", mock.url, "-n", "6", "--warmup", "0", "--allow-failures", allowed, "--json")
+    assert result.exit_code == code, result.stderr
+    run = json.loads(result.stdout)["runs"][0]
+    assert (run["requests_failed"], run["failed_by_cause"]) == (2, {"http 500": 2})
+
+
+def test_a_truncated_stream_fails_the_run(gpuctl: Gpuctl, mock: MockProcess) -> None:
+    mock.configure(truncate_every=2)
+    result = gpuctl("bench", "--url", mock.url, *SMALL, "--warmup", "0", "--json")
+    assert result.exit_code == 8
+    run = json.loads(result.stdout)["runs"][0]
+    assert (run["requests_ok"], run["truncated_responses"], run["failed_by_cause"]) == (2, 2, {"truncated": 2})
+    assert "truncated x2" in result.stderr and "no finish reason" in result.stderr
+
+
+def test_short_answers_are_reported_not_failed(gpuctl: Gpuctl, mock: MockProcess) -> None:
+    mock.configure(context_len=20, usage=False)
+    result = gpuctl("bench", "--url", mock.url, "-n", "3", "--input-len", "8", "--output-len", "30", "--json")
+    assert result.exit_code == 0, result.stderr
+    run = json.loads(result.stdout)["runs"][0]
+    assert (run["short_responses"], run["output_tokens"], run["output_tokens_requested"]) == (3, 36, 90)
+    assert (run["output_tokens_source"], run["input_tokens_source"]) == ("counted", "counted")
+    assert "3 of 3 answers were shorter than asked (12 of 30 output tokens on average)" in result.stderr
+
+
+def test_a_server_closing_kept_alive_connections_loses_nothing_through_a_deployment(
+        gpuctl: Gpuctl, mock: MockProcess, isolated: Path) -> None:
+    add_deployment(isolated, mock.url)
+    mock.configure(close_after_stream=True)
+    result = gpuctl("bench", "llama", "-c", "1,4", *SMALL, "--endpoint", "chat", "--json")
+    assert result.exit_code == 0, result.stderr
+    runs = json.loads(result.stdout)["runs"]
+    assert [(r["requests_ok"], r["requests_failed"]) for r in runs] == [(4, 0), (4, 0)]
+    assert mock.stats()["dropped"] > 0 and sum(r["retried_requests"] for r in runs) > 0
+
+
+def test_seed_and_salt_are_kept_and_a_seed_repeats_the_prompts(gpuctl: Gpuctl, mock: MockProcess,
+                                                              isolated: Path) -> None:
+    add_deployment(isolated, mock.url)
+    mock.configure(prefix_cache=True, cache_block=4)
+    first = json.loads(gpuctl("bench", "llama", *SMALL, "--json").stdout)["runs"][0]
+    fresh = json.loads(gpuctl("bench", "llama", *SMALL, "--json").stdout)["runs"][0]
+    assert first["seed"] != fresh["seed"] and first["salt"] != fresh["salt"]
+    assert first["cached_input_tokens"] == fresh["cached_input_tokens"] == 0
+    again = gpuctl("bench", "llama", *SMALL, "--seed", str(first["seed"]), "--json")
+    repeat = json.loads(again.stdout)["runs"][0]
+    assert (repeat["seed"], repeat["salt"]) == (first["seed"], first["salt"])
+    assert repeat["cached_input_tokens"] == repeat["input_tokens"] == 4 * 8
+    assert "answered 32 of 32 prompt tokens from its prefix cache" in again.stderr
+    history = json.loads(gpuctl("bench", "--history", "--json").stdout)
+    assert sorted((h["run"]["seed"], h["run"]["salt"]) for h in history) == sorted(
+        (r["seed"], r["salt"]) for r in (first, fresh, repeat))
+
+
+def test_prefix_share_reaches_the_server(gpuctl: Gpuctl, mock: MockProcess) -> None:
+    mock.configure(prefix_cache=True, cache_block=4)
+    result = gpuctl("bench", "--url", mock.url, "-n", "4", "--input-len", "16", "--prefix-share", "0.5",
+                    "--json")
+    run = json.loads(result.stdout)["runs"][0]
+    assert (run["prefix_share"], run["cached_input_tokens"]) == (0.5, 4 * 8)
 
 
 def test_an_api_key_from_the_environment_reaches_the_server_and_nothing_else(gpuctl: Gpuctl,
@@ -130,6 +208,48 @@ def test_every_request_failing_is_a_health_error(gpuctl: Gpuctl, mock: MockProce
     assert result.exit_code == 8
     assert json.loads(result.stdout)["runs"][0]["requests_failed"] == 2
     assert "http 404 x" in result.stderr and "does not exist" in result.stderr
+    assert result.stderr.splitlines()[-1] == (f"error: no request to {mock.url} succeeded (http 404 x2) (hint: the "
+                                              "warnings above give the causes)")
+    assert "failed: http 404 x2 (e.g. {" in result.stderr  # the example is one line of the answer
+
+
+@pytest.mark.parametrize(("garbage", "model", "message"), [
+    ("html", (), "answered text/html that is not JSON: '<!DOCTYPE html>"),
+    ("json", (), "answered application/json that is not JSON"),
+    ("html", ("--model", "mock-model"), "not OpenAI-style event streams"),
+])
+def test_a_server_answering_garbage_is_a_server_error(gpuctl: Gpuctl, mock: MockProcess, garbage: str,
+                                                      model: tuple[str, ...], message: str) -> None:
+    mock.configure(garbage=garbage)
+    result = gpuctl("bench", "--url", mock.url, "-n", "2", *model)
+    assert result.exit_code == 4, result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and message in error[0] and "(hint: " in error[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("model", [(), ("--model", "mock-model")])
+def test_a_refused_key_is_a_credentials_error(gpuctl: Gpuctl, mock: MockProcess, model: tuple[str, ...]) -> None:
+    # without --model the key is first refused by /v1/models (as vLLM does), with it by every request
+    mock.configure(api_key="right", models_need_key=True)
+    result = gpuctl("bench", "--url", mock.url, "-n", "2", "--api-key", "wrong", *model)
+    assert result.exit_code == 6, result.stderr
+    assert "--api-key" in result.stderr and "wrong" not in result.stderr
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "cannot read dataset"), (b"not json\n", ":1: not a JSON object"),
+    (b'{"prompt": ""}\n', ':1: needs a non-empty "prompt"'), (b"\x89PNG\r\n\x1a\n\x00\xff", "not UTF-8"),
+])
+def test_a_bad_dataset_is_one_line_and_exit_2(gpuctl: Gpuctl, mock: MockProcess, isolated: Path,
+                                              content: bytes | None, message: str) -> None:
+    data = isolated / "prompts.jsonl"
+    if content is not None:
+        data.write_bytes(content)
+    result = gpuctl("bench", "--url", mock.url, "--dataset", str(data), "-n", "1")
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and message in result.stderr and "(hint: " in result.stderr
+    assert mock.stats()["requests"] == 0  # nothing was sent
 
 
 def test_an_unreachable_server_is_a_health_error(gpuctl: Gpuctl, mock: MockProcess) -> None:
@@ -147,6 +267,10 @@ def test_an_unreachable_server_is_a_health_error(gpuctl: Gpuctl, mock: MockProce
     (("--url", "http://127.0.0.1:9", "-c", "0"), "concurrency"),
     (("--url", "http://127.0.0.1:9", "--from", "host"), "--from host"),
     (("--url", "127.0.0.1:9"), "http://"),
+    (("--url", "http://127.0.0.1:9", "--prefix-share", "2"), "--prefix-share"),
+    (("--url", "http://127.0.0.1:9", "--prefix-share", "0.5", "--dataset", "x.jsonl"), "prefix_share"),
+    (("--url", "http://127.0.0.1:9", "--allow-failures", "-1"), "--allow-failures"),
+    (("--url", "http://127.0.0.1:9", "--seed", "-3"), "--seed"),
 ])
 def test_usage_errors(gpuctl: Gpuctl, args: tuple[str, ...], message: str) -> None:
     result = gpuctl("bench", *args)

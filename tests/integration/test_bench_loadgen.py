@@ -58,11 +58,19 @@ def test_role_only_first_delta_does_not_count_as_the_first_token(mock: MockProce
     assert 38 <= run["ttft_ms"]["p50"] <= 80  # the role delta left at once
 
 
-def test_without_usage_the_output_length_comes_from_the_finish_reason(mock: MockProcess) -> None:
+def test_without_usage_tokens_are_counted_per_event_and_said_to_be(mock: MockProcess) -> None:
+    mock.configure(usage=False)
+    run = bench(mock, concurrency=[2], requests=4, output_len=9)
+    assert (run["output_tokens"], run["output_tokens_estimated"], run["short_responses"]) == (36, 4, 0)
+    assert (run["output_tokens_source"], run["input_tokens_source"]) == ("counted", "counted")
+    assert run["input_tokens"] == 4 * 8  # the prompt length the client built
+
+
+def test_without_usage_several_tokens_per_event_read_as_short(mock: MockProcess) -> None:
+    # nothing tells the client how many tokens an event carried: it counts one, and says so
     mock.configure(usage=False, tokens_per_event=3)
     run = bench(mock, concurrency=[2], requests=4, output_len=9)
-    assert (run["output_tokens"], run["output_tokens_estimated"]) == (36, 0)
-    assert run["input_tokens"] == 4 * 8  # the prompt length the client built
+    assert (run["output_tokens"], run["output_tokens_estimated"], run["short_responses"]) == (12, 4, 4)
 
 
 def test_without_usage_an_early_stop_is_counted_and_flagged(mock: MockProcess) -> None:
@@ -124,7 +132,7 @@ def test_a_jsonl_dataset_sets_prompts_and_lengths(mock: MockProcess, tmp_path: P
                     + json.dumps({"messages": [{"role": "user", "content": "four five"}]}) + "\n")
     run = bench(mock, endpoint="chat", dataset=str(data), concurrency=[1], requests=4, warmup=0, output_len=6)
     assert run["output_tokens"] == 2 * 3 + 2 * 6
-    assert run["input_tokens"] == 2 * 3 + 2 * 2  # the mock counts words
+    assert run["input_tokens"] == 2 * (3 + 4) + 2 * (2 + 4)  # the mock counts words; 4 are each prompt's tag
 
 
 def test_the_module_runs_as_a_script_with_settings_on_stdin(mock: MockProcess) -> None:

@@ -13,6 +13,14 @@ send is scheduled against the request's start, so lateness does not accumulate.
 
     python3 mock_openai.py --host 127.0.0.1 --port 8000 --model NAME --ttft-ms 100 --itl-ms 20
 
+Modes that imitate real servers' quirks (all off by default): ``close_after_stream`` answers with
+keep-alive but drops the connection when the next request arrives on it after a streamed response
+(llama.cpp's server does this); ``truncate_every`` ends every Nth stream half-way with ``[DONE]`` but no
+finish reason and no usage; ``context_len`` stops generation where prompt + output fill the context
+(finish reason "length", fewer tokens than asked); ``prefix_cache`` keeps the prompts it has seen in
+blocks of ``cache_block`` words and prefills only the uncached part (``prefill_ms_per_token`` each),
+so a reused prompt answers faster, as vLLM's and llama.cpp's prefix caches do.
+
 Endpoints: ``GET /health``, ``GET /v1/models``, ``POST /v1/completions``, ``POST /v1/chat/completions``
 (streaming and not), and for tests ``GET /_mock/stats``, ``POST /_mock/reset``, ``POST /_mock/config``
 (a JSON object of the settings below, applied at once). With ``--port 0`` it picks a free port; the
@@ -52,10 +60,18 @@ class Settings:
     default_max_tokens: int = 16
     stop_after: int = 0  # stop early (finish_reason "stop") after this many tokens unless ignore_eos
     api_key: str = ""
+    models_need_key: bool = False  # /v1/models refuses a wrong key too (vLLM guards every /v1 route)
     fail_every: int = 0  # every Nth generation request gets HTTP fail_status
     fail_status: int = 500
     hang_every: int = 0  # every Nth never gets an answer
     cut_every: int = 0  # every Nth stream is cut half-way (connection dropped, no final chunk)
+    truncate_every: int = 0  # every Nth stream ends half-way with [DONE], no finish reason, no usage
+    close_after_stream: bool = False  # keep-alive advertised, but a connection carries one stream only
+    context_len: int = 0  # prompt + output tokens the server can hold; 0 = unlimited
+    prefix_cache: bool = False  # prompts seen before are prefilled only past their cached prefix
+    prefill_ms_per_token: float = 0.0  # added to TTFT per uncached prompt token
+    cache_block: int = 16  # prefix cache granularity, in prompt words (vLLM's block size)
+    garbage: str = ""  # "html": every API route answers a 200 web page; "json": 200 with broken JSON
     record_events: bool = True
 
 
@@ -76,6 +92,8 @@ class Mock:
         self.in_flight = 0
         self.max_in_flight = 0
         self.records: list[dict] = []
+        self.dropped = 0  # requests that arrived on a connection the mock then closed unanswered
+        self.cached_prefixes: set[int] = set()
         self._templates: dict[tuple, list[bytes]] = {}
 
     # -- HTTP plumbing -------------------------------------------------------------------------
@@ -111,9 +129,22 @@ class Mock:
         finally:
             writer.close()
 
+    async def _drop_next_request(self, reader: asyncio.StreamReader) -> None:
+        """Wait for the next request on this kept-alive connection and close it unanswered. Waiting for
+        it (instead of closing at once) makes the race deterministic: the client has already reused the
+        connection when it learns that it is dead."""
+        try:
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5.0)
+        except (asyncio.TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            return
+        self.dropped += 1
+
     async def dispatch(self, method: str, path: str, headers: dict, body: bytes, recv: float,
                        reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Answer one request; False when the connection must not be reused."""
+        if self.settings.garbage and not path.startswith("/_mock/"):
+            writer.write(_garbage(self.settings.garbage))
+            return True
         if path in ("/v1/completions", "/v1/chat/completions"):
             if method != "POST":
                 writer.write(_plain(405, {"error": "use POST"}))
@@ -122,6 +153,10 @@ class Mock:
         if method == "GET" and path == "/health":
             writer.write(_plain(200, None))
         elif method == "GET" and path == "/v1/models":
+            s = self.settings
+            if s.models_need_key and s.api_key and headers.get("authorization") != f"Bearer {s.api_key}":
+                writer.write(_plain(401, {"error": "invalid API key"}))
+                return True
             model = self.settings.model
             writer.write(_plain(200, {"object": "list", "data": [
                 {"id": model, "object": "model", "owned_by": "mock", "root": model}]}))
@@ -149,7 +184,7 @@ class Mock:
         n = self.seq
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        record = {"n": n, "request_id": headers.get("x-request-id"), "recv": recv, "first": None,
+        record: dict[str, Any] = {"n": n, "request_id": headers.get("x-request-id"), "recv": recv, "first": None,
                   "end": None, "status": 200, "tokens": 0, "events": []}
         self.records.append(record)
         try:
@@ -168,21 +203,50 @@ class Mock:
             finish = "length"
             if s.stop_after and not req.get("ignore_eos") and s.stop_after < tokens:
                 tokens, finish = s.stop_after, "stop"
-            prompt_tokens = _count_prompt(req, chat)
+            words = _prompt_words(req, chat)
+            prompt_tokens = len(words)
+            if s.context_len and prompt_tokens >= s.context_len:
+                record["status"] = 400
+                writer.write(_plain(400, {"object": "error", "code": 400, "message":
+                                          f"the prompt ({prompt_tokens} tokens) fills the context ({s.context_len})"}))
+                return True
+            if s.context_len and prompt_tokens + tokens > s.context_len:
+                tokens, finish = s.context_len - prompt_tokens, "length"
+            cached = self._prefill(words) if s.prefix_cache else 0
+            prefill_ms = s.prefill_ms_per_token * (prompt_tokens - cached)
             record["tokens"] = tokens
+            record["prompt_tokens"] = prompt_tokens
+            record["cached_tokens"] = cached
             rid = b"%012d" % n
             if not req.get("stream"):
-                await _sleep_until(recv + (s.ttft_ms + max(tokens - 1, 0) * s.itl_ms) / 1000)
+                await _sleep_until(recv + (s.ttft_ms + prefill_ms + max(tokens - 1, 0) * s.itl_ms) / 1000)
                 writer.write(_plain(200, _full_response(chat, s.model, rid.decode(), tokens, finish,
                                                         prompt_tokens)))
                 record["first"] = record["end"] = time.monotonic()
                 return True
             include_usage = s.usage and bool((req.get("stream_options") or {}).get("include_usage"))
             cut = bool(s.cut_every and n % s.cut_every == 0)
-            return await self._stream(writer, record, recv, rid, chat, tokens, finish, prompt_tokens,
-                                      include_usage, cut)
+            truncate = bool(s.truncate_every and n % s.truncate_every == 0)
+            keep = await self._stream(writer, record, recv + prefill_ms / 1000, rid, chat, tokens, finish,
+                                      prompt_tokens, include_usage, cut, truncate)
         finally:
             self.in_flight -= 1
+        if keep and s.close_after_stream:
+            await self._drop_next_request(reader)
+            return False
+        return keep
+
+    def _prefill(self, words: list[str]) -> int:
+        """Prompt words already in the prefix cache (whole blocks from the start); caches the rest."""
+        block = max(1, self.settings.cache_block)
+        cached = 0
+        digest = 0
+        for end in range(block, len(words) + 1, block):
+            digest = hash((digest, *words[end - block:end]))
+            if digest in self.cached_prefixes and cached == end - block:
+                cached = end
+            self.cached_prefixes.add(digest)
+        return cached
 
     def _check(self, headers: dict, body: bytes, n: int) -> tuple[int, str, dict]:
         """HTTP status (-1: never answer), error message, and the parsed request."""
@@ -203,18 +267,25 @@ class Mock:
         return 200, "", req
 
     async def _stream(self, writer: asyncio.StreamWriter, record: dict, recv: float, rid: bytes, chat: bool,
-                      tokens: int, finish: str, prompt_tokens: int, include_usage: bool, cut: bool) -> bool:
+                      tokens: int, finish: str, prompt_tokens: int, include_usage: bool, cut: bool,
+                      truncate: bool = False) -> bool:
+        """Stream the response; ``recv`` here is when the first token's clock starts (after prefill)."""
         s = self.settings
         k = max(1, s.tokens_per_event)
         events = self._events(chat, tokens, k, finish)
         lead = [_chunk(_role_event(s.model).replace(_ID, rid))] if chat and s.role_delta else []
-        tail = [_chunk(_usage_event(chat, s.model, prompt_tokens, tokens).replace(_ID, rid))] if include_usage else []
+        if truncate:  # a clean end of the HTTP body, but the answer stops half-way with no finish reason
+            events = self._events(chat, tokens, k, None)[: max(1, len(events) // 2)]
+            record["status"] = "truncated"
+        usage = include_usage and not truncate
+        cached = record.get("cached_tokens") if s.prefix_cache else None
+        tail = [_chunk(_usage_event(chat, s.model, prompt_tokens, tokens, cached).replace(_ID, rid))] if usage else []
         tail.append(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
         sizes = [min(k, tokens - i * k) for i in range(len(events))]
         head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
                 b"Transfer-Encoding: chunked\r\n\r\n")
         stop_at = len(events) // 2 if cut else len(events)
-        timed = s.ttft_ms > 0 or s.itl_ms > 0
+        timed = s.ttft_ms > 0 or s.itl_ms > 0 or recv > time.monotonic()
         if not timed and not cut:
             # zero delay: the whole response in one write, as fast as the mock can go
             writer.write(head + b"".join(lead) + b"".join(events).replace(_ID, rid) + b"".join(tail))
@@ -245,7 +316,7 @@ class Mock:
         await _drain_if_needed(writer)
         return True
 
-    def _events(self, chat: bool, tokens: int, k: int, finish: str) -> list[bytes]:
+    def _events(self, chat: bool, tokens: int, k: int, finish: str | None) -> list[bytes]:
         """The content events of one response, HTTP-chunked, cached by shape (ids filled in later)."""
         key = (chat, tokens, k, finish, self.settings.model)
         cached = self._templates.get(key)
@@ -262,12 +333,14 @@ class Mock:
     # -- control ---------------------------------------------------------------------------------
     def stats(self) -> dict:
         return {"requests": self.seq, "in_flight": self.in_flight, "max_in_flight": self.max_in_flight,
-                "settings": asdict(self.settings), "records": self.records}
+                "dropped": self.dropped, "settings": asdict(self.settings), "records": self.records}
 
     def reset(self) -> None:
         self.seq = 0
         self.max_in_flight = self.in_flight
         self.records = []
+        self.dropped = 0
+        self.cached_prefixes.clear()
 
     def configure(self, changes: dict) -> None:
         known = {f.name: f.type for f in fields(Settings)}
@@ -305,8 +378,10 @@ def _role_event(model: str) -> bytes:
                  "choices": [choice]})
 
 
-def _usage_event(chat: bool, model: str, prompt_tokens: int, tokens: int) -> bytes:
-    usage = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + tokens, "completion_tokens": tokens}
+def _usage_event(chat: bool, model: str, prompt_tokens: int, tokens: int, cached: int | None = None) -> bytes:
+    usage: dict = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + tokens, "completion_tokens": tokens}
+    if cached is not None:  # as vLLM reports prefix cache hits
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
     kind = "chat.completion.chunk" if chat else "text_completion"
     return _sse({"id": _rid(chat), "object": kind, "created": 1700000000, "model": model, "choices": [],
                  "usage": usage})
@@ -323,21 +398,23 @@ def _full_response(chat: bool, model: str, rid: str, tokens: int, finish: str, p
             "choices": [{"index": 0, "text": text, "finish_reason": finish}], "usage": usage}
 
 
-def _count_prompt(req: dict, chat: bool) -> int:
+def _prompt_words(req: dict, chat: bool) -> list[str]:
     """The mock's 'tokenizer': one token per whitespace-separated word."""
     if chat:
-        parts = []
+        parts: list[str] = []
         for message in req.get("messages") or []:
             content = message.get("content")
             if isinstance(content, list):
                 parts.extend(p.get("text", "") for p in content if isinstance(p, dict))
             elif isinstance(content, str):
                 parts.append(content)
-        return sum(len(p.split()) for p in parts)
+        return [word for part in parts for word in part.split()]
     prompt = req.get("prompt")
     if isinstance(prompt, list):
-        return len(prompt) if all(isinstance(x, int) for x in prompt) else sum(len(str(p).split()) for p in prompt)
-    return len(str(prompt or "").split())
+        if all(isinstance(x, int) for x in prompt):
+            return [str(x) for x in prompt]
+        return [word for part in prompt for word in str(part).split()]
+    return str(prompt or "").split()
 
 
 def _plain(status: int, payload: object, close: bool = False) -> bytes:
@@ -345,6 +422,17 @@ def _plain(status: int, payload: object, close: bool = False) -> bytes:
     connection = "Connection: close\r\n" if close else ""
     head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n{connection}\r\n")
+    return head.encode() + body
+
+
+def _garbage(kind: str) -> bytes:
+    """What a server that is not an OpenAI API (or a broken one) answers with status 200."""
+    if kind == "html":
+        body, content_type = b"<!DOCTYPE html><html><head><title>Welcome</title></head><body>It works!</body></html>", \
+            "text/html"
+    else:
+        body, content_type = b'{"object": "list", "data": [{"id": "mock-mo', "application/json"
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
     return head.encode() + body
 
 
@@ -449,13 +537,22 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Setti
     parser.add_argument("--fail-status", type=int, default=500)
     parser.add_argument("--hang-every", type=int, default=0)
     parser.add_argument("--cut-every", type=int, default=0)
+    parser.add_argument("--truncate-every", type=int, default=0)
+    parser.add_argument("--close-after-stream", action="store_true",
+                        help="drop a kept-alive connection after its first streamed response (like llama.cpp)")
+    parser.add_argument("--context-len", type=int, default=0)
+    parser.add_argument("--prefix-cache", action="store_true")
+    parser.add_argument("--prefill-ms-per-token", type=float, default=0.0)
     parser.add_argument("--no-record-events", action="store_true", help="keep per-request times only")
     args = parser.parse_args(argv)
     settings = Settings(model=args.model, ttft_ms=args.ttft_ms, itl_ms=args.itl_ms,
                         tokens_per_event=args.tokens_per_event, role_delta=args.role_delta,
                         usage=not args.no_usage, stop_after=args.stop_after, api_key=args.api_key,
                         fail_every=args.fail_every, fail_status=args.fail_status, hang_every=args.hang_every,
-                        cut_every=args.cut_every, record_events=not args.no_record_events)
+                        cut_every=args.cut_every, truncate_every=args.truncate_every,
+                        close_after_stream=args.close_after_stream, context_len=args.context_len,
+                        prefix_cache=args.prefix_cache, prefill_ms_per_token=args.prefill_ms_per_token,
+                        record_events=not args.no_record_events)
     return args, settings
 
 
@@ -469,9 +566,14 @@ async def serve(host: str, port: int, settings: Settings) -> None:
     server = await asyncio.get_running_loop().create_server(factory, host, port, backlog=1024)
     bound = server.sockets[0].getsockname()
     print(f"READY http://{bound[0]}:{bound[1]}", flush=True)
-    stop = asyncio.get_running_loop().create_future()
+    stop: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def on_signal() -> None:
+        if not stop.done():
+            stop.set_result(None)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        asyncio.get_running_loop().add_signal_handler(sig, on_signal)
     async with server:
         await stop
 
