@@ -31,7 +31,7 @@ def test_wheel_contains_data_folders(wheel):
     assert "gpuctl/cli/__init__.py" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "[gpuctl.providers]" in text and "runpod = gpuctl.providers.runpod:RunPodProvider" in text
+    assert "[gpuctl.providers]" in text and "runpod = gpuctl.providers.runpod.provider:RunPodProvider" in text
 
 
 def test_installed_wheel_reads_packaged_data(wheel, tmp_path):

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from gpuctl.providers.aws_mapping import REGION_LOCATIONS
+from gpuctl.providers.aws.mapping import REGION_LOCATIONS
 
 if TYPE_CHECKING:
     from tests.fakehost.host import FakeGpuHost
@@ -146,7 +146,8 @@ def ec2_on_fake_hosts(monkeypatch: pytest.MonkeyPatch, state_dir: Path) -> Ec2On
     from moto.ec2.models import elastic_network_interfaces
 
     from gpuctl.host.keys import ensure_project_key
-    from gpuctl.providers import aws, aws_launch
+    from gpuctl.providers.aws import client as aws
+    from gpuctl.providers.aws import launch as aws_launch
 
     for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
                         ("GPUCTL_CALLER_CIDR", "10.200.0.0/16"), ("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")):

@@ -23,8 +23,10 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ssm.models import Parameter, ssm_backends
 
 from gpuctl.errors import ExitCode, NoCapacityError, NotFoundError, ProviderError, UsageError
-from gpuctl.providers import aws_launch, caller
-from gpuctl.providers.aws import AWSProvider, enabled_regions, new_session
+from gpuctl.providers import vm as caller
+from gpuctl.providers.aws import launch as aws_launch
+from gpuctl.providers.aws.client import enabled_regions, new_session
+from gpuctl.providers.aws.provider import AWSProvider
 from gpuctl.providers.tagging import EXPIRES_AT, LAUNCH_TOKEN
 from tests.providers.launch_fakes import PUBLIC_KEY, SECRETS, TAGS, offer, request
 

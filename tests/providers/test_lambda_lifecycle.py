@@ -14,9 +14,11 @@ import pytest
 
 from gpuctl.errors import ExitCode, NoCapacityError, NotFoundError, ProviderError, UsageError
 from gpuctl.providers.http import ErrorInfo, ProviderHttpError
-from gpuctl.providers.lambda_api import Instance as LambdaInstance
-from gpuctl.providers.lambda_api import SSHKey
-from gpuctl.providers.lambda_cloud import LambdaProvider, ensure_ssh_key, lambda_instance
+from gpuctl.providers.lambda_cloud.client import Instance as LambdaInstance
+from gpuctl.providers.lambda_cloud.client import SSHKey
+from gpuctl.providers.lambda_cloud.launch import ensure_ssh_key
+from gpuctl.providers.lambda_cloud.mapping import lambda_instance
+from gpuctl.providers.lambda_cloud.provider import LambdaProvider
 from gpuctl.providers.tagging import EXPIRES_AT, LAUNCH_TOKEN
 from tests.providers.launch_fakes import PUBLIC_KEY, SECRETS, TAGS, offer, request
 from tests.standins.openapi import OpenApiSpec

@@ -20,9 +20,10 @@ from gpuctl.errors import (
     UsageError,
 )
 from gpuctl.providers.capabilities import Capability
-from gpuctl.providers.lambda_cloud import LambdaProvider
-from gpuctl.providers.runpod import RunPodProvider, pod_instance
-from gpuctl.providers.runpod_api import Pod
+from gpuctl.providers.lambda_cloud.provider import LambdaProvider
+from gpuctl.providers.runpod.client import Pod
+from gpuctl.providers.runpod.mapping import pod_instance
+from gpuctl.providers.runpod.provider import RunPodProvider
 from gpuctl.providers.tagging import EXPIRES_AT, LAUNCH_TOKEN
 from tests.providers.launch_fakes import ENGINE_KEY, HF_TOKEN, PUBLIC_KEY, SECRETS, TAGS, offer, request, vllm_engine
 from tests.standins.openapi import OpenApiSpec
@@ -283,7 +284,7 @@ def test_engine_logs_stop_reading_a_stream_that_stays_open(monkeypatch):
     import socket
     import threading
 
-    from gpuctl.providers import runpod_api as api_module
+    from gpuctl.providers.runpod import client as api_module
 
     monkeypatch.setattr(api_module, "LOG_IDLE_S", 0.2)
     listener = socket.create_server(("127.0.0.1", 0))

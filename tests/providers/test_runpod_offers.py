@@ -10,7 +10,7 @@ import pytest
 
 from gpuctl.errors import CredentialsError, ExitCode, ProviderError, TimeoutError_
 from gpuctl.models.offer import OfferQuery
-from gpuctl.providers.runpod import RunPodProvider
+from gpuctl.providers.runpod.provider import RunPodProvider
 from tests.standins.fixtures import RUNPOD_TEST_KEY
 from tests.standins.runpod_server import RunPodStandin
 from tests.standins.server import Fault
@@ -44,8 +44,11 @@ def rows(offers):
             for o in offers}
 
 
-def offers(query: OfferQuery | None = None, **kwargs):
-    return RunPodProvider(**kwargs).offers(query or OfferQuery())
+def offers(query: OfferQuery | None = None, timeout: float | None = None):
+    provider = RunPodProvider()
+    if timeout is not None:
+        provider.timeout = timeout  # as gpuctl lowers it for one command
+    return provider.offers(query or OfferQuery())
 
 
 def catalog_requests(api: RunPodStandin):

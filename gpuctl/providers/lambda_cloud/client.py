@@ -12,11 +12,13 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gpuctl.config import ConfigKey
 from gpuctl.envvars import Env
 from gpuctl.providers.http import ErrorInfo, JsonApiClient
 
 #: the spec's first ``servers`` entry (cloud.lambdalabs.com is deprecated); paths start ``/api/v1``
 DEFAULT_BASE_URL = "https://cloud.lambda.ai"
+API_KEY = ConfigKey("lambda.api_key", "Lambda Cloud API key", secret=True, env=Env.LAMBDA_API_KEY, credential=True)
 
 T = TypeVar("T")
 
@@ -145,7 +147,7 @@ class LambdaApi(JsonApiClient):
 
     provider = "Lambda Cloud"
     api_prefix = "/api/v1"
-    credential_key = "lambda.api_key"
+    credential = API_KEY
     default_base_url = DEFAULT_BASE_URL
     base_url_env = Env.LAMBDA_API_URL
 

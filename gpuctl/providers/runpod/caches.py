@@ -1,4 +1,4 @@
-"""Filling a RunPod network volume with a model's weights: a short-lived CPU pod runs gpuctl's fetcher.
+"""RunPod's weights caches: a network volume per data center, filled by a short-lived CPU pod running gpuctl's fetcher.
 
 RunPod has no SSH-driven docker, and REST v2 cannot replace an image's entrypoint (``args`` only go to
 it), so the fetcher cannot run inside the engine pod before the engine. Instead a small CPU pod in the
@@ -28,17 +28,23 @@ from typing import TYPE_CHECKING, Any
 
 from gpuctl.errors import GpuctlError, NoCapacityError, NotFoundError, ProviderError, TimeoutError_
 from gpuctl.providers.http import ProviderHttpError
-from gpuctl.providers.runpod_api import MAX_LOG_LINES, TAGS_ENV, LogEvent
+from gpuctl.providers.runpod.client import MAX_LOG_LINES, TAGS_ENV, LogEvent
+from gpuctl.providers.runpod.mapping import NAME
 from gpuctl.providers.tagging import EXPIRES_AT, LAUNCH_TOKEN
 from gpuctl.weights.remote import FETCHER_SOURCE, TOKEN_ENV, Event, FetcherRun, fetcher_error, parse_event
 
 if TYPE_CHECKING:
     from gpuctl.events import Reporter
     from gpuctl.models.weights_cache import WeightsCache
-    from gpuctl.providers.runpod_api import CpuType, Pod, RunPodApi
+    from gpuctl.providers.runpod.client import Cloud, CpuType, NetworkVolume, Pod, RunPodApi
     from gpuctl.weights.models import CacheReport, SeedRequest
 
 log = logging.getLogger(__name__)
+
+#: RunPod's smallest network volume, in GB
+MIN_VOLUME_GB = 10
+#: network volumes attach to Secure Cloud pods only
+VOLUME_CLOUD: Cloud = "SECURE"
 
 #: any image with a Python 3.8+ runs the fetcher; a slim official one pulls in seconds
 SEED_IMAGE = "python:3.12-slim"
@@ -61,6 +67,14 @@ START_BUDGET_S = 900.0
 #: the slowest transfer gpuctl waits for (bytes/s); with START_BUDGET_S, the bound on the whole seeding
 MIN_RATE_BPS = 20e6
 _ENDED = ("EXITED", "ERROR", "TERMINATED")
+
+
+def volume_cache(volume: NetworkVolume, *, in_use: bool | None = None) -> WeightsCache:
+    """The provider-neutral view of a network volume (mounted where each engine keeps its HF cache)."""
+    from gpuctl.models.weights_cache import WeightsCache
+
+    return WeightsCache(provider=NAME, id=volume.id, name=volume.name, region=volume.data_center,
+                        kind="network-volume", size_gb=volume.size, in_use=in_use)
 
 
 def seed(api: RunPodApi, cache: WeightsCache, request: SeedRequest, reporter: Reporter) -> CacheReport:
