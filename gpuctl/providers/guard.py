@@ -230,7 +230,11 @@ class GuardedProvider(Provider):
 
 def _names(kinds: type | tuple[type, ...]) -> str:
     kinds = kinds if isinstance(kinds, tuple) else (kinds,)
-    return " or ".join("None" if kind is type(None) else f"a {kind.__name__}" for kind in kinds)
+    return " or ".join("None" if kind is type(None) else _a(kind.__name__) for kind in kinds)
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[0] in 'AEIOUaeiou' else 'a'} {noun}"
 
 
 def guarded_class(plugin: type[Provider], package: tuple[str | None, str | None],

@@ -15,12 +15,15 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ssm.models import Parameter, ssm_backends
 
 from gpuctl.providers.aws.mapping import REGION_LOCATIONS
 
@@ -56,6 +59,25 @@ def product(instance_type: str, region: str, usd: float, **attributes: str) -> d
                                             "pricePerUnit": {"USD": f"{usd:.10f}"}}}}}},
         "version": "20261101000000",
     }
+
+
+def register_dlami(session: Any, region: str = "us-east-1", ami_type: str = "base-oss-nvidia-driver-gpu-ubuntu-22.04",
+                   arch: str = "x86_64") -> str:
+    """An image standing in for the DLAMI (moto gives every image a 15 GB root snapshot), and its SSM parameter."""
+    ec2 = session.client("ec2", region_name=region)
+    image_id: str = ec2.register_image(Name=f"{ami_type}-{arch}", RootDeviceName="/dev/sda1", Architecture=arch,
+                                       BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 15}}],
+                                       )["ImageId"]
+    seed_parameter(f"/aws/service/deeplearning/ami/{arch}/{ami_type}/latest/ami-id", image_id, region)
+    return image_id
+
+
+def seed_parameter(name: str, value: str, region: str = "us-east-1") -> None:
+    """Put a public (``/aws/...``) SSM parameter into moto: its API refuses that prefix (test-only backdoor)."""
+    ssm_backends[DEFAULT_ACCOUNT_ID][region]._parameters[name].append(Parameter(
+        account_id=DEFAULT_ACCOUNT_ID, name=name, value=value, parameter_type="String", description=None,
+        allowed_pattern=None, keyid=None, last_modified_date=datetime.now(timezone.utc), version=1,
+        data_type="aws:ec2:image"))
 
 
 @dataclass

@@ -86,15 +86,6 @@ def test_nothing_to_ask_makes_no_request(lambda_api):
     assert lambda_api.requests == []
 
 
-def test_missing_key_is_exit_6_naming_the_variable(lambda_api, monkeypatch):
-    monkeypatch.delenv("LAMBDA_API_KEY")
-    with pytest.raises(CredentialsError) as err:
-        offers()
-    assert err.value.message == "Lambda Cloud API key is not set"
-    assert "LAMBDA_API_KEY" in err.value.hint
-    assert lambda_api.requests == []
-
-
 def test_rejected_key_is_exit_6_with_lambdas_message(lambda_api, monkeypatch):
     monkeypatch.setenv("LAMBDA_API_KEY", "secret_wrong_0000000000000000")
     with pytest.raises(CredentialsError) as err:

@@ -124,16 +124,6 @@ def test_pods_without_an_engine_or_its_api_key_are_refused(runpod_api, changes, 
     assert creates(runpod_api) == []
 
 
-def test_same_token_twice_creates_one_pod(runpod_api):
-    provider = RunPodProvider()
-    first = provider.launch(secure_l40s())
-    again = provider.launch(secure_l40s())
-    assert again.id == first.id and len(runpod_api.state.pods) == 1
-    assert len(creates(runpod_api)) == 1
-    other = provider.launch(secure_l40s(token="gpuctl-another-attempt"))
-    assert other.id != first.id and len(creates(runpod_api)) == 2
-
-
 def test_capacity_refusal_is_no_capacity(runpod_api):
     runpod_api.state.capacity_failures = 1
     with pytest.raises(NoCapacityError) as refused:
@@ -234,11 +224,6 @@ def test_terminate_retries_a_transient_failure_and_reports_a_lasting_one(runpod_
     with pytest.raises(ProviderError, match="DELETE /pods/"):
         provider.terminate(survivor.id)
     assert survivor.id in runpod_api.state.pods
-
-
-def test_unknown_pod_is_not_found(runpod_api):
-    with pytest.raises(NotFoundError, match="RunPod has no pod nosuchpod"):
-        RunPodProvider().get("nosuchpod")
 
 
 @pytest.mark.parametrize(("status", "expected"), [("PROVISIONING", "pending"), ("STARTING", "pending"),

@@ -145,16 +145,6 @@ def test_base_url_may_include_the_version_prefix(runpod_api, monkeypatch):
     assert rows(offers()) == IN_STOCK
 
 
-def test_missing_key_is_exit_6_naming_the_variable(runpod_api, monkeypatch):
-    monkeypatch.delenv("RUNPOD_API_KEY")
-    with pytest.raises(CredentialsError) as err:
-        offers()
-    assert err.value.exit_code == ExitCode.CREDENTIALS
-    assert "RunPod API key is not set" in err.value.message
-    assert "RUNPOD_API_KEY" in err.value.hint
-    assert runpod_api.requests == []
-
-
 def test_rejected_key_is_exit_6_naming_the_variable(runpod_api, monkeypatch):
     monkeypatch.setenv("RUNPOD_API_KEY", "rpa_WRONG_KEY_0000000000000")
     with pytest.raises(CredentialsError) as err:
