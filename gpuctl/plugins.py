@@ -27,9 +27,12 @@ _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 @dataclass
 class BrokenPlugin:
+    """A plugin that could not be admitted: it failed to import, or declares something unsound."""
+
     name: str
     package: str | None
     error: str
+    version: str | None = None
 
 
 @dataclass
@@ -39,8 +42,8 @@ class ProviderRegistry:
     classes: dict[str, type[Provider]] = field(default_factory=dict)
     packages: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
     broken: list[BrokenPlugin] = field(default_factory=list)
-    #: plugins that failed while in use: name -> (what went wrong first, hint)
-    failures: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: plugins that failed while in use: name -> the first failure
+    failures: dict[str, PluginError] = field(default_factory=dict)
     _guarded: dict[str, type[GuardedProvider]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -57,7 +60,7 @@ class ProviderRegistry:
             try:
                 loaded = ep.load()
             except Exception as exc:  # a third-party bug must not take the CLI down
-                registry.broken.append(BrokenPlugin(ep.name, package[0], f"{type(exc).__name__}: {exc}"))
+                registry.broken.append(BrokenPlugin(ep.name, package[0], f"{type(exc).__name__}: {exc}", package[1]))
                 continue
             registry._admit(ep.name, loaded, package)
         return registry
@@ -65,7 +68,7 @@ class ProviderRegistry:
     def _admit(self, name: str, loaded: object, package: tuple[str | None, str | None]) -> None:
         problems = self._problems(name, loaded)
         if problems:
-            self.broken.append(BrokenPlugin(name, package[0], "; ".join(problems)))
+            self.broken.append(BrokenPlugin(name, package[0], "; ".join(problems), package[1]))
             return
         assert isinstance(loaded, type) and issubclass(loaded, Provider)
         self.classes[name] = loaded
@@ -141,28 +144,30 @@ class ProviderRegistry:
                 inner.timeout = min(float(inner.timeout), timeout)
             return guarded(inner)
         except Exception as exc:  # a plugin whose constructor fails is broken, not gpuctl
-            error = PluginError(f"provider plugin '{name}' failed: constructing it raised {type(exc).__name__}: "
-                                f"{exc}", blame_hint(*self.packages[name]), plugin=name)
+            error = PluginError(name, f"failed: constructing it raised {type(exc).__name__}: {exc}",
+                                blame_hint(*self.packages[name]))
             self.note_failure(error)
             raise error from exc
 
     def note_failure(self, error: PluginError) -> None:
         """Record that a plugin misbehaved (its first failure is the one named)."""
-        self.failures.setdefault(error.plugin, (error.message, error.hint))
+        self.failures.setdefault(error.plugin, error)
 
     def trouble_line(self, *, except_for: str | None = None) -> str | None:
         """One line naming every broken plugin and what went wrong, or None when all are well.
         ``except_for``: a plugin the command's own error already names."""
-        troubles = [(f"provider plugin '{b.name}' failed to load: {b.error}",
-                     f"reinstall or upgrade {b.package or 'the plugin'}") for b in self.broken]
-        troubles += [trouble for name, trouble in sorted(self.failures.items()) if name != except_for]
+        troubles = [(b.name, f"failed to load: {b.error}", f"reinstall or upgrade {b.package or 'the plugin'}")
+                    for b in self.broken]
+        troubles += [(name, error.problem, error.hint) for name, error in sorted(self.failures.items())
+                     if name != except_for]
         if not troubles:
             return None
         if len(troubles) == 1:
-            message, hint = troubles[0]
-            return f"{message}; skipped (hint: {hint})"
-        return f"{len(troubles)} provider plugins broken, skipped: " + "; ".join(
-            f"{message} (hint: {hint})" for message, hint in troubles)
+            name, problem, hint = troubles[0]
+            return f"provider plugin '{name}' {problem}; skipped (hint: {hint})"
+        hints = "; ".join(dict.fromkeys(hint for _, _, hint in troubles))
+        return (f"{len(troubles)} provider plugins broken, skipped: "
+                + "; ".join(f"{name} {problem}" for name, problem, _ in troubles) + f" (hint: {hints})")
 
     def info(self) -> list[ProviderInfo]:
         """One row per installed plugin, broken ones included, for ``gpuctl providers``."""
@@ -180,5 +185,6 @@ class ProviderRegistry:
                 continue
             rows.append(row.model_copy(update={"credentials": "present" if creds.present else "missing",
                                                "credential_source": creds.source, "hint": creds.hint}))
-        rows += [ProviderInfo(name=b.name, package=b.package, status="broken", error=b.error) for b in self.broken]
+        rows += [ProviderInfo(name=b.name, package=b.package, version=b.version, status="broken", error=b.error)
+                 for b in self.broken]
         return rows

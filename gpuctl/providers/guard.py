@@ -43,24 +43,21 @@ _CAPABILITY_OF = {method: capability for capability, methods in METHODS.items() 
 
 class PluginError(ProviderError):
     """A provider plugin failed in a way no provider should: it raised something other than a gpuctl error,
-    returned something it must not, or hung. Carries the plugin's name."""
+    returned something it must not, or hung. ``problem`` says what, after the plugin's name."""
 
-    def __init__(self, message: str, hint: str | None = None, *, plugin: str = "") -> None:
-        super().__init__(message, hint)
+    def __init__(self, plugin: str, problem: str, hint: str | None = None) -> None:
+        super().__init__(f"provider plugin '{plugin}' {problem}", hint)
         self.plugin = plugin
+        self.problem = problem
 
     def __reduce__(self) -> tuple[Any, ...]:  # crosses a process boundary (the price listing's forked child)
-        return (_rebuild, (type(self), self.message, self.hint, self.plugin))
+        return (type(self), (self.plugin, self.problem, self.hint))
 
 
 class PluginHung(PluginError):
     """A provider plugin did not answer within its ``call_timeout``."""
 
     exit_code = ExitCode.TIMEOUT
-
-
-def _rebuild(cls: type[PluginError], message: str, hint: str | None, plugin: str) -> PluginError:
-    return cls(message, hint, plugin=plugin)
 
 
 def blame_hint(package: str | None, version: str | None) -> str:
@@ -180,8 +177,8 @@ class GuardedProvider(Provider):
         stranger = next((a for a in answers if getattr(a, "provider", self.name) != self.name), None)
         if stranger is not None:
             raise self._failed(PluginError(
-                f"provider plugin '{self.name}' returned from {method}() an answer of provider "
-                f"'{stranger.provider}'", blame_hint(*self.package), plugin=self.name))
+                self.name, f"returned from {method}() an answer of provider '{stranger.provider}'",
+                blame_hint(*self.package)))
 
     @classmethod
     def _failed(cls, error: PluginError) -> PluginError:
@@ -191,8 +188,8 @@ class GuardedProvider(Provider):
     @classmethod
     def _garbage(cls, method: str, answer: Any, wanted: str, *, item: bool = False) -> PluginError:
         what = "an item" if item else "a value"
-        return PluginError(f"provider plugin '{cls.name}' returned from {method}() {what} of type "
-                           f"{type(answer).__name__}, not {wanted}", blame_hint(*cls.package), plugin=cls.name)
+        return PluginError(cls.name, f"returned from {method}() {what} of type {type(answer).__name__}, not {wanted}",
+                           blame_hint(*cls.package))
 
     @classmethod
     def _run(cls, method: str, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
@@ -211,8 +208,8 @@ class GuardedProvider(Provider):
         except Exception as exc:  # a plugin's bug must not take the command down: it becomes one named error
             raise cls._failed(cls._bug(method, exc)) from exc
         if not outcome.finished:
-            raise cls._failed(PluginHung(f"provider plugin '{cls.name}' did not return from {method}() within "
-                                         f"{cls.call_timeout:g}s", blame_hint(*cls.package), plugin=cls.name))
+            raise cls._failed(PluginHung(cls.name, f"did not return from {method}() within {cls.call_timeout:g}s",
+                                         blame_hint(*cls.package)))
         if outcome.error is None:
             return outcome.value
         if isinstance(outcome.error, GpuctlError):
@@ -224,8 +221,7 @@ class GuardedProvider(Provider):
     @classmethod
     def _bug(cls, method: str, exc: BaseException) -> PluginError:
         detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return PluginError(f"provider plugin '{cls.name}' failed: {method}() raised {' '.join(detail.split())}",
-                           blame_hint(*cls.package), plugin=cls.name)
+        return PluginError(cls.name, f"failed: {method}() raised {' '.join(detail.split())}", blame_hint(*cls.package))
 
 
 def _names(kinds: type | tuple[type, ...]) -> str:

@@ -357,5 +357,5 @@ def test_a_plugin_answering_something_else_than_offers_only_fails_itself() -> No
     result = collect_offers(OfferQuery(), registry=reg)
     assert [o.provider for o in result.offers] == ["alpha"]
     assert result.sources["confused"].status == "failed"
-    assert reg.failures["confused"][0] == ("provider plugin 'confused' returned from offers() an item of type dict, "
-                                           "not a list of Offer")
+    assert reg.failures["confused"].message == ("provider plugin 'confused' returned from offers() an item of type "
+                                                "dict, not a list of Offer")
