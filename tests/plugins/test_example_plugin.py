@@ -35,6 +35,15 @@ def test_the_example_plugins_own_tests_pass_in_its_venv(python: Path, subprocess
     assert " passed" in result.stdout
 
 
+def test_help_loads_no_provider_and_no_plugin(python: Path, subprocess_env: dict[str, str]) -> None:
+    code = ("import sys\nfrom gpuctl.__main__ import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('gpuctl.providers', 'gpuctl.plugins', "
+            "'gpuctl_tinycloud'))), file=sys.stderr)\n")
+    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=subprocess_env, timeout=60)
+    assert "Commands:" in result.stdout
+    assert result.stderr.strip() == "[]"
+
+
 @pytest.fixture
 def standin(python: Path, make_fake_gpu_host, tmp_path: Path) -> Iterator[tuple[str, FakeGpuHost]]:
     """The example's stand-in API, run as its own process, whose machines are a fake GPU host (the project's

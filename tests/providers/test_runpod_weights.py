@@ -14,7 +14,7 @@ from gpuctl.deploy import tags
 from gpuctl.errors import CredentialsError, ExitCode, NoCapacityError, TimeoutError_, UsageError
 from gpuctl.events import NullReporter
 from gpuctl.models.weights_cache import WeightsCache
-from gpuctl.providers.runpod import caches as runpod_seed
+from gpuctl.providers.runpod import seeding as runpod_seed
 from gpuctl.providers.runpod.client import RunPodApi
 from gpuctl.providers.runpod.provider import RunPodProvider
 from gpuctl.providers.tagging import EXPIRES_AT, LAUNCH_TOKEN

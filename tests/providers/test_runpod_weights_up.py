@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gpuctl.errors import ExitCode
-from gpuctl.providers.runpod import caches as runpod_seed
+from gpuctl.providers.runpod import seeding as runpod_seed
 from gpuctl.providers.runpod.provider import RunPodProvider
 from gpuctl.state import StateStore
 from gpuctl.weights.fetcher import repo_folder

@@ -12,13 +12,12 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gpuctl.config import ConfigKey
 from gpuctl.envvars import Env
 from gpuctl.providers.http import ErrorInfo, JsonApiClient
+from gpuctl.providers.lambda_cloud.settings import API_KEY
 
 #: the spec's first ``servers`` entry (cloud.lambdalabs.com is deprecated); paths start ``/api/v1``
 DEFAULT_BASE_URL = "https://cloud.lambda.ai"
-API_KEY = ConfigKey("lambda.api_key", "Lambda Cloud API key", secret=True, env=Env.LAMBDA_API_KEY, credential=True)
 
 T = TypeVar("T")
 

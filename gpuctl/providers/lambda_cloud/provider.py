@@ -22,7 +22,6 @@ from gpuctl.providers.base import Provider, ProviderCheck
 from gpuctl.providers.capabilities import Capability
 from gpuctl.providers.http import ProviderHttpError
 from gpuctl.providers.lambda_cloud.caches import cache_mount_point, filesystem_cache, find_filesystem
-from gpuctl.providers.lambda_cloud.client import API_KEY
 from gpuctl.providers.lambda_cloud.launch import (
     NAME_MAX,
     check_tags,
@@ -43,6 +42,7 @@ from gpuctl.providers.lambda_cloud.mapping import (
     instance_type_offers,
     lambda_instance,
 )
+from gpuctl.providers.lambda_cloud.settings import API_KEY
 from gpuctl.providers.tagging import LAUNCH_TOKEN, carries, deadline, launch_tags
 from gpuctl.providers.vm import CALLER_CIDR, first_boot_script
 

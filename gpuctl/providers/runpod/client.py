@@ -13,14 +13,12 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from gpuctl.config import ConfigKey
 from gpuctl.envvars import Env
 from gpuctl.providers.http import ErrorInfo, JsonApiClient
+from gpuctl.providers.runpod.settings import API_KEY
 
 #: the spec's ``servers`` entry; endpoint paths start with ``/v2``
 DEFAULT_BASE_URL = "https://api.runpod.io"
-#: the account's API key: the one setting RunPod needs
-API_KEY = ConfigKey("runpod.api_key", "RunPod API key", secret=True, env=Env.RUNPOD_API_KEY, credential=True)
 
 AvailabilityLevel = Literal["NONE", "LOW", "MEDIUM", "HIGH"]
 Cloud = Literal["SECURE", "COMMUNITY"]

@@ -20,9 +20,9 @@ from gpuctl.providers.base import Provider, ProviderCheck
 from gpuctl.providers.capabilities import Capability
 from gpuctl.providers.http import ProviderHttpError
 from gpuctl.providers.runpod.caches import MIN_VOLUME_GB, VOLUME_CLOUD, volume_cache
-from gpuctl.providers.runpod.client import API_KEY
 from gpuctl.providers.runpod.launch import create_error, pod_request
 from gpuctl.providers.runpod.mapping import CATALOG_FILE, NAME, TIERS, pod_instance, tier_offers
+from gpuctl.providers.runpod.settings import API_KEY
 from gpuctl.providers.tagging import LAUNCH_TOKEN, carries
 
 if TYPE_CHECKING:  # the API and lifecycle models load on first use: discovering providers stays cheap
@@ -179,8 +179,8 @@ class RunPodProvider(Provider):
                 log.info("RunPod: network volume %s is already gone", cache.id)
 
     def seed_weights(self, cache: WeightsCache, request: SeedRequest, reporter: Reporter) -> CacheReport:
-        """Fill the volume from a short-lived CPU pod in its data center (:mod:`gpuctl.providers.runpod.caches`)."""
-        from gpuctl.providers.runpod.caches import seed
+        """Fill the volume from a short-lived CPU pod in its data center (:mod:`gpuctl.providers.runpod.seeding`)."""
+        from gpuctl.providers.runpod.seeding import seed
 
         with self._api() as api:
             return seed(api, cache, request, reporter)
