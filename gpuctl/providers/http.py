@@ -330,7 +330,7 @@ class JsonApiClient:
         except httpx.TimeoutException:
             raise  # a timeout is an HTTPError too, but the caller turns it into exit 7, not a retry
         except httpx.HTTPError as exc:
-            failure = self._transport_error(exc, method, path)
+            failure: GpuctlError = self._transport_error(exc, method, path)
             if idempotent or isinstance(exc, httpx.ConnectError):
                 raise _Retryable(failure, None) from None
             raise failure from None

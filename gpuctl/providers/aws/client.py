@@ -181,6 +181,5 @@ def client_error(exc: ClientError) -> GpuctlError:
         hint = (PERMISSIONS_HINT if api in LISTING_CALLS else
                 f"allow the {api} action for these credentials (docs/providers.md lists what a deployment needs)")
         return CredentialsError(f"AWS denied {api} ({code})", hint)
-    hint = ("AWS is throttling this account's requests; wait a minute and retry" if code in _THROTTLED
-            else None)
-    return ProviderError(f"AWS API {api} failed: {code}: {message}", hint)
+    throttled = "AWS is throttling this account's requests; wait a minute and retry" if code in _THROTTLED else None
+    return ProviderError(f"AWS API {api} failed: {code}: {message}", throttled)

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from gpuctl.catalog import gpu_spec, matches
 from gpuctl.errors import NotFoundError
-from gpuctl.models.instance import Instance, LaunchRequest
+from gpuctl.models.instance import Instance, InstanceStatus, LaunchRequest
 from gpuctl.models.offer import Offer, OfferQuery
 from gpuctl.providers.base import Provider, ProviderCheck
 from gpuctl.providers.capabilities import Capability
@@ -15,7 +15,7 @@ from gpuctl.providers.checks import api_check
 from gpuctl_tinycloud.client import API_KEY, API_URL, Machine, TinyCloud
 
 #: Tiny Cloud's machine states in gpuctl's words
-STATES = {"starting": "pending", "running": "running", "stopping": "stopping"}
+STATES: dict[str, InstanceStatus] = {"starting": "pending", "running": "running", "stopping": "stopping"}
 
 
 class TinyCloudProvider(Provider):
