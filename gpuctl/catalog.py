@@ -1,19 +1,22 @@
-"""The canonical GPU catalog and each provider's mapping and dated price snapshot (``providers/*.yaml``)."""
+"""The canonical GPU catalog (``providers/gpus.yaml``) and the provider-independent offer filter.
+
+Each provider's own catalog (GPU mapping, dated price snapshot) ships with the provider: see
+``gpuctl.providers.catalog``.
+"""
 
 from __future__ import annotations
 
 import difflib
 import re
 from collections.abc import Iterable
-from datetime import date, datetime, time, timezone
 from functools import cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gpuctl.errors import ConfigError, UsageError
-from gpuctl.models.offer import Availability, Offer, OfferQuery
-from gpuctl.resources import data_dir, read_text
+from gpuctl.models.offer import Offer, OfferQuery
+from gpuctl.resources import read_text
 from gpuctl.yamlio import load_yaml
 
 GPUS_FILE = "gpus.yaml"
@@ -70,47 +73,6 @@ class GpuCatalog(BaseModel):
                 previous = owners.setdefault(_key(text), owner)
                 if previous != owner:
                     raise ValueError(f"'{text}' names both {previous} and {owner}")
-        return self
-
-
-class CatalogInstanceType(BaseModel):
-    gpu: str
-    gpu_count: int = Field(ge=1)
-    vcpus: int | None = None
-    ram_gb: float | None = None
-
-
-class SnapshotRow(BaseModel):
-    """One dated, sourced price observation."""
-
-    instance_type: str
-    gpu: str
-    gpu_count: int = Field(ge=1)
-    region: str
-    tier: str | None = None
-    spot: bool = False
-    vcpus: int | None = None
-    ram_gb: float | None = None
-    price_per_hour: float = Field(ge=0)
-    availability: Availability = "unknown"
-    as_of: date
-    source: str
-
-
-class ProviderCatalog(BaseModel):
-    provider: str
-    gpu_ids: dict[str, str] = Field(default_factory=dict)
-    instance_types: dict[str, CatalogInstanceType] = Field(default_factory=dict)
-    snapshot: list[SnapshotRow] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _known_gpus_only(self) -> ProviderCatalog:
-        known = {g.name for g in known_gpus()}
-        used = [*self.gpu_ids.values(), *(t.gpu for t in self.instance_types.values()),
-                *(r.gpu for r in self.snapshot)]
-        unknown = sorted(set(used) - known)
-        if unknown:
-            raise ValueError(f"unknown canonical GPU(s) {', '.join(unknown)} (add them to {GPUS_FILE})")
         return self
 
 
@@ -191,39 +153,6 @@ def gpu_spec(name: str) -> GpuSpec:
     if len(members) > 1:
         raise UsageError(f"'{name}' names {len(members)} GPUs ({', '.join(members)})", "name one of them")
     return next(g for g in known_gpus() if g.name == members[0])
-
-
-@cache
-def provider_catalog(provider: str) -> ProviderCatalog | None:
-    """The shipped catalog of ``provider``, or None when gpuctl ships none (third-party plugins)."""
-    name = f"{provider}.yaml"
-    if not (data_dir("providers") / name).is_file():
-        return None
-    try:
-        return ProviderCatalog.model_validate(_load_yaml(name))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"providers/{name}: field '{where}': {first['msg']}") from exc
-
-
-def snapshot_offers(provider: str, query: OfferQuery) -> list[Offer]:
-    """Offers from the dated snapshot of ``provider`` (source ``snapshot``), filtered by ``query``."""
-    catalog = provider_catalog(provider)
-    if catalog is None:
-        return []
-    offers = []
-    for row in catalog.snapshot:
-        offer = Offer(
-            provider=provider, gpu=row.gpu, gpu_count=row.gpu_count, vram_gb=gpu_spec(row.gpu).vram_gb,
-            vcpus=row.vcpus, ram_gb=row.ram_gb, region=row.region, price_per_hour=row.price_per_hour,
-            price_per_gpu_hour=round(row.price_per_hour / row.gpu_count, 4), spot=row.spot,
-            availability=row.availability, instance_type=row.instance_type, tier=row.tier,
-            source="snapshot", as_of=datetime.combine(row.as_of, time(), tzinfo=timezone.utc),
-        )
-        if matches(offer, query):
-            offers.append(offer)
-    return offers
 
 
 def matches(offer: Offer, query: OfferQuery) -> bool:

@@ -1,12 +1,14 @@
 """``gpuctl doctor``: what stands between this machine and a deployment, each problem with its fix.
 
-Every check is a :class:`CheckResult`. Per provider: credentials present, then one cheap, bounded,
-read-only call that proves the provider accepts them (RunPod ``GET /v2/pods``, Lambda
-``GET /api/v1/instance-types``, AWS STS ``GetCallerIdentity``). A provider that cannot be reached is
-a warning (the credentials are not proven wrong); a 401/403 is a problem. Then what every deployment
-needs: the project file, the state file, the user config, the project's SSH key, the ``ssh`` and
-``docker`` clients, and the clock, compared with the ``Date`` of the answers already received (no
-extra request).
+Every check is a :class:`CheckResult`. Per provider: credentials present (``Provider.credentials``),
+then the provider's own checks (``Provider.doctor_checks``: for the built-ins one cheap, bounded,
+read-only call proving the credentials are accepted, RunPod ``GET /v2/pods``, Lambda
+``GET /api/v1/instance-types``, AWS STS ``GetCallerIdentity``), all providers side by side. A provider
+that cannot be reached is a warning (the credentials are not proven wrong); a refusal is a problem;
+a plugin that fails to load or misbehaves is a problem of its own ('plugin'). Then what every
+deployment needs: the project file, the state file, the user config, the project's SSH key, the
+``ssh`` and ``docker`` clients, and the clock, compared with the ``Date`` of the answers already
+received (no extra request).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import shutil
 import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -24,12 +25,13 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, Field, computed_field
 
 from gpuctl.concurrency import run_all
-from gpuctl.errors import CredentialsError, GpuctlError
+from gpuctl.errors import GpuctlError
 from gpuctl.providers.capabilities import Capability
+from gpuctl.providers.guard import PluginError
 
 if TYPE_CHECKING:
     from gpuctl.plugins import ProviderRegistry
-    from gpuctl.providers.http import JsonApiClient
+    from gpuctl.providers.base import Provider, ProviderCheck
 
 CheckStatus = Literal["ok", "warning", "problem", "skipped"]
 
@@ -44,8 +46,8 @@ CLOCK_FIX = "turn on time synchronisation (Linux: timedatectl set-ntp true; macO
 class CheckResult(BaseModel):
     """One finding. ``fix`` says what to do whenever ``status`` is not ``ok``."""
 
-    name: str = Field(description="credentials, plugin, api, hf-token, project, state, config, ssh-key, ssh, docker, "
-                                  "clock")
+    name: str = Field(description="credentials, plugin, api (or a provider's own check), hf-token, project, state, "
+                                  "config, ssh-key, ssh, docker, clock")
     provider: str | None = Field(default=None, description="the provider it concerns; None for the machine")
     status: CheckStatus
     detail: str
@@ -76,35 +78,23 @@ class DoctorReport(BaseModel):
         return [check for check in self.checks if check.provider is None and not check.ok]
 
 
-@dataclass(frozen=True)
-class ProbeAnswer:
-    """What a provider's live check called, and the ``Date`` header of its answer (for the clock check)."""
-
-    call: str
-    date: str | None
-
-
-Probe = Callable[[float], ProbeAnswer]
-
-
 def run_checks(project_root: Path, registry: ProviderRegistry, *, timeout: float = PROBE_TIMEOUT_S,
-               probes: dict[str, Probe] | None = None, now: Callable[[], datetime] | None = None) -> DoctorReport:
+               now: Callable[[], datetime] | None = None) -> DoctorReport:
     """Run every check; never raises for what it finds. ``now`` is the local clock (UTC)."""
     now = now or (lambda: datetime.now(timezone.utc))
-    probes = PROBES if probes is None else probes
     checks: list[CheckResult] = []
-    present: list[str] = []
+    present: dict[str, Provider] = {}
     for name in registry.names():
         if registry.classes[name].can(Capability.USER_HOST):
             continue  # --host machines are checked when used: they have no account to check
-        check = _credentials(name, registry)
+        check, provider = _credentials(name, registry, timeout)
         checks.append(check)
-        if check.status == "ok":
-            present.append(name)
+        if check.status == "ok" and provider is not None:
+            present[name] = provider
     checks += [CheckResult(name="plugin", provider=broken.name, status="problem",
                            detail=f"failed to load: {broken.error}",
                            fix=f"reinstall or upgrade {broken.package or 'the plugin'}") for broken in registry.broken]
-    live, dates = _probe_all(present, probes, timeout, now)
+    live, dates = _provider_checks(present, timeout, now)
     checks += live
     rejected = {check.provider for check in live if check.status == "problem"}
     ready = [name for name in present if name not in rejected]
@@ -119,61 +109,60 @@ def run_checks(project_root: Path, registry: ProviderRegistry, *, timeout: float
     return DoctorReport(checks=checks, ready=ready, clock_skew_seconds=None if skew is None else round(skew, 1))
 
 
-def _credentials(name: str, registry: ProviderRegistry) -> CheckResult:
+def _plugin_problem(name: str, error: PluginError) -> CheckResult:
+    return CheckResult(name="plugin", provider=name, status="problem", detail=error.message, fix=error.hint)
+
+
+def _credentials(name: str, registry: ProviderRegistry, timeout: float) -> tuple[CheckResult, Provider | None]:
     try:
-        status = registry.create(name).credentials()
+        provider = registry.create(name, timeout=timeout)
+        status = provider.credentials()
+    except PluginError as exc:
+        return _plugin_problem(name, exc), None
     except GpuctlError as exc:
-        return CheckResult(name="credentials", provider=name, status="problem", detail=exc.message, fix=exc.hint)
+        return CheckResult(name="credentials", provider=name, status="problem", detail=exc.message, fix=exc.hint), None
     if status.present:
-        return CheckResult(name="credentials", provider=name, status="ok", detail=f"from {status.source}")
-    return CheckResult(name="credentials", provider=name, status="problem", detail="not set", fix=status.hint)
+        return CheckResult(name="credentials", provider=name, status="ok", detail=f"from {status.source}"), provider
+    return CheckResult(name="credentials", provider=name, status="problem", detail="not set", fix=status.hint), None
 
 
-def _probe_all(names: list[str], probes: dict[str, Probe], timeout: float,
-               now: Callable[[], datetime]) -> tuple[list[CheckResult], list[tuple[str, str, datetime]]]:
-    """The live checks, side by side; also (provider, Date header, local time of the answer) per answer."""
-    calls = {name: probes[name] for name in names if name in probes}
+def _provider_checks(providers: dict[str, Provider], timeout: float, now: Callable[[], datetime]
+                     ) -> tuple[list[CheckResult], list[tuple[str, str, datetime]]]:
+    """Each provider's own checks, side by side; also (provider, Date header, local time of the answer) per
+    answer that carried one."""
     received: dict[str, datetime] = {}
 
-    def timed(name: str) -> Callable[[], ProbeAnswer]:
-        def call() -> ProbeAnswer:
-            answer = calls[name](timeout)
+    def timed(name: str) -> Callable[[], list[ProviderCheck]]:
+        def call() -> list[ProviderCheck]:
+            found = providers[name].doctor_checks()
             received[name] = now()
-            return answer
+            return found
         return call
 
     started = time.monotonic()
-    outcomes = run_all({name: timed(name) for name in calls}, timeout=timeout + 1.0)
+    outcomes = run_all({name: timed(name) for name in providers}, timeout=timeout + 1.0)
     checks, dates = [], []
-    for name in names:
-        outcome = outcomes.get(name)
-        if outcome is None:
-            checks.append(CheckResult(name="api", provider=name, status="skipped",
-                                      detail="gpuctl has no live check for this provider"))
-        elif not outcome.finished:
+    for name, outcome in outcomes.items():
+        if not outcome.finished:
             checks.append(CheckResult(name="api", provider=name, status="warning",
                                       detail=f"no answer within {time.monotonic() - started:.0f}s; credentials not "
                                              "verified", fix="check the network, then run 'gpuctl doctor' again"))
+        elif isinstance(outcome.error, PluginError):
+            checks.append(_plugin_problem(name, outcome.error))
         elif outcome.error is not None:
-            checks.append(_failed(name, outcome.error))
+            message = outcome.error.message if isinstance(outcome.error, GpuctlError) else str(outcome.error)
+            checks.append(CheckResult(name="api", provider=name, status="warning",
+                                      detail=f"its checks failed: {message}", fix="try again later"))
+        elif not outcome.value:
+            checks.append(CheckResult(name="api", provider=name, status="skipped",
+                                      detail="the provider has no live check"))
         else:
-            answer = outcome.value
-            assert answer is not None
-            checks.append(CheckResult(name="api", provider=name, status="ok",
-                                      detail=f"credentials accepted ({answer.call}, {outcome.seconds:.2f}s)"))
-            if answer.date:
-                dates.append((name, answer.date, received[name]))
+            for found in outcome.value:
+                checks.append(CheckResult(name=found.name, provider=name, status=found.status, detail=found.detail,
+                                          fix=found.fix))
+                if found.server_date:
+                    dates.append((name, found.server_date, received[name]))
     return checks, dates
-
-
-def _failed(name: str, error: BaseException) -> CheckResult:
-    if isinstance(error, CredentialsError):
-        return CheckResult(name="api", provider=name, status="problem", detail=f"credentials rejected: {error.message}",
-                           fix=error.hint)
-    message = error.message if isinstance(error, GpuctlError) else f"{type(error).__name__}: {error}"
-    fix = error.hint if isinstance(error, GpuctlError) and error.hint else "try again later"
-    return CheckResult(name="api", provider=name, status="warning",
-                       detail=f"could not reach it, credentials not verified: {message}", fix=fix)
 
 
 def _skew(dates: list[tuple[str, str, datetime]]) -> tuple[str, float] | None:
@@ -204,9 +193,10 @@ def _clock(measured: tuple[str, float] | None) -> CheckResult:
 
 
 def _hf_token() -> CheckResult:
+    from gpuctl.config import HF_TOKEN
     from gpuctl.credentials import resolve_credential
 
-    token = resolve_credential("hf.token")
+    token = resolve_credential(HF_TOKEN)
     if token.present:
         return CheckResult(name="hf-token", status="ok", detail=f"from {token.source}")
     return CheckResult(name="hf-token", status="warning", detail="not set: gated models (llama, mistral, gemma) "
@@ -286,57 +276,3 @@ def _tool(name: str, why: str, fix: str) -> CheckResult:
     if found:
         return CheckResult(name=name, status="ok", detail=found)
     return CheckResult(name=name, status="warning", detail=f"'{name}' not found on PATH: {why}", fix=fix)
-
-
-# -- the live checks ----------------------------------------------------------------------------------
-
-def http_probe(api_cls: type[JsonApiClient], path: str) -> Probe:
-    """A GET of ``path`` with the provider's own client: its key, base URL and error mapping, no retries."""
-
-    def probe(timeout: float) -> ProbeAnswer:
-        import httpx
-
-        from gpuctl.providers.http import RetryPolicy, base_url_from_env, require_credential
-
-        class DateRecorder(httpx.HTTPTransport):
-            date: str | None = None
-
-            def handle_request(self, request: httpx.Request) -> httpx.Response:
-                response = super().handle_request(request)
-                self.date = response.headers.get("date")
-                return response
-
-        recorder = DateRecorder()
-        url = (base_url_from_env(api_cls.base_url_env, api_cls.default_base_url) if api_cls.base_url_env
-               else api_cls.default_base_url)
-        with api_cls(require_credential(api_cls.credential_key, api_cls.provider), url, timeout=timeout,
-                     retry=RetryPolicy(max_retries=0), transport=recorder) as api:
-            api.request("GET", path)
-        return ProbeAnswer(call=f"GET {api_cls.api_prefix}{path}", date=recorder.date)
-
-    return probe
-
-
-def aws_probe(timeout: float) -> ProbeAnswer:
-    """STS ``GetCallerIdentity``: needs no permission, so it tests the credentials alone."""
-    from gpuctl.providers.aws import aws_errors, default_region, make_client, new_session
-
-    with aws_errors():
-        answer = make_client(new_session(), "sts", default_region(), timeout).get_caller_identity()
-    return ProbeAnswer(call="STS GetCallerIdentity", date=answer["ResponseMetadata"]["HTTPHeaders"].get("date"))
-
-
-def _runpod(timeout: float) -> ProbeAnswer:
-    from gpuctl.providers.runpod_api import RunPodApi
-
-    return http_probe(RunPodApi, "/pods")(timeout)
-
-
-def _lambda(timeout: float) -> ProbeAnswer:
-    from gpuctl.providers.lambda_api import LambdaApi
-
-    return http_probe(LambdaApi, "/instance-types")(timeout)
-
-
-#: the live check of each built-in provider; a plugin without one gets a 'skipped' row
-PROBES: dict[str, Probe] = {"runpod": _runpod, "lambda": _lambda, "aws": aws_probe}

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gpuctl.config import ConfigKey
 
 SECRET_MASK = "****"
 
@@ -23,26 +28,27 @@ class SecretFilter(logging.Filter):
         return True
 
 
-def known_secrets() -> list[str]:
-    """Values of every secret config key, from the environment and the user config file."""
-    from gpuctl.config import KEYS, UserConfig
+def known_secrets(keys: Iterable[ConfigKey]) -> list[str]:
+    """Values of every secret key of ``keys``, from the environment and the user config file."""
+    from gpuctl.config import UserConfig
 
     stored = UserConfig().load()
     values = []
-    for key in KEYS.values():
+    for key in keys:
         if key.secret:
             values += [os.environ.get(key.env or "", ""), str(stored.get(key.name) or "")]
     values += [os.environ.get("AWS_SECRET_ACCESS_KEY", ""), os.environ.get("AWS_SESSION_TOKEN", "")]
     return values
 
 
-def configure_logging(verbosity: int) -> None:
-    """``-v`` shows gpuctl's info messages, ``-vv`` debug messages from gpuctl and its libraries."""
+def configure_logging(verbosity: int, keys: Callable[[], Iterable[ConfigKey]]) -> None:
+    """``-v`` shows gpuctl's info messages, ``-vv`` debug messages from gpuctl and its libraries; the value of
+    every secret of ``keys()`` (gpuctl's and every installed provider's, asked only here) is scrubbed."""
     if verbosity <= 0:
         return
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-    handler.addFilter(SecretFilter(known_secrets()))
+    handler.addFilter(SecretFilter(known_secrets(keys())))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)

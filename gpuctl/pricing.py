@@ -7,8 +7,9 @@
 - providers with credentials are asked concurrently, each with ``timeout`` seconds; one whose
   ``own_process`` is set runs in a forked child on Linux when others are asked too, so its CPU
   work takes another core;
-- a provider without credentials, or one that fails or times out, contributes its dated snapshot
-  from providers/<name>.yaml (source ``snapshot``); each failure becomes one warning line.
+- a provider without credentials, or one that fails or times out, contributes the dated snapshot of
+  its catalog (source ``snapshot``); each failure becomes one warning line, except a plugin's bug
+  (``PluginError``), which the registry names once for the whole command.
 
 So ``gpuctl prices`` answers on a fresh machine without any credentials. ``filter_and_sort``
 applies the filters no provider API understands (memory, price, stock) and the ranking.
@@ -25,13 +26,15 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
-from gpuctl.catalog import matches, snapshot_offers
+from gpuctl.catalog import matches
 from gpuctl.concurrency import ChildCall, can_fork, run_all
 from gpuctl.errors import GpuctlError
 from gpuctl.events import NullReporter, Reporter
 from gpuctl.models.offer import AVAILABILITY_RANK, Offer, OfferQuery, OfferSource
 from gpuctl.price_cache import read_cached, write_cached
 from gpuctl.providers.capabilities import Capability
+from gpuctl.providers.catalog import snapshot_offers
+from gpuctl.providers.guard import PluginError
 
 if TYPE_CHECKING:
     from gpuctl.plugins import ProviderRegistry
@@ -102,23 +105,23 @@ def collect_offers(
     # a user-owned host (--host) has no market to list: its offer is read from the host itself
     names = list(dict.fromkeys(providers)) if providers is not None else [
         name for name in registry.names() if not registry.classes[name].can(Capability.USER_HOST)]
-    instances = {name: registry.create(name) for name in names}
-    warnings = [] if providers is not None else [
-        f"provider plugin '{b.name}' failed to load ({b.error}); skipped" for b in registry.broken]
+    unknown = next((name for name in names if name not in registry.classes), None)
+    if unknown is not None:
+        registry.create(unknown)  # raises: an unknown or broken name is exit 2 before anything is asked
 
-    gathered = _Gathered(query, warnings)
+    gathered = _Gathered(query, [])
     to_ask: dict[str, Provider] = {}
-    for name, provider in instances.items():
+    for name in names:
         cached = None if refresh else read_cached(name, asked, max_age)
         if cached is not None:
             gathered.add(name, "cache", [offer.model_copy(update={"source": "cache"}) for offer in cached.offers])
             continue
         try:
+            # its calls stop soon after the listing stops waiting for them
+            provider = gathered.providers[name] = registry.create(name, timeout=timeout)
             status = provider.credentials()
-        except GpuctlError:
-            raise
-        except Exception as exc:  # a plugin's bug costs its own rows only
-            gathered.fall_back(name, "failed", _describe(exc))
+        except GpuctlError as exc:  # costs this provider's rows only
+            gathered.fall_back(name, "failed", exc)
             continue
         if status.present:
             to_ask[name] = provider
@@ -126,10 +129,6 @@ def collect_offers(
             gathered.fall_back(name, "no-credentials", status.hint)
 
     if to_ask:
-        for provider in to_ask.values():
-            # providers with a per-call timeout attribute stop soon after they are abandoned
-            if isinstance(getattr(provider, "timeout", None), (int, float)):
-                provider.timeout = min(provider.timeout, timeout)  # type: ignore[attr-defined]
         # a child only pays when others are asked meanwhile; forked before any thread starts (the
         # progress spinner's included): see can_fork
         children = {name: ChildCall(partial(_live_offers, provider, asked))
@@ -147,13 +146,15 @@ def collect_offers(
                 gathered.fall_back(name, "timed-out", f"no answer within {timeout:g}s")
             elif answer.error is not None:
                 log.debug("%s failed", name, exc_info=answer.error)
-                gathered.fall_back(name, "failed", _describe(answer.error))
+                if isinstance(answer.error, PluginError):  # from a child: the registry here has not heard of it
+                    registry.note_failure(answer.error)
+                gathered.fall_back(name, "failed", answer.error)
             else:
                 write_cached(name, asked, answer.value or [])
                 gathered.add(name, "live", answer.value or [], seconds=round(answer.seconds, 3))
 
     offers = sorted((offer for name in names for offer in gathered.rows[name]), key=_SORT_KEYS["price"])
-    return PriceResult(offers=offers, warnings=warnings,
+    return PriceResult(offers=offers, warnings=gathered.warnings,
                        sources={name: gathered.outcomes[name] for name in names})
 
 
@@ -191,12 +192,8 @@ def _provider_query(query: OfferQuery) -> OfferQuery:
 
 
 def _live_offers(provider: Provider, query: OfferQuery) -> list[Offer]:
-    # checked in the provider's thread: a plugin answering something else fails alone
-    offers = list(provider.offers(query))
-    wrong = next((offer for offer in offers if not isinstance(offer, Offer)), None)
-    if wrong is not None:
-        raise TypeError(f"offers() returned a {type(wrong).__name__}, not an Offer")
-    return [offer for offer in offers if matches(offer, query)]
+    # the guard has checked that they are Offers of this provider
+    return [offer for offer in provider.offers(query) if matches(offer, query)]
 
 
 @dataclass
@@ -205,6 +202,7 @@ class _Gathered:
 
     query: OfferQuery
     warnings: list[str]
+    providers: dict[str, Provider] = field(default_factory=dict)
     rows: dict[str, list[Offer]] = field(default_factory=dict)
     outcomes: dict[str, ProviderOutcome] = field(default_factory=dict)
 
@@ -216,13 +214,23 @@ class _Gathered:
             provider=name, status=status, source=source if shown else None, offers=len(shown),
             as_of=min((offer.as_of for offer in shown), default=None), **extra)  # type: ignore[arg-type]
 
-    def fall_back(self, name: str, status: ProviderStatus, detail: str | None) -> None:
-        """The snapshot rows of ``name``; unless credentials are simply missing, say so in a warning."""
-        self.add(name, status, snapshot_offers(name, self.query), detail=detail)
-        if status != "no-credentials":
+    def fall_back(self, name: str, status: ProviderStatus, why: BaseException | str | None) -> None:
+        """The snapshot rows of ``name``; unless credentials are simply missing or the registry names the failure
+        (a plugin's bug), say so in a warning."""
+        detail = _describe(why) if isinstance(why, BaseException) else why
+        self.add(name, status, self._snapshot(name), detail=detail)
+        if status != "no-credentials" and not isinstance(why, PluginError):
             dates = sorted({offer.as_of.date() for offer in self.rows[name]})
             instead = f"showing its snapshot prices ({_date_span(dates)})" if dates else "no snapshot rows to show"
             self.warnings.append(f"{name}: {detail}; {instead}")
+
+    def _snapshot(self, name: str) -> list[Offer]:
+        provider = self.providers.get(name)
+        try:
+            catalog = provider.catalog() if provider is not None else None
+        except PluginError:  # an unreadable catalog: the registry names it
+            return []
+        return snapshot_offers(catalog, self.query) if catalog is not None else []
 
 
 def _describe(exc: BaseException) -> str:

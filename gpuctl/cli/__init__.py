@@ -57,6 +57,19 @@ def run_translated(invoke: Callable[[], Any]) -> int:
         return ExitCode.UNEXPECTED
 
 
+def _name_broken_plugins(app: Any) -> None:
+    """At the end of a command that used the providers: one warning line naming every broken plugin."""
+    if "registry" not in vars(app):  # the command never asked for a provider
+        return
+    from gpuctl.cli.output import warn
+    from gpuctl.providers.guard import PluginError
+
+    failing = sys.exc_info()[1]  # the command's own error, when it fails: not named twice
+    line = app.registry.trouble_line(except_for=failing.plugin if isinstance(failing, PluginError) else None)
+    if line:
+        warn(app, line)
+
+
 class RootGroup(LazyGroup):
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
@@ -97,7 +110,8 @@ def cli(ctx: click.Context, json_output: bool, quiet: bool, verbose: int, projec
 
     ctx.obj = App(json=json_output, quiet=quiet, verbose=verbose, no_color=no_color, yes=yes,
                   interactive=interactive, project_dir=project_dir)
-    configure_logging(verbose)
+    ctx.call_on_close(lambda: _name_broken_plugins(ctx.obj))
+    configure_logging(verbose, lambda: ctx.obj.registry.config_keys().values())
     if ctx.invoked_subcommand is None:
         if not ctx.obj.can_prompt:
             click.echo(ctx.get_help())

@@ -10,7 +10,10 @@ from pydantic import BaseModel
 from gpuctl.app import App
 from gpuctl.cli.options import json_option
 from gpuctl.cli.output import Column, info, print_json, print_rows
-from gpuctl.config import KEYS, config_key, effective_value, redact
+from gpuctl.config import ConfigKey, effective_value, find_key, redact
+
+#: how a key found in the file that no installed provider declares is described
+UNDECLARED = "not declared by gpuctl or any installed provider ('gpuctl config unset' removes it)"
 
 
 class ConfigRow(BaseModel):
@@ -21,20 +24,34 @@ class ConfigRow(BaseModel):
     description: str
 
 
-def _row(name: str, stored: dict[str, object]) -> ConfigRow:
-    spec = KEYS[name]
-    value, origin = effective_value(name, stored)
-    source = {"env": f"env {spec.env}", "config": "config"}.get(origin or "", "unset")
-    shown = redact(str(value)) if spec.secret and value is not None else value
-    return ConfigRow(key=name, value=shown, source=source, secret=spec.secret,  # type: ignore[arg-type]
-                     description=spec.description)
+def _row(key: ConfigKey, stored: dict[str, object]) -> ConfigRow:
+    value, origin = effective_value(key, stored)
+    source = {"env": f"env {key.env}", "config": "config"}.get(origin or "", "unset")
+    shown = redact(str(value)) if key.secret and value is not None else value
+    return ConfigRow(key=key.name, value=shown, source=source, secret=key.secret,  # type: ignore[arg-type]
+                     description=key.description)
+
+
+def _known(app: App) -> dict[str, ConfigKey]:
+    """gpuctl's keys and every installed provider's."""
+    return app.registry.config_keys()
+
+
+def _lookup(app: App, name: str) -> ConfigKey:
+    """Key ``name``; unknown is exit 3 with close matches, or the reason when its plugin is broken."""
+    owner = name.partition(".")[0]
+    broken = next((b for b in app.registry.broken if b.name == owner), None)
+    hint = (f"provider plugin '{owner}' failed to load, so its keys are unknown; reinstall or upgrade "
+            f"{broken.package or 'it'}" if broken else None)
+    return find_key(name, _known(app), unknown_hint=hint)
 
 
 @click.group()
 def config() -> None:
     """Read and write the user config file (GPUCTL_CONFIG_DIR/config.yaml, mode 0600).
 
-    Environment variables (RUNPOD_API_KEY, LAMBDA_API_KEY, HF_TOKEN, AWS_PROFILE) win over the file.
+    Each installed provider adds its own keys ('gpuctl providers' lists them). Environment
+    variables (RUNPOD_API_KEY, LAMBDA_API_KEY, HF_TOKEN, AWS_PROFILE, ...) win over the file.
     """
 
 
@@ -44,7 +61,10 @@ def config() -> None:
 def list_(app: App) -> None:
     """Every known key, its effective value (secrets redacted) and where it comes from."""
     stored = app.config.load()
-    rows = [_row(name, stored) for name in KEYS]
+    known = _known(app)
+    rows = [_row(key, stored) for key in known.values()]
+    # a key left by a plugin no longer installed (or broken): shown, redacted, so it can be found and removed
+    rows += [_row(ConfigKey(name, UNDECLARED, secret=True), stored) for name in sorted(stored) if name not in known]
     print_rows(app, rows, [Column("KEY", "key"), Column("VALUE", "value"), Column("SOURCE", "source"),
                            Column("DESCRIPTION", "description")], empty="no keys")
 
@@ -58,8 +78,8 @@ def get(app: App, key: str, reveal: bool) -> None:
     """Print the effective value of KEY (exit 3 when unset)."""
     from gpuctl.errors import NotFoundError
 
-    config_key(key)
-    row = _row(key, app.config.load())
+    spec = _lookup(app, key)
+    row = _row(spec, app.config.load())
     if row.source == "unset":
         raise NotFoundError(f"config key '{key}' is not set", f"gpuctl config set {key} VALUE")
     if app.json:
@@ -67,7 +87,7 @@ def get(app: App, key: str, reveal: bool) -> None:
     elif reveal and row.secret:
         from gpuctl.credentials import credential_value
 
-        click.echo(credential_value(key, app.config))
+        click.echo(credential_value(spec, app.config))
     else:
         click.echo(row.value)
 
@@ -78,8 +98,8 @@ def get(app: App, key: str, reveal: bool) -> None:
 @click.pass_obj
 def set_(app: App, key: str, value: str) -> None:
     """Store VALUE for KEY in the user config file."""
-    spec = config_key(key)
-    stored = app.config.set(key, value)
+    spec = _lookup(app, key)
+    stored = app.config.set(spec, value)
     info(app, f"set {key} = {redact(str(stored)) if spec.secret else stored} in {app.config.path}")
     if spec.env and os.environ.get(spec.env):
         info(app, f"note: {spec.env} is set in the environment and takes precedence")
@@ -89,6 +109,8 @@ def set_(app: App, key: str, value: str) -> None:
 @click.argument("key")
 @click.pass_obj
 def unset(app: App, key: str) -> None:
-    """Remove KEY from the user config file."""
+    """Remove KEY from the user config file (also a key nothing declares any more)."""
+    if key not in app.config.load():
+        _lookup(app, key)  # a typo is exit 3 with close matches; a known key that is not set is fine
     removed = app.config.unset(key)
     info(app, f"removed {key}" if removed else f"{key} was not set")

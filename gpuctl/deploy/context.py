@@ -56,4 +56,4 @@ class DeployContext:
         return type(self.registry.create(name))  # raises
 
     def provider(self, name: str) -> Provider:
-        return self.provider_class(name)()
+        return self.registry.create(name)  # guarded: a plugin's failure is named and costs only itself

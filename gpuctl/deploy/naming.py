@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from gpuctl.errors import UsageError
+from gpuctl.models.engine import container_name as container_name  # lives with the engine: providers name it too
 
 PROJECT_ID_FILE = "project-id"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,47}$")
@@ -66,7 +67,3 @@ def idempotency_token(project: str, name: str, attempt: int, incarnation: dateti
     digest = hashlib.sha256(f"{project}:{name}:{attempt}:{incarnation.isoformat()}".encode()).hexdigest()
     return f"gpuctl-{digest[:40]}"
 
-
-def container_name(name: str) -> str:
-    """The engine container of deployment ``name`` (one host can serve several deployments)."""
-    return f"gpuctl-{name}"

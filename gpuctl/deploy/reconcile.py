@@ -23,6 +23,7 @@ from gpuctl.errors import GpuctlError
 from gpuctl.models.deployment import Deployment
 from gpuctl.models.instance import Instance
 from gpuctl.providers.capabilities import Capability
+from gpuctl.providers.guard import PluginError
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,8 @@ def _tagged_instances(ctx: DeployContext, sweep: Sweep) -> list[tuple[str, Insta
                 continue
             with ctx.reporter.step(f"listing gpuctl's instances at {provider.display_name}"):
                 instances = provider.list_by_tag(tags.managed())
+        except PluginError:
+            continue  # a plugin's bug: the registry names it once for the whole command
         except GpuctlError as exc:
             sweep.warnings.append(f"{name}: could not list instances ({exc.one_line()})")
             continue

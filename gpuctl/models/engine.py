@@ -17,6 +17,11 @@ CONTAINER_NAME = "gpuctl-engine"
 HOST_PORT = 8000
 
 
+def container_name(deployment: str) -> str:
+    """The engine container of ``deployment`` (one host can serve several deployments)."""
+    return f"gpuctl-{deployment}"
+
+
 class EngineOptions(BaseModel):
     """The user's serving choices (flags of ``gpuctl up``); None means the engine's or recipe's default."""
 

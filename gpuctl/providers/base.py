@@ -1,12 +1,25 @@
-"""The small interface every provider plugin implements."""
+"""The contract every provider plugin implements (docs/plugins.md walks through writing one).
+
+A provider is a subclass of :class:`Provider` registered in the ``gpuctl.providers`` entry-point group.
+It declares, once, on its class: its name, what it can do (``capabilities``), the settings it reads
+(``config_keys``), its catalog (``catalog_file``) and how long its calls may take; gpuctl reads those
+declarations and never probes the class. gpuctl hands every caller a guarded wrapper of it
+(:mod:`gpuctl.providers.guard`): whatever the provider raises, hangs on or returns wrongly costs only
+that provider.
+
+REQUIRED: ``name``, ``display_name``, ``offers``. Each capability adds the methods it names
+(:data:`gpuctl.providers.capabilities.METHODS`); an undeclared one is never called.
+"""
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from gpuctl.config import ConfigKey
 from gpuctl.credentials import CredentialStatus, resolve_credential
 from gpuctl.errors import UnsupportedError
 from gpuctl.models.offer import Offer, OfferQuery
@@ -16,8 +29,24 @@ if TYPE_CHECKING:  # listing prices never needs the lifecycle models; importing 
     from gpuctl.events import Reporter
     from gpuctl.models.instance import Instance, LaunchRequest
     from gpuctl.models.weights_cache import WeightsCache
+    from gpuctl.providers.catalog import ProviderCatalog
     from gpuctl.weights.mirror import WeightsMirror
     from gpuctl.weights.models import CacheReport, SeedRequest
+
+#: seconds one API request may take, retries included, unless the provider says otherwise
+DEFAULT_TIMEOUT = 10.0
+#: seconds gpuctl waits for one bounded call (listing, get, terminate, ...) unless the provider says otherwise
+DEFAULT_CALL_TIMEOUT = 120.0
+
+
+class ProviderCheck(BaseModel):
+    """One finding of a provider's own ``gpuctl doctor`` check; ``fix`` says what to do unless it is ``ok``."""
+
+    name: str = Field(description="short name of the check, e.g. 'api'")
+    status: Literal["ok", "warning", "problem", "skipped"]
+    detail: str
+    fix: str | None = None
+    server_date: str | None = Field(default=None, description="the Date header of an answer, for the clock check")
 
 
 class Provider(ABC):
@@ -26,16 +55,32 @@ class Provider(ABC):
     Read side (``offers``) is required. Everything else is declared in ``capabilities``
     (:class:`~gpuctl.providers.capabilities.Capability` names the methods each one requires); callers
     ask ``can`` before calling, and a method the provider did not declare raises ``UnsupportedError``.
+
+    gpuctl constructs a provider without arguments, then may lower ``timeout`` (``prices --timeout``,
+    ``doctor --timeout``). Methods raise :class:`gpuctl.errors.GpuctlError` subclasses for what goes
+    wrong at the provider (``CredentialsError`` for a missing or refused key, ``NotFoundError`` for an
+    unknown instance, ``NoCapacityError`` when an offer cannot be placed, ``ProviderError`` otherwise);
+    anything else is taken for a bug of the provider.
     """
 
-    #: short lowercase name used on the command line and in state (``--provider NAME``)
+    #: REQUIRED: short lowercase name used on the command line and in state (``--provider NAME``); it must
+    #: equal the name of the provider's entry point
     name: ClassVar[str]
-    #: human name for tables and messages
+    #: REQUIRED: human name for tables and messages
     display_name: ClassVar[str]
-    #: config keys (see gpuctl.config.KEYS) holding this provider's credentials
-    credential_keys: ClassVar[tuple[str, ...]] = ()
     #: what this provider can do beyond listing offers
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: the settings this provider reads (``gpuctl config`` knows them); those marked ``credential`` are what
+    #: the default ``credentials`` checks. Name them ``<provider name>.<setting>``.
+    config_keys: ClassVar[tuple[ConfigKey, ...]] = ()
+    #: the provider's catalog (GPU mapping and dated price snapshot), a YAML file shipped in the package of
+    #: the provider's module, relative to it; None: no catalog (no snapshot prices without credentials)
+    catalog_file: ClassVar[str | None] = None
+    #: seconds one API request may take, retries included; gpuctl may lower it for one command
+    timeout: float = DEFAULT_TIMEOUT
+    #: seconds gpuctl waits for one call of a bounded method (every method but ``launch``,
+    #: ``ensure_weights_cache`` and ``seed_weights``) before it gives the provider up as hung
+    call_timeout: ClassVar[float] = DEFAULT_CALL_TIMEOUT
     #: True when ``offers`` spends much CPU of its own (imports, client set-up, parsing): the price
     #: listing then runs it in a forked child (where possible) so it does not hold up the other providers
     own_process: ClassVar[bool] = False
@@ -45,12 +90,25 @@ class Provider(ABC):
         """Whether this provider declared ``capability``."""
         return capability in cls.capabilities
 
+    @classmethod
+    def catalog(cls) -> ProviderCatalog | None:
+        """The catalog shipped with this provider (``catalog_file``), read once; None when it ships none."""
+        if cls.catalog_file is None:
+            return None
+        from gpuctl.providers.catalog import load_catalog
+
+        package = sys.modules[cls.__module__].__spec__.parent  # type: ignore[union-attr]
+        return load_catalog(package, cls.catalog_file, cls.name)
+
     def _unsupported(self, what: str) -> UnsupportedError:
         return UnsupportedError(f"{self.display_name} cannot {what}")
 
     def credentials(self) -> CredentialStatus:
-        """Whether credentials are present and where they come from (never their values)."""
-        statuses = [resolve_credential(key) for key in self.credential_keys]
+        """Whether credentials are present and where they come from (never their values); offline and fast.
+
+        The default checks every ``credential`` key of ``config_keys``.
+        """
+        statuses = [resolve_credential(key) for key in self.config_keys if key.credential]
         missing = [s for s in statuses if not s.present]
         if missing:
             return missing[0]
@@ -58,24 +116,30 @@ class Provider(ABC):
             return statuses[0]
         return CredentialStatus(key="", present=True, source="none needed")
 
+    def doctor_checks(self) -> list[ProviderCheck]:
+        """``gpuctl doctor``'s checks of this provider, run once its credentials are present: typically one
+        cheap, read-only API call proving they are accepted (``gpuctl.providers.checks.api_check``).
+        The default has none."""
+        return []
+
     @abstractmethod
     def offers(self, query: OfferQuery) -> list[Offer]:
-        """Live offers matching ``query`` (source ``live``)."""
+        """REQUIRED. Live offers matching ``query`` (source ``live``), every one of this provider."""
 
     def launch(self, request: LaunchRequest) -> Instance:
-        """Start one instance; must be idempotent for the same ``request.idempotency_token``."""
+        """Start one instance (``LAUNCH``); must be idempotent for the same ``request.idempotency_token``."""
         raise self._unsupported("launch instances")
 
     def get(self, instance_id: str) -> Instance:
-        """Current view of one instance (``NotFoundError`` when the provider has no such id)."""
+        """Current view of one instance (``LAUNCH``; ``NotFoundError`` when the provider has no such id)."""
         raise self._unsupported("look up instances")
 
     def terminate(self, instance_id: str) -> None:
-        """Ask the provider to destroy an instance; succeeds if it is already gone."""
+        """Ask the provider to destroy an instance (``LAUNCH``); succeeds if it is already gone."""
         raise self._unsupported("terminate instances")
 
     def list_by_tag(self, tags: dict[str, str]) -> list[Instance]:
-        """Instances carrying all of ``tags`` (how orphans are found)."""
+        """Instances carrying all of ``tags`` (``LIST_BY_TAG``: how orphans are found)."""
         raise self._unsupported("list instances")
 
     def engine_logs(self, instance_id: str, tail: int | None = None) -> str:
@@ -84,7 +148,7 @@ class Provider(ABC):
 
     # -- weights caches (docs/weights.md): one per region, named ``cache_name(region)``, outliving ``down`` --
     def weights_caches(self) -> list[WeightsCache]:
-        """gpuctl's weights caches at this provider, every region."""
+        """gpuctl's weights caches at this provider, every region (``WEIGHTS_CACHE``)."""
         raise self._unsupported("keep a weights cache")
 
     def weights_cache_region(self, offer: Offer) -> str | None:
@@ -101,10 +165,8 @@ class Provider(ABC):
         raise self._unsupported("keep a weights cache")
 
     def weights_mirror(self, cache: WeightsCache) -> WeightsMirror | None:
-        """``cache`` as a mirror the fetcher reads and fills through URLs, for a cache the machine does not mount (S3).
-
-        None (the default): the cache is a directory on the machine (``cache.mount_path``) or none at all.
-        """
+        """``cache`` as a mirror the fetcher reads and fills through URLs, for a cache the machine does not mount
+        (``WEIGHTS_MIRROR``, S3). None: the cache is a directory on the machine (``cache.mount_path``)."""
         return None
 
     def seed_weights(self, cache: WeightsCache, request: SeedRequest, reporter: Reporter) -> CacheReport:
@@ -116,14 +178,16 @@ class Provider(ABC):
 
 
 class ProviderInfo(BaseModel):
-    """One row of ``gpuctl providers``: a plugin, where it came from, and its credential state."""
+    """One row of ``gpuctl providers``: a plugin, where it came from, what it can do and its credential state."""
 
     name: str
     display_name: str | None = None
     package: str | None = None
     version: str | None = None
-    status: str  # "ok" or "broken"
+    status: Literal["ok", "broken"]
+    capabilities: list[str] = Field(default_factory=list, description="what it declares beyond listing offers")
+    config_keys: list[str] = Field(default_factory=list, description="the settings it reads ('gpuctl config')")
     credentials: str | None = None  # "present" / "missing"; never a value
     credential_source: str | None = None
     hint: str | None = None
-    error: str | None = None
+    error: str | None = Field(default=None, description="why it is broken")

@@ -34,12 +34,25 @@ class Capability(str, Enum):
     SEED_WEIGHTS = "seed-weights"
 
 
+#: the provider methods each capability declares; gpuctl never calls one whose capability is undeclared
+METHODS: dict[Capability, tuple[str, ...]] = {
+    Capability.LAUNCH: ("launch", "get", "terminate"),
+    Capability.LIST_BY_TAG: ("list_by_tag",),
+    Capability.ENGINE_LOGS: ("engine_logs",),
+    Capability.WEIGHTS_CACHE: ("weights_caches", "weights_cache_region", "ensure_weights_cache",
+                               "delete_weights_cache"),
+    Capability.WEIGHTS_MIRROR: ("weights_mirror",),
+    Capability.SEED_WEIGHTS: ("seed_weights",),
+}
+
 #: how a provider's machines run the engine: a provider that can deploy declares exactly one
 MACHINE_KINDS = frozenset({Capability.SSH_MACHINE, Capability.ENGINE_CONTAINER, Capability.USER_HOST})
 
 
 def declaration_problems(capabilities: frozenset[Capability]) -> list[str]:
     """What is inconsistent in a set of declared capabilities (empty when it is sound)."""
+    if not isinstance(capabilities, (set, frozenset)) or not all(isinstance(c, Capability) for c in capabilities):
+        return ["capabilities must be a frozenset of gpuctl.providers.capabilities.Capability"]
     problems = []
     kinds = capabilities & MACHINE_KINDS
     if len(kinds) > 1:

@@ -1,6 +1,6 @@
 """The small JSON-over-HTTP client the REST providers share: auth, deadline, retries, error mapping.
 
-Each provider subclasses :class:`JsonApiClient` in its ``*_api`` module, adds typed endpoint
+Each provider subclasses :class:`JsonApiClient` in its ``client`` module, adds typed endpoint
 methods, and overrides :meth:`JsonApiClient.describe_error` to read its own error envelope.
 httpx is imported only when a request is made, so ``gpuctl --help`` never pays for it.
 """
@@ -21,8 +21,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ValidationError
 
 from gpuctl import __version__
-from gpuctl.config import config_key
-from gpuctl.credentials import credential_value, resolve_credential
+from gpuctl.config import ConfigKey
+from gpuctl.credentials import credential_value, resolve_credential, set_hint
 from gpuctl.errors import (
     ConfigError,
     CredentialsError,
@@ -107,7 +107,7 @@ class ProviderHttpError(ProviderError):
         self.info = info
 
 
-def require_credential(key: str, provider: str) -> str:
+def require_credential(key: ConfigKey, provider: str) -> str:
     """The value of credential ``key`` (env var, then config file), or exit 6 saying how to set it."""
     value = credential_value(key)
     if not value:
@@ -155,7 +155,7 @@ class JsonApiClient:
     #: path prefix of every endpoint; added to the base URL unless the URL already ends with it
     api_prefix: str = ""
     #: config key of the API key (its env var is named in credential errors)
-    credential_key: str = ""
+    credential: ConfigKey | None = None
     #: where the API lives unless ``base_url_env`` says otherwise
     default_base_url: str = ""
     #: environment variable overriding the base URL (named in connection errors)
@@ -189,7 +189,9 @@ class JsonApiClient:
         """A client with the user's key and base URL (exit 6 when the key is missing)."""
         url = base_url_from_env(cls.base_url_env, cls.default_base_url) if cls.base_url_env else (
             cls.default_base_url)
-        return cls(require_credential(cls.credential_key, cls.provider), url, timeout=timeout)
+        if cls.credential is None:
+            raise TypeError(f"{cls.__name__} declares no credential")
+        return cls(require_credential(cls.credential, cls.provider), url, timeout=timeout)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -231,9 +233,7 @@ class JsonApiClient:
         """The gpuctl error for an error answer; subclasses refine it for provider codes."""
         detail = self._scrub(info.summary())
         if info.status in (401, 403):
-            var = config_key(self.credential_key).env if self.credential_key else None
-            how = f"export {var}=... or gpuctl config set {self.credential_key} VALUE" if var else (
-                "check the API key")
+            how = set_hint(self.credential) if self.credential else "check the API key"
             if info.status == 401:
                 return CredentialsError(f"{self.provider} rejected the API key ({detail})",
                                         f"set a valid key: {how}")
@@ -330,7 +330,7 @@ class JsonApiClient:
         except httpx.TimeoutException:
             raise  # a timeout is an HTTPError too, but the caller turns it into exit 7, not a retry
         except httpx.HTTPError as exc:
-            failure = self._transport_error(exc, method, path)
+            failure: GpuctlError = self._transport_error(exc, method, path)
             if idempotent or isinstance(exc, httpx.ConnectError):
                 raise _Retryable(failure, None) from None
             raise failure from None

@@ -10,6 +10,7 @@ from gpuctl.models.weights_cache import CacheKind, WeightsCache
 from gpuctl.plugins import ProviderRegistry
 from gpuctl.providers.base import Provider
 from gpuctl.providers.capabilities import Capability
+from gpuctl.providers.guard import PluginError
 from gpuctl.weights.ledger import FilledModel, filled_models
 
 
@@ -55,19 +56,22 @@ def list_caches(registry: ProviderRegistry, only: str | None = None, region: str
                 reporter: Reporter | None = None) -> list[ProviderCacheRow]:
     """Every provider's caches (or ``only``'s, in ``region``); a provider that fails is named in a warning."""
     reporter = reporter or NullReporter()
-    if only:
-        providers = [cache_provider(registry, only)]
-    else:  # asking every provider: those without caches or credentials have nothing to say
-        providers = [p for p in map(registry.create, registry.names())
-                     if p.can(Capability.WEIGHTS_CACHE) and p.credentials().present]
+    names = [only] if only else [n for n in registry.names() if registry.classes[n].can(Capability.WEIGHTS_CACHE)]
     rows: list[ProviderCacheRow] = []
-    for provider in providers:
+    for name in names:
         try:
+            provider = cache_provider(registry, name)
+            if not (only or provider.credentials().present):
+                continue  # asking every provider: those without credentials have nothing to say
             caches = provider.weights_caches()
+        except PluginError:
+            if only:
+                raise
+            continue  # a plugin's bug: the registry names it once for the whole command
         except GpuctlError as exc:
             if only:
                 raise
-            reporter.warn(f"{provider.display_name}: {exc.one_line()}")
+            reporter.warn(f"{registry.classes[name].display_name}: {exc.one_line()}")
             continue
         rows += [ProviderCacheRow.of(c) for c in caches if region is None or c.region == region]
     return sorted(rows, key=lambda r: (r.provider, r.region, r.name))

@@ -56,7 +56,7 @@ def test_env_wins_over_file(gpuctl, monkeypatch):
 
 def test_unknown_key_and_bad_value(gpuctl):
     result = gpuctl("config", "set", "runpod.apikey", "x")
-    assert result.exit_code == 2
+    assert result.exit_code == 3  # docs/exit-codes.md: an unknown config key is not found
     assert "did you mean runpod.api_key" in result.stderr
     result = gpuctl("config", "set", "prices.timeout", "soon")
     assert result.exit_code == 2

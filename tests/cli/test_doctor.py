@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
-from gpuctl.doctor import PROBES, ProbeAnswer, run_checks
+from gpuctl.doctor import run_checks
 from gpuctl.errors import ProviderError
 from gpuctl.plugins import ProviderRegistry
+from gpuctl.providers.checks import api_check
 from tests.standins.fixtures import lambda_api, runpod_api  # noqa: F401 (fixtures)
 from tests.standins.server import Fault
 from tests.unit.pricing_fakes import fake_provider, registry
@@ -189,21 +190,28 @@ def test_skew_is_measured_against_the_answers_date(runpod_api, isolated: Path) -
     assert drift.ok
 
 
-def test_a_plugin_without_a_live_check_is_skipped_and_a_failing_probe_is_a_warning(isolated: Path) -> None:
-    reg = registry(fake_provider("alpha"), fake_provider("runpod"), fake_provider("nokey", creds=False))
-
-    def broken(timeout: float) -> ProbeAnswer:
+def test_a_plugin_without_a_live_check_is_skipped_and_a_failing_check_is_a_warning(isolated: Path) -> None:
+    def warning() -> str | None:
         raise ProviderError("RunPod API failed on GET /pods (500)", "try again")
+
+    failing = fake_provider("runpod")
+    failing.doctor_checks = lambda self: [api_check("GET /v2/pods", warning)]  # type: ignore[method-assign]
+    buggy = fake_provider("buggy")
+    buggy.doctor_checks = lambda self: 1 / 0  # type: ignore[method-assign]
+    reg = registry(fake_provider("alpha"), failing, fake_provider("nokey", creds=False), buggy)
 
     from gpuctl.plugins import BrokenPlugin
 
     reg.broken.append(BrokenPlugin("vast", "gpuctl-vast", "ImportError: no module named vastai"))
-    doc = run_checks(isolated, reg, probes={**PROBES, "runpod": broken})
+    doc = run_checks(isolated, reg)
     rows = {(c.name, c.provider): c for c in doc.checks}
     assert rows["api", "alpha"].status == "skipped"
     assert rows["api", "runpod"].status == "warning" and rows["api", "runpod"].fix == "try again"
     assert rows["credentials", "nokey"].fix == "export NOKEY_KEY=..."
     assert ("api", "nokey") not in rows
+    assert rows["plugin", "buggy"].status == "problem"
+    assert rows["plugin", "buggy"].detail == ("provider plugin 'buggy' failed: doctor_checks() raised "
+                                              "ZeroDivisionError: division by zero")
     assert doc.ready == ["alpha", "runpod"]
     vast = rows["plugin", "vast"]
     assert (vast.status, vast.fix) == ("problem", "reinstall or upgrade gpuctl-vast")

@@ -16,7 +16,7 @@ from gpuctl.app import App
 from gpuctl.errors import ProviderError
 from gpuctl.models.offer import Offer
 from gpuctl.plugins import ProviderRegistry
-from gpuctl.providers.aws import new_session
+from gpuctl.providers.aws.client import new_session
 from tests.providers.aws_fakes import FakeAws
 from tests.standins.fixtures import lambda_api, runpod_api  # noqa: F401  (fixtures)
 from tests.unit.pricing_fakes import as_rows, fake_provider, offer, registry, snapshot_rows
@@ -280,7 +280,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAws]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     fake = FakeAws()
-    monkeypatch.setattr("gpuctl.providers.aws.new_session", lambda **kw: fake.install(new_session(**kw)))
+    monkeypatch.setattr("gpuctl.providers.aws.client.new_session", lambda **kw: fake.install(new_session(**kw)))
     with mock_aws():
         yield fake
 

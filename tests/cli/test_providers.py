@@ -60,7 +60,7 @@ def test_table_output(gpuctl):
 
 def test_broken_plugin_does_not_break_the_rest():
     eps = [
-        EntryPoint("runpod", "gpuctl.providers.runpod:RunPodProvider", ENTRY_POINT_GROUP),
+        EntryPoint("runpod", "gpuctl.providers.runpod.provider:RunPodProvider", ENTRY_POINT_GROUP),
         EntryPoint("ghost", "no_such_module_xyz:Provider", ENTRY_POINT_GROUP),
         EntryPoint("notaprovider", "gpuctl.errors:ExitCode", ENTRY_POINT_GROUP),
     ]

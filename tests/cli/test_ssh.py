@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuctl.providers.runpod import RunPodProvider
+from gpuctl.providers.runpod.provider import RunPodProvider
 from tests.fakehost.cloud import Cloud, add_deployment
 from tests.providers.launch_fakes import SECRETS, offer, request, vllm_engine
 

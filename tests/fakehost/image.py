@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gpuctl.engines import vllm
-from gpuctl.providers.runpod_seed import SEED_IMAGE
+from gpuctl.providers.runpod.seeding import SEED_IMAGE
 
 HERE = Path(__file__).resolve().parent
 MOCK_SERVER = HERE.parent / "standins" / "mock_openai.py"

@@ -15,14 +15,17 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ssm.models import Parameter, ssm_backends
 
-from gpuctl.providers.aws_mapping import REGION_LOCATIONS
+from gpuctl.providers.aws.mapping import REGION_LOCATIONS
 
 if TYPE_CHECKING:
     from tests.fakehost.host import FakeGpuHost
@@ -56,6 +59,25 @@ def product(instance_type: str, region: str, usd: float, **attributes: str) -> d
                                             "pricePerUnit": {"USD": f"{usd:.10f}"}}}}}},
         "version": "20261101000000",
     }
+
+
+def register_dlami(session: Any, region: str = "us-east-1", ami_type: str = "base-oss-nvidia-driver-gpu-ubuntu-22.04",
+                   arch: str = "x86_64") -> str:
+    """An image standing in for the DLAMI (moto gives every image a 15 GB root snapshot), and its SSM parameter."""
+    ec2 = session.client("ec2", region_name=region)
+    image_id: str = ec2.register_image(Name=f"{ami_type}-{arch}", RootDeviceName="/dev/sda1", Architecture=arch,
+                                       BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 15}}],
+                                       )["ImageId"]
+    seed_parameter(f"/aws/service/deeplearning/ami/{arch}/{ami_type}/latest/ami-id", image_id, region)
+    return image_id
+
+
+def seed_parameter(name: str, value: str, region: str = "us-east-1") -> None:
+    """Put a public (``/aws/...``) SSM parameter into moto: its API refuses that prefix (test-only backdoor)."""
+    ssm_backends[DEFAULT_ACCOUNT_ID][region]._parameters[name].append(Parameter(
+        account_id=DEFAULT_ACCOUNT_ID, name=name, value=value, parameter_type="String", description=None,
+        allowed_pattern=None, keyid=None, last_modified_date=datetime.now(timezone.utc), version=1,
+        data_type="aws:ec2:image"))
 
 
 @dataclass
@@ -146,7 +168,8 @@ def ec2_on_fake_hosts(monkeypatch: pytest.MonkeyPatch, state_dir: Path) -> Ec2On
     from moto.ec2.models import elastic_network_interfaces
 
     from gpuctl.host.keys import ensure_project_key
-    from gpuctl.providers import aws, aws_launch
+    from gpuctl.providers.aws import client as aws
+    from gpuctl.providers.aws import launch as aws_launch
 
     for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
                         ("GPUCTL_CALLER_CIDR", "10.200.0.0/16"), ("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")):

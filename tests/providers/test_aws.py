@@ -12,7 +12,8 @@ from gpuctl.cli import run_translated
 from gpuctl.errors import CredentialsError, ExitCode, ProviderError
 from gpuctl.models.offer import OfferQuery
 from gpuctl.paths import cache_dir
-from gpuctl.providers.aws import AWSProvider, make_client, new_session
+from gpuctl.providers.aws.client import make_client, new_session
+from gpuctl.providers.aws.provider import AWSProvider
 from tests.providers.aws_fakes import FakeAws
 
 
@@ -184,12 +185,14 @@ def test_throttling_that_outlasts_the_retries_says_so(fake: FakeAws) -> None:
 
 
 def test_an_unreachable_endpoint_is_a_provider_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("gpuctl.providers.aws.MAX_ATTEMPTS", 1)  # no backoff between refused connections
+    monkeypatch.setattr("gpuctl.providers.aws.client.MAX_ATTEMPTS", 1)  # no backoff between refused connections
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    provider = AWSProvider()
+    provider.timeout = 1
     with pytest.raises(ProviderError, match="AWS API unreachable"):
-        AWSProvider(timeout=1).offers(OfferQuery())
+        provider.offers(OfferQuery())
 
 
 def test_clients_retry_in_standard_mode_and_honour_aws_endpoint_url(monkeypatch: pytest.MonkeyPatch) -> None:

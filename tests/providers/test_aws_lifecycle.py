@@ -19,38 +19,20 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 from moto import mock_aws
-from moto.core import DEFAULT_ACCOUNT_ID
-from moto.ssm.models import Parameter, ssm_backends
 
-from gpuctl.errors import ExitCode, NoCapacityError, NotFoundError, ProviderError, UsageError
-from gpuctl.providers import aws_launch, caller
-from gpuctl.providers.aws import AWSProvider, enabled_regions, new_session
+from gpuctl.errors import ExitCode, NoCapacityError, ProviderError, UsageError
+from gpuctl.providers import vm as caller
+from gpuctl.providers.aws import launch as aws_launch
+from gpuctl.providers.aws.client import enabled_regions, new_session
+from gpuctl.providers.aws.provider import AWSProvider
 from gpuctl.providers.tagging import EXPIRES_AT, LAUNCH_TOKEN
+from tests.providers.aws_fakes import register_dlami
 from tests.providers.launch_fakes import PUBLIC_KEY, SECRETS, TAGS, offer, request
 
 REGION = "us-east-1"
 CALLER = "203.0.113.7/32"
 TOKEN = "gpuctl-0f1e2d3c4b5a69788796a5b4c3d2e1f0aabbccdd"
 KEY_NAME = "gpuctl-" + hashlib.sha256(base64.b64decode(PUBLIC_KEY.split()[1])).hexdigest()[:16]
-
-
-def register_dlami(session: Any, region: str = REGION, ami_type: str = "base-oss-nvidia-driver-gpu-ubuntu-22.04",
-                   arch: str = "x86_64") -> str:
-    """An image standing in for the DLAMI (moto gives every image a 15 GB root snapshot), and its SSM parameter."""
-    ec2 = session.client("ec2", region_name=region)
-    image_id: str = ec2.register_image(Name=f"{ami_type}-{arch}", RootDeviceName="/dev/sda1", Architecture=arch,
-                                       BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"VolumeSize": 15}}],
-                                       )["ImageId"]
-    seed_parameter(f"/aws/service/deeplearning/ami/{arch}/{ami_type}/latest/ami-id", image_id, region)
-    return image_id
-
-
-def seed_parameter(name: str, value: str, region: str = REGION) -> None:
-    """Put a public (``/aws/...``) SSM parameter into moto: its API refuses that prefix (test-only backdoor)."""
-    ssm_backends[DEFAULT_ACCOUNT_ID][region]._parameters[name].append(Parameter(
-        account_id=DEFAULT_ACCOUNT_ID, name=name, value=value, parameter_type="String", description=None,
-        allowed_pattern=None, keyid=None, last_modified_date=datetime.now(timezone.utc), version=1,
-        data_type="aws:ec2:image"))
 
 
 @dataclass
@@ -392,11 +374,6 @@ def test_get_follows_the_instance_from_pending_to_terminated(provider) -> None:
     assert provider.get(launched.id).status == "terminated"
     provider.terminate(launched.id)  # already terminated: fine
     provider.terminate(f"{REGION}/i-0123456789abcdef0")  # never existed (or forgotten): fine
-
-
-def test_unknown_ids_are_not_found(provider) -> None:
-    with pytest.raises(NotFoundError, match="AWS EC2 has no instance i-0123456789abcdef0 in us-west-2"):
-        provider.get("us-west-2/i-0123456789abcdef0")
 
 
 def test_terminate_refuses_an_instance_gpuctl_did_not_launch(aws, provider, image) -> None:

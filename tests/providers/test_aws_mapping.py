@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 
-from gpuctl.catalog import provider_catalog
-from gpuctl.providers.aws_mapping import (
+from gpuctl.providers.aws.botocore_models import trim_model
+from gpuctl.providers.aws.mapping import (
     GpuInstanceType,
     canonical_gpu,
+    catalog,
     cheapest_spot,
     gpu_instance_types,
     on_demand_prices,
     price_filters,
 )
-from gpuctl.providers.aws_models import trim_model
 from tests.providers.aws_fakes import product
 
-GPU_IDS = provider_catalog("aws").gpu_ids  # type: ignore[union-attr]
+GPU_IDS = catalog().gpu_ids
 
 
 def ec2_type(name: str, gpus: list[tuple[str, int, int]], vcpus: int = 4, ram_mib: int = 16384) -> dict:

@@ -16,7 +16,7 @@ from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 from gpuctl.errors import CredentialsError
-from gpuctl.providers.aws_mirror import S3Mirror, blob_key, manifest_key
+from gpuctl.providers.aws.caches import S3Mirror, blob_key, manifest_key
 from gpuctl.weights import fetcher
 from gpuctl.weights.ensure import _finish_mirror, _plan_mirror
 from gpuctl.weights.mirror import MirrorJob, MirrorOutcome, MirrorResult

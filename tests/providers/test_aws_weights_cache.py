@@ -11,8 +11,8 @@ from moto import mock_aws
 
 from gpuctl.errors import UsageError
 from gpuctl.models.weights_cache import WeightsCache
-from gpuctl.providers.aws import AWSProvider
-from gpuctl.providers.aws_mirror import ABORT_AFTER_DAYS, S3Mirror
+from gpuctl.providers.aws.caches import ABORT_AFTER_DAYS, S3Mirror
+from gpuctl.providers.aws.provider import AWSProvider
 
 ACCOUNT = "123456789012"  # moto's
 TAGS = {"gpuctl-managed": "true", "gpuctl-project": "p-1"}

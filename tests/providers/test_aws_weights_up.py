@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 
 from gpuctl.models.engine import HOST_CACHE_DIR
-from gpuctl.providers.aws_mirror import blob_key, manifest_key
+from gpuctl.providers.aws.caches import blob_key, manifest_key
 from gpuctl.state import StateStore
 from gpuctl.weights.fetcher import repo_folder
 from gpuctl.weights.models import Manifest

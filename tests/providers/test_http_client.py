@@ -10,6 +10,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
+from gpuctl.config import ConfigKey
 from gpuctl.errors import ConfigError, CredentialsError, NotFoundError, ProviderError, TimeoutError_
 from gpuctl.providers.http import (
     ErrorInfo,
@@ -29,10 +30,13 @@ class Thing(BaseModel):
     size: int
 
 
+DEMO_KEY = ConfigKey("demo.api_key", "Demo API key", secret=True, env="DEMO_API_KEY", credential=True)
+
+
 class DemoApi(JsonApiClient):
     provider = "Demo"
     api_prefix = "/v9"
-    credential_key = "runpod.api_key"
+    credential = DEMO_KEY
 
     def describe_error(self, status, payload):
         if isinstance(payload, dict) and "why" in payload:
@@ -173,7 +177,7 @@ def test_error_statuses_map_to_gpuctl_errors(status, kind, words):
     assert err.value.message == words
     assert fake.sleeps == []
     if status in (401, 403):
-        assert "RUNPOD_API_KEY" in err.value.hint and "gpuctl config set runpod.api_key" in err.value.hint
+        assert err.value.hint.endswith("export DEMO_API_KEY=... or gpuctl config set demo.api_key VALUE")
 
 
 def test_empty_body_is_none_and_bad_json_is_a_provider_error():
@@ -226,14 +230,14 @@ def test_base_url_from_env(monkeypatch):
 
 def test_require_credential_reads_env_then_config(monkeypatch):
     with pytest.raises(CredentialsError) as err:
-        require_credential("lambda.api_key", "Lambda Cloud")
-    assert err.value.hint == "export LAMBDA_API_KEY=... or gpuctl config set lambda.api_key VALUE"
+        require_credential(DEMO_KEY, "Demo")
+    assert err.value.hint == "export DEMO_API_KEY=... or gpuctl config set demo.api_key VALUE"
     from gpuctl.config import UserConfig
 
-    UserConfig().set("lambda.api_key", "from-config-file-123")
-    assert require_credential("lambda.api_key", "Lambda Cloud") == "from-config-file-123"
-    monkeypatch.setenv("LAMBDA_API_KEY", "from-env-456")
-    assert require_credential("lambda.api_key", "Lambda Cloud") == "from-env-456"
+    UserConfig().set(DEMO_KEY, "from-config-file-123")
+    assert require_credential(DEMO_KEY, "Demo") == "from-config-file-123"
+    monkeypatch.setenv("DEMO_API_KEY", "from-env-456")
+    assert require_credential(DEMO_KEY, "Demo") == "from-env-456"
 
 
 def test_help_does_not_import_httpx():
@@ -250,7 +254,7 @@ def test_importing_the_providers_does_not_import_httpx():
     import subprocess
     import sys
 
-    code = ("import sys, gpuctl.providers.runpod, gpuctl.providers.lambda_cloud; "
+    code = ("import sys, gpuctl.providers.runpod.provider, gpuctl.providers.lambda_cloud.provider; "
             "print('httpx' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

@@ -12,11 +12,13 @@ import time
 import httpx
 import pytest
 
-from gpuctl.errors import ExitCode, NoCapacityError, NotFoundError, ProviderError, UsageError
+from gpuctl.errors import ExitCode, NoCapacityError, ProviderError, UsageError
 from gpuctl.providers.http import ErrorInfo, ProviderHttpError
-from gpuctl.providers.lambda_api import Instance as LambdaInstance
-from gpuctl.providers.lambda_api import SSHKey
-from gpuctl.providers.lambda_cloud import LambdaProvider, ensure_ssh_key, lambda_instance
+from gpuctl.providers.lambda_cloud.client import Instance as LambdaInstance
+from gpuctl.providers.lambda_cloud.client import SSHKey
+from gpuctl.providers.lambda_cloud.launch import ensure_ssh_key
+from gpuctl.providers.lambda_cloud.mapping import lambda_instance
+from gpuctl.providers.lambda_cloud.provider import LambdaProvider
 from gpuctl.providers.tagging import EXPIRES_AT, LAUNCH_TOKEN
 from tests.providers.launch_fakes import PUBLIC_KEY, SECRETS, TAGS, offer, request
 from tests.standins.openapi import OpenApiSpec
@@ -118,13 +120,6 @@ class RacingKeys:
 def test_key_added_meanwhile_by_another_gpuctl_is_used():
     api = RacingKeys()
     assert ensure_ssh_key(api, PUBLIC_KEY) == KEY_NAME and api.reads == []
-
-
-def test_same_token_twice_launches_once(lambda_api):
-    provider = LambdaProvider()
-    first = provider.launch(a10())
-    again = provider.launch(a10())
-    assert again.id == first.id and len(launches(lambda_api)) == 1 and len(lambda_api.state.instances) == 1
 
 
 def test_an_instance_being_terminated_is_not_the_launchs_result(lambda_api):
@@ -235,13 +230,6 @@ def test_launch_needs_a_usable_public_key(lambda_api, changes, message):
     with pytest.raises(UsageError, match=message):
         LambdaProvider().launch(a10(**changes))
     assert launches(lambda_api) == []
-
-
-def test_unknown_instance_is_not_found(lambda_api):
-    with pytest.raises(NotFoundError, match="Lambda Cloud has no instance nope"):
-        LambdaProvider().get("nope")
-    LambdaProvider().terminate("nope")  # gone is gone
-    assert lambda_api.calls("POST", TERMINATE) == []
 
 
 def test_secrets_never_reach_lambda(lambda_api, caplog):

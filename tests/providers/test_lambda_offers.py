@@ -9,7 +9,7 @@ import pytest
 
 from gpuctl.errors import CredentialsError, ExitCode, ProviderError, TimeoutError_
 from gpuctl.models.offer import OfferQuery
-from gpuctl.providers.lambda_cloud import LambdaProvider
+from gpuctl.providers.lambda_cloud.provider import LambdaProvider
 from tests.standins.fixtures import LAMBDA_TEST_KEY
 from tests.standins.lambda_server import LambdaStandin
 from tests.standins.server import Fault
@@ -32,8 +32,11 @@ def rows(offers):
              o.price_per_gpu_hour, o.vcpus, o.ram_gb) for o in offers}
 
 
-def offers(query: OfferQuery | None = None, **kwargs):
-    return LambdaProvider(**kwargs).offers(query or OfferQuery())
+def offers(query: OfferQuery | None = None, timeout: float | None = None):
+    provider = LambdaProvider()
+    if timeout is not None:
+        provider.timeout = timeout  # as gpuctl lowers it for one command
+    return provider.offers(query or OfferQuery())
 
 
 def type_requests(api: LambdaStandin):
@@ -80,15 +83,6 @@ def test_price_per_gpu_divides_the_instance_price(lambda_api):
 def test_nothing_to_ask_makes_no_request(lambda_api):
     assert offers(OfferQuery(spot=True)) == []
     assert offers(OfferQuery(gpus=["L40S"])) == []  # not sold by Lambda
-    assert lambda_api.requests == []
-
-
-def test_missing_key_is_exit_6_naming_the_variable(lambda_api, monkeypatch):
-    monkeypatch.delenv("LAMBDA_API_KEY")
-    with pytest.raises(CredentialsError) as err:
-        offers()
-    assert err.value.message == "Lambda Cloud API key is not set"
-    assert "LAMBDA_API_KEY" in err.value.hint
     assert lambda_api.requests == []
 
 

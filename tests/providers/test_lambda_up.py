@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from gpuctl.providers import lambda_cloud
-from gpuctl.providers.lambda_cloud import CACHE_MOUNT_POINT, LambdaProvider
+from gpuctl.providers.lambda_cloud import mapping as lambda_mapping
+from gpuctl.providers.lambda_cloud.caches import CACHE_MOUNT_POINT
+from gpuctl.providers.lambda_cloud.provider import LambdaProvider
 from gpuctl.state import StateStore
 from gpuctl.weights.fetcher import repo_folder
 from tests.fakehost.cloud import write_recipe
@@ -35,7 +36,7 @@ WANTED = ["config.json", "generation_config.json", "model-00001-of-00003.safeten
 
 @pytest.fixture(autouse=True)
 def login_as_root(monkeypatch) -> None:
-    monkeypatch.setattr(lambda_cloud, "SSH_USER", "root")  # Lambda logs in as ubuntu; the fake host has root
+    monkeypatch.setattr(lambda_mapping, "SSH_USER", "root")  # Lambda logs in as ubuntu; the fake host has root
 
 
 def run_instances_on(state: LambdaState, host: FakeGpuHost, filesystems: Path) -> None:

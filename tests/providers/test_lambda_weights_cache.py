@@ -13,8 +13,9 @@ import pytest
 
 from gpuctl.errors import ExitCode, ProviderError, UsageError
 from gpuctl.models.weights_cache import WeightsCache
-from gpuctl.providers import lambda_api as api_module
-from gpuctl.providers.lambda_cloud import CACHE_MOUNT_POINT, LambdaProvider
+from gpuctl.providers.lambda_cloud import client as api_module
+from gpuctl.providers.lambda_cloud.caches import CACHE_MOUNT_POINT
+from gpuctl.providers.lambda_cloud.provider import LambdaProvider
 from tests.providers.launch_fakes import offer, request
 from tests.standins.lambda_server import FilesystemRecord
 

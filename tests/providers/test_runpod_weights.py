@@ -14,9 +14,9 @@ from gpuctl.deploy import tags
 from gpuctl.errors import CredentialsError, ExitCode, NoCapacityError, TimeoutError_, UsageError
 from gpuctl.events import NullReporter
 from gpuctl.models.weights_cache import WeightsCache
-from gpuctl.providers import runpod_seed
-from gpuctl.providers.runpod import RunPodProvider
-from gpuctl.providers.runpod_api import RunPodApi
+from gpuctl.providers.runpod import seeding as runpod_seed
+from gpuctl.providers.runpod.client import RunPodApi
+from gpuctl.providers.runpod.provider import RunPodProvider
 from gpuctl.providers.tagging import EXPIRES_AT, LAUNCH_TOKEN
 from gpuctl.weights.fetcher import EVENT_PREFIX
 from gpuctl.weights.models import Manifest, SeedRequest, WeightFile

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from gpuctl.errors import ExitCode
-from gpuctl.providers import runpod_seed
-from gpuctl.providers.runpod import RunPodProvider
+from gpuctl.providers.runpod import seeding as runpod_seed
+from gpuctl.providers.runpod.provider import RunPodProvider
 from gpuctl.state import StateStore
 from gpuctl.weights.fetcher import repo_folder
 from tests.fakehost.cloud import write_recipe

@@ -14,7 +14,10 @@ from gpuctl.catalog import gpu_spec, matches
 from gpuctl.credentials import CredentialStatus
 from gpuctl.models.offer import Offer, OfferQuery
 from gpuctl.plugins import ProviderRegistry
+from gpuctl.providers.aws.provider import AWSProvider
 from gpuctl.providers.base import Provider
+from gpuctl.providers.lambda_cloud.provider import LambdaProvider
+from gpuctl.providers.runpod.provider import RunPodProvider
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
@@ -30,9 +33,14 @@ def offer(provider: str, gpu: str, count: int, price: float, **extra: Any) -> Of
     return Offer(**fields)
 
 
+#: the built-in whose catalog (and so snapshot) a fake of the same name carries
+BUILT_INS = {"aws": AWSProvider, "lambda": LambdaProvider, "runpod": RunPodProvider}
+
+
 def fake_provider(name: str, offers: Sequence[Offer] = (), *, error: Exception | None = None,
                   delay: float = 0.0, creds: bool = True, own_process: bool = False) -> type[Provider]:
-    """A provider class answering ``offers`` (after ``delay``) or raising ``error``; counts its calls."""
+    """A provider class answering ``offers`` (after ``delay``) or raising ``error``; counts its calls. Named as a
+    built-in, it ships that built-in's catalog."""
 
     class Fake(Provider):
         display_name = name.title()
@@ -51,6 +59,8 @@ def fake_provider(name: str, offers: Sequence[Offer] = (), *, error: Exception |
 
     Fake.name = name
     Fake.own_process = own_process
+    if name in BUILT_INS:
+        Fake.catalog = BUILT_INS[name].catalog  # type: ignore[method-assign]
     return Fake
 
 
@@ -60,8 +70,9 @@ def registry(*classes: type[Provider]) -> ProviderRegistry:
 
 
 def snapshot_rows(provider: str) -> list[tuple]:
-    """The snapshot rows of providers/<provider>.yaml, read without gpuctl's catalog code."""
-    data = yaml.safe_load((REPO / "providers" / f"{provider}.yaml").read_text())
+    """The snapshot rows of a built-in's catalog file, read without gpuctl's catalog code."""
+    package = {"lambda": "lambda_cloud"}.get(provider, provider)
+    data = yaml.safe_load((REPO / "gpuctl" / "providers" / package / "catalog.yaml").read_text())
     return sorted((provider, r["instance_type"], r["gpu"], r["gpu_count"], r["region"], r.get("tier"),
                    r["price_per_hour"], str(r["as_of"])) for r in data["snapshot"])
 

@@ -1,26 +1,18 @@
-"""The GPU catalog: one canonical GPU per SKU with datasheet figures, families, aliases, provider catalogs."""
+"""The GPU catalog: one canonical GPU per SKU with datasheet figures, families, aliases; how the built-in
+providers map their ids to SKUs (loading provider catalogs: tests/providers/test_catalogs.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
 
-from gpuctl.catalog import (
-    GpuCatalog,
-    gpu_catalog,
-    gpu_names,
-    gpu_spec,
-    known_gpus,
-    matches,
-    provider_catalog,
-    resolve_gpu,
-    resolve_gpus,
-    snapshot_offers,
-)
+from gpuctl.catalog import GpuCatalog, gpu_catalog, gpu_names, gpu_spec, known_gpus, resolve_gpu, resolve_gpus
 from gpuctl.errors import ExitCode, UsageError
 from gpuctl.host.nvidia import canonical_gpu
 from gpuctl.models.offer import OfferQuery
+from gpuctl.providers.aws.provider import AWSProvider
+from gpuctl.providers.catalog import snapshot_offers
+from gpuctl.providers.lambda_cloud.provider import LambdaProvider
+from gpuctl.providers.runpod.provider import RunPodProvider
 
 H100S = ["H100-SXM", "H100-PCIE", "H100-NVL"]
 A100S = ["A100-80GB-SXM", "A100-80GB-PCIE", "A100-40GB-SXM", "A100-40GB-PCIE"]
@@ -128,16 +120,9 @@ def test_a_family_of_unknown_gpus_is_refused() -> None:
         GpuCatalog.model_validate(data)
 
 
-def test_every_shipped_provider_catalog_loads() -> None:
-    for name in ("aws", "lambda", "runpod"):
-        catalog = provider_catalog(name)
-        assert catalog is not None and catalog.provider == name and catalog.snapshot
-    assert provider_catalog("thirdparty") is None
-
-
 def test_runpod_maps_each_h100_and_a100_form_to_its_own_sku() -> None:
     # recorded RunPod catalog ids (issue 14): the PCIe, SXM and NVL H100s were all one 'H100-80GB'
-    ids = provider_catalog("runpod").gpu_ids  # type: ignore[union-attr]
+    ids = RunPodProvider.catalog().gpu_ids  # type: ignore[union-attr]
     assert [ids[i] for i in ("NVIDIA H100 PCIe", "NVIDIA H100 80GB HBM3", "NVIDIA H100 NVL",
                              "NVIDIA A100 80GB PCIe", "NVIDIA A100-SXM4-80GB")] == [
         "H100-PCIE", "H100-SXM", "H100-NVL", "A100-80GB-PCIE", "A100-80GB-SXM"]
@@ -146,7 +131,7 @@ def test_runpod_maps_each_h100_and_a100_form_to_its_own_sku() -> None:
 
 
 def test_runpod_ids_once_dropped_are_mapped() -> None:
-    ids = provider_catalog("runpod").gpu_ids  # type: ignore[union-attr]
+    ids = RunPodProvider.catalog().gpu_ids  # type: ignore[union-attr]
     assert {ids[i] for i in (
         "NVIDIA H200 NVL", "NVIDIA RTX PRO 6000 Blackwell Server Edition",
         "NVIDIA RTX PRO 6000 Blackwell Workstation Edition",
@@ -158,43 +143,24 @@ def test_runpod_ids_once_dropped_are_mapped() -> None:
 
 def test_runpod_ids_and_nvidia_smi_agree_on_the_sku() -> None:
     # RunPod's ids are nvidia-smi's names: a pod's host check must find the GPU the offer named
-    for runpod_id, gpu in provider_catalog("runpod").gpu_ids.items():  # type: ignore[union-attr]
+    for runpod_id, gpu in RunPodProvider.catalog().gpu_ids.items():  # type: ignore[union-attr]
         assert canonical_gpu(runpod_id, None) == gpu, runpod_id
 
 
 def test_lambda_offers_b200_in_every_size() -> None:
-    types = provider_catalog("lambda").instance_types  # type: ignore[union-attr]
+    types = LambdaProvider.catalog().instance_types  # type: ignore[union-attr]
     assert sorted(t.gpu_count for t in types.values() if t.gpu == "B200") == [1, 2, 4, 8]
     assert (types["gpu_1x_h100_pcie"].gpu, types["gpu_1x_h100_sxm5"].gpu) == ("H100-PCIE", "H100-SXM")
     assert (types["gpu_1x_a100"].gpu, types["gpu_8x_a100"].gpu) == ("A100-40GB-PCIE", "A100-40GB-SXM")
 
 
 def test_aws_gpu_ids_cover_the_sized_variants() -> None:
-    ids = provider_catalog("aws").gpu_ids  # type: ignore[union-attr]
+    ids = AWSProvider.catalog().gpu_ids  # type: ignore[union-attr]
     assert (ids["A100/40"], ids["A100/80"], ids["H100"], ids["V100/32"], ids["T4g"]) == (
         "A100-40GB-SXM", "A100-80GB-SXM", "H100-SXM", "V100-32GB", "T4G")
 
 
-def test_snapshot_offers_are_dated_and_filtered_by_the_query() -> None:
-    offers = snapshot_offers("aws", OfferQuery(gpus=["A100-80GB-SXM"]))
-    assert [(o.instance_type, o.gpu_count, o.vram_gb, o.price_per_hour, o.price_per_gpu_hour, o.source, o.as_of)
-            for o in offers] == [
-        ("p4de.24xlarge", 8, 80.0, 27.447, 3.4309, "snapshot", datetime(2026, 11, 9, tzinfo=timezone.utc))]
-    assert snapshot_offers("thirdparty", OfferQuery()) == []
-
-
 def test_a_family_query_finds_every_variant_and_the_table_shows_the_variant() -> None:
-    found = snapshot_offers("runpod", OfferQuery(gpus=resolve_gpus(["a100"])))
+    found = snapshot_offers(RunPodProvider.catalog(), OfferQuery(gpus=resolve_gpus(["a100"])))
     assert {o.gpu for o in found} == {"A100-80GB-SXM"}
-    assert snapshot_offers("runpod", OfferQuery(gpus=resolve_gpus(["a100-80gb-pcie"]))) == []
-
-
-def test_matches_treats_region_any_as_everywhere() -> None:
-    [lambda_h100] = snapshot_offers("lambda", OfferQuery(gpus=["H100-SXM"], gpu_count=1))
-    assert lambda_h100.region == "any"
-    assert matches(lambda_h100, OfferQuery(regions=["us-south-1"]))
-    [aws_l40s] = snapshot_offers("aws", OfferQuery(gpus=["L40S"]))
-    assert not matches(aws_l40s, OfferQuery(regions=["eu-west-1"]))
-    assert not matches(aws_l40s, OfferQuery(spot=True))
-    assert matches(aws_l40s.model_copy(update={"availability": "none"}), OfferQuery(include_unavailable=True))
-    assert not matches(aws_l40s.model_copy(update={"availability": "none"}), OfferQuery())
+    assert snapshot_offers(RunPodProvider.catalog(), OfferQuery(gpus=resolve_gpus(["a100-80gb-pcie"]))) == []

@@ -60,12 +60,16 @@ def test_a_failing_provider_is_named_and_falls_back_to_its_snapshot() -> None:
     assert result.sources["aws"].detail.startswith("AWS API DescribeInstanceTypes failed")
 
 
-def test_an_unexpected_exception_in_a_plugin_is_a_warning_too() -> None:
+def test_an_unexpected_exception_in_a_plugin_costs_its_rows_and_the_registry_names_it() -> None:
     bad = fake_provider("thirdparty", error=KeyError("price"))
-    result = collect_offers(OfferQuery(), registry=registry(bad))
+    reg = registry(bad)
+    result = collect_offers(OfferQuery(), registry=reg)
     assert result.offers == []
-    assert result.warnings == ["thirdparty: KeyError: 'price'; no snapshot rows to show"]
+    assert result.warnings == [], "a plugin's bug is named once per command, by the registry"
+    assert reg.trouble_line() == ("provider plugin 'thirdparty' failed: offers() raised KeyError: 'price'; skipped "
+                                  "(hint: a bug in gpuctl: rerun with GPUCTL_DEBUG=1 and report it)")
     assert result.sources["thirdparty"].source is None
+    assert result.sources["thirdparty"].detail.startswith("provider plugin 'thirdparty' failed")
 
 
 def test_a_provider_past_its_timeout_is_named_and_the_others_are_shown() -> None:
@@ -255,12 +259,13 @@ def test_only_the_named_providers_are_asked() -> None:
     assert b.calls == []
 
 
-def test_a_broken_plugin_is_reported_once() -> None:
+def test_a_broken_plugin_is_named_by_the_registry_not_the_listing() -> None:
     reg = registry(fake_provider("alpha"))
     reg.broken.append(BrokenPlugin("gpuctl-foo", "gpuctl-foo", "ImportError: no module named foo"))
     result = collect_offers(OfferQuery(), registry=reg)
-    assert result.warnings == ["provider plugin 'gpuctl-foo' failed to load (ImportError: no module named foo); "
-                               "skipped"]
+    assert result.warnings == []
+    assert reg.trouble_line() == ("provider plugin 'gpuctl-foo' failed to load: ImportError: no module named foo; "
+                                  "skipped (hint: reinstall or upgrade gpuctl-foo)")
 
 
 def test_the_fanout_lowers_a_provider_timeout_attribute() -> None:
@@ -348,6 +353,9 @@ def test_a_plugin_answering_something_else_than_offers_only_fails_itself() -> No
             return [{"gpu": "H100"}]  # type: ignore[list-item]
 
     good = fake_provider("alpha", [offer("alpha", "L4", 1, 0.4)])
-    result = collect_offers(OfferQuery(), registry=registry(Confused, good))
+    reg = registry(Confused, good)
+    result = collect_offers(OfferQuery(), registry=reg)
     assert [o.provider for o in result.offers] == ["alpha"]
-    assert result.warnings == ["confused: TypeError: offers() returned a dict, not an Offer; no snapshot rows to show"]
+    assert result.sources["confused"].status == "failed"
+    assert reg.failures["confused"].message == ("provider plugin 'confused' returned from offers() an item of type "
+                                                "dict, not a list of Offer")

@@ -8,7 +8,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gpuctl.providers.catalog import ProviderCatalog, load_catalog
+
 log = logging.getLogger(__name__)
+
+NAME = "aws"
+#: EC2's GPU names mapped to gpuctl's GPUs, and a dated price snapshot (package data)
+CATALOG_FILE = "catalog.yaml"
+
+
+def catalog() -> ProviderCatalog:
+    """AWS's catalog, shipped next to this module."""
+    return load_catalog(__package__ or "", CATALOG_FILE, NAME)
 
 #: EC2 puts every GPU instance type in the G and P families (g5, g6e, gr6, p4d, p5, p6-b200, ...)
 GPU_TYPE_PATTERNS = ("g*", "p*")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gpuctl.envvars import Env
 from gpuctl.providers.http import ErrorInfo, JsonApiClient
+from gpuctl.providers.runpod.settings import API_KEY
 
 #: the spec's ``servers`` entry; endpoint paths start with ``/v2``
 DEFAULT_BASE_URL = "https://api.runpod.io"
@@ -217,7 +218,7 @@ class RunPodApi(JsonApiClient):
 
     provider = "RunPod"
     api_prefix = "/v2"
-    credential_key = "runpod.api_key"
+    credential = API_KEY
     default_base_url = DEFAULT_BASE_URL
     base_url_env = Env.RUNPOD_API_URL
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gpuctl.envvars import Env
 from gpuctl.providers.http import ErrorInfo, JsonApiClient
+from gpuctl.providers.lambda_cloud.settings import API_KEY
 
 #: the spec's first ``servers`` entry (cloud.lambdalabs.com is deprecated); paths start ``/api/v1``
 DEFAULT_BASE_URL = "https://cloud.lambda.ai"
@@ -145,7 +146,7 @@ class LambdaApi(JsonApiClient):
 
     provider = "Lambda Cloud"
     api_prefix = "/api/v1"
-    credential_key = "lambda.api_key"
+    credential = API_KEY
     default_base_url = DEFAULT_BASE_URL
     base_url_env = Env.LAMBDA_API_URL
 

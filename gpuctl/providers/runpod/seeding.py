@@ -28,14 +28,14 @@ from typing import TYPE_CHECKING, Any
 
 from gpuctl.errors import GpuctlError, NoCapacityError, NotFoundError, ProviderError, TimeoutError_
 from gpuctl.providers.http import ProviderHttpError
-from gpuctl.providers.runpod_api import MAX_LOG_LINES, TAGS_ENV, LogEvent
+from gpuctl.providers.runpod.client import MAX_LOG_LINES, TAGS_ENV, LogEvent
 from gpuctl.providers.tagging import EXPIRES_AT, LAUNCH_TOKEN
 from gpuctl.weights.remote import FETCHER_SOURCE, TOKEN_ENV, Event, FetcherRun, fetcher_error, parse_event
 
 if TYPE_CHECKING:
     from gpuctl.events import Reporter
     from gpuctl.models.weights_cache import WeightsCache
-    from gpuctl.providers.runpod_api import CpuType, Pod, RunPodApi
+    from gpuctl.providers.runpod.client import CpuType, Pod, RunPodApi
     from gpuctl.weights.models import CacheReport, SeedRequest
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ START_BUDGET_S = 900.0
 #: the slowest transfer gpuctl waits for (bytes/s); with START_BUDGET_S, the bound on the whole seeding
 MIN_RATE_BPS = 20e6
 _ENDED = ("EXITED", "ERROR", "TERMINATED")
+
 
 
 def seed(api: RunPodApi, cache: WeightsCache, request: SeedRequest, reporter: Reporter) -> CacheReport:

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from gpuctl.errors import ProviderError, UsageError
 from gpuctl.models.weights_cache import CACHE_NAME_PREFIX, WeightsCache
-from gpuctl.providers.aws import aws_errors
+from gpuctl.providers.aws.client import aws_errors
+from gpuctl.providers.aws.mapping import NAME
 from gpuctl.weights.fetcher import repo_folder
 from gpuctl.weights.mirror import BlobUpload, MirrorJob, MirrorOutcome, MirrorResult
 
@@ -64,7 +65,7 @@ def objects(s3: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
 def _cache(s3: Any, bucket: str, region: str, created: Any = None) -> WeightsCache:
     # one listing per bucket: a model is ~35 objects, so a page of 1000 covers dozens of models
     used = sum(o["Size"] for o in objects(s3, bucket, REPO_PREFIX))
-    return WeightsCache(provider="aws", id=bucket, name=bucket, region=region, kind="s3-bucket",
+    return WeightsCache(provider=NAME, id=bucket, name=bucket, region=region, kind="s3-bucket",
                         used_bytes=used, created_at=created)
 
 

@@ -25,9 +25,10 @@ from gpuctl.credentials import credential_value
 from gpuctl.errors import NoCapacityError, ProviderError, UsageError
 from gpuctl.models.engine import HOST_PORT
 from gpuctl.models.instance import Instance, InstanceStatus, LaunchRequest
-from gpuctl.providers.aws import AWSProvider, all_pages
-from gpuctl.providers.lambda_cloud import first_boot_script, ssh_key_name
+from gpuctl.providers.aws.client import AMI_TYPE, all_pages
+from gpuctl.providers.aws.mapping import NAME
 from gpuctl.providers.tagging import LAUNCH_TOKEN, deadline, launch_tags
+from gpuctl.providers.vm import first_boot_script, ssh_key_name
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
@@ -119,7 +120,7 @@ def machine_image(ec2: Any, ssm: Any, instance_type: str) -> MachineImage:
     """The latest Deep Learning AMI of ``aws.ami_type`` for the type's architecture (arm64 for Graviton)."""
     from botocore.exceptions import ClientError
 
-    ami_type = credential_value("aws.ami_type") or DEFAULT_AMI_TYPE
+    ami_type = credential_value(AMI_TYPE) or DEFAULT_AMI_TYPE
     types = ec2.describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"]
     architectures = types[0]["ProcessorInfo"]["SupportedArchitectures"] if types else []
     arch = "arm64" if "arm64" in architectures else "x86_64"
@@ -406,7 +407,7 @@ def ec2_instance(raw: dict[str, Any], region: str) -> Instance:
     state = raw["State"]["Name"]
     address = raw.get("PublicIpAddress")
     return Instance(
-        provider=AWSProvider.name, id=instance_ref(region, raw["InstanceId"]), name=tags.get(NAME_TAG),
+        provider=NAME, id=instance_ref(region, raw["InstanceId"]), name=tags.get(NAME_TAG),
         status=_STATUSES.get(state, "unknown"), provider_status=state, region=region,
         instance_type=raw.get("InstanceType"), gpu=tags.get(GPU_TAG), gpu_count=_number(tags.get(GPU_COUNT_TAG), int),
         public_ip=address, ssh_host=address, ssh_port=SSH_PORT, ssh_user=tags.get(SSH_USER_TAG, UBUNTU_USER),
