@@ -366,7 +366,12 @@ class DockerEngine:
         return secret_flags_command(command, spec.secret_flags) if spec.secret_flags else command
 
     def _start_with_stdin(self, container: str, payload: bytes) -> None:
-        """Attach to the stdin, start, write ``payload``, close it; return once the daemon has passed it on."""
+        """Attach to the stdin, start, write ``payload`` and close it; return once the entry command has read
+        its part (it exec'd the real command) or the container stopped.
+
+        The attach itself may stay open until the container stops (docker keeps a StdinOnce attach open
+        while the container runs when the start overtakes the attach), so its end is not what is awaited.
+        """
         api = self.api()
         stream = api.attach_socket(container, params={"stdin": 1, "stream": 1})
         end = getattr(stream, "_sock", stream)  # a SocketIO around a socket, or an SSH channel
@@ -380,13 +385,31 @@ class DockerEngine:
                 import socket
 
                 end.shutdown(socket.SHUT_WR)
-            while end.recv(4096):  # the daemon ends the attach once the container's stdin is closed
-                pass
+            deadline = time.monotonic() + STDIN_TIMEOUT_S
+            while self._entry_running(container):
+                if time.monotonic() > deadline:
+                    raise HostError(f"the container {container[:12]} on {self.shell.where} did not read its "
+                                    f"secrets within {STDIN_TIMEOUT_S:g}s")
+                time.sleep(0.05)
         finally:
             end.close()
             response = getattr(stream, "_response", None)
             if response is not None:
                 response.close()
+
+    def _entry_running(self, container: str) -> bool:
+        """Whether the container still runs gpuctl's entry command (it has not exec'd the real one yet)."""
+        import docker
+
+        try:
+            listing = self.api().top(container)
+        except docker.errors.APIError as exc:
+            if exc.status_code in (404, 409):  # gone, or not running (any more): nothing will read stdin now
+                return False
+            raise
+        titles = listing.get("Titles") or []
+        column = next((i for i, title in enumerate(titles) if title in ("CMD", "COMMAND")), len(titles) - 1)
+        return any(ENTRY[-1] in str(row[column]) for row in listing.get("Processes") or [])
 
     def inspect(self, name: str) -> ContainerState | None:
         """The container's state, or None when there is no such container."""

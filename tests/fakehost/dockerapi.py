@@ -15,6 +15,7 @@ import socket
 import struct
 import tarfile
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -36,6 +37,7 @@ class FakeContainer:
     restart_count: int = 0
     logs: list[tuple[int, bytes]] = field(default_factory=list)
     stdin: bytes = b""
+    stdin_closed: bool = False
     files: dict[str, bytes] = field(default_factory=dict)
 
     def inspect(self) -> dict[str, Any]:
@@ -69,6 +71,9 @@ class FakeDockerApi:
         self.failure = failure
         #: called with a container when it starts (tests set its state, logs, exit code)
         self.on_start: Any = None
+        #: keep an attach open after its stdin ended, until the container stops (what dockerd does with a
+        #: StdinOnce container when the start overtook the attach)
+        self.hold_attach = False
         self.lock = threading.Lock()
 
     def add_image(self, name: str, *, entrypoint: list[str] | None = None, cmd: list[str] | None = None) -> None:
@@ -248,6 +253,9 @@ def _attach(h: _Handler, api: FakeDockerApi, q: dict, body: bytes, ref: str) -> 
     h.end_headers()
     h.wfile.flush()
     container.stdin = h.rfile.read()  # until the client closes its end
+    container.stdin_closed = True
+    while api.hold_attach and container.status == "running" and container.id in api.containers:
+        time.sleep(0.05)
     h.close_connection = True
 
 
@@ -302,6 +310,21 @@ def _wait(h: _Handler, api: FakeDockerApi, q: dict, body: bytes, ref: str) -> No
     h._json(200, {"StatusCode": container.exit_code, "Error": None})
 
 
+def _top(h: _Handler, api: FakeDockerApi, q: dict, body: bytes, ref: str) -> None:
+    container = api.container(ref)
+    if container is None:
+        return h._missing(ref)
+    if container.status != "running":
+        h._json(409, {"message": f"Container {ref} is not running"})
+        return
+    # the entry command runs until its stdin was read; then the command it execs
+    config = container.config
+    command = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
+    shown = command[4:] if container.stdin_closed and command[3:4] == ["gpuctl-entry"] else command
+    h._json(200, {"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+                  "Processes": [["root", "4242", "4200", "0", "00:00", "?", "00:00:00", " ".join(shown)]]})
+
+
 def _logs(h: _Handler, api: FakeDockerApi, q: dict, body: bytes, ref: str) -> None:
     container = api.container(ref)
     if container is None:
@@ -321,5 +344,5 @@ _ROUTES = [
     (r"POST /containers/([^/]+)/start", _start), (r"GET /containers/([^/]+)/json", _inspect),
     (r"GET /containers/json", _list), (r"POST /containers/([^/]+)/stop", _stop),
     (r"DELETE /containers/([^/]+)", _delete), (r"POST /containers/([^/]+)/wait", _wait),
-    (r"GET /containers/([^/]+)/logs", _logs),
+    (r"GET /containers/([^/]+)/logs", _logs), (r"GET /containers/([^/]+)/top", _top),
 ]

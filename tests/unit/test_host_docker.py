@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -141,6 +142,15 @@ def test_an_engine_with_a_secret_flag_runs_through_the_python_boot(api: FakeDock
     assert _no_secret_in(json.dumps(created.config))
 
 
+def test_start_returns_once_the_secrets_were_read_even_if_the_attach_stays_open(api: FakeDockerApi,
+                                                                                spec: EngineSpec) -> None:
+    api.hold_attach = True
+    started = time.monotonic()
+    container = DockerEngine(_shell(api)).run_engine(spec, secrets={"HF_TOKEN": HF, "VLLM_API_KEY": KEY})
+    assert time.monotonic() - started < 5
+    assert api.containers[container].stdin == f"HF_TOKEN={HF}\nVLLM_API_KEY={KEY}\n\n".encode()
+
+
 def test_missing_secret_is_refused_before_anything_runs(spec: EngineSpec) -> None:
     shell = ScriptedShell()
     with pytest.raises(UsageError, match="VLLM_API_KEY"):
@@ -203,7 +213,7 @@ def test_a_name_in_use_is_refused_and_replace_removes_the_old_one_first(api: Fak
     assert caught.value.message == "a container named 'gpuctl-engine' already exists on test@host:22"
     second = engine.run_engine(spec, secrets={"HF_TOKEN": HF, "VLLM_API_KEY": KEY}, replace=True)
     assert list(api.containers) == [second] and second != first
-    verbs = [(m, p.rsplit("/", 1)[-1]) for m, p, _ in api.requests if p.startswith("/containers/")]
+    verbs = [(m, p.rsplit("/", 1)[-1]) for m, p, _ in api.requests if p.startswith("/containers/") and m != "GET"]
     assert verbs[-5:] == [("POST", "stop"), ("DELETE", "gpuctl-engine"), ("POST", "create"), ("POST", "attach"),
                           ("POST", "start")]
 
