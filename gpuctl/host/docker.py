@@ -24,7 +24,7 @@ import json
 import re
 import tarfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
@@ -440,7 +440,7 @@ class DockerEngine:
             raise NotFoundError(f"no container '{name}' on {self.shell.where}") from None
         return decode(raw)
 
-    def follow_logs(self, name: str, tail: int | None = 50) -> Iterator[str]:
+    def follow_logs(self, name: str, tail: int | None = 50) -> Generator[str, None, None]:
         """Log lines as they are written, until the container stops or the iterator is closed."""
         with self._errors(f"docker logs {name}"):
             stream = self.api().logs(name, stdout=True, stderr=True, stream=True, follow=True,
@@ -545,7 +545,7 @@ def spec_from_options(image: str, command: Sequence[str], options: Sequence[str]
     return ContainerSpec(**fields)
 
 
-def _lines(stream: Any) -> Iterator[str]:
+def _lines(stream: Any) -> Generator[str, None, None]:
     pending = b""
     try:
         for chunk in stream:

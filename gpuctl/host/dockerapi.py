@@ -92,7 +92,8 @@ class _StreamPool(urllib3.connectionpool.HTTPConnectionPool):
         self._dialer = dialer
 
     def _new_conn(self) -> _StreamConnection:
-        return _StreamConnection(self._dialer, self.timeout.connect_timeout)  # type: ignore[union-attr]
+        connect = self.timeout.connect_timeout if isinstance(self.timeout, urllib3.util.Timeout) else self.timeout
+        return _StreamConnection(self._dialer, connect if isinstance(connect, (int, float)) else None)
 
 
 class _StreamAdapter(BaseHTTPAdapter):

@@ -13,7 +13,7 @@ import shlex
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -112,7 +112,7 @@ class LocalShell:
         return CommandResult(argv=list(argv), exit_code=proc.returncode, stdout=decode(proc.stdout),
                              stderr=decode(proc.stderr))
 
-    def stream(self, argv: Sequence[str]) -> Iterator[str]:
+    def stream(self, argv: Sequence[str]) -> Generator[str, None, None]:
         proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=self.env)
         assert proc.stdout is not None
@@ -143,8 +143,9 @@ class ProcessDialer:
     def open(self, timeout: float | None) -> socket.socket:
         ours, theirs = socket.socketpair()
         try:
-            proc = subprocess.Popen(self.argv, stdin=theirs, stdout=theirs, stderr=subprocess.PIPE, env=self.env,
-                                    start_new_session=True)  # a Ctrl-C of gpuctl must not cut its streams
+            # its own session: a Ctrl-C of gpuctl must not cut the streams its cleanup still needs
+            proc = subprocess.Popen(self.argv, stdin=theirs.fileno(), stdout=theirs.fileno(), stderr=subprocess.PIPE,
+                                    env=self.env, start_new_session=True)
         except FileNotFoundError:
             ours.close()
             raise HostError(f"{self.argv[0]}: command not found on local") from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import select
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from contextlib import AbstractContextManager, suppress
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -64,7 +64,7 @@ class SshSession:
         argv_list = [command] if isinstance(argv, str) else list(argv)
         return CommandResult(argv=argv_list, exit_code=exit_code, stdout=decode(stdout), stderr=decode(stderr))
 
-    def stream(self, argv: Sequence[str]) -> Iterator[str]:
+    def stream(self, argv: Sequence[str]) -> Generator[str, None, None]:
         """Lines of a long-running command (``docker logs -f``) as they arrive.
 
         The command runs on a pseudo-terminal so that closing the iterator hangs it up (SIGHUP) on the

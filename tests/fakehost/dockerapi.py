@@ -17,6 +17,7 @@ import tarfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -117,7 +118,7 @@ class FakeDialer:
 
 def _serve(sock: socket.socket, api: FakeDockerApi) -> None:
     try:
-        _Handler(sock, ("fake", 0), api)
+        _Handler(sock, ("fake", 0), api)  # type: ignore[arg-type]  # the daemon's state stands in for a server
     except OSError:
         pass
     finally:
@@ -337,7 +338,7 @@ def _logs(h: _Handler, api: FakeDockerApi, q: dict, body: bytes, ref: str) -> No
     h._raw(200, data, "application/vnd.docker.multiplexed-stream")
 
 
-_ROUTES = [
+_ROUTES: list[tuple[str, Callable[..., None]]] = [
     (r"GET /version", _version), (r"GET /info", _info), (r"GET /images/(.+)/json", _image),
     (r"POST /images/create", _pull), (r"POST /containers/create", _create),
     (r"PUT /containers/([^/]+)/archive", _archive), (r"POST /containers/([^/]+)/attach", _attach),
