@@ -145,26 +145,33 @@ def disarm(shell: Shell, *, name: str, pid: int | None = None, sudo: bool = Fals
            project: str | None = None) -> list[Watchdog]:
     """Stop deployment ``name``'s watchdog and remove its files; returns the watchdogs stopped.
 
-    With ``token`` only that deployment's watchdog is touched, whatever pid was (or was not) recorded;
-    without one (a record from before tokens), the watchdogs labelled with ``name`` (in ``project``)
-    and the legacy files ``~/.gpuctl/watchdog-NAME.*``.
+    With ``token`` only that deployment's watchdog and directory are touched, whatever pid was (or was
+    not) recorded. Without one, the watchdogs labelled with ``name`` (in ``project``, when given) and
+    the directories holding a ``watchdog-NAME.sh`` that no running watchdog uses, plus the files of a
+    watchdog armed by an older gpuctl (``~/.gpuctl/watchdog-NAME.*``, stopped by its recorded ``pid``).
     """
     stopped = stop_watchdogs(shell, token=token, deployment=name, project=project, sudo=sudo)
-    tokens = list(dict.fromkeys(t for t in (token, *(w.token for w in stopped)) if t))
-    legacy: list[str] = []
-    if not token:
-        if pid is not None:
-            _stop_legacy(shell, name, pid, sudo)
-        legacy = list(paths(private_dir(shell), name))
-    shell.run(["sh", "-c", _REMOVE_FILES, "sh", str(len(legacy)), *legacy, *tokens]).check(
+    if token:
+        shell.run(["sh", "-c", _REMOVE_TOKENS, "sh", token]).check("removing the TTL watchdog's files", shell.where)
+        return stopped
+    if pid is not None:
+        _stop_legacy(shell, name, pid, sudo)
+    live = [w.token for w in find_watchdogs(shell) if w.token]
+    home = private_dir(shell)
+    shell.run(["sh", "-c", _REMOVE_NAMED, "sh", name, project or "*", *paths(home, name), "--", *live]).check(
         "removing the TTL watchdog's files", shell.where)
     return stopped
 
 
-# $1 legacy paths follow, then tokens: every watchdog.*.TOKEN directory of ~/.gpuctl goes
-_REMOVE_FILES = ('n=$1; shift; while [ "$n" -gt 0 ]; do rm -f -- "$1"; shift; n=$((n - 1)); done; '
-                 f'cd "$HOME/{PRIVATE_DIR}" 2>/dev/null || exit 0; '
-                 'for t in "$@"; do rm -rf -- watchdog.*."$t"; done')
+# every watchdog.*.TOKEN directory of ~/.gpuctl, for each TOKEN given
+_REMOVE_TOKENS = (f'cd "$HOME/{PRIVATE_DIR}" 2>/dev/null || exit 0; '
+                  'for t in "$@"; do rm -rf -- watchdog.*."$t"; done')
+# NAME PROJECT(or *) LEGACY-FILES... -- LIVE-TOKENS...: the legacy files, and each watchdog.PROJECT.* directory
+# holding watchdog-NAME.sh whose token is not live
+_REMOVE_NAMED = ('name=$1; project=$2; shift 2; while [ "$#" -gt 0 ] && [ "$1" != -- ]; do rm -f -- "$1"; shift; '
+                 f'done; shift; cd "$HOME/{PRIVATE_DIR}" 2>/dev/null || exit 0; '
+                 'for d in watchdog.$project.*; do [ -e "$d/watchdog-$name.sh" ] || continue; keep=; '
+                 'for t in "$@"; do [ "${d##*.}" = "$t" ] && keep=1; done; [ -n "$keep" ] || rm -rf -- "$d"; done')
 
 
 # a watchdog armed by an older gpuctl: no labels, only its recorded pid running ~/.gpuctl/watchdog-NAME.sh
