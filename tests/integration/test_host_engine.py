@@ -152,6 +152,38 @@ def test_logs_tail_and_follow(deployed: Deployed) -> None:
     assert wait_until(lambda: sum("dial-stdio" in cmd for _, cmd in deployed.host.processes()) < dialing)
 
 
+@pytest.mark.parametrize("engine", ["tgi", "sglang"])
+def test_tgi_and_sglang_get_their_key_the_same_way(engine: str, fake_gpu_host: FakeGpuHost,
+                                                   session: SshSession) -> None:
+    """TGI keeps its image's entrypoint (the key in API_KEY); SGLang takes the key only as --api-key, which
+    gpuctl appends inside its 'python3 -m' process. The fake image serves both, enforcing the key."""
+    if engine == "tgi":
+        spec = build_engine_spec(resolve_model("qwen2.5-7b"), EngineOptions(engine="tgi", api_key=True))
+        fake_gpu_host.preload(spec.image)
+        secrets = {"API_KEY": API_KEY}
+    else:  # SGLang's shape: python3 -m MODULE, the key only as a flag (the fake image's module stands in)
+        vllm = build_engine_spec(resolve_model("qwen2.5-7b"), EngineOptions(api_key=True))
+        spec = vllm.model_copy(update={"entrypoint": ["python3", "-m", "engine_shim"], "secret_env": [],
+                                       "secret_flags": {"--api-key": "SGLANG_API_KEY"}, "api_key_env": None})
+        secrets = {"SGLANG_API_KEY": API_KEY}
+    docker = DockerEngine(session)
+    docker.run_engine(spec, secrets=secrets, name=f"keyed-{engine}", host_port=8200)
+    try:
+        with session.forward(8200) as port:
+            base = f"http://127.0.0.1:{port}"
+            healthy = wait_for_engine(base, api_key=API_KEY, timeout=30, interval=0.1,
+                                      log_tail=lambda: docker.logs(f"keyed-{engine}"))
+            assert healthy.models == [spec.served_model_name]
+            anonymous = httpx.post(f"{base}/v1/completions", timeout=10,
+                                   json={"model": spec.served_model_name, "prompt": "x", "max_tokens": 1})
+            assert anonymous.status_code == 401
+        assert not any(API_KEY in cmd for _, cmd in fake_gpu_host.processes()), "the key is in no command line"
+        assert API_KEY not in fake_gpu_host.docker("inspect", f"keyed-{engine}").stdout
+        assert files_holding(fake_gpu_host, API_KEY) == []
+    finally:
+        docker.remove(f"keyed-{engine}", stop_timeout=1)
+
+
 def test_a_restarted_engine_stops_instead_of_serving_without_its_key(fake_gpu_host: FakeGpuHost,
                                                                     session: SshSession) -> None:
     spec = build_engine_spec(resolve_model("qwen2.5-7b"), EngineOptions(api_key=True, public=True))
