@@ -61,12 +61,6 @@ DEADLINE_FILE = f"{HOST_CONFIG_DIR}/deadline"
 WATCHDOG_INTERVAL_S = 30
 
 
-def host_check_script(*, gpus: int, min_gpu_memory_mib: int, cache_dir: str, min_free_gb: int) -> str:
-    """The read-only host check for an instance of ``gpus`` GPUs."""
-    return render("host-check.sh", {"EXPECTED_GPUS": gpus, "MIN_GPU_MEMORY_MIB": min_gpu_memory_mib,
-                                    "CACHE_DIR": cache_dir, "MIN_FREE_GB": min_free_gb})
-
-
 def bootstrap_script(*, cache_dir: str, config_dir: str = HOST_CONFIG_DIR) -> str:
     return render("bootstrap.sh", {"CACHE_DIR": cache_dir, "CONFIG_DIR": config_dir})
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from gpuctl.app import App
 from gpuctl.durations import format_duration
-from gpuctl.events import ProgressUpdate
+from gpuctl.events import LayerProgress, LayerUpdate, ProgressUpdate
 
 #: how often a transfer prints a progress line when stderr is not a terminal
 PLAIN_PROGRESS_EVERY_S = 10.0
@@ -107,6 +107,40 @@ class PlainTransfer:
         return self.done / (now - self.start) if now > self.start else 0.0
 
 
+class PlainLayers:
+    """An image pull as plain lines: one per finished layer, the whole pull every ``every`` seconds, a last line."""
+
+    def __init__(self, write: Callable[[str], None], message: str, *, every: float = PLAIN_PROGRESS_EVERY_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.write, self.message, self.every, self.clock = write, message, every, clock
+        self.start = self.last = clock()
+        self.layers: dict[str, LayerProgress] = {}
+
+    def update(self, layer: LayerProgress) -> None:
+        before = self.layers.get(layer.layer)
+        self.layers[layer.layer] = layer
+        if layer.phase == "done" and (before is None or before.phase != "done"):
+            size = f" ({format_bytes(layer.total_bytes)})" if layer.total_bytes else ""
+            self.write(f"{self.message}: layer {layer.layer} done{size}")
+        now = self.clock()
+        if now - self.last >= self.every:
+            self.last = now
+            self.write(f"{self.message}: {self._summary(now)}")
+
+    def finish(self) -> None:
+        self.write(f"{self.message}: {self._summary(self.clock())}, done")
+
+    def _summary(self, now: float) -> str:
+        fetched = [layer for layer in self.layers.values() if layer.phase != "cached"]
+        done = sum(layer.done_bytes for layer in fetched)
+        known = [layer.total_bytes for layer in fetched if layer.total_bytes is not None]
+        size = f" of {format_bytes(sum(known))}" if len(known) == len(fetched) and known else ""
+        finished = sum(layer.phase in ("done", "cached") for layer in self.layers.values())
+        rate = done / (now - self.start) if now > self.start else 0.0
+        return (f"{finished} of {len(self.layers)} layers, {format_bytes(done)}{size} in "
+                f"{now - self.start:.1f}s ({format_bytes(rate)}/s)")
+
+
 def _escape(text: str) -> str:
     from rich.markup import escape
 
@@ -160,5 +194,31 @@ class ConsoleReporter:
             return
         plain = PlainTransfer(lambda line: info(self.app, line), message, total)
         info(self.app, f"{message}: {format_bytes(total)} ...")
+        yield plain.update
+        plain.finish()
+
+    @contextmanager
+    def layers(self, message: str) -> Iterator[LayerUpdate]:
+        if self.app.quiet:
+            yield lambda layer: None
+            return
+        if self.app.color and sys.stderr.isatty():
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+            columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+            with Progress(*columns, console=self.app.err) as progress:
+                progress.console.print(message, markup=False)
+                tasks: dict[str, Any] = {}
+
+                def update(layer: LayerProgress) -> None:
+                    if layer.layer not in tasks:
+                        tasks[layer.layer] = progress.add_task("", total=None)
+                    progress.update(tasks[layer.layer], description=f"{layer.layer} {layer.phase}",
+                                    completed=layer.done_bytes, total=layer.total_bytes)
+
+                yield update
+            return
+        plain = PlainLayers(lambda line: info(self.app, line), message)
+        info(self.app, f"{message} ...")
         yield plain.update
         plain.finish()

@@ -387,7 +387,7 @@ class _Up:
         offer = self.plan.offer
         with self.ctx.reporter.step(f"checking {self.shell.where}"):
             report = check_host(self.shell, expected_gpu=offer.gpu, expected_count=offer.gpu_count,
-                                reporter=self.ctx.reporter)
+                                user_owned=self.provider.can(Capability.USER_HOST), reporter=self.ctx.reporter)
         container = None if self.request.weights_only else naming.container_name(self.name)
         self.update(docker_sudo=report.docker_sudo, container=container, event="host-checked",
                     detail=f"{report.gpu_count} x {report.gpu}, docker {report.docker.server_version}")

@@ -2,9 +2,13 @@
 whether or not gpuctl is still running. On the user's own machine it stops only the container; on a
 rented machine it also shuts the machine down.
 
-Its files live in ``~/.gpuctl`` of the login user (0700): the script, the deadline file (re-read at
-every tick, so extending a TTL is one write) and its log. It runs in its own session, so ``gpuctl
-down`` can end it and its ``sleep`` together by process group.
+It is keyed to one deployment, never to a name a later deployment could reuse: it stops the engine
+container by its id, its files live in a directory of the deployment's token
+(``~/.gpuctl/watchdog.PROJECT.TOKEN/``: the script, the deadline file, re-read at every tick so
+extending a TTL is one write, and its log), and its command line carries the deployment's labels, so
+``gpuctl down`` and ``gpuctl gc`` find it on the host even when its pid never reached the state file
+(:mod:`gpuctl.host.watchdogs`, which also disarms it). It runs in its own session, so it ends with
+its ``sleep`` by process group.
 """
 
 from __future__ import annotations
@@ -14,22 +18,24 @@ from datetime import datetime, timedelta, timezone
 
 from pydantic import BaseModel
 
+from gpuctl.host import labels, watchdogs
 from gpuctl.host.errors import HostError
 from gpuctl.host.shell import Shell
+from gpuctl.host.watchdogs import directory_name, disarm, paths, private_dir
+
+__all__ = ["Armed", "arm", "disarm", "host_seconds", "interval_for"]
 
 STOP_MACHINE = "sudo -n shutdown -h now || shutdown -h now"
 KEEP_MACHINE = "true"
 MAX_INTERVAL_S = 30
-
-_PRIVATE_DIR = 'd="$HOME/.gpuctl" && mkdir -p "$d" && chmod 700 "$d" && cd "$d" && pwd'
 _START = 'setsid "$@" </dev/null >>"$LOG" 2>&1 & echo $!'
-_STOP = ('pid=$1; if [ -r "/proc/$pid/cmdline" ] && tr "\\0" " " <"/proc/$pid/cmdline" | grep -qF -- "$2"; then '
-         'kill -- "-$pid" 2>/dev/null || kill "$pid"; fi; rm -f -- "$2" "$3"')
 
 
 class Armed(BaseModel):
     pid: int
     expires_at: datetime
+    #: what keys the watchdog: the deployment's token, else the container's id
+    token: str
 
 
 def interval_for(ttl_seconds: int) -> int:
@@ -37,21 +43,24 @@ def interval_for(ttl_seconds: int) -> int:
     return max(1, min(MAX_INTERVAL_S, ttl_seconds // 10))
 
 
-def paths(directory: str, name: str) -> tuple[str, str, str]:
-    """(script, deadline file, log) of deployment ``name``'s watchdog."""
-    return f"{directory}/watchdog-{name}.sh", f"{directory}/{name}.deadline", f"{directory}/watchdog-{name}.log"
+def arm(shell: Shell, *, name: str, container: str, seconds_left: int, stop_machine: bool, sudo: bool = False,
+        token: str | None = None, project: str | None = None) -> Armed:
+    """Start the watchdog for ``container`` (a name or id), due ``seconds_left`` from now by the host's clock.
 
-
-def private_dir(shell: Shell) -> str:
-    return shell.run(["sh", "-c", _PRIVATE_DIR]).check("creating ~/.gpuctl", shell.where).stdout.strip()
-
-
-def arm(shell: Shell, *, name: str, container: str, seconds_left: int, stop_machine: bool,
-        sudo: bool = False) -> Armed:
-    """Start the watchdog for ``container``, due ``seconds_left`` from now by the host's own clock."""
+    The watchdog stops the container by its id, so it never stops a later container of the same name.
+    ``token`` (the deployment's idempotency token) and ``project`` label it; without a token the
+    container's id keys it.
+    """
+    from gpuctl.host.docker import DockerEngine
     from gpuctl.templating import watchdog_script
 
-    directory = private_dir(shell)
+    with DockerEngine(shell, sudo=sudo) as docker:
+        state = docker.inspect(container)
+    if state is None:
+        raise HostError(f"no container '{container}' on {shell.where} for the TTL watchdog to stop")
+    container = state.id
+    key = token or container[:12]
+    directory = f"{private_dir(shell)}/{directory_name(project, key)}"
     script_path, deadline_path, log_path = paths(directory, name)
     local_before = datetime.now(timezone.utc)
     host_now = host_seconds(shell.run(["date", "+%s.%N"]).check("date", shell.where).stdout.strip())
@@ -60,11 +69,15 @@ def arm(shell: Shell, *, name: str, container: str, seconds_left: int, stop_mach
     script = watchdog_script(deadline=deadline, container=container, deadline_file=deadline_path,
                              interval_s=interval_for(seconds_left),
                              shutdown_command=STOP_MACHINE if stop_machine else KEEP_MACHINE)
+    shell.run(["sh", "-c", 'umask 077 && mkdir -p "$1"', "sh", directory]).check(f"creating {directory}", shell.where)
     for path, body in ((script_path, script), (deadline_path, f"{deadline}\n")):
         shell.run(["sh", "-c", 'umask 077 && cat > "$1"', "sh", path], input=body.encode()).check(
             f"writing {path}", shell.where)
-    runner = ["sudo", "-n", "bash", script_path] if sudo else ["bash", script_path]
-    started = shell.run(["env", f"LOG={log_path}", "sh", "-c", _START, "sh", *runner]).check(
+    label_set = {**labels.host_labels("watchdog", project=project, deployment=name, token=key),
+                 labels.CONTAINER: container}
+    runner = ["sudo", "-n", "bash"] if sudo else ["bash"]
+    started = shell.run(["env", f"LOG={log_path}", "sh", "-c", _START, "sh", *runner,
+                         *watchdogs.watchdog_argv(script_path, label_set)]).check(
         "starting the TTL watchdog", shell.where)
     try:
         pid = int(started.stdout.split()[-1])
@@ -72,7 +85,7 @@ def arm(shell: Shell, *, name: str, container: str, seconds_left: int, stop_mach
         raise HostError(f"the TTL watchdog on {shell.where} did not start: {started.stdout!r}") from None
     # the host's deadline in this machine's clock, taken from before the host was asked: never later than
     # the real stop, so 'status' never shows time left on a stopped engine
-    return Armed(pid=pid, expires_at=local_before + timedelta(seconds=deadline - host_now))
+    return Armed(pid=pid, expires_at=local_before + timedelta(seconds=deadline - host_now), token=key)
 
 
 def host_seconds(date_output: str) -> float:
@@ -82,13 +95,3 @@ def host_seconds(date_output: str) -> float:
     if fraction.isdigit():
         return float(f"{whole}.{fraction}")
     return int(whole) + 1.0
-
-
-def disarm(shell: Shell, *, name: str, pid: int | None, sudo: bool = False) -> None:
-    """Stop deployment ``name``'s watchdog (only if ``pid`` still runs its script) and remove its files."""
-    directory = private_dir(shell)
-    script_path, deadline_path, log_path = paths(directory, name)
-    prefix = ["sudo", "-n"] if sudo else []
-    shell.run([*prefix, "sh", "-c", _STOP, "sh", str(pid or 0), script_path, deadline_path]).check(
-        "stopping the TTL watchdog", shell.where)
-    shell.run(["rm", "-f", "--", log_path])

@@ -1,8 +1,10 @@
 """Step 6 of ``gpuctl up``: is this host fit to serve? GPUs as offered, docker, the NVIDIA runtime.
 
-A host missing docker or the NVIDIA runtime registration is bootstrapped once with
-``templates/bootstrap.sh`` (installs docker.io through apt, registers the toolkit's runtime); a host
-without a working NVIDIA driver, or with other GPUs than the offer, is refused.
+A rented machine missing docker or the NVIDIA runtime registration is bootstrapped once with
+``templates/bootstrap.sh`` (installs docker.io through apt, registers the toolkit's runtime). A
+machine the user owns (``--host``) is never bootstrapped: gpuctl does not install anything there,
+restart its docker or change its configuration, and says instead what is missing and how to add it.
+A host without a working NVIDIA driver, or with other GPUs than the offer, is refused.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from pathlib import PurePosixPath
 from pydantic import BaseModel, Field
 
 from gpuctl.events import NullReporter, Reporter
-from gpuctl.host.docker import DockerEngine, DockerInfo
-from gpuctl.host.errors import HostCheckError, HostError
+from gpuctl.host.docker import DockerInfo, docker_access
+from gpuctl.host.errors import HostCheckError
 from gpuctl.host.nvidia import QUERY_ARGV, GpuInfo, canonical_gpu, failure, parse_query_output
 from gpuctl.host.shell import CommandResult, Shell
 from gpuctl.models.engine import HOST_CACHE_DIR, HOST_ENV_FILE
@@ -21,6 +23,14 @@ from gpuctl.models.engine import HOST_CACHE_DIR, HOST_ENV_FILE
 BOOTSTRAP_TEMPLATE = "bootstrap.sh"
 BOOTSTRAP_TIMEOUT_S = 900.0
 NVIDIA_HOOKS = ("nvidia-container-runtime-hook", "nvidia-container-runtime")
+_RENTED_HINT = "install docker and the NVIDIA Container Toolkit there (or use a GPU image)"
+#: what to do about each problem on a machine the user owns (gpuctl changes nothing there)
+_OWNED_HINTS = {
+    "missing": "install docker there (e.g. 'sudo apt-get install docker.io'), then run 'gpuctl up' again",
+    "down": "start it ('sudo systemctl start docker'), then run 'gpuctl up' again",
+    "runtime": "install the NVIDIA Container Toolkit there, register it ('sudo nvidia-ctk runtime configure "
+               "--runtime=docker') and restart docker, then run 'gpuctl up' again",
+}
 
 
 class HostReport(BaseModel):
@@ -71,20 +81,24 @@ def check_host(
     expected_gpu: str,
     expected_count: int,
     bootstrap: bool = True,
+    user_owned: bool = False,
     reporter: Reporter | None = None,
 ) -> HostReport:
-    """Run every check; bootstrap (at most once) when docker or its NVIDIA runtime is missing."""
+    """Run every check; bootstrap (at most once, never on a ``user_owned`` machine) when docker or its
+    NVIDIA runtime is missing. HostCheckError (exit 4) names what is missing and how to add it."""
     reporter = reporter or NullReporter()
     gpus = query_gpus(shell)
     canonical = verify_gpus(gpus, expected_gpu, expected_count, shell.where)
     bootstrapped = False
     while True:
-        problem, sudo, info, runtime = _docker_state(shell)
+        problem, kind, sudo, info, runtime = _docker_state(shell)
         if problem is None:
             break
+        if user_owned:
+            raise HostCheckError(f"{problem} on {shell.where}; gpuctl does not change a machine you own",
+                                 _OWNED_HINTS[kind])
         if not bootstrap or bootstrapped:
-            raise HostCheckError(f"{problem} on {shell.where}",
-                                 "install docker and the NVIDIA Container Toolkit there (or use a GPU image)")
+            raise HostCheckError(f"{problem} on {shell.where}", _RENTED_HINT)
         reporter.info(f"{problem} on {shell.where}: bootstrapping it")
         bootstrap_host(shell, reporter)
         bootstrapped = True
@@ -93,29 +107,24 @@ def check_host(
                       nvidia_runtime=runtime, bootstrapped=bootstrapped)
 
 
-def _docker_state(shell: Shell) -> tuple[str | None, bool, DockerInfo | None, str | None]:
-    """(problem or None, needs sudo, docker info, how the NVIDIA runtime is provided)."""
-    sudo = False
+def _docker_state(shell: Shell) -> tuple[str | None, str, bool, DockerInfo | None, str | None]:
+    """(problem or None, its kind, needs sudo, docker info, how the NVIDIA runtime is provided)."""
+    from gpuctl.host.dockerapi import DockerUnavailable
+
     try:
-        info = DockerEngine(shell).info()
-    except HostError as exc:
-        text = exc.message.lower()
-        if "not found" in text or "exit 127" in text:
-            return "docker is not installed", False, None, None
-        if "permission denied" not in text:
-            return "the docker daemon does not answer", False, None, None
-        try:
-            info = DockerEngine(shell, sudo=True).info()
-        except HostError:
-            raise HostCheckError(f"{shell.where}: the login user may not use docker, and 'sudo -n' is refused",
-                                 "add the user to the docker group on the host") from exc
-        sudo = True
+        engine = docker_access(shell)
+        info = engine.info()
+    except DockerUnavailable as exc:
+        if exc.reason == "missing":
+            return "docker is not installed", "missing", False, None, None
+        return "the docker daemon does not answer", "down", False, None, None
+    engine.close()
     if "nvidia" in info.runtimes:
-        return None, sudo, info, "nvidia runtime"
+        return None, "", engine.sudo, info, "nvidia runtime"
     hooks = shell.run(["sh", "-c", 'command -v "$@"', "sh", *NVIDIA_HOOKS])
     if hooks.ok and hooks.stdout.strip():
-        return None, sudo, info, PurePosixPath(hooks.stdout.split()[0]).name
-    return "the NVIDIA container runtime is missing", sudo, info, None
+        return None, "", engine.sudo, info, PurePosixPath(hooks.stdout.split()[0]).name
+    return "the NVIDIA container runtime is missing", "runtime", engine.sudo, info, None
 
 
 def bootstrap_host(shell: Shell, reporter: Reporter | None = None) -> list[str]:
@@ -134,8 +143,7 @@ def bootstrap_host(shell: Shell, reporter: Reporter | None = None) -> list[str]:
         reporter.info(f"{shell.where}: {step}")
     if failed or not result.ok:
         detail = "; ".join(failed) or result.last_error_line()
-        raise HostCheckError(f"bootstrapping {shell.where} failed: {detail}",
-                             "install docker and the NVIDIA Container Toolkit there (or use a GPU image)")
+        raise HostCheckError(f"bootstrapping {shell.where} failed: {detail}", _RENTED_HINT)
     return changed
 
 

@@ -8,14 +8,21 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from gpuctl.errors import HealthCheckError
+from gpuctl.errors import GpuctlError, HealthCheckError
 from gpuctl.events import NullReporter, Reporter
 
 if TYPE_CHECKING:
     import httpx
 
+    from gpuctl.host.docker import ContainerState, DockerEngine
+
 SMOKE_PROMPT = "Hello"
 _REQUEST_TIMEOUT_S = 30.0
+
+
+#: inspect calls in a row that may fail (an SSH hiccup) before the watch gives up on the container
+WATCH_TOLERATED_ERRORS = 3
+LOG_TAIL_LINES = 30
 
 
 class HealthResult(BaseModel):
@@ -32,6 +39,60 @@ class EngineHealthError(HealthCheckError):
         last = next((line.strip() for line in reversed(log_tail.splitlines()) if line.strip()), "")
         super().__init__(f"{message}{f'; last log line: {last}' if last else ''}")
         self.log_tail = log_tail
+
+
+class EngineWatch:
+    """Whether an engine container died, asked once per health poll, so a dead engine fails in seconds.
+
+    Dead means: gone, exited (OOM-killed or not), or restarting again and again (its restart count rose
+    since the watch began: a restart policy hides a crash loop behind "running"). A few failed
+    inspections in a row are tolerated (the connection may hiccup); more than that is an answer too.
+    Use as ``wait_for_engine(..., exited=watch.problem, log_tail=watch.log_tail)``.
+    """
+
+    def __init__(self, engine: DockerEngine, container: str, *, tolerated_errors: int = WATCH_TOLERATED_ERRORS) -> None:
+        self.engine = engine
+        self.container = container
+        self.tolerated_errors = tolerated_errors
+        self.errors = 0
+        self.baseline: int | None = None
+
+    def problem(self) -> str | None:
+        """Why the engine is dead, or None while it may still come up."""
+        try:
+            state = self.engine.inspect(self.container)
+        except GpuctlError as exc:
+            self.errors += 1
+            if self.errors > self.tolerated_errors:
+                return f"its state cannot be read ({exc.message})"
+            return None
+        self.errors = 0
+        if state is None:
+            return "the container is gone"
+        if self.baseline is None:
+            self.baseline = state.restart_count
+        return death(state, self.baseline)
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The container's last lines ('' when they cannot be read: the error is about the engine, not its log)."""
+        try:
+            return self.engine.logs(self.container, tail=lines)
+        except GpuctlError:
+            return ""
+
+
+def death(state: ContainerState, restarts_before: int = 0) -> str | None:
+    """Why a container in ``state`` is dead (exit code, OOM kill, crash loop), or None when it runs."""
+    oom = ", killed for lack of memory (OOM)" if state.oom_killed else ""
+    crashes = state.restart_count - restarts_before
+    if state.status == "restarting" or crashes > 0:
+        return (f"crash-looping: restarted {state.restart_count} time(s), last exit code {state.exit_code}{oom}")
+    if state.running:
+        return None
+    if state.status == "created":
+        return None if state.exit_code in (None, 0) and not state.error else f"it did not start ({state.error})"
+    detail = f"{state.status}, exit code {state.exit_code}{oom}"
+    return f"{detail}: {state.error}" if state.error else detail
 
 
 def wait_for_engine(

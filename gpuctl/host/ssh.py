@@ -8,8 +8,9 @@ the project's own key, and verifies the host key as described in :mod:`gpuctl.ho
 from __future__ import annotations
 
 import select
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from contextlib import AbstractContextManager, suppress
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -30,8 +31,6 @@ from gpuctl.host.shell import CommandResult, decode, quote_argv
 from gpuctl.host.sshconfig import SshOptions, resolve_ssh_options
 from gpuctl.host.target import HostTarget
 
-# Where secret files (env files) go on a remote host, relative to the login user's home; kept 0700.
-REMOTE_PRIVATE_DIR = ".gpuctl"
 _KEEPALIVE_S = 30
 
 
@@ -65,7 +64,7 @@ class SshSession:
         argv_list = [command] if isinstance(argv, str) else list(argv)
         return CommandResult(argv=argv_list, exit_code=exit_code, stdout=decode(stdout), stderr=decode(stderr))
 
-    def stream(self, argv: Sequence[str]) -> Iterator[str]:
+    def stream(self, argv: Sequence[str]) -> Generator[str, None, None]:
         """Lines of a long-running command (``docker logs -f``) as they arrive.
 
         The command runs on a pseudo-terminal so that closing the iterator hangs it up (SIGHUP) on the
@@ -85,6 +84,10 @@ class SshSession:
                 yield decode(pending).rstrip("\r")
         finally:
             channel.close()
+
+    def dial(self, argv: Sequence[str]) -> ChannelDialer:
+        """Streams to ``argv`` on the host, each an exec channel of this connection (no new SSH login)."""
+        return ChannelDialer(self, quote_argv(argv))
 
     def _open_channel(self, command: str) -> Any:
         import paramiko
@@ -127,20 +130,6 @@ class SshSession:
         """Permission bits of a remote file (e.g. 0o600)."""
         return self.sftp().stat(path).st_mode & 0o7777
 
-    def private_dir(self) -> str:
-        """``~/.gpuctl`` on the host, created 0700; returns its absolute path."""
-        sftp = self.sftp()
-        with suppress(OSError):  # already there; the chmod below fixes its mode either way
-            sftp.mkdir(REMOTE_PRIVATE_DIR, 0o700)
-        sftp.chmod(REMOTE_PRIVATE_DIR, 0o700)
-        return sftp.normalize(REMOTE_PRIVATE_DIR)
-
-    def write_secret_file(self, data: bytes, name: str) -> str:
-        return self.upload(f"{self.private_dir()}/{name}-{uuid4().hex[:8]}", data, 0o600)
-
-    def remove_file(self, path: str) -> None:
-        self._remove_quietly(path)
-
     def _remove_quietly(self, path: str) -> None:
         with suppress(OSError):
             self.sftp().remove(path)
@@ -170,6 +159,46 @@ class SshSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ChannelDialer:
+    """Streams to one command on the host, each an exec channel of an open :class:`SshSession`.
+
+    A paramiko channel is socket-like enough for an HTTP connection (``docker system dial-stdio``).
+    """
+
+    ssh_channels = True
+
+    def __init__(self, session: SshSession, command: str) -> None:
+        self.session = session
+        self.command = command
+        self._lock = threading.Lock()
+        self._channels: list[Any] = []
+
+    def open(self, timeout: float | None) -> Any:
+        channel = self.session._open_channel(self.command)
+        channel.settimeout(timeout)
+        with self._lock:
+            self._channels = [c for c in self._channels if not c.closed]
+            self._channels.append(channel)
+        return channel
+
+    def failure(self) -> str | None:
+        with self._lock:
+            channel = self._channels[-1] if self._channels else None
+        if channel is None or not channel.status_event.wait(2):
+            return None
+        stderr = b""
+        while channel.recv_stderr_ready():
+            stderr += channel.recv_stderr(65536)
+        lines = [line.strip() for line in decode(stderr).splitlines() if line.strip()]
+        return f"exit {channel.recv_exit_status()}" + (f": {lines[-1]}" if lines else "")
+
+    def close(self) -> None:
+        with self._lock:
+            channels, self._channels = self._channels, []
+        for channel in channels:
+            channel.close()
 
 
 def _collect(channel: Any, deadline: float, timeout_message: str) -> tuple[bytes, bytes]:

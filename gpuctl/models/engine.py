@@ -47,7 +47,11 @@ class EngineSpec(BaseModel):
     args: list[str]
     env: dict[str, str] = Field(default_factory=dict, description="non-secret environment")
     secret_env: list[str] = Field(default_factory=list,
-                                  description="names of secret variables, read from the env-file at launch")
+                                  description="names of secret variables, given to the engine's environment at launch")
+    secret_flags: dict[str, str] = Field(
+        default_factory=dict,
+        description="flag -> secret name, for a secret the engine takes only as a flag (SGLang's --api-key); "
+                    "the entrypoint must then be 'python3 -m MODULE', so it is passed inside the process")
     port: int = Field(description="port the engine listens on inside the container")
     health_path: str
     shm_size: str

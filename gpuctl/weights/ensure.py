@@ -16,7 +16,7 @@ after the run. The mirror only saves time: when it cannot be used, the hub serve
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Literal
 
@@ -58,6 +58,7 @@ def ensure_cached(
     workers: int = DEFAULT_WORKERS,
     manifest: Manifest | None = None,
     mirror: WeightsMirror | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> CacheReport:
     """Download what is missing of ``repo`` at ``revision`` into ``cache_dir`` on the host, and verify it all.
 
@@ -66,6 +67,7 @@ def ensure_cached(
     ``allow_pickle``, CredentialsError (6) for a gated repo without an accepted token, NotFoundError
     (3) for a missing repo or revision, HostError/ProviderError (4) when the download fails.
     ``mirror``: the provider's copy of the cache in the host's region, read before the hub and filled from it.
+    ``labels`` mark the fetcher's container as the deployment's (:func:`gpuctl.host.labels.host_labels`).
     """
     reporter = reporter or NullReporter()
     endpoint = endpoint or hub_endpoint()
@@ -83,7 +85,7 @@ def ensure_cached(
     with ExitStack() as progress:
         on_event = progress_renderer(reporter, progress, repo)
         run = run_fetcher(docker, "fetch", image=image, cache_dir=cache_dir, job=job, token=hf_token,
-                          on_event=on_event, reporter=reporter)
+                          on_event=on_event, reporter=reporter, labels=labels)
     if mirror is not None and planned is not None:
         _finish_mirror(mirror, manifest, run, reporter)
     done = run.last("done")

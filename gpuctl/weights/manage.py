@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from gpuctl.errors import NotFoundError, UsageError
 from gpuctl.events import Reporter
-from gpuctl.host.errors import HostError
 from gpuctl.models.engine import HOST_CACHE_DIR
 from gpuctl.weights.models import CachedModel, RemovedModel, VerifyResult
 from gpuctl.weights.remote import FETCHER_SOURCE, FetcherRun, fetcher_error, parse_event, run_fetcher
@@ -22,15 +21,10 @@ if TYPE_CHECKING:
 
 
 def docker_for(shell: Shell) -> DockerEngine:
-    """The host's docker, as the login user or else through ``sudo -n``; HostError when neither answers."""
-    from gpuctl.host.docker import DockerEngine
+    """The host's docker, as the login user or else through ``sudo -n``; HostError (4) when neither answers."""
+    from gpuctl.host.docker import docker_access
 
-    for sudo in (False, True):
-        engine = DockerEngine(shell, sudo=sudo)
-        if engine.docker("version", "--format", "{{.Server.Version}}").ok:
-            return engine
-    raise HostError(f"docker does not answer on {shell.where}, neither for the login user nor through 'sudo -n'",
-                    "install docker there, or add the login user to the docker group")
+    return docker_access(shell)
 
 
 def list_cached(docker: DockerEngine, *, image: str, cache_dir: str = HOST_CACHE_DIR,

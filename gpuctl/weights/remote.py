@@ -3,8 +3,11 @@
 Why a container: the engine image is on the host anyway (the engine needs it) and carries a
 Python; the container runs as root, so the files it writes belong to the same user the engine
 reads them as, whatever the login user is; and ``sudo -n docker`` hosts need no other privilege.
-The fetcher's source and its job are uploaded as private files (0600, ``~/.gpuctl``) and mounted
-read-only; the HF token travels in docker's env file (see :mod:`gpuctl.host.docker`), never in argv.
+Nothing is written on the host for it: the fetcher's source is copied into the container before it
+starts, and the HF token and the job (which may hold a mirror's signed URLs) reach it on its stdin
+(see :mod:`gpuctl.host.docker`), never in a file, argv or the container's configuration. The
+container is named ``gpuctl-weights-*`` and labelled role=fetcher (plus what the caller adds: the
+deployment's project, name and token), so one left behind by a killed gpuctl is found by label.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +34,6 @@ FETCHER_SOURCE = Path(__file__).with_name("fetcher.py")
 #: the host's cache directory inside the fetcher's container (the engine's HF_HOME)
 CONTAINER_CACHE = "/gpuctl-cache"
 CONTAINER_SCRIPT = "/gpuctl/fetcher.py"
-CONTAINER_JOB = "/gpuctl/job.json"
 CONTAINER_PREFIX = "gpuctl-weights-"
 TOKEN_ENV = "HF_TOKEN"
 _EXIT_WAIT_S = 10.0
@@ -72,28 +74,31 @@ def run_fetcher(
     token: str | None = None,
     on_event: Callable[[Event], None] | None = None,
     reporter: Reporter | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> FetcherRun:
     """Run ``fetcher.py COMMAND`` on the host of ``docker`` and wait for it; events go to ``on_event`` as they come.
 
-    The container is removed however this ends (an interrupt stops the download; what arrived stays
-    as a partial file that the next run resumes).
+    ``labels`` are added to the container's (the deployment it works for). The container is removed
+    however this ends (an interrupt stops the download; what arrived stays as a partial file that
+    the next run resumes).
     """
-    shell = docker.shell
-    uploaded: list[str] = []
+    from gpuctl.host.docker import ContainerSpec
+    from gpuctl.host.labels import host_labels
+
     name = CONTAINER_PREFIX + uuid4().hex[:8]
+    args = [CONTAINER_SCRIPT, command, "--cache", CONTAINER_CACHE]
+    if job is not None:
+        args += ["--job", "/dev/stdin"]
+    if repo is not None:
+        args += ["--repo", repo]
+    spec = ContainerSpec(
+        image=image, entrypoint=["python3"], command=["-u", *args], env={"PYTHONDONTWRITEBYTECODE": "1"},
+        binds=[f"{cache_dir}:{CONTAINER_CACHE}"], network_mode="host",
+        labels={**host_labels("fetcher"), **(labels or {})}, files={CONTAINER_SCRIPT: FETCHER_SOURCE.read_bytes()},
+    )
     try:
-        uploaded.append(shell.write_secret_file(FETCHER_SOURCE.read_bytes(), "weights-fetcher.py"))
-        options = ["--network", "host", "--entrypoint", "python3", "--env", "PYTHONDONTWRITEBYTECODE=1",
-                   "--volume", f"{cache_dir}:{CONTAINER_CACHE}", "--volume", f"{uploaded[0]}:{CONTAINER_SCRIPT}:ro"]
-        args = [CONTAINER_SCRIPT, command, "--cache", CONTAINER_CACHE]
-        if job is not None:
-            uploaded.append(shell.write_secret_file(json.dumps(job).encode(), "weights-job.json"))
-            options += ["--volume", f"{uploaded[1]}:{CONTAINER_JOB}:ro"]
-            args += ["--job", CONTAINER_JOB]
-        if repo is not None:
-            args += ["--repo", repo]
-        docker.run_container(image, ["-u", *args], name=name, options=options,
-                             secrets={TOKEN_ENV: token} if token else None, reporter=reporter or NullReporter())
+        docker.start(spec, name=name, secrets={TOKEN_ENV: token} if token else None,
+                     stdin=json.dumps(job).encode() if job is not None else None, reporter=reporter or NullReporter())
         run = FetcherRun(exit_code=-1)
         other: deque[str] = deque(maxlen=20)
         for line in docker.follow_logs(name, tail=None):
@@ -110,8 +115,6 @@ def run_fetcher(
         return run
     finally:
         docker.remove(name, stop_timeout=2)
-        for path in uploaded:
-            shell.remove_file(path)
 
 
 def fetcher_error(run: FetcherRun, repo: str, where: str, *, token_given: bool) -> GpuctlError:
@@ -148,7 +151,7 @@ def _exit_code(docker: DockerEngine, name: str) -> int:
     deadline = time.monotonic() + _EXIT_WAIT_S
     while True:
         state = docker.inspect(name)
-        if state is None:
+        if state is None or state.status == "removing":
             raise HostError(f"the weights fetcher {name} vanished on {docker.shell.where} before it finished",
                             "something removed the container; run the command again to resume the download")
         if not state.running and state.exit_code is not None:

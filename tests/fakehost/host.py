@@ -230,6 +230,14 @@ class FakeGpuHost:
     def heal_nvidia_smi(self) -> None:
         (self.bin_dir / "nvidia-smi.fail").unlink(missing_ok=True)
 
+    def remove_nvidia_runtime(self) -> None:
+        """Take away the NVIDIA Container Toolkit's hook, and put an ``nvidia-ctk`` that would register it and
+        records in ``bin/nvidia-ctk.calls`` every time it is run (what a bootstrap would do)."""
+        (self.bin_dir / "nvidia-container-runtime-hook").unlink()
+        ctk = self.bin_dir / "nvidia-ctk"
+        ctk.write_text(f'#!/bin/sh\necho "$*" >> {self.bin_dir / "nvidia-ctk.calls"}\n')
+        ctk.chmod(0o755)
+
     def rotate_host_key(self) -> None:
         """Give the host a new key (as a rebuilt machine would have) and restart sshd."""
         _terminate(self._daemons.pop("sshd").process)

@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from gpuctl.host.shell import CommandResult, Shell
+from gpuctl.host.shell import CommandResult, Dialer, Shell
+from tests.fakehost.dockerapi import FakeDockerApi
 
 
 @dataclass
@@ -25,9 +26,14 @@ class ScriptedShell:
 
     where: str = "test@host:22"
     calls: list[Call] = field(default_factory=list)
-    files: dict[str, bytes] = field(default_factory=dict)
-    removed: list[str] = field(default_factory=list)
+    dialed: list[list[str]] = field(default_factory=list)
     _rules: list[tuple[list[str], CommandResult]] = field(default_factory=list)
+    _docker: dict[bool, FakeDockerApi] = field(default_factory=dict)
+
+    def with_docker(self, api: FakeDockerApi, *, sudo: bool = False) -> ScriptedShell:
+        """Let ``[sudo -n] docker system dial-stdio`` reach ``api`` (else it is 'command not found')."""
+        self._docker[sudo] = api
+        return self
 
     def on(self, *prefix: str, exit_code: int = 0, stdout: str = "", stderr: str = "") -> ScriptedShell:
         self._rules.append((list(prefix), CommandResult(argv=list(prefix), exit_code=exit_code, stdout=stdout,
@@ -44,13 +50,11 @@ class ScriptedShell:
     def stream(self, argv: Sequence[str]) -> Iterator[str]:
         yield from self.run(argv).stdout.splitlines()
 
-    def write_secret_file(self, data: bytes, name: str) -> str:
-        path = f"/home/test/.gpuctl/{name}-{len(self.files)}"
-        self.files[path] = data
-        return path
-
-    def remove_file(self, path: str) -> None:
-        self.removed.append(path)
+    def dial(self, argv: Sequence[str]) -> Dialer:
+        self.dialed.append(list(argv))
+        sudo = argv[0] == "sudo"
+        api = self._docker.get(sudo) or FakeDockerApi(failure=f"exit 127: sh: 1: {argv[0]}: not found")
+        return api.dialer()
 
     def argvs(self) -> list[list[str]]:
         return [call.argv for call in self.calls]
@@ -62,7 +66,6 @@ class RecordingShell:
 
     inner: Shell
     argvs: list[list[str]] = field(default_factory=list)
-    secret_files: list[str] = field(default_factory=list)
 
     @property
     def where(self) -> str:
@@ -76,13 +79,9 @@ class RecordingShell:
         self.argvs.append(list(argv))
         return self.inner.stream(argv)
 
-    def write_secret_file(self, data: bytes, name: str) -> str:
-        path = self.inner.write_secret_file(data, name)
-        self.secret_files.append(path)
-        return path
-
-    def remove_file(self, path: str) -> None:
-        self.inner.remove_file(path)
+    def dial(self, argv: Sequence[str]) -> Dialer:
+        self.argvs.append(list(argv))
+        return self.inner.dial(argv)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:

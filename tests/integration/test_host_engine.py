@@ -1,9 +1,14 @@
-"""Step 6 and 7 on a fake GPU host over SSH: host check, bootstrap, engine container, health, logs, removal."""
+"""Step 6 and 7 on a fake GPU host over SSH: host check, bootstrap, engine container, health, logs, removal.
+
+docker is driven through docker-py, over ``docker system dial-stdio`` on channels of the one SSH session.
+"""
 
 from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -91,7 +96,14 @@ def test_bootstrap_template_runs_on_the_host(fake_gpu_host: FakeGpuHost, session
     assert stat.S_IMODE(config.stat().st_mode) == 0o700
 
 
-def test_secrets_reach_the_engine_but_no_command_line(deployed: Deployed) -> None:
+def files_holding(host: FakeGpuHost, *secrets: str) -> list[str]:
+    """Every file of the host (its home, /etc/gpuctl, docker's data root with config.v2.json) holding a secret."""
+    found = subprocess.run(["grep", "-rlaF", *(f"-e{s}" for s in secrets), str(host.workdir)],
+                           capture_output=True, text=True)
+    return [path for path in found.stdout.splitlines() if not path.endswith((".log", "registry.yml"))]
+
+
+def test_secrets_reach_the_engine_but_no_command_line_config_or_file(deployed: Deployed) -> None:
     for argv in deployed.shell.argvs:
         assert not any(secret in word for secret in SECRETS for word in argv), argv
     for pid, cmdline in deployed.host.processes():
@@ -99,14 +111,12 @@ def test_secrets_reach_the_engine_but_no_command_line(deployed: Deployed) -> Non
     assert any(cmdline.startswith("/usr/bin/python3 /usr/local/bin/vllm serve Qwen/")
                for _, cmdline in deployed.host.processes())  # the engine process itself was checked
     inspected = json.loads(deployed.host.docker("inspect", "gpuctl-engine").stdout)[0]
-    assert not any(secret in word for secret in SECRETS for word in [inspected["Path"], *inspected["Args"]])
-    assert f"HF_TOKEN={HF_TOKEN}" in inspected["Config"]["Env"]
-    assert f"VLLM_API_KEY={API_KEY}" in inspected["Config"]["Env"]
-    private = deployed.host.home / ".gpuctl"
-    assert list(private.iterdir()) == []  # the env file is gone once the container exists
-    assert stat.S_IMODE(private.stat().st_mode) == 0o700
+    assert not any(secret in json.dumps(inspected) for secret in SECRETS), "docker inspect shows no secret"
+    assert files_holding(deployed.host, *SECRETS) == [], "no file on the host holds a secret (config.v2.json too)"
+    assert not (deployed.host.home / ".gpuctl").exists(), "nothing was written in the login user's home"
     assert inspected["HostConfig"]["ShmSize"] == 8 * 1024**3
     assert inspected["HostConfig"]["DeviceRequests"][0]["Count"] == -1  # --gpus all
+    assert inspected["Config"]["Labels"] == {"gpuctl": "managed", "gpuctl-role": "engine"}
 
 
 def test_engine_is_healthy_through_an_ssh_tunnel(deployed: Deployed, session: SshSession) -> None:
@@ -122,7 +132,7 @@ def test_engine_is_healthy_through_an_ssh_tunnel(deployed: Deployed, session: Ss
         assert result.smoke_text.strip() != ""
         anonymous = httpx.post(f"{base}/v1/completions", timeout=10,
                                json={"model": deployed.spec.served_model_name, "prompt": "x", "max_tokens": 1})
-        assert anonymous.status_code == 401  # the API key from the env file is enforced
+        assert anonymous.status_code == 401  # the API key passed on stdin is enforced
 
 
 def test_logs_tail_and_follow(deployed: Deployed) -> None:
@@ -134,10 +144,60 @@ def test_logs_tail_and_follow(deployed: Deployed) -> None:
         seen.append(line)
         if line.startswith("READY "):
             break
+    dialing = sum("dial-stdio" in cmd for _, cmd in deployed.host.processes())
     lines.close()
     assert seen[0].startswith("INFO fake engine: serving")
     assert seen[-1] == "READY http://0.0.0.0:8000"
-    assert wait_until(lambda: not any("logs --follow" in cmd for _, cmd in deployed.host.processes()))
+    # closing the stream ends its channel, and with it the dial-stdio process that carried it
+    assert wait_until(lambda: sum("dial-stdio" in cmd for _, cmd in deployed.host.processes()) < dialing)
+
+
+@pytest.mark.parametrize("engine", ["tgi", "sglang"])
+def test_tgi_and_sglang_get_their_key_the_same_way(engine: str, fake_gpu_host: FakeGpuHost,
+                                                   session: SshSession) -> None:
+    """TGI keeps its image's entrypoint (the key in API_KEY); SGLang takes the key only as --api-key, which
+    gpuctl appends inside its 'python3 -m' process. The fake image serves both, enforcing the key."""
+    if engine == "tgi":
+        spec = build_engine_spec(resolve_model("qwen2.5-7b"), EngineOptions(engine="tgi", api_key=True))
+        fake_gpu_host.preload(spec.image)
+        secrets = {"API_KEY": API_KEY}
+    else:  # SGLang's shape: python3 -m MODULE, the key only as a flag (the fake image's module stands in)
+        vllm = build_engine_spec(resolve_model("qwen2.5-7b"), EngineOptions(api_key=True))
+        spec = vllm.model_copy(update={"entrypoint": ["python3", "-m", "engine_shim"], "secret_env": [],
+                                       "secret_flags": {"--api-key": "SGLANG_API_KEY"}, "api_key_env": None})
+        secrets = {"SGLANG_API_KEY": API_KEY}
+    docker = DockerEngine(session)
+    docker.run_engine(spec, secrets=secrets, name=f"keyed-{engine}", host_port=8200)
+    try:
+        with session.forward(8200) as port:
+            base = f"http://127.0.0.1:{port}"
+            healthy = wait_for_engine(base, api_key=API_KEY, timeout=30, interval=0.1,
+                                      log_tail=lambda: docker.logs(f"keyed-{engine}"))
+            assert healthy.models == [spec.served_model_name]
+            anonymous = httpx.post(f"{base}/v1/completions", timeout=10,
+                                   json={"model": spec.served_model_name, "prompt": "x", "max_tokens": 1})
+            assert anonymous.status_code == 401
+        assert not any(API_KEY in cmd for _, cmd in fake_gpu_host.processes()), "the key is in no command line"
+        assert API_KEY not in fake_gpu_host.docker("inspect", f"keyed-{engine}").stdout
+        assert files_holding(fake_gpu_host, API_KEY) == []
+    finally:
+        docker.remove(f"keyed-{engine}", stop_timeout=1)
+
+
+def test_a_restarted_engine_stops_instead_of_serving_without_its_key(fake_gpu_host: FakeGpuHost,
+                                                                    session: SshSession) -> None:
+    spec = build_engine_spec(resolve_model("qwen2.5-7b"), EngineOptions(api_key=True, public=True))
+    engine = DockerEngine(session)
+    engine.run_engine(spec, secrets={"VLLM_API_KEY": API_KEY}, name="restarted", host_port=8100)
+    try:
+        assert wait_until(lambda: "READY" in engine.logs("restarted"), timeout=30)
+        fake_gpu_host.docker("restart", "--time", "1", "restarted")
+        assert wait_until(lambda: "gpuctl: no secrets on stdin" in engine.logs("restarted", tail=1), timeout=30)
+        assert wait_until(lambda: getattr(engine.inspect("restarted"), "status", None) == "exited")
+        state = engine.inspect("restarted")
+        assert state is not None and state.exit_code == 97
+    finally:
+        engine.remove("restarted", stop_timeout=1)
 
 
 def test_crashing_engine_fails_health_at_once_with_its_logs(fake_gpu_host: FakeGpuHost, session: SshSession,
@@ -151,9 +211,11 @@ def test_crashing_engine_fails_health_at_once_with_its_logs(fake_gpu_host: FakeG
         return None if state is None or state.running else f"exited with code {state.exit_code}"
 
     try:
+        started = time.monotonic()
         with pytest.raises(EngineHealthError) as caught:
             wait_for_engine("http://127.0.0.1:9", timeout=60, interval=0.1, exited=exited,
                             log_tail=lambda: engine.logs("crasher", tail=20))
+        assert time.monotonic() - started < 15, "noticed within seconds, not at the health timeout"
     finally:
         assert engine.remove("crasher", stop_timeout=1) is True
     error = caught.value

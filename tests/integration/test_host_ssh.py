@@ -191,14 +191,8 @@ def test_upload_sets_the_mode_before_writing(fake_gpu_host: FakeGpuHost, state_d
         path = session.upload("upload.env", b"HF_TOKEN=hf_x\n", 0o600)
         assert path == "/root/upload.env"
         assert session.file_mode(path) == 0o600
-        secret = session.write_secret_file(b"A=1\n", "engine.env")
     assert target.read_bytes() == b"HF_TOKEN=hf_x\n"
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    private = fake_gpu_host.home / ".gpuctl"
-    assert stat.S_IMODE(private.stat().st_mode) == 0o700
-    assert Path(secret).parent == Path("/root/.gpuctl")
-    written = private / Path(secret).name
-    assert (written.read_bytes(), stat.S_IMODE(written.stat().st_mode)) == (b"A=1\n", 0o600)
     assert sorted(p.name for p in fake_gpu_host.home.iterdir() if p.name.endswith(".tmp")) == []
 
 
@@ -215,6 +209,23 @@ def test_closing_a_stream_ends_the_remote_command(fake_gpu_host: FakeGpuHost, st
         while any(marker in cmd for _, cmd in fake_gpu_host.processes()):
             assert time.monotonic() < deadline, "the remote loop outlived its stream"
             time.sleep(0.05)
+
+
+def test_a_dialed_stream_is_a_channel_of_the_same_session(fake_gpu_host: FakeGpuHost, state_dir: Path,
+                                                          identity: Path) -> None:
+    _pin(fake_gpu_host, state_dir)
+    logins_before = fake_gpu_host.log("sshd").count("Accepted publickey")
+    with _session(fake_gpu_host, state_dir, identity) as session:
+        dialer = session.dial(["cat"])
+        streams = [dialer.open(10) for _ in range(3)]
+        for number, stream in enumerate(streams):
+            stream.sendall(b"ping %d" % number)
+            assert stream.recv(6) == b"ping %d" % number
+        dialer.close()
+        failing = session.dial(["sh", "-c", "echo 'docker: not found' >&2; exit 127"])
+        assert failing.open(10).recv(1) == b""
+        assert failing.failure() == "exit 127: docker: not found"
+    assert fake_gpu_host.log("sshd").count("Accepted publickey") == logins_before + 1, "one login for all of them"
 
 
 def test_openssh_argv_applies_the_same_trust(fake_gpu_host: FakeGpuHost, state_dir: Path, identity: Path) -> None:

@@ -169,8 +169,8 @@ def test_a_gated_repo_needs_a_token_that_has_access(world: World) -> None:
     assert not any(GOOD_TOKEN in word for argv in world.shell.argvs for word in argv)
     assert any(h.authorized for h in world.hub.log if "/resolve/" in h.path)
     assert not any(h.authorized for h in world.hub.log if h.path.startswith("/cdn/"))  # never sent to storage
-    assert world.shell.secret_files and not any(world.host.private_path(p).exists()
-                                                for p in world.shell.secret_files)
+    private = world.host.home / ".gpuctl"
+    assert not private.exists() or list(private.iterdir()) == [], "the token reached the fetcher on its stdin only"
 
     shard = "model-00001-of-00003.safetensors"
     world.cached(gated.repo, "blobs", hashlib.sha256(gated.files[shard]).hexdigest()).unlink()

@@ -17,11 +17,9 @@ from gpuctl.deploy.lifecycle import required_secrets
 from gpuctl.deploy.planning import candidate_plans
 from gpuctl.deploy.reconcile import owner_alive, stale
 from gpuctl.deploy.signals import shielded, terminate_interrupts
-from gpuctl.deploy.watchdog import arm, disarm, interval_for
 from gpuctl.errors import UsageError
 from gpuctl.host.errors import HostCheckError
 from gpuctl.host.nvidia import QUERY_ARGV
-from gpuctl.host.shell import LocalShell
 from gpuctl.host.target import parse_target
 from gpuctl.models.deployment import Deployment
 from gpuctl.plan import PlanRequest, plan_inputs
@@ -55,34 +53,6 @@ def test_the_host_offers_its_gpus_at_the_given_price() -> None:
 def test_hosts_gpuctl_cannot_plan_for(rows: tuple[str, ...], message: str) -> None:
     with pytest.raises(HostCheckError, match=message.replace("(", r"\(").replace(")", r"\)")):
         host_offer(smi(*rows), parse_target("local"))
-
-
-def test_the_watchdog_runs_on_the_host_until_disarmed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
-    shell = LocalShell()
-    armed = arm(shell, name="web", container="gpuctl-web", seconds_left=3600, stop_machine=False)
-    files = sorted(p.name for p in (tmp_path / ".gpuctl").iterdir())
-    assert files == ["watchdog-web.log", "watchdog-web.sh", "web.deadline"]
-    script = (tmp_path / ".gpuctl" / "watchdog-web.sh").read_text()
-    assert "container=gpuctl-web" in script and "shutdown_command=true" in script and "interval=30" in script
-    assert int((tmp_path / ".gpuctl" / "web.deadline").read_text()) == pytest.approx(time.time() + 3600, abs=5)
-    assert Path(f"/proc/{armed.pid}").exists()
-    disarm(shell, name="web", pid=armed.pid)
-    deadline = time.monotonic() + 5
-    while _alive(armed.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(armed.pid)
-    assert list((tmp_path / ".gpuctl").iterdir()) == []
-    assert (interval_for(60), interval_for(5), interval_for(86400)) == (6, 1, 30)
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for its reaper counts as ended)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_a_gated_model_needs_the_token_before_launch(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ def test_vllm_spec_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VLLM_API_KEY", "sk-from-env")
     monkeypatch.delenv("FAKE_ENGINE_MOCK_ARGS", raising=False)
     spec = build_engine_spec(resolve_model("qwen2.5-7b"), EngineOptions(engine="vllm", api_key=True))
+    assert spec.entrypoint is not None
     argv = [*spec.entrypoint[1:], *spec.args]  # what follows the 'vllm' executable
     assert translate(argv) == (["--host", "0.0.0.0", "--port", "8000", "--model", "Qwen/Qwen2.5-7B-Instruct",
                                 "--api-key", "sk-from-env"], "Qwen/Qwen2.5-7B-Instruct")

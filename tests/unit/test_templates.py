@@ -18,8 +18,6 @@ TOOLS = ("bash", "sh", "head", "df", "awk", "date", "sleep", "mkdir", "chmod", "
 
 def rendered_scripts() -> dict[str, str]:
     return {
-        "host-check.sh": templating.host_check_script(gpus=2, min_gpu_memory_mib=40000, cache_dir="/var/lib/x y",
-                                                      min_free_gb=50),
         "bootstrap.sh": templating.bootstrap_script(cache_dir="/var/lib/gpuctl/hf-cache"),
         "watchdog.sh": templating.watchdog_script(deadline=DEADLINE, container="gpuctl-engine"),
         "aws-user-data.sh": templating.aws_user_data(deadline=DEADLINE, container="gpuctl-engine",
@@ -121,47 +119,6 @@ case "$*" in
   *Runtimes*) echo '{runtimes}' ;;
 esac
 """
-
-
-def test_host_check_passes_on_a_ready_host(tmp_path: Path) -> None:
-    bin_dir, cache = tmp_path / "bin", tmp_path / "cache"
-    cache.mkdir()
-    fake(bin_dir, "nvidia-smi", 'printf "NVIDIA L40S, 46068\\nNVIDIA L40S, 46068\\n"\n')
-    fake(bin_dir, "docker", docker_fake('{"nvidia":{"path":"nvidia-container-runtime"},"runc":{}}'))
-    script = templating.host_check_script(gpus=2, min_gpu_memory_mib=40000, cache_dir=str(cache), min_free_gb=0)
-    result = run_script(tmp_path, script, bin_dir)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert checks(result.stdout) == {
-        "gpus": ("ok", "2 GPU(s) with at least 40000 MiB"),
-        "docker": ("ok", "server 28.1.1"),
-        "nvidia-runtime": ("ok", "nvidia runtime registered"),
-        "cache-dir": ("ok", checks(result.stdout)["cache-dir"][1]),
-    }
-    assert checks(result.stdout)["cache-dir"][1].startswith(f"{cache} has ")
-
-
-def test_host_check_reports_each_problem(tmp_path: Path) -> None:
-    bin_dir = tmp_path / "bin"
-    fake(bin_dir, "nvidia-smi", 'printf "Tesla T4, 15360\\n"\n')
-    fake(bin_dir, "docker", docker_fake())
-    script = templating.host_check_script(gpus=1, min_gpu_memory_mib=40000, cache_dir=str(tmp_path / "absent"),
-                                          min_free_gb=1)
-    result = run_script(tmp_path, script, bin_dir)
-    assert result.returncode == 1
-    found = checks(result.stdout)
-    assert found["gpus"] == ("fail", "1 GPU(s) have less than 40000 MiB")
-    assert found["nvidia-runtime"] == ("fail", "NVIDIA Container Toolkit not installed")
-    assert found["cache-dir"][0] == "fail"
-
-
-def test_host_check_without_driver_or_docker(tmp_path: Path) -> None:
-    result = run_script(tmp_path, templating.host_check_script(gpus=1, min_gpu_memory_mib=1, cache_dir=str(tmp_path),
-                                                               min_free_gb=0), tmp_path / "empty")
-    found = checks(result.stdout)
-    assert result.returncode == 1
-    assert found["gpus"] == ("fail", "nvidia-smi not found: no NVIDIA driver")
-    assert found["docker"] == ("fail", "docker CLI not found")
-    assert found["cache-dir"][0] == "ok"
 
 
 def test_bootstrap_creates_directories_and_registers_the_nvidia_runtime(tmp_path: Path) -> None:
