@@ -28,7 +28,7 @@ def export() -> None:
     """
 
 
-@export.command("k8s")
+@export.command("k8s", short_help="Kubernetes manifests: Deployment, LeaderWorkerSet or KServe.")
 @click.argument("target", metavar="NAME|MODEL")
 @click.option("--gpu", default=None, metavar="GPU",
               help="GPU of your nodes (aliases and families accepted; default: the deployment's, else the project's).")
@@ -40,7 +40,7 @@ def export() -> None:
               help="Nodes per replica: a LeaderWorkerSet running vLLM across them (pipeline parallel).")
 @click.option("--context", type=click.IntRange(min=1), default=None, metavar="TOKENS",
               help="Context length to serve (default: the deployment's, else the recipe's).")
-@click.option("--name", default=None, help="Base of the object names (default: from NAME or MODEL).")
+@click.option("--name", default=None, metavar="BASE", help="Base of the object names (default: from NAME or MODEL).")
 @click.option("--namespace", default=None, metavar="NS", help="Namespace of the objects (default: kubectl's).")
 @click.option("--storage-class", default=None, metavar="CLASS",
               help="Storage class of the weights volume (ReadWriteMany when several pods share it).")

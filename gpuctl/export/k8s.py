@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from gpuctl.engines import HF_TOKEN_ENV, allow_pickle_weights, build_engine_spec
+from gpuctl.engines.vllm import MULTI_NODE_IMAGE, node_args
 from gpuctl.errors import UsageError
 from gpuctl.export.request import K8sRequest
 from gpuctl.export.sizing import PROBE_PERIOD_S, PodSizing, size_pods
@@ -58,7 +59,6 @@ class K8sExport(BaseModel):
 
     manifests: list[Manifest]
     sizing: PodSizing
-    engine: EngineSpec
     actions: list[str] = Field(default_factory=list, description="steps the manifests need before they work")
     notes: list[str] = Field(default_factory=list)
 
@@ -76,11 +76,7 @@ class _Workload:
 
     @property
     def image(self) -> str:
-        if self.sizing.nodes > 1:
-            from gpuctl.engines.vllm import MULTI_NODE_IMAGE
-
-            return MULTI_NODE_IMAGE
-        return self.spec.image
+        return MULTI_NODE_IMAGE if self.sizing.nodes > 1 else self.spec.image
 
 
 def export_k8s(request: K8sRequest, recipe: Recipe, *, api_key: str | None) -> K8sExport:
@@ -111,7 +107,7 @@ def export_k8s(request: K8sRequest, recipe: Recipe, *, api_key: str | None) -> K
         manifests += [_manifest(_cache_claim(work), "pvc.yaml"),
                       _manifest(workload, f"{workload['kind'].lower()}.yaml"),
                       _manifest(_service(work), "service.yaml")]
-    return K8sExport(manifests=manifests, sizing=sizing, engine=spec, actions=_actions(work, api_key),
+    return K8sExport(manifests=manifests, sizing=sizing, actions=_actions(work, api_key),
                      notes=_notes(work))
 
 
@@ -198,8 +194,6 @@ def _deployment(work: _Workload) -> dict[str, Any]:
 
 
 def _leader_worker_set(work: _Workload) -> dict[str, Any]:
-    from gpuctl.engines.vllm import node_args
-
     nodes, args = work.sizing.nodes, _literal(work.spec.args)
     # rank 0 binds where the others connect, so it is given its own IP; they reach it by the leader's name
     leader = _container(work, node_args(args, nodes=nodes, node_rank=0, master_addr=f"$({POD_IP_ENV})"), probes=True)
@@ -380,6 +374,9 @@ def _notes(work: _Workload) -> list[str]:
         notes.append(f"no GPU Feature Discovery label is known for {request.gpu}: the pods may land on any GPU node")
     if request.kserve:
         notes.append("needs KServe's LLMInferenceService controller; add spec.router to expose it through your gateway")
+        if work.recipe.gated is not False:
+            notes.append(f"KServe's storage initializer downloads {work.recipe.repo}: give it the Hugging Face "
+                         "token as KServe's docs say")
         return notes
     if sizing.nodes > 1:
         notes.append("needs the LeaderWorkerSet controller (lws.sigs.k8s.io) in the cluster")
