@@ -12,6 +12,10 @@ Per GPU, with tensor parallelism across the instance's GPUs::
 
 KV bytes per token = 2 (K and V) x layers x KV heads x head dim x bytes per value; KV heads are split
 across GPUs (and replicated when there are more GPUs than KV heads).
+
+Across nodes (vLLM's multi-node mode) the layers are split into one pipeline stage per node and each
+stage is tensor parallel over its node's GPUs: a GPU holds its share of the heaviest stage's weights
+and the KV cache of that stage's layers only.
 """
 
 from __future__ import annotations
@@ -64,13 +68,29 @@ def weight_bytes(arch: Architecture) -> float:
     return (arch.parameters - dense) * arch.quantization.bytes_per_weight + dense * dtype_bytes(arch)
 
 
-def kv_bytes_per_token(arch: Architecture, tensor_parallel: int = 1, value_bytes: int | None = None) -> int:
+def stage_weight_bytes(arch: Architecture, stages: int = 1) -> float:
+    """Bytes of the weights the heaviest of ``stages`` pipeline stages holds (all of them for one stage).
+
+    Each stage gets at most ``ceil(layers / stages)`` layers; the input embedding sits on the first
+    stage and the LM head on the last, so a stage of several holds one vocabulary matrix at most.
+    """
+    if stages == 1:
+        return weight_bytes(arch)
+    vocabulary = arch.embedding_parameters * dtype_bytes(arch)
+    per_layer = (weight_bytes(arch) - vocabulary) / arch.layers
+    return math.ceil(arch.layers / stages) * per_layer + arch.vocab_size * arch.hidden_size * dtype_bytes(arch)
+
+
+def kv_bytes_per_token(arch: Architecture, tensor_parallel: int = 1, value_bytes: int | None = None,
+                       pipeline_parallel: int = 1) -> int:
     """KV-cache bytes one token occupies on each GPU (all of them when ``tensor_parallel`` is 1).
 
     Values are stored at the model dtype unless ``value_bytes`` says otherwise (1: an FP8 KV cache).
+    With ``pipeline_parallel`` stages a GPU caches only its stage's layers (the largest stage counts).
     """
     heads_per_gpu = math.ceil(arch.kv_heads / tensor_parallel)
-    return 2 * arch.layers * heads_per_gpu * arch.head_dim * (value_bytes or dtype_bytes(arch))
+    layers = math.ceil(arch.layers / pipeline_parallel)
+    return 2 * layers * heads_per_gpu * arch.head_dim * (value_bytes or dtype_bytes(arch))
 
 
 def tensor_parallel_problem(arch: Architecture, size: int) -> str | None:
@@ -85,6 +105,13 @@ def tensor_parallel_problem(arch: Architecture, size: int) -> str | None:
     if quant and quant.group_size and (arch.intermediate_size // size) % quant.group_size:
         return (f"{arch.intermediate_size} MLP columns over {size} GPUs break the {quant.method} "
                 f"groups of {quant.group_size}")
+    return None
+
+
+def pipeline_parallel_problem(arch: Architecture, stages: int) -> str | None:
+    """Why the layers cannot be split into ``stages`` pipeline stages (one per node), or None."""
+    if stages > arch.layers:
+        return f"{stages} nodes exceed the {arch.layers} layers (one pipeline stage per node)"
     return None
 
 
@@ -151,18 +178,22 @@ class FitRow(BaseModel):
 
 
 def fit(recipe: Recipe, gpu: str, vram_gb: float, gpu_count: int, context: int | None = None,
-        settings: FitSettings | None = None) -> FitRow:
-    """The fit of ``recipe`` on ``gpu_count`` GPUs of ``vram_gb`` each, at ``context`` tokens."""
+        settings: FitSettings | None = None, *, nodes: int = 1) -> FitRow:
+    """The fit of ``recipe`` on ``gpu_count`` GPUs of ``vram_gb`` each, at ``context`` tokens.
+
+    ``nodes`` > 1: that many machines of ``gpu_count`` GPUs each, one pipeline stage per node (the
+    row's sizes are still per GPU, ``gpu_count`` still per node).
+    """
     settings = settings or FitSettings()
     context = context or recipe.default_context
     check_context(recipe, context)
     arch = effective_architecture(recipe, settings.quantization)
     utilization = settings.utilization(recipe)
-    weights = round(weight_bytes(arch) / gpu_count / GB, 2)
-    per_token = kv_bytes_per_token(arch, gpu_count)
+    weights = round(stage_weight_bytes(arch, nodes) / gpu_count / GB, 2)
+    per_token = kv_bytes_per_token(arch, gpu_count, pipeline_parallel=nodes)
     kv_gb = vram_gb * utilization - settings.overhead_gb - weights
     tokens = max(0, int(kv_gb * GB // per_token))
-    reason = tensor_parallel_problem(arch, gpu_count)
+    reason = tensor_parallel_problem(arch, gpu_count) or pipeline_parallel_problem(arch, nodes)
     if reason is not None:
         tokens = 0  # the engines refuse this split outright
     elif kv_gb <= 0:

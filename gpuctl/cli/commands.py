@@ -25,6 +25,7 @@ COMMANDS: dict[str, CommandEntry] = {
     "env": CommandEntry("gpuctl.cli.env", "env", "OPENAI_BASE_URL/OPENAI_API_KEY exports for a deployment."),
     "down": CommandEntry("gpuctl.cli.down", "down", "Tear a deployment down and print what it cost."),
     "gc": CommandEntry("gpuctl.cli.gc", "gc", "Find and remove instances no deployment accounts for."),
+    "export": CommandEntry("gpuctl.cli.export", "export", "Kubernetes manifests for a model or a deployment."),
     "weights": CommandEntry("gpuctl.cli.weights", "weights", "Weights cached on a GPU host: ls, pull, verify, rm."),
     "bench": CommandEntry("gpuctl.cli.bench", "bench", "Latency, throughput and $ per 1M tokens of an endpoint."),
     "providers": CommandEntry("gpuctl.cli.providers", "providers", "Installed providers and their credentials."),

@@ -170,7 +170,7 @@ class _Up:
             name=self.name, model=plan.model.name, provider=offer.provider, status="provisioning", created_at=created,
             idempotency_token=naming.idempotency_token(self.ctx.project_id, self.name, 0, created),
             project_id=self.ctx.project_id, tags=tags.deployment_tags(self.ctx.project_id, self.name),
-            ttl_seconds=plan.ttl_seconds, engine=plan.engine.engine,
+            ttl_seconds=plan.ttl_seconds, engine=plan.engine.engine, engine_spec=plan.engine,
             served_model_name=plan.engine.served_model_name, health_path=plan.engine.health_path,
             public=plan.engine.public, host=str(request.host) if request.host else None,
             identity=str(request.identity) if request.identity else None,
@@ -233,7 +233,8 @@ class _Up:
             self.plan, self.provider = plan, provider
             self.ensure_api_key(plan)
             self.update(event="launching", detail=offer.id, provider=offer.provider, idempotency_token=token,
-                        attempts=tried, engine=plan.engine.engine, public=plan.engine.public, **_offer_fields(plan))
+                        attempts=tried, engine=plan.engine.engine, engine_spec=plan.engine,
+                        public=plan.engine.public, **_offer_fields(plan))
             # the user's own machine is not launched: it is already there
             step = nullcontext() if provider.can(Capability.USER_HOST) else self.ctx.reporter.step(
                 f"launching {describe_offer(offer)}")

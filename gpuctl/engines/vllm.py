@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from gpuctl.models.engine import EngineSpec
@@ -11,6 +12,9 @@ if TYPE_CHECKING:
 
 NAME = "vllm"
 IMAGE = "vllm/vllm-openai:v0.11.0"
+#: the first release whose ``vllm serve`` spans nodes by itself (``--nnodes``, ``--node-rank``,
+#: ``--master-addr``, ``--headless``: multiprocessing across nodes, no Ray); IMAGE predates it
+MULTI_NODE_IMAGE = "vllm/vllm-openai:v0.11.1"
 PORT = 8000
 HEALTH_PATH = "/health"
 #: tensor-parallel workers exchange tensors through shared memory
@@ -28,6 +32,9 @@ OWNED_FLAGS = frozenset({
     "--model", "--revision", "--tokenizer-revision", "--served-model-name", "--host", "--port",
     "--max-model-len", "--tensor-parallel-size", "-tp", "--gpu-memory-utilization", "--load-format",
     "--dtype", "--quantization", "-q", "--api-key",
+    # multi-node mode (node_args)
+    "--pipeline-parallel-size", "-pp", "--nnodes", "-n", "--node-rank", "-r", "--master-addr", "--master-port",
+    "--headless", "--distributed-executor-backend",
 })
 ENV = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
 
@@ -36,6 +43,28 @@ def pickle_args(args: list[str]) -> list[str]:
     """``--load-format pt`` instead of safetensors: vLLM then loads .bin/.pt checkpoints."""
     at = args.index("--load-format")
     return [*args[:at + 1], "pt", *args[at + 2:]]
+
+
+def node_args(args: Sequence[str], *, nodes: int, node_rank: int | str, master_addr: str,
+              master_port: int | None = None) -> list[str]:
+    """The ``vllm serve`` arguments of one node of a ``nodes``-node engine, from the single-node ``args``.
+
+    vLLM's own multi-node mode: every node runs the same command with its rank; rank 0 serves the
+    API and the others join it ``--headless``. The layers are split into one pipeline stage per node
+    and each stage is tensor parallel over its node's GPUs (``--tensor-parallel-size`` in ``args``).
+    ``master_addr`` is where rank 0 listens for the others: on rank 0 itself it must be its own IP
+    address (it binds sockets there; a DNS name cannot be bound), elsewhere any name resolving to it.
+    ``node_rank`` and ``master_addr`` may be placeholders a runtime expands (Kubernetes: ``$(VAR)``).
+    """
+    if nodes < 2:
+        raise ValueError("node_args is for two nodes or more")
+    extra = ["--pipeline-parallel-size", str(nodes), "--nnodes", str(nodes), "--node-rank", str(node_rank),
+             "--master-addr", master_addr]
+    if master_port is not None:
+        extra += ["--master-port", str(master_port)]
+    if node_rank != 0:
+        extra.append("--headless")
+    return [*args, *extra]
 
 
 def build(resolved: Resolved) -> EngineSpec:

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gpuctl.models.engine import EngineSpec
+
 DeploymentStatus = Literal[
     "provisioning", "starting", "running", "failed", "terminating", "terminated"
 ]
@@ -58,6 +60,8 @@ class Deployment(BaseModel):
     offer_id: str | None = None
     attempts: list[LaunchAttempt] = Field(default_factory=list, description="offers tried, in order")
     engine: str | None = None
+    engine_spec: EngineSpec | None = Field(default=None, description="the engine container as planned (no secret "
+                                           "values); 'gpuctl export' rebuilds it elsewhere")
     served_model_name: str | None = None
     health_path: str | None = None
     public: bool = False

@@ -19,6 +19,7 @@ from gpuctl.cli.commands import COMMANDS
 JSON = {
     "prices", "models", "models show", "fit", "up", "status", "down", "gc", "providers", "config list",
     "config get", "init", "doctor", "bench", "weights ls", "weights pull", "weights verify", "weights rm",
+    "export k8s",
 }
 #: commands without --json, and why
 NO_JSON = {
@@ -57,6 +58,7 @@ def test_every_command_is_classified_and_listing_commands_take_json() -> None:
 @pytest.mark.parametrize("args", [
     ["prices"], ["models"], ["models", "show", "llama-3-8b"], ["fit", "llama-3-8b"], ["status"], ["providers"],
     ["config", "list"], ["gc", "--dry-run"], ["down", "--all"], ["up", "llama-3-8b", "--dry-run"], ["init"],
+    ["export", "k8s", "llama-3-8b", "--gpu", "l4"],
 ])
 def test_json_output_is_parseable_and_alone_on_stdout(gpuctl, args: list[str]) -> None:
     result = gpuctl(*args, "--json")
