@@ -534,7 +534,7 @@ def arrived_parts(partial: str, size: int, part_size: int) -> list:
         have = os.path.getsize(partial)
     except OSError:
         return split(size, part_size)
-    record = read_json(partial + ".parts", None)
+    record = read_json(partial + ".parts", None) if os.path.exists(partial + ".parts") else False
     if isinstance(record, dict) and record.get("size") == size and have == size:
         parts = record.get("parts")
         if isinstance(parts, list) and parts and all(
@@ -543,7 +543,7 @@ def arrived_parts(partial: str, size: int, part_size: int) -> list:
                 for i in range(len(parts))) and parts[-1][1] == size:
             return [list(p) for p in parts]
     parts = split(size, part_size)
-    if record is None and have <= size:
+    if record is False and have <= size:  # an unusable record: the bytes may lie anywhere, start over
         for part in parts:
             part[2] = max(0, min(part[1], have) - part[0])
     return parts

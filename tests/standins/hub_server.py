@@ -214,11 +214,12 @@ class _Stall:
 
 @dataclass
 class _Failure:
-    """The next ``times`` requests whose path contains ``on`` get this answer instead."""
+    """The next ``times`` requests whose path contains ``on`` (past ``after`` of them) get this answer instead."""
 
     status: int
     times: int
     on: str
+    after: int
     headers: dict[str, str]
     body: bytes
 
@@ -276,6 +277,8 @@ class HubServer:
         self.log: list[Hit] = []
         self.stalls: dict[str, _Stall] = {}
         self.failures: list[_Failure] = []
+        self.sending = 0  # file bodies being sent right now, and the most at once
+        self.most_at_once = 0
         self.shaping = shaping or Shaping()
         self.link = _Link(self.shaping)
         self.lock = threading.Lock()
@@ -327,9 +330,10 @@ class HubServer:
         self.renamed[old] = new
         return self.add(moved)
 
-    def fail(self, status: int, *, times: int = 1, on: str = "/", retry_after: int | None = None,
+    def fail(self, status: int, *, times: int = 1, on: str = "/", after: int = 0, retry_after: int | None = None,
              reset: int | None = None, code: str | None = None, message: str | None = None) -> None:
-        """The next ``times`` requests whose path contains ``on`` are answered ``status``, as the hub does.
+        """The next ``times`` requests whose path contains ``on`` (past the first ``after`` of them) are
+        answered ``status``, as the hub does.
 
         ``reset``: for a 429, the seconds the hub's ``RateLimit`` header says the window has left;
         ``code`` and ``message``: the ``X-Error-Code`` / ``X-Error-Message`` of any other refusal.
@@ -351,7 +355,7 @@ class HubServer:
                             **({"X-Error-Message": message} if message else {})})
             body = json.dumps({"error": message or "error"}).encode()
         with self.lock:
-            self.failures.append(_Failure(status, times, on, headers, body))
+            self.failures.append(_Failure(status, times, on, after, headers, body))
 
     def stall(self, sha256: str, after: int) -> _Stall:
         """The next download of the blob ``sha256`` stops after ``after`` bytes until ``release`` is set."""
@@ -374,7 +378,9 @@ class HubServer:
     def failure_for(self, path: str) -> _Failure | None:
         with self.lock:
             for failure in self.failures:
-                if failure.on in path:
+                if failure.on in path and failure.after > 0:
+                    failure.after -= 1
+                elif failure.on in path:
                     failure.times -= 1
                     if failure.times <= 0:
                         self.failures.remove(failure)
@@ -515,6 +521,16 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             self.send(status, headers)
             if method == "HEAD":
                 return
+            with hub.lock:
+                hub.sending += 1
+                hub.most_at_once = max(hub.most_at_once, hub.sending)
+            try:
+                self.send_body(data, start, end, stall)
+            finally:
+                with hub.lock:
+                    hub.sending -= 1
+
+        def send_body(self, data: Content, start: int, end: int, stall: _Stall | None) -> None:
             step = 64 * 1024 if stall is not None else _SEND
             for offset in range(start, end, step):
                 if stall is not None and self.hit.sent >= stall.after:
