@@ -94,8 +94,11 @@ class SyntheticFile:
     def __len__(self) -> int:
         return self.size
 
-    def read(self, start: int, end: int) -> bytes:
-        """Bytes ``start`` to ``end`` (exclusive)."""
+    def read(self, start: int, end: int) -> bytes | memoryview:
+        """Bytes ``start`` to ``end`` (exclusive); within one block and past its number, without a copy."""
+        block, at = divmod(start, self.BLOCK)
+        if at >= 16 and end <= (block + 1) * self.BLOCK:
+            return memoryview(self.base)[at:at + end - start]
         out = bytearray()
         while start < end:
             block, at = divmod(start, self.BLOCK)

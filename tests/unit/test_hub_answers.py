@@ -15,7 +15,8 @@ import pytest
 
 from gpuctl.errors import CredentialsError, ExitCode, NotFoundError, ProviderError
 from gpuctl.recipes.hub import fetch_hf_config
-from gpuctl.weights import fetcher, hub as hub_client
+from gpuctl.weights import fetcher
+from gpuctl.weights import hub as hub_client
 from gpuctl.weights.hub import read_file, repo_info
 from gpuctl.weights.preflight import model_manifest
 from gpuctl.weights.remote import FetcherRun, fetcher_error
