@@ -15,9 +15,8 @@ Downloaders, each into an empty cache, one after the other (``--only`` picks som
 
 - ``old``: the fetcher as it was before ranged parts (one connection per file, 8 files at once),
   read from git at BASELINE (``--baseline REV``), never kept in the tree;
-- ``new``: gpuctl/weights/fetcher.py of this checkout (``--connections``, ``--part-mb``), hashing in
-  file order as parts arrive;
-- ``new-hash-at-end``: the same, hashing each file in one pass once all its parts are there;
+- ``new``: gpuctl/weights/fetcher.py of this checkout (``--connections``, ``--part-mb``), in ranged
+  parts over several connections, hashing in file order as the parts arrive;
 - ``hf``: huggingface_hub's ``snapshot_download`` (8 files at once) with ``HF_ENDPOINT`` at the stand-in.
 
 Each is a fresh process; its time runs from start to exit. "Link share" is what the link allows
@@ -49,7 +48,7 @@ from tests.standins.hub_server import HubRepo, HubServer, Shaping, SyntheticFile
 BASELINE = "f9ca9918871b7a4ee65939e88f992613fe92ce61"
 MB = 1_000_000
 MODEL = "bench-org/bench-model"
-RUNNERS = ("old", "new", "new-hash-at-end", "hf")
+RUNNERS = ("old", "new", "hf")
 #: files at once: what gpuctl's ensure_cached asks of the fetcher, and snapshot_download's default
 WORKERS = 8
 
@@ -165,8 +164,7 @@ def run(args: argparse.Namespace) -> list[Result]:
             elif name == "hf":
                 results.append(measure(name, repo, shaping, work, None, {}))
             else:
-                hashing = {"hash": "at-end"} if name == "new-hash-at-end" else {}
-                results.append(measure(name, repo, shaping, work, Path(fetcher.__file__), {**parts, **hashing}))
+                results.append(measure(name, repo, shaping, work, Path(fetcher.__file__), parts))
     return results
 
 

@@ -719,7 +719,7 @@ class Download:
         self.transfers.progress.add(count, mirror=mirror)
         # the part that holds the hashed offset hashes what it brought every 8 MiB (one read, one update);
         # a completed part may close the gap before the parts after it
-        if complete or (self.transfers.in_order and part[0] <= self.hashed <= part[0] + part[2] - HASH_STEP):
+        if complete or part[0] <= self.hashed <= part[0] + part[2] - HASH_STEP:
             self.advance()
 
     # -- verifying ----------------------------------------------------------------------------------
@@ -729,8 +729,6 @@ class Download:
         One thread hashes at a time; a thread finding another at it leaves the new bytes to it (the
         holder looks again before it lets go, under the same lock that records arrivals).
         """
-        if not self.transfers.in_order and any(p[0] + p[2] < p[1] for p in self.parts):
-            return
         with self.lock:
             if self.hashing or self.hasher is None:
                 return
@@ -810,7 +808,6 @@ class Transfers:
         self.fetcher = fetcher
         self.progress = progress
         self.on_file = on_file
-        self.in_order = fetcher.in_order
         self.http = Http(fetcher.endpoint, fetcher.token, fetcher.stop)
         self.waiting: list = [Download(self, entry) for entry in entries]
         self.downloads = list(self.waiting)
@@ -899,7 +896,6 @@ class Fetcher:
         self.workers = max(1, int(job.get("workers") or WORKERS))
         self.connections = max(1, int(job.get("connections") or CONNECTIONS))
         self.part_size = max(CHUNK, int(job.get("part_size") or PART_SIZE))
-        self.in_order = job.get("hash", "in-order") == "in-order"
         self.token = token
         self.root = repo_dir(cache, self.repo)
         self.stamps = Stamps(stamps_path(cache, self.repo))
