@@ -282,6 +282,7 @@ class HubServer:
         self.failures: list[_Failure] = []
         self.sending = 0  # file bodies being sent right now, and the most at once
         self.most_at_once = 0
+        self.connections = 0  # TCP connections accepted (keep-alive reuses them)
         self.shaping = shaping or Shaping()
         self.link = _Link(self.shaping)
         self.lock = threading.Lock()
@@ -405,6 +406,8 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
         def setup(self) -> None:
             super().setup()
             self.free_at = 0.0  # when this connection may send its next chunk
+            with hub.lock:
+                hub.connections += 1
             if hub.shaping.rtt:
                 time.sleep(hub.shaping.rtt)  # the handshake of a new connection
 

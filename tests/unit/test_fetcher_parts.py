@@ -133,6 +133,31 @@ def test_a_wrong_part_fails_the_digest_and_the_file_is_fetched_again(hub: HubSer
     assert hashlib.sha256(blob_of(tmp_path / "cache", manifest).read_bytes()).hexdigest() == repo.sha256(SHARD)
 
 
+# -- the connections -----------------------------------------------------------------------------------------
+def test_connections_are_kept_alive_from_one_part_to_the_next(hub: HubServer, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    repo = hub.add(big_repo(6 * MIB, seed=5))
+    job = write_job(tmp_path / "job.json", hub, manifest_for(repo), connections=2, part_size=MIB)
+    code, found = fetch(capsys, tmp_path / "cache", job)
+    assert code == 0, last(found, "error")
+    assert len(ranges(hub)) == 6
+    assert hub.connections <= 4  # two to the hub, two to its storage: not one per request
+
+
+def test_a_proxy_from_the_environment_is_used(hub: HubServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = hub.add(big_repo(2 * MIB, seed=6))
+    job = write_job(tmp_path / "job.json", hub, manifest_for(repo), connections=2, part_size=MIB)
+    data = json.loads(job.read_text())
+    job.write_text(json.dumps({**data, "endpoint": "http://hub.invalid:9"}))  # only the proxy can reach it
+    monkeypatch.setenv("http_proxy", hub.url)  # the stand-in answers proxy requests (absolute URLs) too
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    code, found = fetch(capsys, tmp_path / "cache", job)
+    assert code == 0, last(found, "error")
+    assert hub.bytes_sent() == manifest_for(repo).total_bytes
+
+
 # -- killed at any point, resumed where each part stopped ------------------------------------------------
 def run_fetcher(job: Path, cache: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, fetcher.__file__, "fetch", "--cache", str(cache), "--job", str(job)],
