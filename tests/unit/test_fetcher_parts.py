@@ -204,3 +204,21 @@ def test_a_download_killed_at_any_point_resumes_every_part_where_it_stopped(tmp_
     assert kills >= 1 and resumed >= 1
     assert hashlib.sha256(blob.read_bytes()).hexdigest() == repo.sha256(SHARD)
     assert not partial.exists() and not record.exists()
+
+
+# -- shipped to a RunPod pod in its environment ---------------------------------------------------------------
+def test_the_fetcher_fits_in_one_pod_environment_variable_and_runs_from_it(tmp_path: Path) -> None:
+    from gpuctl.models.weights_cache import WeightsCache
+    from gpuctl.providers import runpod_seed
+    from gpuctl.weights.models import SeedRequest
+
+    manifest = manifest_for(big_repo(MIB))
+    cache = WeightsCache(provider="runpod", id="vol-1", name="gpuctl-hf-cache-US-TX-3", region="US-TX-3",
+                         kind="network-volume")
+    request = SeedRequest(name="m", manifest=manifest, endpoint="https://hub.example", tags={},
+                          idempotency_token="t", hf_token=None)
+    env = runpod_seed.seed_pod_request(cache, request, {"id": "cpu", "vcpuCount": 4}, expires_at=1)["env"]
+    assert len(env[runpod_seed.FETCHER_ENV]) < 64 * 1024  # docker's --env-file line limit; the kernel's is 128 KiB
+    done = subprocess.run([sys.executable, "-c", runpod_seed.BOOTSTRAP, "ls", "--cache", str(tmp_path)],
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
