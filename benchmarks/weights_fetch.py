@@ -60,6 +60,7 @@ class Result:
     mb_per_s: float
     link_share: float
     most_connections: int
+    after_last_byte: float
     cpu_seconds: float
     verified: bool
     note: str = ""
@@ -132,6 +133,7 @@ def measure(name: str, repo: HubRepo, shaping: Shaping, work: Path, script: Path
         start = time.perf_counter()
         done = subprocess.run(command, env=env, capture_output=True, text=True)
         seconds = time.perf_counter() - start
+        tail = time.monotonic() - hub.last_sent_at  # verifying and linking after the last byte, and exiting
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
         most = hub.most_at_once
@@ -140,7 +142,7 @@ def measure(name: str, repo: HubRepo, shaping: Shaping, work: Path, script: Path
     ideal = total / shaping.link + shaping.rtt if shaping.link else 0.0
     shutil.rmtree(work / name, ignore_errors=True)
     return Result(name, round(seconds, 2), round(total / seconds / MB, 1),
-                  round(ideal / seconds, 3) if ideal else 0.0, most, round(cpu, 2), ok, note)
+                  round(ideal / seconds, 3) if ideal else 0.0, most, round(tail, 2), round(cpu, 2), ok, note)
 
 
 def run(args: argparse.Namespace) -> list[Result]:
@@ -158,7 +160,8 @@ def run(args: argparse.Namespace) -> list[Result]:
             if name == "old":
                 script = baseline_source(args.baseline, work)
                 if script is None:
-                    results.append(Result(name, 0, 0, 0, 0, 0, False, f"commit {args.baseline[:12]} not in this clone"))
+                    missing = f"commit {args.baseline[:12]} not in this clone"
+                    results.append(Result(name, 0, 0, 0, 0, 0, 0, False, missing))
                     continue
                 results.append(measure(name, repo, shaping, work, script, {}))
             elif name == "hf":
@@ -206,10 +209,11 @@ def main(argv: list[str] | None = None) -> list[Result]:
     print(f"{args.shards} shards x {args.shard_mb:g} MB = {total:g} MB; {args.conn_mbs:g} MB/s per connection, "
           f"link {args.link_mbs:g} MB/s, RTT {args.rtt_ms:g} ms; new fetcher: {args.connections} connections, "
           f"{args.part_mb:g} MB parts; the link allows {total / args.link_mbs + args.rtt_ms / 1000:.2f} s")
-    print(f"{'downloader':<17}{'seconds':>9}{'MB/s':>9}{'link share':>12}{'most conns':>12}{'CPU s':>8}  verified")
+    print(f"{'downloader':<11}{'seconds':>9}{'MB/s':>8}{'link share':>12}{'connections':>13}"
+          f"{'after last byte':>17}{'CPU s':>7}  verified")
     for r in results:
-        print(f"{r.name:<17}{r.seconds:>9.2f}{r.mb_per_s:>9.1f}{r.link_share:>11.0%} {r.most_connections:>11}"
-              f"{r.cpu_seconds:>8.2f}  "
+        print(f"{r.name:<11}{r.seconds:>9.2f}{r.mb_per_s:>8.1f}{r.link_share:>11.0%} {r.most_connections:>12}"
+              f"{r.after_last_byte:>15.2f} s{r.cpu_seconds:>7.2f}  "
               f"{'yes' if r.verified else 'NO'}{'  ' + r.note if r.note else ''}")
     return results
 

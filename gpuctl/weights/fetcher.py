@@ -23,8 +23,9 @@ Commands::
 A job is ``{"endpoint": URL, "manifest": {...}, "workers": N, "connections": C, "part_size": BYTES,
 "mirror": {...}}``. ``connections`` (default 16) HTTP connections download at once, kept alive
 from one request to the next; a file larger than ``part_size`` (default 64 MiB) comes in parts of
-about that size over as many of them as are free, a smaller one in one request. ``workers`` files
-are verified or uploaded at once. The token comes from ``HF_TOKEN`` in the environment and is sent
+about that size over as many of them as are free, a smaller one in one request; ``workers``
+(default 4) files share them at once, and are verified or uploaded at once. The token comes from
+``HF_TOKEN`` in the environment and is sent
 to the hub's own host only (a renamed repo redirects there): never to the storage a download is
 redirected to. Answers 408, 429 and 5xx are retried after the wait the hub asks for (``RateLimit``,
 ``Retry-After``), a bounded number of times. The optional ``mirror`` (a provider's copy of the
@@ -390,7 +391,7 @@ class Http:
                 return answer
             answer.close()
             url = urllib.parse.urljoin(url, location)
-        raise HttpError(310, {}, url, f"more than {MAX_REDIRECTS} redirects")
+        raise Failure("http", f"more than {MAX_REDIRECTS} redirects, the last to {origin(url)[1]}")  # no signed URL
 
     def send(self, url: str, headers: dict) -> Answer:
         """One GET on this thread's connection to the URL's origin; a connection the server closed is reopened."""
@@ -798,11 +799,16 @@ class Download:
         if self.attempts >= ATTEMPTS:
             raise Failure("mismatch", f"{self.name} of {owner.repo} does not match the hub's digest after "
                                       f"{ATTEMPTS} attempts")
-        self.transfers.start(self)
+        self.transfers.restart(self)
 
 
 class Transfers:
-    """The files to download, as parts on one queue that ``connections`` threads serve, file after file."""
+    """The files to download, as parts on one queue that ``connections`` threads serve.
+
+    Parts are queued taking one from each of ``workers`` files in turn: their verification runs side
+    by side, and what is left to hash once the last byte arrives is a few parts per file, not a wave
+    of parts of one file. A file is opened only when it joins them: no partial file before its time.
+    """
 
     def __init__(self, fetcher: Fetcher, entries: list, progress: Progress, on_file: Callable[[dict], None]) -> None:
         self.fetcher = fetcher
@@ -811,7 +817,9 @@ class Transfers:
         self.http = Http(fetcher.endpoint, fetcher.token, fetcher.stop)
         self.waiting: list = [Download(self, entry) for entry in entries]
         self.downloads = list(self.waiting)
+        self.active: list = []  # [download, indices of its parts not queued yet]
         self.tasks: queue.Queue = queue.Queue()
+        self.depth = 2 * fetcher.connections
         self.changed = threading.Condition()
         self.left = len(entries)
         self.failure: BaseException | None = None
@@ -826,14 +834,11 @@ class Transfers:
         try:
             with self.changed:
                 while self.left and self.failure is None:
-                    # a file is opened only when its parts are next in line: no partial file before its time
-                    while self.waiting and self.tasks.qsize() < 2 * len(threads):
-                        download = self.waiting.pop(0)
-                        self.changed.release()
-                        try:
-                            self.start(download)
-                        finally:
-                            self.changed.acquire()
+                    self.changed.release()
+                    try:
+                        self.feed()
+                    finally:
+                        self.changed.acquire()
                     self.changed.wait(0.2)
         except BaseException as exc:  # an interrupt: the connections stop at their next block
             self.fail(exc)
@@ -848,18 +853,40 @@ class Transfers:
             raise self.failure
         return self.results
 
-    def start(self, download: Download) -> None:
+    def feed(self) -> None:
+        while self.tasks.qsize() < self.depth and self.failure is None:
+            while len(self.active) < self.fetcher.workers and self.waiting:
+                download = self.waiting.pop(0)
+                todo = self.open(download)
+                if todo:
+                    self.active.append([download, todo])
+            if not self.active:
+                return
+            download, todo = self.active.pop(0)
+            self.tasks.put((download, todo.pop(0)))
+            if todo:
+                self.active.append([download, todo])
+
+    def open(self, download: Download) -> list:
+        """The parts of ``download`` still to fetch; none: everything arrived in an earlier run, verify it."""
         todo = download.begin()
-        for index in todo:
-            self.tasks.put((download, index))
-        if not todo:  # everything arrived in an earlier run: verify it
+        if not todo:
             download.advance()
+        return todo
+
+    def restart(self, download: Download) -> None:
+        """Fetch a file again from its first byte (what arrived was wrong)."""
+        for index in self.open(download):
+            self.tasks.put((download, index))
 
     def work(self) -> None:
         while True:
             task = self.tasks.get()
             if task is None:
                 return
+            if self.tasks.qsize() < self.depth // 2:
+                with self.changed:
+                    self.changed.notify_all()  # the queue runs low: feed it now, not at the next tick
             if self.fetcher.stop.is_set():
                 continue
             download, index = task

@@ -283,6 +283,7 @@ class HubServer:
         self.sending = 0  # file bodies being sent right now, and the most at once
         self.most_at_once = 0
         self.connections = 0  # TCP connections accepted (keep-alive reuses them)
+        self.last_sent_at = 0.0  # time.monotonic() of the last body bytes sent
         self.shaping = shaping or Shaping()
         self.link = _Link(self.shaping)
         self.lock = threading.Lock()
@@ -553,6 +554,7 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
                     self.close_connection = True
                     return
                 self.hit.sent += len(chunk)
+                hub.last_sent_at = time.monotonic()
 
         def json(self, status: int, payload: object, headers: dict[str, str]) -> None:
             data = json.dumps(payload).encode()

@@ -85,6 +85,18 @@ def test_a_large_file_comes_in_parts_over_several_connections(tmp_path: Path,
     assert not list((blob_of(tmp_path / "cache", manifest).parent).glob("*.incomplete*"))
 
 
+def test_files_in_flight_take_turns_on_the_connections(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with HubServer(shaping=Shaping(per_connection=2 * MIB)) as hub:
+        files: dict[str, bytes | SyntheticFile] = {f"m-{n}.safetensors": SyntheticFile(3 * MIB, n) for n in range(3)}
+        repo = hub.add(HubRepo(repo=REPO, files=files))
+        job = write_job(tmp_path / "job.json", hub, manifest_for(repo), connections=4, part_size=MIB, workers=2)
+        code, found = fetch(capsys, tmp_path / "cache", job)
+    assert code == 0, last(found, "error")
+    blobs = {repo.sha256(name): name for name in files}
+    first = [blobs[h.path.rsplit("/", 1)[1]] for h in hub.downloads() if h.path.startswith("/cdn/")][:4]
+    assert set(first) == {"m-0.safetensors", "m-1.safetensors"}  # two files at once, the third after them
+
+
 def test_a_small_file_stays_one_request_and_parts_split_evenly() -> None:
     assert fetcher.split(10, 64) == [[0, 10, 0]]
     assert fetcher.split(0, 64) == [[0, 0, 0]]
