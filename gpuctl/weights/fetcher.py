@@ -60,9 +60,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import IO
+from typing import IO, Any, Protocol
 
 EVENT_PREFIX = "@gpuctl-weights "
 HUB_DIR = "hub"
@@ -257,13 +257,19 @@ def link_snapshot(root: str, commit: str, name: str, digest: str) -> None:
 
 
 # -- HTTP --------------------------------------------------------------------------------------------
+class Headers(Protocol):
+    """An answer's headers as read here: http.client's and httpx's both fit (case-insensitive ``get``)."""
+
+    def get(self, __name: str) -> Any: ...
+
+
 def origin(url: str) -> tuple:
     """(scheme, host, port): a token sent to one origin is never sent to another."""
     parts = urllib.parse.urlsplit(url)
     return parts.scheme, (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
 
 
-def retry_wait(status: int, headers: Mapping[str, str], attempt: int) -> float:
+def retry_wait(status: int, headers: Headers, attempt: int) -> float:
     """Seconds to wait before asking again after an answer in RETRY_STATUSES (gpuctl's hub client uses it too).
 
     A 429 whose ``RateLimit`` header says the window is used up (``"resolvers";r=0;t=55``) waits for
@@ -286,7 +292,7 @@ def pause(stop: threading.Event, seconds: float) -> None:
 class HttpError(Exception):
     """An answer >= 400 that retrying did not cure: its status, headers, the URL that sent it, and why it stopped."""
 
-    def __init__(self, status: int, headers: Mapping[str, str], url: str, note: str = "") -> None:
+    def __init__(self, status: int, headers: Headers, url: str, note: str = "") -> None:
         super().__init__(f"HTTP {status}")
         self.status = status
         self.headers = headers

@@ -588,7 +588,7 @@ def safetensors_bytes(tensors: dict[str, tuple[list[int], bytes]], dtype: str = 
     return struct.pack("<Q", len(text)) + text + b"".join(data for _, data in tensors.values())
 
 
-def _common_files(rng: random.Random) -> dict[str, bytes]:
+def _common_files(rng: random.Random) -> dict[str, Content]:
     config = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 256,
               "intermediate_size": 512, "num_hidden_layers": 6, "num_attention_heads": 4, "num_key_value_heads": 4,
               "vocab_size": 512, "max_position_embeddings": 2048, "torch_dtype": "float16"}
