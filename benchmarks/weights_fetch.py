@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> list[Result]:
     total = args.shards * args.shard_mb
     print(f"{args.shards} shards x {args.shard_mb:g} MB = {total:g} MB; {args.conn_mbs:g} MB/s per connection, "
           f"link {args.link_mbs:g} MB/s, RTT {args.rtt_ms:g} ms; new fetcher: {args.connections} connections, "
-          f"{args.part_mb:g} MB parts; the link allows {total / args.link_mbs + args.rtt_ms / 1000:.2f} s")
+          f"{args.part_mb * MB / (1 << 20):.3g} MiB parts; "
+          f"the link allows {total / args.link_mbs + args.rtt_ms / 1000:.2f} s")
     print(f"{'downloader':<11}{'seconds':>9}{'MB/s':>8}{'link share':>12}{'connections':>13}"
           f"{'after last byte':>17}{'CPU s':>7}  verified")
     for r in results:
