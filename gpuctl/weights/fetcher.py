@@ -444,6 +444,11 @@ class Http:
             return http.client.HTTPSConnection(host, port, timeout=HTTP_TIMEOUT_S, context=self.context()), False, extra
         return http.client.HTTPConnection(host, port, timeout=HTTP_TIMEOUT_S), False, extra
 
+    def close(self) -> None:
+        """Close this thread's connections."""
+        for connection in self.local.__dict__.pop("pool", {}).values():
+            connection[0].close()
+
     def context(self) -> ssl.SSLContext:
         if self.tls is None:  # one verifying context: each new one reads the whole CA bundle
             self.tls = ssl.create_default_context()
@@ -889,6 +894,7 @@ class Transfers:
         while True:
             task = self.tasks.get()
             if task is None:
+                self.http.close()
                 return
             if self.tasks.qsize() < self.depth // 2:
                 with self.changed:

@@ -173,7 +173,7 @@ def test_a_proxy_from_the_environment_is_used(hub: HubServer, tmp_path: Path, ca
 # -- killed at any point, resumed where each part stopped ------------------------------------------------
 def run_fetcher(job: Path, cache: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, fetcher.__file__, "fetch", "--cache", str(cache), "--job", str(job)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def gaps(partial: Path, size: int) -> list[str]:
