@@ -40,6 +40,7 @@ from gpuctl.providers.lambda_cloud.mapping import (
     SSH_USER,
     instance_tags,
     instance_type_offers,
+    instance_types_items,
     lambda_instance,
 )
 from gpuctl.providers.lambda_cloud.settings import API_KEY
@@ -79,12 +80,14 @@ class LambdaProvider(Provider):
         return [api_check("GET /api/v1/instance-types", lambda: http_probe(LambdaApi, "/instance-types", self.timeout))]
 
     def offers(self, query: OfferQuery) -> list[Offer]:
-        types = self.catalog().instance_types  # type: ignore[union-attr]
+        catalog = self.catalog()
+        assert catalog is not None
+        types = catalog.instance_types
         if query.spot or (query.gpus is not None and not set(query.gpus) & {t.gpu for t in types.values()}):
             return []  # Lambda has no spot market, and none of the wanted GPUs is sold here
         with self._api() as api:
-            items = api.list_instance_types()
-        offers = instance_type_offers(items, types, datetime.now(timezone.utc))
+            entries = api.list_instance_types()
+        offers = instance_type_offers(instance_types_items(entries), catalog, datetime.now(timezone.utc))
         return [offer for offer in offers if matches(offer, query)]
 
     def launch(self, request: LaunchRequest) -> Instance:
