@@ -14,12 +14,12 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from gpuctl.catalog import matches
-from gpuctl.errors import NotFoundError, UsageError
+from gpuctl.errors import NotFoundError, ProviderError, UsageError
 from gpuctl.models.offer import Offer, OfferQuery
 from gpuctl.providers.base import Provider, ProviderCheck
 from gpuctl.providers.capabilities import Capability
 from gpuctl.providers.http import ProviderHttpError
-from gpuctl.providers.runpod.caches import MIN_VOLUME_GB, VOLUME_CLOUD, volume_cache
+from gpuctl.providers.runpod.caches import MAX_VOLUME_GB, MIN_VOLUME_GB, VOLUME_CLOUD, volume_cache
 from gpuctl.providers.runpod.launch import create_error, pod_request
 from gpuctl.providers.runpod.mapping import CATALOG_FILE, NAME, TIERS, gpu_types, pod_instance, tier_offers
 from gpuctl.providers.runpod.settings import API_KEY
@@ -152,12 +152,17 @@ class RunPodProvider(Provider):
     def ensure_weights_cache(self, region: str, *, min_gb: int, tags: dict[str, str]) -> WeightsCache:
         """The volume ``gpuctl-hf-cache-DC`` of data center ``region``: reused, grown to ``min_gb`` (never
         shrunk), or created with ``max(min_gb, 10)`` GB. Volumes carry no tags: gpuctl knows its own by name.
+        More than RunPod's 4096 GB is refused before any call.
         """
         from gpuctl.models.weights_cache import cache_name
 
         if region == "any":
             raise UsageError("a RunPod network volume lives in one data center", "name one, e.g. US-TX-3")
         name = cache_name(region)
+        if min_gb > MAX_VOLUME_GB:  # said here: the API would refuse the create or resize (422)
+            raise ProviderError(f"RunPod network volumes hold at most {MAX_VOLUME_GB} GB, and {name} would need "
+                                f"{min_gb} GB", "deploy without a weights cache: the engine then downloads the "
+                                "weights itself")
         size = max(min_gb, MIN_VOLUME_GB)
         with self._api() as api:
             found = sorted((v for v in api.list_network_volumes() if v.name == name and v.data_center == region),
