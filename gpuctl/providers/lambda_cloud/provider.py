@@ -194,6 +194,11 @@ class LambdaProvider(Provider):
             filesystems = api.list_filesystems()
         return [filesystem_cache(fs) for fs in filesystems if fs.name.startswith(CACHE_NAME_PREFIX)]
 
+    def weights_cache_region(self, offer: Offer) -> str | None:
+        """The offer's region; None for an offer in region ``any`` (a snapshot or sold-out one), whose region the
+        launch picks only later, where there may be no filesystem yet: it deploys without a cache."""
+        return None if offer.region == "any" else offer.region
+
     def ensure_weights_cache(self, region: str, *, min_gb: int, tags: dict[str, str]) -> WeightsCache:
         """The filesystem ``gpuctl-hf-cache-REGION``, created when absent.
 
@@ -205,7 +210,7 @@ class LambdaProvider(Provider):
 
         if region == "any":
             raise UsageError("a Lambda Cloud filesystem lives in one region, and none was chosen",
-                             "pick an offer in a region with capacity ('gpuctl offers --provider lambda')")
+                             "name a region with capacity ('gpuctl prices --provider lambda' lists them)")
         name = cache_name(region)
         with self._api() as api:
             found = find_filesystem(api, name, region)
