@@ -93,3 +93,25 @@ def test_up_asks_runpod_for_hosts_that_run_the_images_cuda(gpuctl, runpod_api) -
     own = gpuctl("up", "llama-3-8b", "--provider", "runpod", "--image", "example.org/vllm:cu124", "--dry-run", "--json")
     assert own.exit_code == 0, own.stderr
     assert "minCudaVersion" not in [r for r in runpod_api.requests if r.path == "/v2/catalog/gpus"][-1].query
+
+
+def test_the_wizard_offers_only_machines_the_image_runs_on() -> None:
+    from datetime import datetime, timezone
+
+    from gpuctl.models.offer import Offer
+    from gpuctl.plan import PlanRequest
+    from gpuctl.recipes import resolve_model
+    from gpuctl.wizard import gpu_choices
+
+    now = datetime.now(timezone.utc)
+    gh200 = Offer(provider="lambda", gpu="GH200", gpu_count=1, vram_gb=96, region="us-east-3", price_per_hour=1.49,
+                  price_per_gpu_hour=1.49, availability="medium", instance_type="gpu_1x_gh200", source="live",
+                  as_of=now)  # no arch given: the GH200's usual machine, a Grace (arm64) one
+    h100 = gh200.model_copy(update={"gpu": "H100-SXM", "vram_gb": 80, "price_per_hour": 3.29,
+                                    "price_per_gpu_hour": 3.29, "instance_type": "gpu_1x_h100_sxm5"})
+    recipe = resolve_model("llama-3-8b")
+    request = PlanRequest(model="llama-3-8b")
+    assert [c.gpu for c in gpu_choices(recipe, [gh200, h100], request, can_launch=lambda name: True)] == ["H100-SXM"]
+    own = request.model_copy(update={"image": "example.org/vllm:arm64"})
+    assert [c.gpu for c in gpu_choices(recipe, [gh200, h100], own, can_launch=lambda name: True)] == [
+        "GH200", "H100-SXM"]
