@@ -1,93 +1,182 @@
 """The one way anything gpuctl created goes away: ``gpuctl down``, a failed ``up``, and ``gpuctl gc``.
 
-Order: mark the record ``terminating``; on the user's own host remove the engine container and the
-TTL watchdog (the machine itself is never touched); at a provider terminate the instance (found by
-its tags when no id was recorded: a crash during launch) and poll until the provider reports it gone;
-then remove the local secrets and mark the record ``terminated`` with its uptime and cost. Every step
-is idempotent, so running it again after an interruption finishes the job.
+Order: mark the record ``terminating``; let the deployment's runtime remove what it left besides the
+record (:meth:`gpuctl.deploy.runtimes.Runtime.release`: the engine container and watchdog on the user's
+host, the machine never; the instance at a provider, found by its tags when no id was recorded, and
+polled until the provider reports it gone); remove the local secrets; mark the record ``terminated``
+with its uptime and cost. Every step is idempotent, so running it again finishes the job.
+
+The teardown never depends on a write of the record: when the state file cannot be written (a
+read-only or full project directory) it goes on from what this process knows, and the caller says on
+stderr what existed and whether it is gone (:func:`report_unwritten`), then exits 2.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import time
-from datetime import datetime, timezone
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from functools import partial
+from typing import Any, TypeVar
 
 from gpuctl.deploy import tags
 from gpuctl.deploy.context import DeployContext
-from gpuctl.errors import NotFoundError, TimeoutError_
+from gpuctl.deploy.journal import Journal
+from gpuctl.errors import GpuctlError, NotFoundError, ProviderError, TimeoutError_
 from gpuctl.host.shell import Shell
 from gpuctl.models.deployment import Deployment
 from gpuctl.providers.base import Provider
 from gpuctl.providers.capabilities import Capability
+from gpuctl.state import StateWriteError
+
+#: how long after a create was sent an instance may still appear (a create cut off by kill -9, or one an
+#: interrupted 'up' stopped waiting for): the teardown keeps looking for it by its tags until then
+CREATE_SETTLE = timedelta(seconds=120)
+#: failed calls in a row (slow, 5xx, garbled) the teardown retries before it gives up on an instance
+MAX_CALL_FAILURES = 5
+T = TypeVar("T")
 
 
-def teardown(ctx: DeployContext, deployment: Deployment, *, shell: Shell | None = None,
-             failed: bool = False) -> Deployment:
-    """Remove everything of ``deployment``; returns the final (terminated) record.
+@dataclass
+class Removal:
+    """One thing the teardown dealt with: what, whether it is gone, and how it ended."""
 
-    ``shell`` reuses an open session to the host; ``failed`` keeps the record's error.
+    what: str
+    gone: bool
+    note: str
+
+    def line(self) -> str:
+        return f"{self.what}: {self.note}"
+
+
+class Removals(list[Removal]):
+    def gone(self, what: str, note: str = "removed") -> None:
+        self.append(Removal(what, True, note))
+
+    def left(self, what: str, error: GpuctlError) -> None:
+        self.append(Removal(what, False, f"STILL THERE ({error.one_line()})"))
+
+
+@dataclass
+class Outcome:
+    """A finished teardown: the final record (as written, or as this process knows it) and what was removed."""
+
+    deployment: Deployment
+    removals: Removals = field(default_factory=Removals)
+    #: the first state write that failed (the record on disk is behind ``deployment``)
+    unwritten: StateWriteError | None = None
+    #: a running ``up`` of it was asked to stop (and tore it down itself)
+    stopped_launch: bool = False
+
+
+def teardown(ctx: DeployContext, journal: Journal, *, shell: Shell | None = None, failed: bool = False,
+             removals: Removals | None = None) -> Outcome:
+    """Remove everything of the journal's deployment; see the module docstring.
+
+    ``shell`` reuses an open session to the host; ``failed`` keeps the record's error; ``removals``
+    collects what was done (also when a step fails). Raises the first error of a step that could not be
+    done (the record is then ``failed``, naming it).
     """
-    name = deployment.name
-    deployment = ctx.records.update(name, status="terminating", event="teardown")
-    provider = ctx.provider(deployment.provider)
-    user_host = provider.can(Capability.USER_HOST)
-    if deployment.host and deployment.container and user_host:
-        with ctx.reporter.step(f"removing {deployment.container} from {deployment.host}"):
-            _clean_host(ctx, deployment, shell)
-    if not user_host:
-        for provider_name, instance_id in _instances(ctx, deployment):
-            terminate_instance(ctx, ctx.provider(provider_name), instance_id)
-        if deployment.host:
-            _forget_host_key(ctx, deployment.host)
+    from gpuctl.deploy.runtimes import runtime_for
     from gpuctl.deploy.secrets import remove_secrets
 
-    remove_secrets(ctx.state_dir, name)
+    removals = Removals() if removals is None else removals
+    deployment = journal.update(status="terminating", owner_pid=os.getpid(), owner_host=socket.gethostname(),
+                                event="teardown", persist=False)
+    try:
+        runtime_for(ctx.provider_class(deployment.provider)).release(ctx, deployment, removals, shell)
+    except GpuctlError as exc:
+        journal.update(status="failed", owner_pid=None, error=f"teardown: {exc.one_line()}", event="teardown-failed",
+                       detail=exc.one_line(), persist=False)
+        raise
+    try:
+        remove_secrets(ctx.state_dir, deployment.name)
+    except OSError as exc:
+        journal.unwritten = journal.unwritten or StateWriteError(ctx.state_dir / "secrets", exc)
     ended = datetime.now(timezone.utc)
-    changes: dict[str, Any] = {"status": "terminated", "ended_at": ended, "owner_pid": None,
-                                  "cost_usd": cost_between(deployment, ended)}
+    changes: dict[str, Any] = {"status": "terminated", "ended_at": ended, "owner_pid": None, "mirror_fill": None,
+                               "cost_usd": cost_between(journal.current, ended)}
     if not failed:
         changes["error"] = None
-    return ctx.records.update(name, event="terminated", **changes)
+    final = journal.update(event="terminated", persist=False, **changes)
+    return Outcome(final, removals, journal.unwritten)
+
+
+def report_unwritten(ctx: DeployContext, outcome: Outcome) -> None:
+    """When the record could not be written: say on stderr what existed and whether it is gone, then raise
+    the StateWriteError (exit 2, the path and the cause)."""
+    if outcome.unwritten is None:
+        return
+    name = outcome.deployment.name
+    done = "; ".join(r.line() for r in outcome.removals) or "nothing had been created yet"
+    ctx.reporter.warn(f"the record of '{name}' could not be written ({outcome.unwritten.message}); what gpuctl had "
+                      f"created for it: {done}")
+    raise outcome.unwritten
 
 
 def cost_between(deployment: Deployment, until: datetime) -> float | None:
     """What the deployment cost from launch to ``until`` (None when the price is unknown)."""
     if deployment.price_per_hour is None:
         return None
-    if deployment.launched_at is None:
+    started = billing_start(deployment)
+    if started is None:
         return 0.0
-    hours = max(0.0, (until - deployment.launched_at).total_seconds()) / 3600
+    hours = max(0.0, (until - started).total_seconds()) / 3600
     return round(deployment.price_per_hour * hours, 4)
 
 
-def _clean_host(ctx: DeployContext, deployment: Deployment, shell: Shell | None) -> None:
-    from gpuctl.deploy.access import open_host
-    from gpuctl.deploy.watchdog import disarm
-    from gpuctl.host.docker import DockerEngine
-
-    assert deployment.container is not None
-    with open_host(ctx, deployment, shell=shell) as host:
-        DockerEngine(host, sudo=deployment.docker_sudo).remove(deployment.container)
-        if deployment.watchdog_pid is not None or deployment.ttl_seconds:
-            disarm(host, name=deployment.name, pid=deployment.watchdog_pid, sudo=deployment.docker_sudo)
+def billing_start(deployment: Deployment) -> datetime | None:
+    """Since when the deployment bills: its launch, or (an instance known, its launch time not) its record's start."""
+    if deployment.launched_at is not None:
+        return deployment.launched_at
+    return deployment.created_at if deployment.instance_id else None
 
 
-def _forget_host_key(ctx: DeployContext, host: str) -> None:
-    """A terminated machine's address goes to someone else's machine next: drop its pinned key."""
-    from gpuctl.host.hostkeys import known_hosts_name, pinned_known_hosts, unpin_host_key
-    from gpuctl.host.sshconfig import resolve_ssh_options
-    from gpuctl.host.target import parse_target
+# -- pieces the runtimes' releases are made of -------------------------------------------------------------
+def terminate_all(ctx: DeployContext, deployment: Deployment, removals: Removals) -> None:
+    """Terminate every instance the deployment may have launched; an error is raised once all were tried."""
+    errors: list[GpuctlError] = []
+    for provider_name, instance_id in instances_of(ctx, deployment):
+        provider = ctx.provider(provider_name)
+        what = f"{provider.display_name} instance {instance_id}"
+        try:
+            terminate_instance(ctx, provider, instance_id)
+        except GpuctlError as exc:
+            removals.left(what, exc)
+            errors.append(exc)
+            continue
+        removals.gone(what, "terminated")
+    if errors:
+        raise errors[0]
 
-    options = resolve_ssh_options(parse_target(host))
-    unpin_host_key(pinned_known_hosts(ctx.state_dir), known_hosts_name(options.hostname, options.port))
 
+def instances_of(ctx: DeployContext, deployment: Deployment) -> list[tuple[str, str]]:
+    """(provider, instance id) of everything this deployment may have launched.
 
-def _instances(ctx: DeployContext, deployment: Deployment) -> list[tuple[str, str]]:
-    """(provider, instance id) of everything this deployment may have launched."""
+    Without a recorded id (a crash or an interrupt during the launch) each provider tried is asked by
+    the deployment's tags; while a create cut off mid-call may still complete (CREATE_SETTLE), the
+    question is repeated until an instance shows up or the create can no longer make one.
+    """
     if deployment.instance_id:
         return [(deployment.provider, deployment.instance_id)]
-    # no id was recorded (a crash or an interrupt during launch): ask each provider tried by the tags
+    unsettled = [a.at for a in deployment.attempts if not a.settled]
+    settle_until = max(unsettled) + CREATE_SETTLE if unsettled else None
+    found = _tagged(ctx, deployment)
+    if found or settle_until is None or datetime.now(timezone.utc) >= settle_until:
+        return found
+    with ctx.reporter.step(f"waiting (until {settle_until:%H:%M:%S} UTC) for the create of '{deployment.name}' "
+                           "that was cut off to show up"):
+        while not found and datetime.now(timezone.utc) < settle_until:
+            time.sleep(ctx.timeouts.poll)
+            found = _tagged(ctx, deployment)
+    return found
+
+
+def _tagged(ctx: DeployContext, deployment: Deployment) -> list[tuple[str, str]]:
     wanted = tags.deployment_tags(deployment.project_id or ctx.project_id, deployment.name)
     tried = list(dict.fromkeys(a.provider for a in deployment.attempts)) or [deployment.provider]
     found: list[tuple[str, str]] = []
@@ -95,21 +184,20 @@ def _instances(ctx: DeployContext, deployment: Deployment) -> list[tuple[str, st
         provider = ctx.provider(provider_name)
         if not provider.can(Capability.LIST_BY_TAG):
             continue
-        with ctx.reporter.step(f"looking for instances of '{deployment.name}' at {provider.display_name}"):
-            found += [(provider_name, instance.id) for instance in provider.list_by_tag(wanted)
-                      if instance.status != "terminated"]
+        listed = _retried(partial(provider.list_by_tag, wanted), ctx)
+        found += [(provider_name, instance.id) for instance in listed if instance.status != "terminated"]
     return found
 
 
 def terminate_instance(ctx: DeployContext, provider: Provider, instance_id: str) -> None:
-    """Terminate and poll until the provider reports the instance gone (bounded)."""
+    """Terminate and poll until the provider reports the instance gone (bounded; transient failures retried)."""
     timeouts = ctx.timeouts
     with ctx.reporter.step(f"terminating {provider.display_name} instance {instance_id}"):
-        provider.terminate(instance_id)
+        _retried(partial(provider.terminate, instance_id), ctx)
         deadline = time.monotonic() + timeouts.terminate
         while True:
             try:
-                status = provider.get(instance_id).status
+                status = _retried(partial(provider.get, instance_id), ctx).status
             except NotFoundError:
                 return
             if status == "terminated":
@@ -118,3 +206,51 @@ def terminate_instance(ctx: DeployContext, provider: Provider, instance_id: str)
                 raise TimeoutError_(f"{provider.display_name} instance {instance_id} is still {status} after "
                                     f"{timeouts.terminate:.0f}s", "run 'gpuctl down' again to check on it")
             time.sleep(timeouts.poll)
+
+
+def _retried(call: Callable[[], T], ctx: DeployContext) -> T:
+    """``call()``, again after a failure another try may fix (slow, 5xx, garbled), up to MAX_CALL_FAILURES."""
+    for attempt in range(1, MAX_CALL_FAILURES + 1):
+        try:
+            return call()
+        except NotFoundError:
+            raise
+        except (ProviderError, TimeoutError_):
+            if attempt == MAX_CALL_FAILURES:
+                raise
+            time.sleep(min(ctx.timeouts.poll, 2.0))
+    raise AssertionError("unreachable")
+
+
+def abort_mirror_uploads(ctx: DeployContext, deployment: Deployment, removals: Removals) -> None:
+    """Abort the uploads a weights fill into the provider's mirror (S3) left open; a failure only warns."""
+    if not deployment.mirror_fill or not deployment.weights_cache:
+        return
+    provider = ctx.provider(deployment.provider)
+    if not provider.can(Capability.WEIGHTS_MIRROR):
+        return
+    try:
+        cache = next((c for c in provider.weights_caches() if c.id == deployment.weights_cache), None)
+        mirror = provider.weights_mirror(cache) if cache is not None else None
+        if mirror is None:
+            return
+        aborted = mirror.abort_uploads(deployment.mirror_fill, since=deployment.created_at - timedelta(minutes=1))
+    except GpuctlError as exc:
+        removals.left(f"unfinished uploads to {deployment.weights_cache}", exc)
+        ctx.reporter.warn(f"could not abort the unfinished uploads to {deployment.weights_cache} "
+                          f"({exc.one_line()}); the bucket's lifecycle rule ends them within 2 days")
+        return
+    if aborted:
+        removals.gone(f"{aborted} unfinished upload(s) to {mirror.where}", "aborted")
+
+
+def forget_host_key(ctx: DeployContext, host: str) -> None:
+    """A terminated machine's address goes to someone else's machine next: drop its pinned key."""
+    from gpuctl.host.hostkeys import known_hosts_name, pinned_known_hosts, unpin_host_key
+    from gpuctl.host.sshconfig import resolve_ssh_options
+    from gpuctl.host.target import parse_target
+
+    options = resolve_ssh_options(parse_target(host))
+    # in a read-only project directory the stale key stays pinned: a new machine at that address is refused
+    with contextlib.suppress(OSError):
+        unpin_host_key(pinned_known_hosts(ctx.state_dir), known_hosts_name(options.hostname, options.port))

@@ -27,6 +27,8 @@ from gpuctl.weights.fetcher import repo_folder
 from gpuctl.weights.mirror import BlobUpload, MirrorJob, MirrorOutcome, MirrorResult
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from gpuctl.weights.models import Manifest, WeightFile
 
 #: how long the fetcher's URLs work: a 140 GB model from a slow hub (10 MB/s) takes about 4 hours, and
@@ -195,6 +197,19 @@ class S3Mirror:
             elif not complete and key in held:  # a copy was dropped: the model is no longer whole there
                 self.s3.delete_object(Bucket=self.bucket, Key=key)
         return MirrorResult(added=sorted(added), dropped=sorted(outcome.corrupt), complete=complete)
+
+    def abort_uploads(self, repo: str, since: datetime) -> int:
+        """Abort the multipart uploads under ``repo``'s folder begun since ``since`` (an interrupted fill's)."""
+        aborted = 0
+        with aws_errors():
+            for page in self.s3.get_paginator("list_multipart_uploads").paginate(
+                    Bucket=self.bucket, Prefix=repo_folder(repo) + "/"):
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] >= since:
+                        self.s3.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
+                                                       UploadId=upload["UploadId"])
+                        aborted += 1
+        return aborted
 
     def _held(self, repo: str) -> dict[str, int]:
         return {o["Key"]: o["Size"] for o in objects(self.s3, self.bucket, repo_folder(repo) + "/")}

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from gpuctl.weights.models import Manifest
     from gpuctl.weights.remote import Event
 
@@ -73,4 +75,9 @@ class WeightsMirror(Protocol):
 
     def finish(self, manifest: Manifest, outcome: MirrorOutcome) -> MirrorResult:
         """Complete the uploads the fetcher reported, drop corrupted copies, write the manifest once all is there."""
+        ...
+
+    def abort_uploads(self, repo: str, since: datetime) -> int:
+        """Abort the unfinished uploads of ``repo`` begun since ``since`` (a fill that never reached ``finish``:
+        an interrupted or killed ``up``); how many. Their parts stop costing storage at once."""
         ...
