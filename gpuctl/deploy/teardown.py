@@ -234,7 +234,7 @@ def abort_mirror_uploads(ctx: DeployContext, deployment: Deployment, removals: R
         mirror = provider.weights_mirror(cache) if cache is not None else None
         if mirror is None:
             return
-        aborted = mirror.abort_uploads(deployment.mirror_fill, since=deployment.created_at - timedelta(minutes=1))
+        aborted = mirror.abort_uploads(deployment.mirror_fill)
     except GpuctlError as exc:
         removals.left(f"unfinished uploads to {deployment.weights_cache}", exc)
         ctx.reporter.warn(f"could not abort the unfinished uploads to {deployment.weights_cache} "

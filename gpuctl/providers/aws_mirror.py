@@ -27,8 +27,6 @@ from gpuctl.weights.fetcher import repo_folder
 from gpuctl.weights.mirror import BlobUpload, MirrorJob, MirrorOutcome, MirrorResult
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from gpuctl.weights.models import Manifest, WeightFile
 
 #: how long the fetcher's URLs work: a 140 GB model from a slow hub (10 MB/s) takes about 4 hours, and
@@ -198,17 +196,15 @@ class S3Mirror:
                 self.s3.delete_object(Bucket=self.bucket, Key=key)
         return MirrorResult(added=sorted(added), dropped=sorted(outcome.corrupt), complete=complete)
 
-    def abort_uploads(self, repo: str, since: datetime) -> int:
-        """Abort the multipart uploads under ``repo``'s folder begun since ``since`` (an interrupted fill's)."""
+    def abort_uploads(self, repo: str) -> int:
+        """Abort the multipart uploads under ``repo``'s folder (an interrupted fill's); how many."""
         aborted = 0
         with aws_errors():
             for page in self.s3.get_paginator("list_multipart_uploads").paginate(
                     Bucket=self.bucket, Prefix=repo_folder(repo) + "/"):
                 for upload in page.get("Uploads", []):
-                    if upload["Initiated"] >= since:
-                        self.s3.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
-                                                       UploadId=upload["UploadId"])
-                        aborted += 1
+                    self.s3.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                    aborted += 1
         return aborted
 
     def _held(self, repo: str) -> dict[str, int]:

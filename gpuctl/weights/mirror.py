@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING, Protocol
 from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     from gpuctl.weights.models import Manifest
     from gpuctl.weights.remote import Event
 
@@ -77,7 +75,8 @@ class WeightsMirror(Protocol):
         """Complete the uploads the fetcher reported, drop corrupted copies, write the manifest once all is there."""
         ...
 
-    def abort_uploads(self, repo: str, since: datetime) -> int:
-        """Abort the unfinished uploads of ``repo`` begun since ``since`` (a fill that never reached ``finish``:
-        an interrupted or killed ``up``); how many. Their parts stop costing storage at once."""
+    def abort_uploads(self, repo: str) -> int:
+        """Abort the unfinished uploads of ``repo`` (a fill that never reached ``finish``: an interrupted or
+        killed ``up``); how many. Their parts stop costing storage at once. A fill of the same model
+        running meanwhile elsewhere loses only its mirror copy (the mirror only saves time)."""
         ...

@@ -33,10 +33,10 @@ RUNPOD_UP = ("up", "tiny", "--provider", "runpod", "--gpu", "L40S", "-y")
 
 
 def gpuctl_proc(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """A real ``gpuctl`` process (real providers) in the current directory."""
+    """A real ``gpuctl`` process (real providers, see fault_runner.py) in the current directory."""
     environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.Popen([sys.executable, "-m", "gpuctl", *args], env=environment, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen([sys.executable, "-m", "tests.integration.fault_runner", *args], env=environment,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 90.0) -> tuple[int, str, str]:

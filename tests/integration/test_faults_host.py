@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from gpuctl.state import StateStore
 from tests.fakehost.cloud import wait_until, write_recipe
 from tests.fakehost.host import FakeGpuHost, FakeHostEnv
 from tests.integration.fault_kit import finish, gpuctl_proc, record, wait_for_event
@@ -111,3 +113,23 @@ def test_kill_9_at_each_step_then_down_leaves_nothing_on_the_host(gpuctl, fake_g
         assert down.exit_code == 0, (step, down.stderr)
         wait_until(lambda: fake_gpu_host.containers() == [], f"nothing left after a kill at {step}")
         assert watchdogs(fake_gpu_host, name) == [], step
+
+
+def test_gc_finds_what_an_ended_deployment_left_on_the_host(gpuctl, fake_gpu_host: FakeGpuHost,
+                                                            fakehost_env: FakeHostEnv, isolated: Path) -> None:
+    """A record that says 'terminated' while its container runs (what an older gpuctl's race left): gc sweeps
+    the project's --host machines too."""
+    write_recipe(isolated)
+    up = gpuctl("up", "tiny", *host_args(fake_gpu_host, fakehost_env), "--name", "orphan", "-y", "--ttl", "1h")
+    assert up.exit_code == 0, up.stderr
+    store = StateStore(isolated)
+    with store.transaction() as state:  # as the race left it: the record ended, the container not
+        state.deployments["orphan"] = state.deployments["orphan"].model_copy(update={"status": "terminated"})
+    (row,) = json.loads(gpuctl("gc", "--dry-run", "--json").stdout)
+    assert (row["kind"], row["deployment"], row["host"], row["instance_id"]) == (
+        "host", "orphan", fake_gpu_host.target, "gpuctl-orphan")
+    assert "container gpuctl-orphan" in row["reason"] and "TTL watchdog" in row["reason"]
+    swept = gpuctl("gc", "-y")
+    assert swept.exit_code == 0, swept.stderr
+    assert fake_gpu_host.containers() == [] and watchdogs(fake_gpu_host, "orphan") == []
+    assert json.loads(gpuctl("gc", "--dry-run", "--json").stdout) == []
