@@ -32,7 +32,7 @@ from gpuctl.deploy.runtimes import Runtime, runtime_for
 from gpuctl.deploy.runtimes.base import DeployRun, ensure_api_key
 from gpuctl.deploy.signals import shielded, terminate_interrupts
 from gpuctl.deploy.teardown import Outcome, Removals, report_unwritten, teardown
-from gpuctl.errors import GpuctlError, Interrupted, NoCapacityError
+from gpuctl.errors import GpuctlError, Interrupted, NoCapacityError, TimeoutError_
 from gpuctl.host.shell import Shell
 from gpuctl.models.deployment import Deployment, LaunchAttempt
 from gpuctl.models.instance import Instance
@@ -168,8 +168,11 @@ class Launch:
                     self.ctx.reporter.warn(f"{describe_offer(offer)} has no capacity ({exc.message}); "
                                            "trying the next offer")
                 continue
-            except GpuctlError as exc:  # the provider answered: no instance from this create but what its tags show
-                tried[-1] = tried[-1].model_copy(update={"error": exc.message, "settled": True})
+            except GpuctlError as exc:
+                # an answer (an error, even a 5xx) settles the create: what it made, its tags show now; no
+                # answer in time does not: the provider may still be making the instance
+                settled = not isinstance(exc, TimeoutError_)
+                tried[-1] = tried[-1].model_copy(update={"error": exc.message, "settled": settled})
                 journal.update(attempts=tried, persist=False)
                 raise
             tried[-1] = tried[-1].model_copy(update={"settled": True, "instance_id": instance.id})
