@@ -49,10 +49,18 @@ class _Call(threading.Thread):
 
 
 def create(run: DeployRun, provider: Provider, request: LaunchRequest) -> Instance:
-    """``provider.launch(request)``; on an interrupt, settle it first (see the module docstring), then re-raise."""
+    """``provider.launch(request)``; on an interrupt, settle it first (see the module docstring), then re-raise.
+
+    The record's last launch attempt says ``settled: false`` from just before the call until its answer
+    (the caller records the answer).
+    """
+    attempts = list(run.deployment.attempts)
+    if attempts:
+        attempts[-1] = attempts[-1].model_copy(update={"settled": False})
+        run.journal.update(attempts=attempts)
     call = _Call(provider.launch, request)
-    call.start()
     try:
+        call.start()
         while not call.done.wait(_TICK_S):
             pass
     except KeyboardInterrupt:
@@ -66,10 +74,11 @@ def _settle(run: DeployRun, provider: Provider, call: _Call) -> None:
     grace = run.ctx.timeouts.create_grace
     reporter = run.ctx.reporter
     with shielded(reporter):
-        if not call.done.is_set():
+        started = call.ident is not None  # an interrupt may land before the call was sent
+        if started and not call.done.is_set():
             reporter.warn(f"interrupted while {provider.display_name} creates the instance: waiting up to "
                           f"{grace:.0f}s for its answer, so that nothing is left billing")
-        settled = call.done.wait(grace)
+        settled = call.done.wait(grace) if started else True
         attempts = list(run.deployment.attempts)
         instance = call.instance if settled else None
         if attempts:

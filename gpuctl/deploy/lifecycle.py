@@ -154,7 +154,7 @@ class Launch:
             journal.update(event="launching", detail=offer.id, provider=offer.provider, idempotency_token=token,
                            engine=plan.engine.engine, public=plan.engine.public, **_offer_fields(plan))
             tried = [*journal.current.attempts,
-                     LaunchAttempt(provider=offer.provider, offer_id=offer.id, idempotency_token=token, settled=False)]
+                     LaunchAttempt(provider=offer.provider, offer_id=offer.id, idempotency_token=token)]
             try:
                 plan = runtime.prepare_weights(plan, attempt)
                 launch_request = runtime.launch_request(plan, token)
