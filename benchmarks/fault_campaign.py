@@ -45,6 +45,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -278,7 +279,9 @@ class LambdaWorld(World):
     def prepare(self, project: Project) -> None:
         super().prepare(project)
         assert isinstance(self.api, LambdaStandin) and self.api.state.filesystem_dir is not None
-        shutil.rmtree(self.api.state.filesystem_dir, ignore_errors=True)  # the region's cache, empty again
+        for filesystem in self.api.state.filesystem_dir.glob("*"):  # the region's cache, empty again
+            for item in filesystem.iterdir():
+                shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
 
     def billing(self) -> list[str]:
         assert isinstance(self.api, LambdaStandin)
@@ -382,6 +385,8 @@ class Result:
     left_after_recovery: list[str] = field(default_factory=list)
     seconds: float = 0.0
     note: str = ""
+    #: the last line ``up`` wrote on stderr
+    up_said: str = ""
 
 
 class Campaign:
@@ -401,7 +406,7 @@ class Campaign:
         assert world.host is not None and world.host.hub is not None
         hub = world.host.hub
         model = hub.repos.get(REPO) or hub.add(tiny_model(REPO, commit=COMMIT))
-        shard = next(data for name, data in sorted(model.files.items()) if name.endswith(".safetensors"))
+        shard = next(data for name, data in sorted(model.files.items()) if name.startswith("model-0"))
         stall = hub.stall(hashlib.sha256(shard).hexdigest(), after=1)
         try:
             yield stall
@@ -465,7 +470,7 @@ class Campaign:
                 _, stderr = up.communicate()
         code = up.returncode
         time.sleep(0.2)
-        left = world.billing()
+        left = world.billing() if code != 0 else []  # a deployment that came up is meant to run
         if recover is not None:
             recover(project, name)
         else:
@@ -473,16 +478,17 @@ class Campaign:
         if world.kind in ("runpod", "lambda", "aws"):  # a create cut off may land late: give it its time
             time.sleep(0.5)
         remaining = world.billing()
-        note = "" if reached else "the point was not reached (up ended first)"
-        if remaining:
-            note = (note + "; " if note else "") + stderr.strip().splitlines()[-1][:200] if stderr.strip() else note
+        last = stderr.strip().splitlines()[-1][:240] if stderr.strip() else ""
+        note = "" if reached else f"the point was not reached: up ended first: {last}"
+        if remaining and reached:
+            note = last
         if world.kind in ("lambda", "aws") or remaining:
             world.wipe_host()  # what a terminated machine takes along; after a failure (counted): a clean start
         if os.path.ismount(project.state_dir):
             subprocess.run(["umount", "-l", str(project.state_dir)], check=False)
         shutil.rmtree(project.root, ignore_errors=True)
         return Result(world.kind, fault_class, fault, code, left, remaining, round(time.monotonic() - started, 1),
-                      note)
+                      note, last)
 
 
 def recover_as_a_user(world: World, project: Project, name: str) -> None:
@@ -555,52 +561,52 @@ def recover_corrupt(world: World) -> Callable[[Project, str], None]:
     return recover
 
 
-def plan_trials(campaign: Campaign, world: World, signals: list[str]) -> Iterator[Callable[[], Result]]:
+def plan_trials(campaign: Campaign, world: World, signals: list[str]) -> Iterator[tuple[str, Callable[[], Result]]]:
+    """(fault class, trial) for every fault this kind is put through."""
     kind = world.kind
+    trial = partial(campaign.trial, world)
+
+    def deaf(point: str | None) -> dict[str, Any]:
+        """An engine that never answers where the fault lands while it loads ('health')."""
+        if point != "health":
+            return {}
+        return {"env": world.deaf()} if kind == "runpod" else {"model": "deaf"}
+
     for point in POINTS[kind]:
-        model = "deaf" if point == "health" else None
-        env = world.deaf() if point == "health" and kind == "runpod" else None
         for sig in signals:
-            yield lambda p=point, s=sig, m=model, e=env: campaign.trial(
-                world, "signal", f"{s}@{p}", point=p, action=signal_at(SIGNALS[s]),
-                model=m if kind != "runpod" else None, env=e)
+            yield "signal", partial(trial, "signal", f"{sig}@{point}", point=point, action=signal_at(SIGNALS[sig]),
+                                    **deaf(point))
     for point in RACE_POINTS[kind]:
         for args in (("down", "NAME"), ("down", "--all")):
-            env = world.deaf() if point == "health" and kind == "runpod" else None
-            model = "deaf" if point == "health" and kind != "runpod" else None
-            yield lambda p=point, a=args, e=env, m=model: campaign.trial(
-                world, "race", f"{' '.join(a).replace('NAME', 'NAME')}@{p}", point=p, action=race(*a), env=e, model=m)
-    for fault in ("create-500", "poll-garbled", "poll-502"):
-        if world.api is not None:
-            yield lambda f=fault: campaign.trial(world, "api", f, before=lambda _p, f=f: world.api_fault(f))
+            yield "race", partial(trial, "race", f"{' '.join(args)}@{point}", point=point, action=race(*args),
+                                  **deaf(point))
     if world.api is not None:
-        yield lambda: campaign.trial(world, "api", "terminate-503 during down",
-                                     recover=lambda project, name: (world.api_fault("terminate-503"),
-                                                                    recover_as_a_user(world, project, name)))
-        yield lambda: campaign.trial(world, "api", "list-503 in recovery", point="in-flight",
-                                     action=signal_at(signal.SIGKILL),
-                                     recover=lambda project, name: (world.api_fault("list-503"),
-                                                                    recover_as_a_user(world, project, name)))
+        for fault in ("create-500", "poll-garbled", "poll-502"):
+            yield "api", partial(trial, "api", fault, before=lambda _project, f=fault: world.api_fault(f))
+        yield "api", partial(trial, "api", "terminate-503 during down", recover=lambda project, name: (
+            world.api_fault("terminate-503"), recover_as_a_user(world, project, name)))
+        yield "api", partial(trial, "api", "list-503 in recovery", point="in-flight", action=signal_at(signal.SIGKILL),
+                             recover=lambda project, name: (world.api_fault("list-503"),
+                                                            recover_as_a_user(world, project, name)))
     if kind != "runpod":
-        yield lambda: campaign.trial(world, "host", "engine crashes at start", model="crash")
-        yield lambda: campaign.trial(world, "host", "engine never healthy (--health-timeout 5s)", model="deaf",
-                                     up_extra=("--health-timeout", "5s"))
-    else:
-        yield lambda: campaign.trial(world, "host", "engine never healthy (--health-timeout 5s)",
-                                     env=world.deaf(), up_extra=("--health-timeout", "5s"))
+        yield "host", partial(trial, "host", "engine crashes at start", model="crash")
+    yield "host", partial(trial, "host", "engine never healthy (--health-timeout 5s)",
+                          up_extra=("--health-timeout", "5s"), **deaf("health"))
     for point in LOCAL_POINTS[kind]:
         for fault in ("read-only", "full"):
-            yield lambda p=point, f=fault: campaign.trial(world, "local", f"{f}@{p}", point=p, before=mount_small,
-                                                          action=local_fault(f))
-    yield lambda: campaign.trial(world, "local", "state file corrupt after ready", action=corrupt_state,
-                                 recover=recover_corrupt(world))
+            yield "local", partial(trial, "local", f"{fault}@{point}", point=point, before=mount_small,
+                                   action=local_fault(fault))
+    yield "local", partial(trial, "local", "state file corrupt after ready", action=corrupt_state,
+                           recover=recover_corrupt(world))
 
 
 def render(results: list[Result]) -> str:
     rows: dict[tuple[str, str], list[Result]] = {}
     for result in results:
         rows.setdefault((result.kind, result.fault_class), []).append(result)
-    lines = [f"{'kind':<8} {'faults':<8} {'trials':>6} {'left after fault':>17} {'left after down+gc':>19}"]
+    lines = ["left after fault: trials whose failed or killed 'up' left something billing (or running on the",
+             "host); left after down+gc: the same once the user recovered ('down NAME', then 'gc -y')", "",
+             f"{'kind':<8} {'faults':<8} {'trials':>6} {'left after fault':>17} {'left after down+gc':>19}"]
     for (kind, fault_class), group in rows.items():
         after_fault = sum(1 for r in group if r.left_after_fault)
         after = sum(1 for r in group if r.left_after_recovery)
@@ -620,9 +626,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", default="host,runpod,lambda,aws", help="comma-separated: host,runpod,lambda,aws")
     parser.add_argument("--signals", default="SIGKILL,SIGINT,SIGTERM", help="comma-separated signal names")
     parser.add_argument("--json", action="store_true", help="print every trial as JSON lines too")
+    parser.add_argument("--classes", default="signal,race,api,host,local",
+                        help="comma-separated fault classes: signal,race,api,host,local")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the last line 'up' wrote for each trial")
     args = parser.parse_args(argv)
     kinds = [k for k in args.kinds.split(",") if k]
     signals = [s for s in args.signals.split(",") if s]
+    classes = set(args.classes.split(","))
     problem = missing_prerequisites()
     if problem and kinds != ["runpod"]:
         print(f"cannot run fake GPU hosts: {problem}", file=sys.stderr)
@@ -632,18 +642,26 @@ def main(argv: list[str] | None = None) -> int:
     hosts: list[FakeGpuHost] = []
     worlds: list[World] = []
     try:
-        fh_env = prepare_env(base / "fakehosts") if kinds != ["runpod"] else None
+        fh_env = None
+        if kinds != ["runpod"]:
+            (base / "fakehosts").mkdir()
+            fh_env = prepare_env(base / "fakehosts")
         campaign = Campaign(base, fh_env)
         for kind in kinds:
             world = make_world(kind, fh_env, base, hosts)
             worlds.append(world)
             started = time.monotonic()
-            for run in plan_trials(campaign, world, signals):
+            for fault_class, run in plan_trials(campaign, world, signals):
+                if fault_class not in classes:
+                    continue
                 result = run()
                 results.append(result)
                 mark = "LEFT " + ", ".join(result.left_after_recovery) if result.left_after_recovery else "ok"
                 print(f"[{kind}] {result.fault_class:<6} {result.fault:<40} exit {result.exit_code!s:>4} "
-                      f"{result.seconds:5.1f}s  {mark}", file=sys.stderr, flush=True)
+                      f"{result.seconds:5.1f}s  {mark}{'  (' + result.note + ')' if result.note else ''}",
+                      file=sys.stderr, flush=True)
+                if args.verbose:
+                    print(f"    up: {result.up_said}", file=sys.stderr, flush=True)
                 if args.json:
                     print(json.dumps(asdict(result)), flush=True)
             print(f"[{kind}] {time.monotonic() - started:.0f}s", file=sys.stderr, flush=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -32,10 +33,10 @@ from gpuctl.deploy.runtimes import Runtime, runtime_for
 from gpuctl.deploy.runtimes.base import DeployRun, ensure_api_key
 from gpuctl.deploy.signals import shielded, terminate_interrupts
 from gpuctl.deploy.teardown import Outcome, Removals, report_unwritten, teardown
-from gpuctl.errors import GpuctlError, Interrupted, NoCapacityError, TimeoutError_
+from gpuctl.errors import GpuctlError, Interrupted, NoCapacityError, ProviderError, TimeoutError_
 from gpuctl.host.shell import Shell
 from gpuctl.models.deployment import Deployment, LaunchAttempt
-from gpuctl.models.instance import Instance
+from gpuctl.models.instance import Instance, LaunchRequest
 from gpuctl.plan import DeployPlan
 from gpuctl.state import StateWriteError
 
@@ -43,6 +44,10 @@ if TYPE_CHECKING:
     from gpuctl.weights.models import CacheReport
 
 __all__ = ["UpRequest", "fill_cache", "up"]
+
+#: creates asked again after an error answer, and the pause before (Lambda takes one launch per 12 s)
+CREATE_RETRIES = 1
+CREATE_RETRY_PAUSE_S = 5.0
 
 
 def up(ctx: DeployContext, request: UpRequest) -> Deployment:
@@ -159,7 +164,7 @@ class Launch:
                 plan = runtime.prepare_weights(plan, attempt)
                 launch_request = runtime.launch_request(plan, token)
                 journal.update(attempts=tried)
-                instance = runtime.launch(launch_request)
+                instance = self._create(runtime, launch_request)
             except NoCapacityError as exc:
                 tried[-1] = tried[-1].model_copy(update={"error": exc.message, "settled": True})
                 journal.update(event="no-capacity", detail=exc.message, attempts=tried)
@@ -182,6 +187,20 @@ class Launch:
                            attempts=tried, event="launched", detail=instance.id)
             return plan, instance
         raise NoCapacityError(f"no capacity at any of the {len(failures)} offer(s) tried: {'; '.join(failures)}")
+
+    def _create(self, runtime: Runtime, request: LaunchRequest) -> Instance:
+        """The create, asked once more after an error answer (a 5xx, a garbled body): the launch token makes the
+        repeat return the instance a create that did go through made, instead of a second one."""
+        for retry in range(CREATE_RETRIES + 1):
+            try:
+                return runtime.launch(request)
+            except ProviderError as exc:
+                if retry == CREATE_RETRIES:
+                    raise
+                self.ctx.reporter.warn(f"{runtime.provider.display_name} answered the create with an error "
+                                       f"({exc.one_line()}); asking again with the same launch token")
+                time.sleep(CREATE_RETRY_PAUSE_S)
+        raise AssertionError("unreachable")
 
     def _runtime(self, plan: DeployPlan) -> Runtime:
         """The runtime of the plan's provider (the one of the previous attempt lets go of what it held)."""

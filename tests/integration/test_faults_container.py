@@ -128,6 +128,17 @@ def test_an_engine_that_dies_once_its_pod_runs_is_noticed_in_seconds(runpod_worl
     assert runpod_world.pods() == []
 
 
+def test_a_create_answered_500_is_asked_again_with_its_launch_token(gpuctl, runpod_world: RunPodWorld,
+                                                                  isolated: Path) -> None:
+    runpod_world.api.faults.next(Fault.error(500, path="/v2/pods", method="POST"))
+    result = gpuctl(*RUNPOD_UP, "--name", "retried")
+    assert result.exit_code == 0, result.stderr
+    assert "answered the create with an error" in result.stderr and "asking again with the same launch token" in (
+        result.stderr)
+    assert len(runpod_world.creates()) == 2 and len(runpod_world.pods()) == 1
+    assert gpuctl("down", "retried").exit_code == 0 and runpod_world.pods() == []
+
+
 @pytest.mark.parametrize("faults", [[Fault.malformed(path="/v2/pods/")] * 2,
                                     [Fault.error(502, path="/v2/pods/")] * 4])  # 4: the client retries a 5xx 3 times
 def test_a_garbled_status_answer_does_not_tear_down_a_pod_coming_up(gpuctl, runpod_world: RunPodWorld,
