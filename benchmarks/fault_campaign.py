@@ -316,9 +316,12 @@ class AwsWorld(World):
     bucket = "gpuctl-hf-cache-123456789012-us-east-1"
 
     def __init__(self, host: FakeGpuHost) -> None:
+        import logging
+
         from moto.ec2.models import elastic_network_interfaces
         from moto.server import ThreadedMotoServer
 
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         self.host = host
         for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
                            ("MOTO_EC2_LOAD_DEFAULT_AMIS", "false"), ("AWS_DEFAULT_REGION", "us-east-1")):
@@ -588,6 +591,10 @@ def plan_trials(campaign: Campaign, world: World, signals: list[str]) -> Iterato
         yield "api", partial(trial, "api", "list-503 in recovery", point="in-flight", action=signal_at(signal.SIGKILL),
                              recover=lambda project, name: (world.api_fault("list-503"),
                                                             recover_as_a_user(world, project, name)))
+    if kind == "aws":  # moto injects no faults: the calls fail in the 'up' process (see fault_runner.py)
+        for fault, errors in (("RunInstances InternalError", "RunInstances=InternalError"),
+                              ("DescribeInstances Unavailable", "DescribeInstances=Unavailable")):
+            yield "api", partial(trial, "api", fault, env={"FAULT_RUNNER_AWS_ERRORS": errors})
     if kind != "runpod":
         yield "host", partial(trial, "host", "engine crashes at start", model="crash")
     yield "host", partial(trial, "host", "engine never healthy (--health-timeout 5s)",

@@ -56,7 +56,7 @@ def create(run: DeployRun, provider: Provider, request: LaunchRequest) -> Instan
     """
     attempts = list(run.deployment.attempts)
     if attempts:
-        attempts[-1] = attempts[-1].model_copy(update={"settled": False})
+        attempts[-1] = attempts[-1].model_copy(update={"settled": False, "at": datetime.now(timezone.utc)})
         run.journal.update(attempts=attempts)
     call = _Call(provider.launch, request)
     try:

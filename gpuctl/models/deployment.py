@@ -24,6 +24,7 @@ class LaunchAttempt(BaseModel):
     provider: str
     offer_id: str
     idempotency_token: str
+    #: when it began; from its create on, when the create was sent
     at: datetime = Field(default_factory=utcnow)
     error: str | None = None
     #: False from just before the provider's create call until its answer is known: a create cut off

@@ -1,7 +1,7 @@
 """``gpuctl`` as the fault tests run it in a process of its own: the real providers, and the few test
 backdoors their end-to-end tests use in-process. Machines log in as root (the fake GPU hosts have no
 ``ubuntu`` user); with ``FAULT_RUNNER_AWS_PRICES=1`` the AWS price list comes from tests/providers/aws_fakes.py
-(moto has no Price List API)::
+(moto has no Price List API), and ``FAULT_RUNNER_AWS_ERRORS=Operation=Code,...`` makes those EC2 calls fail::
 
     python -m tests.integration.fault_runner up tiny --provider lambda ...
 """
@@ -23,6 +23,9 @@ def main(argv: list[str]) -> None:
         from tests.providers.aws_fakes import FakeAws
 
         prices, new_session = FakeAws(), aws.new_session
+        for item in filter(None, os.environ.get("FAULT_RUNNER_AWS_ERRORS", "").split(",")):
+            operation, _, code = item.partition("=")
+            prices.errors[operation] = code
 
         def priced_session(**kwargs: Any) -> Any:
             return prices.install(new_session(**kwargs))

@@ -54,7 +54,7 @@ def test_the_journal_keeps_what_the_file_could_not_take(tmp_path: Path, monkeypa
         raise OSError(30, "Read-only file system")
 
     monkeypatch.setattr("gpuctl.state.atomic_write", read_only)
-    with pytest.raises(StateWriteError, match="cannot write .*state.json: Read-only file system") as failed:
+    with pytest.raises(StateWriteError, match=r"cannot write .*state\.json: Read-only file system") as failed:
         journal.update(status="starting", instance_id="i-1")
     assert failed.value.exit_code == ExitCode.USAGE
     assert (journal.current.status, journal.current.instance_id) == ("starting", "i-1"), "known in memory"
