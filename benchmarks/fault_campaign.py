@@ -99,7 +99,7 @@ class Project:
     def gpuctl(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         return subprocess.Popen([sys.executable, "-m", "tests.integration.fault_runner", *args], cwd=self.path,
                                 env={**self.env, **(env or {})}, text=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+                                stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_default_sigint)
 
     def run(self, *args: str, timeout: float = UP_TIMEOUT_S, env: dict[str, str] | None = None) -> tuple[int, str]:
         process = self.gpuctl(*args, env=env)
@@ -117,6 +117,11 @@ class Project:
         except (OSError, ValueError, KeyError):
             return []
         return [e["event"] for e in history if e.get("deployment") == name]
+
+
+def _default_sigint() -> None:
+    """Ctrl-C as a terminal would deliver it, even when this driver runs in the background (SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def new_project(base: Path, env: dict[str, str]) -> Project:
@@ -640,6 +645,7 @@ def main(argv: list[str] | None = None) -> int:
     kinds = [k for k in args.kinds.split(",") if k]
     signals = [s for s in args.signals.split(",") if s]
     classes = set(args.classes.split(","))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stopped: the fake hosts still go
     problem = missing_prerequisites()
     if problem and kinds != ["runpod"]:
         print(f"cannot run fake GPU hosts: {problem}", file=sys.stderr)

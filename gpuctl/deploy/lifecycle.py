@@ -158,16 +158,15 @@ class Launch:
             ensure_api_key(self.run, plan)
             journal.update(event="launching", detail=offer.id, provider=offer.provider, idempotency_token=token,
                            engine=plan.engine.engine, public=plan.engine.public, **_offer_fields(plan))
-            tried = [*journal.current.attempts,
-                     LaunchAttempt(provider=offer.provider, offer_id=offer.id, idempotency_token=token)]
             try:
                 plan = runtime.prepare_weights(plan, attempt)
                 launch_request = runtime.launch_request(plan, token)
-                journal.update(attempts=tried)
+                journal.update(attempts=[*journal.current.attempts, LaunchAttempt(
+                    provider=offer.provider, offer_id=offer.id, idempotency_token=token)])
                 instance = self._create(runtime, launch_request)
             except NoCapacityError as exc:
-                tried[-1] = tried[-1].model_copy(update={"error": exc.message, "settled": True})
-                journal.update(event="no-capacity", detail=exc.message, attempts=tried)
+                journal.update(event="no-capacity", detail=exc.message,
+                               attempts=self._settled(token, error=exc.message))
                 failures.append(f"{offer.id}: {exc.message}")
                 if attempt + 1 < len(self.request.plans):
                     self.ctx.reporter.warn(f"{describe_offer(offer)} has no capacity ({exc.message}); "
@@ -176,17 +175,22 @@ class Launch:
             except GpuctlError as exc:
                 # an answer (an error, even a 5xx) settles the create: what it made, its tags show now; no
                 # answer in time does not: the provider may still be making the instance
-                settled = not isinstance(exc, TimeoutError_)
-                tried[-1] = tried[-1].model_copy(update={"error": exc.message, "settled": settled})
-                journal.update(attempts=tried, persist=False)
+                journal.update(attempts=self._settled(token, error=exc.message,
+                                                      settled=not isinstance(exc, TimeoutError_)), persist=False)
                 raise
-            tried[-1] = tried[-1].model_copy(update={"settled": True, "instance_id": instance.id})
             launched = _now()
             expires = launched + timedelta(seconds=plan.ttl_seconds) if plan.ttl_seconds else None
             journal.update(status="starting", instance_id=instance.id, launched_at=launched, expires_at=expires,
-                           attempts=tried, event="launched", detail=instance.id)
+                           attempts=self._settled(token, instance_id=instance.id), event="launched",
+                           detail=instance.id)
             return plan, instance
         raise NoCapacityError(f"no capacity at any of the {len(failures)} offer(s) tried: {'; '.join(failures)}")
+
+    def _settled(self, token: str, **changes: Any) -> list[LaunchAttempt]:
+        """The record's attempts, the one of ``token`` (when its create was reached) with its outcome."""
+        outcome = {"settled": True, **changes}
+        return [a.model_copy(update=outcome) if a.idempotency_token == token else a
+                for a in self.journal.current.attempts]
 
     def _create(self, runtime: Runtime, request: LaunchRequest) -> Instance:
         """The create, asked once more after an error answer (a 5xx, a garbled body): the launch token makes the
