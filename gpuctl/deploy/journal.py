@@ -4,8 +4,9 @@ Every change goes to the state file first (``Records.update``, under the state l
 fails (:class:`~gpuctl.state.StateWriteError`: the project directory turned read-only or full), the
 change is still applied here, in memory, so the teardown that follows knows what exists: an instance id
 that never reached the file is not forgotten. Steps before a provider call insist on the write
-(``persist=True``, the default: no launch without its record); a teardown goes on without it and the
-caller reports what the record could not hold (``unwritten``).
+(``persist=True``, the default: no launch without its record); a teardown goes on without it (also
+when another process changed the record on file meanwhile) and the caller reports what the record
+could not hold (``unwritten``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from gpuctl.deploy.records import Records
-from gpuctl.deploy.states import check_transition
+from gpuctl.deploy.states import InvalidTransition, check_transition
 from gpuctl.models.deployment import Deployment, utcnow
 from gpuctl.state import StateWriteError
 
@@ -48,8 +49,10 @@ class Journal:
         try:
             self._current = self.records.update(self.name, event=event, detail=detail, expect_status=self._on_file,
                                                 **self._pending)
-        except StateWriteError as exc:
-            self.unwritten = self.unwritten or exc
+        except (StateWriteError, InvalidTransition) as exc:
+            # not written: the directory refused it, or the record on file was changed by another process
+            if isinstance(exc, StateWriteError):
+                self.unwritten = self.unwritten or exc
             self._current = Deployment.model_validate(
                 self._current.model_copy(update={**changes, "updated_at": utcnow()}).model_dump())
             if persist:
