@@ -267,6 +267,10 @@ def _health_bench(app: App, ctx: DeployContext, deployment: Deployment) -> None:
     except (GpuctlError, ValueError) as exc:
         warn(app, f"health bench failed: {exc}")
         return
+    except KeyboardInterrupt:  # the deployment is ready: only the bench stops
+        warn(app, f"health bench interrupted; {deployment.name} is ready and keeps running "
+                  f"('gpuctl down {deployment.name}' stops it)")
+        return
     if run.ttft_ms is not None:
         info(app, f"health bench: TTFT p50 {run.ttft_ms.p50:.0f} ms, {run.output_tokens_per_s:.1f} output tokens/s")
 

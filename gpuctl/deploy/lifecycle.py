@@ -63,7 +63,8 @@ def up(ctx: DeployContext, request: UpRequest) -> Deployment:
             ready = launch.execute()
         launch.close()
     if request.on_ready is not None:
-        request.on_ready(ready)  # the deployment is healthy and recorded: a failure here leaves it running
+        with terminate_interrupts():  # SIGTERM reaches the hook as Ctrl-C would
+            request.on_ready(ready)  # the deployment is healthy and recorded: a failure here leaves it running
     return ready
 
 
