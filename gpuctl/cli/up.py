@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from gpuctl.deploy.context import DeployContext, Timeouts
     from gpuctl.deploy.hosts import HostKeyDecision
     from gpuctl.host.errors import UnknownHostKeyError
+    from gpuctl.host.shell import Shell
     from gpuctl.models.deployment import Deployment
     from gpuctl.plan import DeployPlan, PlanInputs, PlanRequest
 
@@ -125,19 +127,20 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
     timeouts = _timeouts(launch_timeout, ssh_timeout, health_timeout)
     # a plan alone stays quiet off a terminal; a deploy always reports its steps (plain lines there)
     ctx = deploy_context(app, timeouts, quiet=dry_run and not sys.stderr.isatty())
-    inputs = _inputs(app, ctx, request, host, identity, accept_host_key, price_per_hour or 0.0)
-    if dry_run:
-        from gpuctl.deploy.planning import candidate_plans
+    inputs, session = _inputs(app, ctx, request, host, identity, accept_host_key, price_per_hour or 0.0)
+    with _closing(session):
+        if dry_run:
+            from gpuctl.deploy.planning import candidate_plans
 
-        plan = candidate_plans(ctx, request, inputs, limit=1)[0]  # exactly what 'up' would launch first
-        _warn_all(app, plan.warnings)
-        if app.json:
-            print_json(plan.model_dump(mode="json"))
-        else:
-            _render_plan(plan)
-        return
-    _deploy(app, ctx, request, inputs, host=host, identity=identity, accept_host_key=accept_host_key, name=name,
-            keep_on_failure=keep_on_failure, allow_pickle=allow_pickle)
+            plan = candidate_plans(ctx, request, inputs, limit=1)[0]  # exactly what 'up' would launch first
+            _warn_all(app, plan.warnings)
+            if app.json:
+                print_json(plan.model_dump(mode="json"))
+            else:
+                _render_plan(plan)
+            return
+        _deploy(app, ctx, request, inputs, host=host, identity=identity, accept_host_key=accept_host_key, name=name,
+                keep_on_failure=keep_on_failure, allow_pickle=allow_pickle, session=session)
 
 
 def _check_host_flags(host: str | None, cloud_flags: Mapping[str, object], identity: Path | None,
@@ -174,23 +177,40 @@ def deploy_context(app: App, timeouts: Timeouts, *, quiet: bool) -> DeployContex
 
 
 def _inputs(app: App, ctx: DeployContext, request: PlanRequest, host: str | None, identity: Path | None,
-            accept_host_key: bool, price_per_hour: float) -> PlanInputs:
-    """The recipe and the offers: the host's own (``--host``), or every provider's."""
+            accept_host_key: bool, price_per_hour: float) -> tuple[PlanInputs, Shell | None]:
+    """The recipe and the offers: the host's own (``--host``, with the session that read them), or every provider's."""
     from gpuctl.plan import plan_inputs
 
     if host is None:
-        return plan_inputs(request, project_root=app.project_root, registry=app.registry, reporter=ctx.reporter)
-    from gpuctl.deploy.hosts import connect, host_offer, opened
+        return plan_inputs(request, project_root=app.project_root, registry=app.registry,
+                           reporter=ctx.reporter), None
+    from gpuctl.deploy.hosts import connect, host_offer
     from gpuctl.host.target import parse_target
 
     target = parse_target(host)
-    # the offer comes from the host itself (its GPUs), so reading it means connecting now
+    # the offer comes from the host itself (its GPUs), so reading it means connecting now; the same
+    # session then serves the whole deploy
     recipe_first = plan_inputs(request, project_root=app.project_root, offers=[])
-    with ctx.reporter.step(f"reading the GPUs of {target}"), opened(connect(
-            target, ctx.state_dir, identity=identity, accept_host_key=accept_host_key,
-            decide=_host_key_prompt(app))) as shell:
-        offer = host_offer(shell, target, price_per_hour)
-    return recipe_first.model_copy(update={"offers": [offer]})
+    with ctx.reporter.step(f"reading the GPUs of {target}"):
+        shell = connect(target, ctx.state_dir, identity=identity, accept_host_key=accept_host_key,
+                        decide=_host_key_prompt(app))
+        with _closing(shell, on_error_only=True):
+            offer = host_offer(shell, target, price_per_hour)
+    return recipe_first.model_copy(update={"offers": [offer]}), shell
+
+
+@contextmanager
+def _closing(shell: Shell | None, *, on_error_only: bool = False) -> Iterator[None]:
+    """Close an SSH session after the block (or only when it fails); a local shell has nothing to close."""
+    close = getattr(shell, "close", None)
+    try:
+        yield
+    except BaseException:
+        if close is not None:
+            close()
+        raise
+    if close is not None and not on_error_only:
+        close()
 
 
 def _host_key_prompt(app: App) -> HostKeyDecision | None:
@@ -207,31 +227,25 @@ def _host_key_prompt(app: App) -> HostKeyDecision | None:
 
 def _deploy(app: App, ctx: DeployContext, request: PlanRequest, inputs: PlanInputs, *, host: str | None,
             identity: Path | None, accept_host_key: bool, name: str | None, keep_on_failure: bool,
-            allow_pickle: bool) -> None:
-    from gpuctl.credentials import credential_value
-    from gpuctl.deploy import naming
-    from gpuctl.deploy.lifecycle import UpRequest, required_secrets, up
-    from gpuctl.deploy.planning import MAX_OFFERS, candidate_plans
+            allow_pickle: bool, session: Shell | None) -> None:
+    from gpuctl.cli.confirm import confirm_or_refuse
+    from gpuctl.deploy.lifecycle import UpRequest, up
+    from gpuctl.deploy.planning import MAX_OFFERS
+    from gpuctl.deploy.proposal import deploy_summary, propose
     from gpuctl.host.health import EngineHealthError
     from gpuctl.host.target import parse_target
-    from gpuctl.weights.preflight import model_manifest
 
-    plans = candidate_plans(ctx, request, inputs, limit=1 if host else MAX_OFFERS)
-    _warn_all(app, plans[0].warnings)
-    name = name or naming.default_name(plans[0].model.name, plans[0].offer.gpu)
-    hf_token = credential_value("hf.token")
-    secrets = required_secrets(plans[0], hf_token)
-    model = plans[0].model
     # before the price is confirmed: a pickle-only, gated or missing repo stops here, having cost nothing
-    manifest = model_manifest(model.repo, model.revision, token=hf_token, allow_pickle=allow_pickle,
-                              reporter=ctx.reporter)
-    _confirm(app, name, plans)
-    target = parse_target(host) if host else None
+    proposal = propose(ctx, request, inputs, name=name, limit=1 if host else MAX_OFFERS, allow_pickle=allow_pickle)
+    _warn_all(app, proposal.plan.warnings)
+    confirm_or_refuse(app, "Deploy?", shown=deploy_summary(proposal),
+                      refused="not deploying without a confirmation, and there is no terminal to ask on",
+                      hint="pass -y to confirm the price shown above")
     try:
         deployment = up(ctx, UpRequest(
-            name=name, plans=plans, host=target, identity=identity, accept_host_key=accept_host_key,
-            keep_on_failure=keep_on_failure, decide_host_key=_host_key_prompt(app), secrets=secrets,
-            allow_pickle=allow_pickle, manifest=manifest,
+            name=proposal.name, plans=proposal.plans, host=parse_target(host) if host else None, identity=identity,
+            accept_host_key=accept_host_key, keep_on_failure=keep_on_failure, decide_host_key=_host_key_prompt(app),
+            session=session, secrets=proposal.secrets, allow_pickle=allow_pickle, manifest=proposal.manifest,
             on_ready=lambda ready: _health_bench(app, ctx, ready),
         ))
     except EngineHealthError as exc:
@@ -256,29 +270,12 @@ def _health_bench(app: App, ctx: DeployContext, deployment: Deployment) -> None:
     except (GpuctlError, ValueError) as exc:
         warn(app, f"health bench failed: {exc}")
         return
+    except KeyboardInterrupt:  # the deployment is ready: only the bench stops
+        warn(app, f"health bench interrupted; {deployment.name} is ready and keeps running "
+                  f"('gpuctl down {deployment.name}' stops it)")
+        return
     if run.ttft_ms is not None:
         info(app, f"health bench: TTFT p50 {run.ttft_ms.p50:.0f} ms, {run.output_tokens_per_s:.1f} output tokens/s")
-
-
-def _confirm(app: App, name: str, plans: list[DeployPlan]) -> None:
-    """Step 2: nothing is launched without its price on screen and a yes."""
-    from gpuctl.cli.confirm import confirm_or_refuse
-    from gpuctl.deploy.lifecycle import describe_offer
-    from gpuctl.durations import format_duration
-
-    plan = plans[0]
-    offer = plan.offer
-    if plan.ttl_seconds:
-        ttl = (f"TTL {format_duration(plan.ttl_seconds)}, at most ${offer.price_per_hour * plan.ttl_seconds / 3600:.2f}"
-               " in total")
-    else:
-        ttl = f"no TTL: bills until 'gpuctl down {name}'"
-    lines = [f"deploy {name}: {plan.model.name} on {describe_offer(offer)}, {ttl}"]
-    if len(plans) > 1:
-        lines.append("  if it has no capacity, then: " + "; ".join(describe_offer(p.offer) for p in plans[1:]))
-    confirm_or_refuse(app, "Deploy?", shown="\n".join(lines),
-                      refused="not deploying without a confirmation, and there is no terminal to ask on",
-                      hint="pass -y to confirm the price shown above")
 
 
 def _render_ready(app: App, deployment: Deployment) -> None:

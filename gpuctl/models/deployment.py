@@ -26,8 +26,13 @@ class LaunchAttempt(BaseModel):
     provider: str
     offer_id: str
     idempotency_token: str
+    #: when it began; from its create on, when the create was sent
     at: datetime = Field(default_factory=utcnow)
     error: str | None = None
+    #: False from just before the provider's create call until its answer is known: a create cut off
+    #: (kill -9, or an interrupt that waited in vain) may still make an instance, found by its tags
+    settled: bool = True
+    instance_id: str | None = None
 
 
 class Deployment(BaseModel):
@@ -72,6 +77,8 @@ class Deployment(BaseModel):
     host_port: int | None = Field(default=None, description="host port the engine is published on")
     tunnel: bool = Field(default=False, description="endpoint is on the host's loopback: reach it over SSH")
     weights_cache: str | None = Field(default=None, description="id of the provider's weights cache it uses")
+    mirror_fill: str | None = Field(default=None, description="repo being copied into a mirrored weights cache "
+                                    "(AWS S3): its open uploads are aborted on teardown")
     watchdog_pid: int | None = Field(default=None, description="TTL watchdog process on the host")
     launched_at: datetime | None = Field(default=None, description="when the provider accepted the launch")
     ready_at: datetime | None = None
