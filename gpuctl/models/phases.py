@@ -40,3 +40,20 @@ class ColdStart(BaseModel):
     seconds: float | None = Field(description="from the first phase's start to the last one's end")
     billed_seconds: float | None = Field(description="of those, the time the machine was billing (since launch)")
     cost_usd: float | None = Field(description="billed_seconds at the offer's price")
+
+
+class PhaseEstimate(BaseModel):
+    """How long a phase of a cold start is expected to take, and what the figure rests on."""
+
+    name: PhaseName
+    seconds: float
+    basis: str = Field(description="'history: ...' (past ups) or 'assumed: ...' (no history yet)")
+
+
+class ColdStartPrediction(BaseModel):
+    """``up --dry-run``'s forecast of the cold start on one offer."""
+
+    phases: list[PhaseEstimate]
+    seconds: float
+    cost_usd: float = Field(description="the wait at the offer's price")
+    history_ups: int = Field(description="past ups on this provider the forecast draws on")
