@@ -6,13 +6,9 @@ a stand-in that records what it was asked; the shutdown command writes a file.
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,41 +16,15 @@ import pytest
 
 from gpuctl.metrics.engines import activity_names
 from gpuctl.templating import IdleWatch, watchdog_script
+from tests.fakehost.local_engine import LocalEngine, free_port
 from tests.fakehost.shells import wait_until
-
-HERE = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[tuple[str, int]]:
-    """The fake engine serving vLLM-shaped /metrics on a free loopback port: (base URL, port)."""
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": f"{HERE / 'fakehost'}:{HERE / 'standins'}", "FAKE_ENGINE_MOCK_ARGS": ""}
-    process = subprocess.Popen([sys.executable, str(HERE / "fakehost" / "engine_shim.py"), "serve", "m",
-                                "--host", "127.0.0.1", "--port", str(port)],
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert process.stdout is not None
-        while not process.stdout.readline().startswith("READY"):
-            assert process.poll() is None, "the fake engine did not start"
-        yield f"http://127.0.0.1:{port}", port
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def _complete(base: str) -> None:
-    body = json.dumps({"model": "m", "prompt": "hello there", "max_tokens": 3}).encode()
-    request = urllib.request.Request(f"{base}/v1/completions", data=body, headers={"Content-Type": "application/json"})
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(request, timeout=10) as response:
-        assert response.status == 200
+def engine() -> Iterator[LocalEngine]:
+    """The fake engine serving vLLM-shaped /metrics on a free loopback port."""
+    with LocalEngine("serve", "m") as local:
+        yield local
 
 
 class Run:
@@ -124,9 +94,9 @@ def test_the_ttl_file_moves_the_deadline(run: type[Run], tmp_path: Path) -> None
     assert "deadline" in dog.text and "passed" in dog.text
 
 
-def test_idle_waits_for_quiet_and_requests_keep_it_alive(run: type[Run], engine: tuple[str, int],
+def test_idle_waits_for_quiet_and_requests_keep_it_alive(run: type[Run], engine: LocalEngine,
                                                          tmp_path: Path) -> None:
-    base, port = engine
+    port = engine.port
     busy, requests = activity_names("vllm")
     activity = tmp_path / "activity"
     dog = run(deadline=0, idle=IdleWatch(seconds=5, port=port, busy_metrics=tuple(busy),
@@ -134,7 +104,7 @@ def test_idle_waits_for_quiet_and_requests_keep_it_alive(run: type[Run], engine:
     assert wait_until(activity.exists, timeout=20), dog.text
     # a request every second for 7 s (longer than the limit): the counter moves, so it stays up
     for _ in range(7):
-        _complete(base)
+        engine.complete()
         time.sleep(1)
         assert dog.process.poll() is None, dog.text
     quiet_from = time.time()
@@ -145,7 +115,7 @@ def test_idle_waits_for_quiet_and_requests_keep_it_alive(run: type[Run], engine:
 
 
 def test_idle_never_starts_while_metrics_are_unreadable(run: type[Run]) -> None:
-    dog = run(deadline=0, idle=IdleWatch(seconds=1, port=_free_port(), busy_metrics=("vllm:num_requests_running",),
+    dog = run(deadline=0, idle=IdleWatch(seconds=1, port=free_port(), busy_metrics=("vllm:num_requests_running",),
                                          request_metrics=("vllm:request_success_total",)))
     time.sleep(4)
     assert dog.process.poll() is None, dog.text
