@@ -36,6 +36,16 @@ class PhaseLog:
         phase.ended_at = _now()
         self._write(phase)
 
+    def begin(self, name: PhaseName) -> None:
+        """Phase ``name`` starts now (for a phase that spans steps; ``end`` closes it)."""
+        self._write(Phase(name=name, started_at=_now()))
+
+    def end(self, name: PhaseName, **fields: Any) -> None:
+        """Phase ``name``, begun earlier, ends now; nothing when it was never begun."""
+        begun = next((p for p in self._current().phases if p.name == name), None)
+        if begun is not None:
+            self._write(begun.model_copy(update={"ended_at": _now(), **fields}))
+
     def mark(self, name: PhaseName, started_at: datetime, ended_at: datetime, **fields: Any) -> None:
         """A phase timed elsewhere (the engine's health wait reports when the model was listed)."""
         self._write(Phase(name=name, started_at=started_at, ended_at=ended_at, **fields))
