@@ -21,6 +21,7 @@ import json
 import logging
 import shlex
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -51,9 +52,11 @@ SEED_DISK_GB = 10
 FETCHER_ENV = "GPUCTL_FETCHER"
 JOB_ENV = "GPUCTL_WEIGHTS_JOB"
 _JOB_FILE = "/tmp/gpuctl-weights-job.json"
-#: the fetcher's source from the environment; the job to a file, as the fetcher reads it (no stdin in a pod)
-BOOTSTRAP = (f"import base64,os;open('{_JOB_FILE}','w').write(os.environ['{JOB_ENV}']);"
-             f"exec(compile(base64.b64decode(os.environ['{FETCHER_ENV}']),'gpuctl-weights-fetcher.py','exec'))")
+#: the fetcher's source from the environment (compressed: one variable stays far below the 128 KiB an
+#: environment string may have); the job to a file, as the fetcher reads it (no stdin in a pod)
+BOOTSTRAP = (f"import base64,os,zlib;open('{_JOB_FILE}','w').write(os.environ['{JOB_ENV}']);"
+             f"exec(compile(zlib.decompress(base64.b64decode(os.environ['{FETCHER_ENV}'])),"
+             "'gpuctl-weights-fetcher.py','exec'))")
 #: seconds between two looks at the pod and its log
 POLL_S = 2.0
 #: time for placing the pod, pulling the image and everything but the transfer itself
@@ -101,8 +104,9 @@ def seed_pod_request(cache: WeightsCache, request: SeedRequest, cpu: dict[str, A
 
     job = fetch_job(request.endpoint, request.manifest, request.workers)
     tags = {**request.tags, LAUNCH_TOKEN: request.idempotency_token, EXPIRES_AT: str(expires_at)}
-    env = {FETCHER_ENV: base64.b64encode(FETCHER_SOURCE.read_bytes()).decode(), JOB_ENV: json.dumps(job),
-           "PYTHONDONTWRITEBYTECODE": "1", TAGS_ENV: json.dumps(tags, sort_keys=True, separators=(",", ":"))}
+    fetcher = base64.b64encode(zlib.compress(FETCHER_SOURCE.read_bytes(), 9)).decode()
+    env = {FETCHER_ENV: fetcher, JOB_ENV: json.dumps(job), "PYTHONDONTWRITEBYTECODE": "1",
+           TAGS_ENV: json.dumps(tags, sort_keys=True, separators=(",", ":"))}
     if request.hf_token:
         env[TOKEN_ENV] = request.hf_token
     args = ["python3", "-u", "-c", BOOTSTRAP, "fetch", "--cache", SEED_MOUNT, "--job", _JOB_FILE]
