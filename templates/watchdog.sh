@@ -30,6 +30,8 @@ log() {
 # "BUSY REQUESTS" from the engine's /metrics (BUSY 1 when a request runs or waits), or nothing (status 1)
 # when it does not answer with them. Plain bash: no curl or wget needed on the machine.
 scrape() {
+  # the inner script gets the port as $1: its expansions are meant for the inner bash
+  # shellcheck disable=SC2016
   timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
     printf "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" >&3
     cat <&3' scrape "$metrics_port" 2>/dev/null |

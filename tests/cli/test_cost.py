@@ -20,6 +20,13 @@ from tests.standins.runpod_server import DISK_USD_PER_GB_HOUR
 NOW = datetime.now(timezone.utc)
 
 
+@pytest.fixture(autouse=True)
+def now() -> None:
+    """Times are relative to the test's start, not to when the module was collected."""
+    global NOW
+    NOW = datetime.now(timezone.utc)
+
+
 def write(project: Path, **fields: object) -> Deployment:
     base: dict[str, object] = {"model": "m", "idempotency_token": f"t-{fields['name']}", "project_id": "p1",
                                "created_at": NOW - timedelta(days=3)}

@@ -18,6 +18,13 @@ from tests.fakehost.local_engine import LocalEngine
 NOW = datetime.now(timezone.utc)
 
 
+@pytest.fixture(autouse=True)
+def now() -> None:
+    """Times are relative to the test's start, not to when the module was collected."""
+    global NOW
+    NOW = datetime.now(timezone.utc)
+
+
 @pytest.fixture
 def engine() -> Iterator[LocalEngine]:
     with LocalEngine("serve", "org/m", mock_args="--ttft-ms 50 --itl-ms 10") as local:
