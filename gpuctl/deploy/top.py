@@ -18,10 +18,10 @@ from pydantic import BaseModel, Field
 
 from gpuctl.deploy.bill import billing_start
 from gpuctl.deploy.context import DeployContext
-from gpuctl.deploy.limits import budget_left, idle_left
 from gpuctl.errors import GpuctlError
 from gpuctl.host.nvidia import GpuInfo
 from gpuctl.host.shell import Shell
+from gpuctl.limits import budget_left, idle_left
 from gpuctl.metrics.engines import EngineReading, Percentiles, Scrape
 from gpuctl.metrics.prometheus import Histogram
 from gpuctl.models.deployment import Deployment, DeploymentStatus

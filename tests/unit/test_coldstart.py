@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from gpuctl.deploy.coldstart import ColdStartRecord, history, predict, remember
-from gpuctl.deploy.limits import budget_seconds, describe, plan_limits
 from gpuctl.deploy.phases import PhaseLog, PullTally, cold_start, weights_source
 from gpuctl.events import LayerProgress, NullReporter
+from gpuctl.limits import budget_seconds, describe, plan_limits
 from gpuctl.models.deployment import Deployment
 from gpuctl.models.phases import Phase
 from gpuctl.providers.capabilities import Capability

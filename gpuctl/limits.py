@@ -10,15 +10,14 @@ the limits while ``gpuctl top`` watches.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
 
 from gpuctl.durations import format_duration
 from gpuctl.models.deployment import Deployment
 from gpuctl.models.limits import Enforcer, Limits
 
-GPUCTL_ENFORCED = ("{provider} runs the engine itself, so no watchdog runs beside it: the TTL, idle limit and "
-                   "budget are enforced by gpuctl while 'gpuctl top' watches the deployment, and are reminders "
-                   "otherwise")
+GPUCTL_ENFORCED = ("{provider} runs the engine itself, so no watchdog runs beside it: the idle limit and the budget "
+                   "are enforced by gpuctl while 'gpuctl top' watches the deployment ('gpuctl gc' also ends one past "
+                   "its TTL or budget), and are reminders otherwise")
 
 
 def budget_seconds(budget_usd: float | None, price_per_hour: float | None) -> int | None:
@@ -36,7 +35,7 @@ def plan_limits(*, price_per_hour: float, ttl_seconds: int | None, idle_seconds:
     notes = []
     if budget_usd is not None and price_per_hour <= 0:
         notes.append("the machine costs $0.00/h, so the budget is never reached (set --price-per-hour)")
-    if enforced_by == "gpuctl" and (ttl_seconds or idle_seconds or budget_usd is not None):
+    if enforced_by == "gpuctl" and (idle_seconds or budget_usd is not None):
         notes.append(GPUCTL_ENFORCED.format(provider=provider))
     return Limits(ttl_seconds=ttl_seconds, idle_seconds=idle_seconds, budget_usd=budget_usd, enforced_by=enforced_by,
                   worst_case_seconds=worst, worst_case_usd=round(price_per_hour * worst / 3600, 2) if worst else None,
@@ -73,7 +72,3 @@ def idle_left(idle_seconds: int | None, last_activity: float | None, now: float)
     if not idle_seconds or last_activity is None:
         return None
     return round(idle_seconds - (now - last_activity), 1)
-
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
