@@ -16,7 +16,9 @@ from gpuctl.errors import NoCapacityError, UsageError
 from gpuctl.events import NullReporter, Reporter
 from gpuctl.fit import FitRow, FitSettings, check_context, fit
 from gpuctl.models.engine import EngineOptions, EngineSpec
+from gpuctl.models.limits import Limits
 from gpuctl.models.offer import AVAILABILITY_RANK, Offer, OfferQuery
+from gpuctl.models.phases import ColdStartPrediction
 from gpuctl.models.recipe import EngineName, QuantMethod, Recipe, RecipeOrigin
 
 if TYPE_CHECKING:
@@ -41,6 +43,8 @@ class PlanRequest(BaseModel):
     spot: bool = False
     max_price: float | None = Field(default=None, gt=0, description="USD per hour for the whole instance")
     ttl_seconds: int | None = Field(default=None, gt=0)
+    idle_seconds: int | None = Field(default=None, gt=0, description="end it after this long without a request")
+    budget_usd: float | None = Field(default=None, gt=0, description="end it when price x uptime reaches this")
     max_model_len: int | None = Field(default=None, ge=1)
     gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
     quantization: QuantMethod | None = None
@@ -90,6 +94,8 @@ class DeployPlan(BaseModel):
     hf_token: HfTokenStatus
     ttl_seconds: int | None
     estimated_cost_usd: float | None = Field(description="price_per_hour x TTL; None without a TTL")
+    limits: Limits | None = Field(default=None, description="TTL, idle limit, budget, who enforces them, worst case")
+    cold_start: ColdStartPrediction | None = Field(default=None, description="the wait forecast for this offer")
     offers_considered: int
     offers_fitting: int
     warnings: list[str] = Field(default_factory=list)
@@ -193,6 +199,7 @@ def build_plan(request: PlanRequest, recipe: Recipe, offers: Sequence[Offer], *,
     provider's own), so only a later gpuctl run does; the plan says so.
     """
     from gpuctl.engines import build_engine_spec
+    from gpuctl.limits import plan_limits
 
     offer, row, fitting = choose_offer(recipe, offers, request, rank)
     needs_token = recipe.gated is not False
@@ -214,11 +221,15 @@ def build_plan(request: PlanRequest, recipe: Recipe, offers: Sequence[Offer], *,
         notes.append(f"revision '{recipe.revision}' is a branch, not a pinned commit: weights may change")
     if not spec.safetensors_only:
         notes.append(f"{spec.engine} converts pickled .bin weights when a repo has no safetensors")
-    if request.ttl_seconds is None:
-        notes.append("no --ttl: the instance runs (and bills) until 'gpuctl down'")
-    elif ttl_by_gpuctl:
+    if request.ttl_seconds is None and request.budget_usd is None:
+        notes.append("no --ttl or --budget: the instance runs (and bills) until 'gpuctl down'")
+    elif request.ttl_seconds is not None and ttl_by_gpuctl:
         notes.append(f"{offer.provider} cannot end an instance at its TTL by itself: the TTL is enforced only when "
                      "gpuctl runs after the deadline ('gpuctl gc' or 'gpuctl down' terminates it); until then it bills")
+    limits = plan_limits(price_per_hour=offer.price_per_hour, ttl_seconds=request.ttl_seconds,
+                         idle_seconds=request.idle_seconds, budget_usd=request.budget_usd,
+                         enforced_by="gpuctl" if ttl_by_gpuctl else "host", provider=offer.provider)
+    notes += limits.notes
     if offer.source != "live":
         notes.append(f"price from the {offer.source} ({offer.as_of:%Y-%m-%d}); the live price may differ")
     environment = {**spec.env, **{name: SECRET_PLACEHOLDERS.get(name, API_KEY_PLACEHOLDER)
@@ -228,7 +239,7 @@ def build_plan(request: PlanRequest, recipe: Recipe, offers: Sequence[Offer], *,
         model=ModelSummary.of(recipe), offer=offer, fit=row, engine=spec, command=spec.command_line(),
         environment=environment, hf_token=("present" if hf_token_present else "missing") if needs_token
         else "not needed", ttl_seconds=request.ttl_seconds, estimated_cost_usd=cost,
-        offers_considered=len(offers), offers_fitting=fitting, warnings=notes,
+        offers_considered=len(offers), offers_fitting=fitting, warnings=notes, limits=limits,
     )
 
 

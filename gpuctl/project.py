@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gpuctl.durations import parse_duration
 from gpuctl.errors import ConfigError, UsageError
@@ -29,8 +29,10 @@ class ProjectFile(BaseModel):
     engine: Literal["vllm", "tgi"] | None = None
     region: str | None = None
     ttl: str | None = None
+    idle: str | None = None
+    budget: float | None = Field(default=None, gt=0)
 
-    @field_validator("ttl")
+    @field_validator("ttl", "idle")
     @classmethod
     def _ttl_is_duration(cls, value: str | None) -> str | None:
         if value is not None:

@@ -7,6 +7,9 @@ and runs the mock in this same process, so the key never lands in any process's 
 
 Test knobs (environment): ``FAKE_ENGINE_EXIT="CODE message"`` crashes at start after printing the
 message; ``FAKE_ENGINE_MOCK_ARGS`` adds mock_openai flags (e.g. ``--ttft-ms 50``).
+
+It serves ``/metrics`` in the format of the engine its command line starts (engine_metrics.py;
+``FAKE_ENGINE_METRICS`` chooses another, or ``none``).
 """
 
 from __future__ import annotations
@@ -58,8 +61,10 @@ def main() -> int:
     mock_args, model = translate(sys.argv[1:])
     print(f"INFO fake engine: serving {model} (GPUs: {os.environ.get('NVIDIA_VISIBLE_DEVICES', 'none')})",
           flush=True)
+    import engine_metrics
     import mock_openai
 
+    engine_metrics.install(engine_metrics.format_for(sys.argv[1:]), mock_openai.EXTRA_ROUTES)
     return mock_openai.main(mock_args)
 
 

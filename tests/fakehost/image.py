@@ -29,6 +29,7 @@ from gpuctl.providers.runpod.seeding import SEED_IMAGE
 HERE = Path(__file__).resolve().parent
 MOCK_SERVER = HERE.parent / "standins" / "mock_openai.py"
 ENGINE_SHIM = HERE / "engine_shim.py"
+ENGINE_METRICS = HERE / "engine_metrics.py"
 #: the image name gpuctl's vLLM engine spec runs; the fake hosts serve the fake image under it
 ENGINE_IMAGE = vllm.IMAGE
 #: the Python image RunPod's weights-seeding pods run; the same root filesystem, started as ``python3``
@@ -76,6 +77,7 @@ def build_rootfs(dest: Path) -> Path:
                 _add_link(tar, f"bin/{tool}", "busybox")
         tar.add(MOCK_SERVER, arcname=f"{APP_DIR.lstrip('/')}/mock_openai.py")
         tar.add(ENGINE_SHIM, arcname=f"{APP_DIR.lstrip('/')}/engine_shim.py")
+        tar.add(ENGINE_METRICS, arcname=f"{APP_DIR.lstrip('/')}/engine_metrics.py")
         launcher = (f"#!/usr/bin/python3\nimport runpy\n"
                     f"runpy.run_path('{APP_DIR}/engine_shim.py', run_name='__main__')\n")
         for name in ("vllm", "text-generation-launcher"):

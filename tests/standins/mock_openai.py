@@ -35,6 +35,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -45,6 +46,9 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"
 # Placeholder for the request number inside cached, already HTTP-chunked event templates. The number
 # is written with the same width, so the chunk sizes stay right.
 _ID = b"@@@@@@@@@@@@"
+#: routes added by whoever runs the mock in-process (the fake engine's /metrics): (method, path) ->
+#: a function of the mock and the request body returning the whole HTTP response
+EXTRA_ROUTES: dict[tuple[str, str], Callable[[Mock, bytes], bytes]] = {}
 
 
 @dataclass
@@ -172,6 +176,8 @@ class Mock:
                 writer.write(_plain(400, {"error": str(exc)}))
                 return True
             writer.write(_plain(200, asdict(self.settings)))
+        elif (method, path) in EXTRA_ROUTES:
+            writer.write(EXTRA_ROUTES[(method, path)](self, body))
         else:
             writer.write(_plain(404, {"error": f"no route {method} {path}"}))
         return True
