@@ -163,7 +163,7 @@ def build_plan(request: PlanRequest, recipe: Recipe, offers: Sequence[Offer], *,
 
     ``rank`` plans the next-best offer instead (see ``choose_offer``).
     """
-    from gpuctl.engines import build_engine_spec
+    from gpuctl.engines import build_engine_spec, engine_notice
 
     offer, row, fitting = choose_offer(recipe, offers, request, rank)
     needs_token = recipe.gated is not False
@@ -176,6 +176,9 @@ def build_plan(request: PlanRequest, recipe: Recipe, offers: Sequence[Offer], *,
     )
     spec = build_engine_spec(recipe, options)
     notes = list(warnings)
+    notice = engine_notice(spec.engine)
+    if notice:
+        notes.append(notice)
     if needs_token and not hf_token_present:
         gated = "is gated" if recipe.gated else "may be gated"
         notes.append(f"{recipe.repo} {gated}: set HF_TOKEN (or 'gpuctl config set hf.token') before deploying")

@@ -11,7 +11,7 @@ from gpuctl.app import App
 from gpuctl.cli.models import hf_config_option
 from gpuctl.cli.options import json_option
 from gpuctl.cli.output import Column, info, print_rows
-from gpuctl.models.recipe import QuantMethod
+from gpuctl.models.recipe import EngineName, QuantMethod
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -19,7 +19,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def serving_options(func: F) -> F:
     """The flags the memory math depends on (shared by ``fit`` and ``up``)."""
     for option in reversed((
-        click.option("--engine", type=click.Choice(["vllm", "tgi"]), default=None,
+        click.option("--engine", type=click.Choice(get_args(EngineName)), default=None,
                      help="Inference engine (default: vllm, or the project's)."),
         click.option("--gpu-memory-utilization", type=click.FloatRange(0, 1, min_open=True), default=None,
                      metavar="FRACTION", help="Share of each GPU's memory the engine may use (default 0.9)."),

@@ -90,7 +90,7 @@ def estimate(recipe: Recipe, gpu: str, gpu_count: int = 1, *, engine: PerfEngine
     eff = efficiency or profile(engine)
     arch = effective_architecture(recipe, quantization)
     sequence = workload.input_tokens + workload.output_tokens
-    settings = FitSettings(engine="tgi" if engine == "tgi" else "vllm",  # the others need vLLM's overhead
+    settings = FitSettings(engine="vllm" if engine == "trtllm" else engine,  # TensorRT-LLM: as vLLM's overhead
                            gpu_memory_utilization=eff.gpu_memory_utilization, quantization=quantization)
     row = fit(recipe, spec.name, spec.vram_gb, gpu_count, sequence, settings)
     if not row.fits:

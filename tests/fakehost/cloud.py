@@ -246,12 +246,13 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> N
 
 
 def write_recipe(project: Path, name: str = "tiny", env: dict[str, str] | None = None, gated: bool = False) -> str:
-    """A project recipe (Llama 3 8B, ungated unless ``gated``) whose engine gets ``env``: how tests steer the
-    fake engine (``FAKE_ENGINE_EXIT``, ``FAKE_ENGINE_MOCK_ARGS``, see engine_shim.py)."""
+    """A project recipe (Llama 3 8B, ungated unless ``gated``) whose engine (vLLM or SGLang) gets ``env``: how
+    tests steer the fake engine (``FAKE_ENGINE_EXIT``, ``FAKE_ENGINE_MOCK_ARGS``, ``FAKE_ENGINE_SPEED``, see
+    engine_shim.py)."""
     import yaml
 
     recipe = yaml.safe_load((REPO / "recipes" / "llama-3-8b.yaml").read_text())
-    recipe.update(name=name, gated=gated, engines={"vllm": {"env": env or {}}, "tgi": {}})
+    recipe.update(name=name, gated=gated, engines={"vllm": {"env": env or {}}, "sglang": {"env": env or {}}, "tgi": {}})
     (project / "recipes").mkdir(exist_ok=True)
     (project / "recipes" / f"{name}.yaml").write_text(yaml.safe_dump(recipe))
     return name
