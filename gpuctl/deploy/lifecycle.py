@@ -512,7 +512,7 @@ def describe_offer(offer: Offer) -> str:
 def _offer_fields(plan: DeployPlan) -> dict[str, Any]:
     offer = plan.offer
     return {"offer_id": offer.id, "region": offer.region, "gpu": offer.gpu, "gpu_count": offer.gpu_count,
-            "price_per_hour": offer.price_per_hour}
+            "price_per_hour": offer.price_per_hour, "quantization": plan.engine.quantization}
 
 
 def _reachable(instance: Instance, provider: Provider) -> bool:

@@ -58,6 +58,8 @@ class Deployment(BaseModel):
     offer_id: str | None = None
     attempts: list[LaunchAttempt] = Field(default_factory=list, description="offers tried, in order")
     engine: str | None = None
+    quantization: str | None = Field(default=None, description="how the engine serves the weights (None: as "
+                                     "published); with engine, gpu and gpu_count: the conditions of its benches")
     served_model_name: str | None = None
     health_path: str | None = None
     public: bool = False

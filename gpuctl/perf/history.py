@@ -18,9 +18,10 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
+from gpuctl.errors import GpuctlError
 from gpuctl.models.bench import BenchRecord
-from gpuctl.models.recipe import Architecture
-from gpuctl.perf.estimate import Correction, Estimate
+from gpuctl.models.recipe import Architecture, Recipe
+from gpuctl.perf.estimate import Correction, Estimate, Workload, estimate
 
 
 def model_family(arch: Architecture) -> str:
@@ -28,6 +29,36 @@ def model_family(arch: Architecture) -> str:
     experts = f"-e{arch.experts}x{arch.experts_per_token or arch.experts}" if arch.experts > 1 else ""
     return (f"L{arch.layers}-d{arch.hidden_size}-h{arch.attention_heads}kv{arch.kv_heads}x{arch.head_dim}"
             f"-ff{arch.intermediate_size}-v{arch.vocab_size}{experts}")
+
+
+class Conditions:
+    """What a deployment's bench ran on, and the model's estimate for each of its loads (``with_conditions``)."""
+
+    def __init__(self, recipe: Recipe, *, gpu: str, gpu_count: int, engine: str, quantization: str | None) -> None:
+        from gpuctl.fit import effective_architecture
+
+        self.recipe = recipe
+        self.gpu, self.gpu_count, self.engine, self.quantization = gpu, gpu_count, engine, quantization
+        self.family = model_family(effective_architecture(recipe, quantization))  # type: ignore[arg-type]
+
+    def estimate(self, input_len: int, output_len: int, concurrency: int | None) -> Estimate | None:
+        """The uncorrected estimate for one run; None for a rate-driven run or where the model cannot say."""
+        if concurrency is None:
+            return None
+        try:
+            return estimate(self.recipe, self.gpu, self.gpu_count, engine=self.engine,  # type: ignore[arg-type]
+                            quantization=self.quantization,  # type: ignore[arg-type]
+                            workload=Workload(input_tokens=input_len, output_tokens=output_len,
+                                              concurrency=concurrency))
+        except (GpuctlError, KeyError, ValueError):  # an unknown GPU or engine, a model that no longer fits
+            return None
+
+    def apply(self, record: BenchRecord, *, random_prompts: bool) -> BenchRecord:
+        """``record`` with these conditions (and the estimate, for random prompts of known length)."""
+        found = self.estimate(record.input_len, record.output_len, record.run.concurrency) if random_prompts else None
+        return record.model_copy(update={"recipe": self.recipe.name, "engine": self.engine,
+                                         "quantization": self.quantization, "family": self.family,
+                                         "estimate": found})
 
 
 def teaches(record: BenchRecord) -> bool:

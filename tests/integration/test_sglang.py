@@ -56,7 +56,11 @@ def test_private_sglang_up_bench_logs_down(gpuctl, fake_gpu_host: FakeGpuHost, f
         assert bench.exit_code == 0, bench.stderr
         (run,) = json.loads(bench.stdout)["runs"]
         assert (run["requests_ok"], run["requests_failed"]) == (6, 0)
-        assert StateStore(isolated).read().deployments["sg"].engine == "sglang"
+        (stored,) = StateStore(isolated).read().bench_runs
+        assert (stored.recipe, stored.engine, stored.gpu, stored.gpu_count, stored.quantization) == (
+            "tiny", "sglang", "L40S", 1, None)
+        assert stored.estimate is not None and stored.estimate.inputs.engine == "sglang"
+        assert stored.estimate.inputs.workload.output_tokens == 8 and stored.estimate.inputs.concurrency == 1
     finally:
         down = gpuctl("down", "sg")
     assert down.exit_code == 0, down.stderr
