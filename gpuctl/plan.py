@@ -234,7 +234,7 @@ def _by_estimate(recipe: Recipe, ranked: list[tuple[Offer, FitRow]], request: Pl
     from gpuctl.perf.offers import token_cost_key
 
     rows = _estimated(recipe, [offer for offer, _ in ranked], request, history)
-    fits = {offer.id: row for offer, row in ranked}
+    pairs = {offer.id: (offer, row) for offer, row in ranked}
     kept = [row for row in rows if row.meets_slo is not False]
     if not kept:
         slo = request.load.slo if request.load else None
@@ -244,7 +244,7 @@ def _by_estimate(recipe: Recipe, ranked: list[tuple[Offer, FitRow]], request: Pl
                               f" by its estimate{quickest}", "relax --slo, or allow more GPUs (--count)")
     if request.optimize == "token-cost":
         kept.sort(key=token_cost_key)
-    return [(row, fits[row.id]) for row in kept]
+    return [pairs[row.id] for row in kept]
 
 
 def choose_offer(recipe: Recipe, offers: Sequence[Offer], request: PlanRequest,

@@ -95,7 +95,8 @@ class Estimator:
 
     def offer(self, offer: Offer) -> EstimatedOffer:
         found = self.at(offer.gpu, offer.gpu_count)
-        return EstimatedOffer(**offer.model_dump(exclude={"id"}), estimate=found, meets_slo=self.meets(found),
+        return EstimatedOffer(**{name: getattr(offer, name) for name in Offer.model_fields}, estimate=found,
+                              meets_slo=self.meets(found),
                               usd_per_1m_output_tokens=usd_per_1m_output_tokens(found, offer.price_per_hour)
                               if found else None)
 
