@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 import click
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from gpuctl.models.offer import Offer
     from gpuctl.perf.cost import Slo
     from gpuctl.perf.offers import EstimatedOffer
+    from gpuctl.pricing import SortKey
 
 
 class Seconds(click.ParamType):
@@ -184,8 +185,7 @@ def prices(app: App, gpus: tuple[str, ...], providers: tuple[str, ...], regions:
         regions=_names(regions), gpu_count=count, spot=spot, include_unavailable=include_all,
     )
     filters = OfferFilters(min_vram_gb=min_vram, max_price_per_gpu_hour=max_price, available_only=available_only,
-                           sort="price" if model else sort,  # type: ignore[arg-type]
-                           limit=None if model else limit)
+                           sort=cast("SortKey", "price" if model else sort), limit=None if model else limit)
     provider_names = _names(providers)
     if model:
         from gpuctl.recipes import resolve_model
@@ -247,6 +247,6 @@ def _estimated(app: App, recipe: Any, wanted: Any, offers: list[Offer], sort: st
     if sort == "cost-per-token":
         rows.sort(key=token_cost_key)
     else:
-        order = {offer.id: i for i, offer in enumerate(filter_and_sort(rows, OfferFilters(sort=sort)))}
+        order = {offer.id: i for i, offer in enumerate(filter_and_sort(rows, OfferFilters(sort=cast("SortKey", sort))))}
         rows.sort(key=lambda row: order[row.id])
     return rows[:limit] if limit else rows

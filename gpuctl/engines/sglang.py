@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gpuctl.models.engine import EngineSpec
+from gpuctl.models.recipe import EngineName
 
 if TYPE_CHECKING:
     from gpuctl.engines import Resolved
 
-NAME = "sglang"
+NAME: EngineName = "sglang"
 #: the last image built on CUDA 12 (12.9): later tags need a CUDA 13 driver, which many rented hosts lack.
 #: FlashInfer, its default attention backend, needs compute capability 7.5 or newer.
 IMAGE = "lmsysorg/sglang:v0.5.19-cu129"

@@ -133,11 +133,11 @@ class BenchRecord(BaseModel):
     gpu: str | None = None
     gpu_count: int | None = None
     price_per_hour: float | None = None
-    recipe: str | None = Field(None, description="gpuctl's name of the model served (model is what it answers as)")
+    recipe: str | None = Field(default=None, description="gpuctl's name of the model (model: what it answers as)")
     engine: str | None = None
-    quantization: str | None = Field(None, description="how the weights were served (None: as published)")
-    family: str | None = Field(None, description="the model's architecture family (gpuctl.perf.history)")
-    estimate: Estimate | None = Field(None, description="the performance model's estimate for these conditions")
+    quantization: str | None = Field(default=None, description="how the weights were served (None: as published)")
+    family: str | None = Field(default=None, description="the model's architecture family (gpuctl.perf.history)")
+    estimate: Estimate | None = Field(default=None, description="the performance model's estimate for these conditions")
     endpoint: Literal["completions", "chat"] = "completions"
     input_len: int
     output_len: int

@@ -45,7 +45,10 @@ class Serving(BaseModel):
 
     def describe(self) -> str:
         """``1024/256 tokens at the best load meeting ttft<=500ms`` and the like."""
-        load = {None: "the best load", "max": "max load"}.get(self.concurrency, f"concurrency {self.concurrency}")
+        if self.concurrency is None:
+            load = "the best load"
+        else:
+            load = "max load" if self.concurrency == "max" else f"concurrency {self.concurrency}"
         where = f" meeting {self.slo.describe()}" if self.slo and self.concurrency is None else ""
         return f"{self.input_tokens}/{self.output_tokens} tokens, {self.engine}, at {load}{where}"
 
