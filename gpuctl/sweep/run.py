@@ -63,8 +63,11 @@ def run_candidates(candidates: Sequence[Candidate], work: Callable[[Candidate], 
     try:
         with terminate_interrupts():
             if parallel > 1 and len(candidates) > 1 and can_fork():
+                reporter.info(f"{len(candidates)} candidates, {min(parallel, len(candidates))} at a time, "
+                              "each in a process of its own")
                 _forked(candidates, work, parallel, budget, reporter, outcome, launched)
             else:
+                reporter.info(f"{len(candidates)} candidate(s), one after the other")
                 _in_turn(candidates, work, budget, reporter, outcome, launched)
     except KeyboardInterrupt:
         outcome.interrupted = True
