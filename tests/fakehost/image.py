@@ -71,7 +71,9 @@ def build_rootfs(dest: Path) -> Path:
             tar.add(_slim(extension, scratch), arcname=str(extension).lstrip("/"))
         site = Path(sysconfig.get_paths()["purelib"])
         for package in _SITE_PACKAGES:
-            tar.add(site / package, arcname=str(site / package).lstrip("/"), filter=_no_bytecode)
+            # next to the stand-in, on the image's PYTHONPATH: this machine's site directory may be a venv's,
+            # which the image's python would not search
+            tar.add(site / package, arcname=f"{APP_DIR.lstrip('/')}/{package}", filter=_no_bytecode)
         shutil.rmtree(scratch)
         _add_link(tar, "usr/bin/python3", str(exe))
         if BUSYBOX.is_file():
