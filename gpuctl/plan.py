@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gpuctl.errors import NoCapacityError, UsageError
 from gpuctl.events import NullReporter, Reporter
 from gpuctl.fit import FitRow, FitSettings, check_context, fit
+from gpuctl.models.bench import BenchRecord
 from gpuctl.models.engine import EngineOptions, EngineSpec
 from gpuctl.models.offer import AVAILABILITY_RANK, Offer, OfferQuery
 from gpuctl.models.recipe import EngineName, QuantMethod, Recipe, RecipeOrigin
@@ -27,7 +28,6 @@ from gpuctl.perf.estimate import Estimate
 from gpuctl.perf.offers import Serving
 
 if TYPE_CHECKING:
-    from gpuctl.models.bench import BenchRecord
     from gpuctl.perf.offers import EstimatedOffer
     from gpuctl.plugins import ProviderRegistry
 
@@ -321,12 +321,14 @@ def build_plan(request: PlanRequest, recipe: Recipe, offers: Sequence[Offer], *,
 
 
 class PlanInputs(BaseModel):
-    """What a plan is built from: the recipe, the offers found, and what collecting them had to say."""
+    """What a plan is built from: the recipe, the offers found, what collecting them had to say, and the
+    project's benches (which correct estimates)."""
 
     recipe: Recipe
     offers: list[Offer]
     warnings: list[str] = Field(default_factory=list)
     hf_token_present: bool
+    history: list[BenchRecord] = Field(default_factory=list)
 
 
 def plan_inputs(request: PlanRequest, *, project_root: Path | None = None, registry: ProviderRegistry | None = None,
@@ -343,8 +345,23 @@ def plan_inputs(request: PlanRequest, *, project_root: Path | None = None, regis
         result = collect_offers(request.offer_query(), providers=request.providers, registry=registry,
                                 reporter=reporter or NullReporter())
         offers, warnings = result.offers, result.warnings
+    history: list[BenchRecord] = []
+    if request.load is not None and project_root is not None:
+        history = _bench_history(project_root, warnings)
     return PlanInputs(recipe=recipe, offers=list(offers), warnings=warnings,
-                      hf_token_present=resolve_credential("hf.token").present)
+                      hf_token_present=resolve_credential("hf.token").present, history=history)
+
+
+def _bench_history(project_root: Path, warnings: list[str]) -> list[BenchRecord]:
+    """The project's stored benches; none (and a warning) when its state file cannot be read."""
+    from gpuctl.errors import StateError
+    from gpuctl.state import StateStore
+
+    try:
+        return StateStore(project_root).read().bench_runs
+    except StateError as exc:
+        warnings.append(f"estimates ignore bench history: {exc.one_line()}")
+        return []
 
 
 def plan_deployment(request: PlanRequest, *, project_root: Path | None = None, registry: ProviderRegistry | None = None,
@@ -352,4 +369,4 @@ def plan_deployment(request: PlanRequest, *, project_root: Path | None = None, r
     """Resolve the model, read the offers (live, else cache, else snapshot) and build the plan."""
     inputs = plan_inputs(request, project_root=project_root, registry=registry, reporter=reporter)
     return build_plan(request, inputs.recipe, inputs.offers, warnings=inputs.warnings,
-                      hf_token_present=inputs.hf_token_present)
+                      hf_token_present=inputs.hf_token_present, history=inputs.history)

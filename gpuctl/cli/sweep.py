@@ -121,7 +121,7 @@ def run_sweep(app: App, request: SweepRequest, *, dry_run: bool) -> None:
     inputs = plan_inputs(asked, project_root=app.project_root, registry=app.registry, reporter=ctx.reporter)
     for line in inputs.warnings:
         warn(app, line)
-    plan = plan_sweep(ctx, request, inputs, bench_history(app))
+    plan = plan_sweep(ctx, request, inputs.model_copy(update={"history": bench_history(app)}))
     if not plan.candidates:
         reasons = "; ".join(f"{s.label}: {s.reason}" for s in plan.skipped)
         raise NoCapacityError(f"no GPU asked has an offer to sweep ({reasons})", "relax --slo or ask for other GPUs")

@@ -18,7 +18,7 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
     An offer at a provider that runs the engine itself (its endpoint is reachable from anywhere)
     is always planned public, with an API key.
     """
-    ranked, _ = ranked_offers(inputs.recipe, inputs.offers, request)
+    ranked, _ = ranked_offers(inputs.recipe, inputs.offers, request, inputs.history)
     plans: list[DeployPlan] = []
     skipped: set[str] = set()
     for rank, (offer, _row) in enumerate(ranked):
@@ -29,7 +29,7 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
         public = provider_cls.can(Capability.ENGINE_CONTAINER)
         planned = request.model_copy(update={"public": True}) if public else request
         plans.append(build_plan(planned, inputs.recipe, inputs.offers, hf_token_present=inputs.hf_token_present,
-                                warnings=inputs.warnings, rank=rank))
+                                warnings=inputs.warnings, rank=rank, history=inputs.history))
         if len(plans) == limit:
             break
     if not plans:

@@ -10,15 +10,12 @@ estimated speed) and the teardown.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from gpuctl.catalog import matches
 from gpuctl.deploy.context import DeployContext
 from gpuctl.errors import GpuctlError
 from gpuctl.fit import effective_architecture, weight_bytes
-from gpuctl.models.bench import BenchRecord
 from gpuctl.models.recipe import EngineName, QuantMethod, Recipe
 from gpuctl.perf.estimate import Estimate
 from gpuctl.perf.offers import Estimator, Serving
@@ -118,15 +115,15 @@ def bench_seconds(estimate: Estimate, concurrency: int, requests: int, estimator
     return (requests + concurrency) * output / max(at.output_tokens_per_s, 1e-9)
 
 
-def plan_sweep(ctx: DeployContext, request: SweepRequest, inputs: PlanInputs,
-               history: Sequence[BenchRecord] = ()) -> SweepPlan:
+def plan_sweep(ctx: DeployContext, request: SweepRequest, inputs: PlanInputs) -> SweepPlan:
     """One candidate per GPU in ``request.gpus`` from ``inputs.offers`` (the cheapest per token by estimate
-    that meets the SLO), with its loads, TTL and cost. GPUs without one are listed as skipped."""
+    that meets the SLO; estimates corrected by ``inputs.history``), with its loads, TTL and cost. GPUs
+    without one are listed as skipped."""
     from gpuctl.deploy import naming
     from gpuctl.deploy.planning import MAX_OFFERS, candidate_plans
 
     serving = request.load.model_copy(update={"engine": request.engine, "quantization": request.quantization})
-    estimator = Estimator(inputs.recipe, serving, history)
+    estimator = Estimator(inputs.recipe, serving, inputs.history)
     candidates: list[Candidate] = []
     skipped: list[Skipped] = []
     for label in request.gpus:
