@@ -10,6 +10,7 @@ estimated speed) and the teardown.
 from __future__ import annotations
 
 import math
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from gpuctl.catalog import matches
