@@ -170,3 +170,31 @@ def test_bench_history_corrects_estimates_for_the_same_gpu_engine_and_family(gpu
     assert {r["estimate"]["basis"] for r in other_engine} == {"model"}
     table = gpuctl("fit", "llama-3.1-8b", "--gpu", "l40s", "--count", "1", env={"COLUMNS": "250"})
     assert "measured x2" in table.stdout
+
+
+def test_up_can_choose_the_cheapest_token_meeting_an_slo_and_says_why(gpuctl: Gpuctl, fake_cloud) -> None:
+    from tests.fakehost.cloud import make_offer
+
+    for kind, gpu, price in (("l40s", "L40S", 0.79), ("h100", "H100-SXM", 2.69), ("a100", "A100-80GB-SXM", 1.39)):
+        fake_cloud.add_offer(make_offer("fakecloud", kind, price, gpu))
+    by_hour = json.loads(gpuctl("up", "llama-3.1-8b", "--dry-run", "--json").stdout)
+    assert by_hour["offer"]["gpu"] == "L40S" and by_hour["choice"] is None
+    loose = {r["gpu"]: r["estimate"]["itl_ms"] for r in rows(gpuctl("prices", "--for", "llama-3.1-8b", "--json"))}
+    one_at_a_time = rows(gpuctl("prices", "--for", "llama-3.1-8b", "--concurrency", "1", "--json"))
+    l40s_fastest = next(r["estimate"]["itl_ms"] for r in one_at_a_time if r["gpu"] == "L40S")
+    target = min((loose["H100-SXM"] + loose["L40S"]) / 2, l40s_fastest * 0.9)  # the L40S cannot meet it at all
+    result = gpuctl("up", "llama-3.1-8b", "--optimize", "token-cost", "--slo", f"itl={target:.2f}", "--dry-run",
+                    "--json")
+    assert result.exit_code == 0, result.stderr
+    plan = json.loads(result.stdout)
+    choice = plan["choice"]
+    assert plan["offer"]["gpu"] != "L40S" and choice["chosen"]["offer"] == plan["offer"]["id"]
+    assert choice["optimize"] == "token-cost" and choice["cheapest_hour"]["offer"] == "fakecloud:l40s:fake-east-1"
+    assert choice["cheapest_hour"]["meets_slo"] is False and choice["reason"].startswith(
+        "the cheapest hour (fakecloud 1 x L40S, $0.79/h) misses itl<=")
+    assert choice["chosen"]["estimate"]["itl_ms"] <= target
+    human = gpuctl("up", "llama-3.1-8b", "--optimize", "token-cost", "--slo", f"itl={target:.2f}", "--dry-run",
+                   env={"COLUMNS": "200"})
+    assert "  choice   fakecloud 1 x " in human.stdout and "misses itl<=" in human.stdout
+    none = gpuctl("up", "llama-3.1-8b", "--slo", "ttft=1", "--dry-run")
+    assert none.exit_code == 5 and "meets ttft<=1ms by its estimate" in none.stderr
