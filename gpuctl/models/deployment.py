@@ -68,6 +68,8 @@ class Deployment(BaseModel):
     engine: str | None = None
     engine_spec: EngineSpec | None = Field(default=None, description="the engine container as planned (no secret "
                                            "values); 'gpuctl export' rebuilds it elsewhere")
+    quantization: str | None = Field(default=None, description="how the engine serves the weights (None: as "
+                                     "published); with engine, gpu and gpu_count: the conditions of its benches")
     served_model_name: str | None = None
     health_path: str | None = None
     public: bool = False
