@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from gpuctl.models.engine import HOST_CACHE_DIR
 from gpuctl.state import StateStore
+from gpuctl.weights.fetcher import repo_folder
 from tests.fakehost.cloud import wait_until, write_recipe
 from tests.fakehost.host import FakeGpuHost, FakeHostEnv
 from tests.integration.fault_kit import finish, gpuctl_proc, record, wait_for_event
@@ -142,6 +144,8 @@ def test_gc_sweeps_what_a_killed_up_left_on_the_host(gpuctl, fake_gpu_host: Fake
     under way (its process is gone): gc takes it down. 'replaced': the record no longer knows the killed
     launch's token (a later deployment of the name took its place): gc finds the fetcher by its labels."""
     write_recipe(isolated)
+    # an earlier test of the module cached the weights on the host: then nothing would be fetched
+    fake_gpu_host.run_inside(["rm", "-rf", f"{HOST_CACHE_DIR}/hub/{repo_folder(REPO)}"])
     stall = stall_a_shard(fake_gpu_host)
     up = gpuctl_proc("up", "tiny", *host_args(fake_gpu_host, fakehost_env), "--name", "k9gc", "-y", "--ttl", "1h")
     try:
