@@ -24,8 +24,8 @@ def test_gc_ends_a_pod_whose_budget_is_spent(gpuctl, runpod_world: RunPodWorld, 
     assert (limits["enforced_by"], limits["idle_seconds"]) == ("gpuctl", 600)
     assert any("enforced by gpuctl while 'gpuctl top' watches" in note for note in plan["warnings"])
     forecast = plan["cold_start"]
-    assert [e["name"] for e in forecast["phases"]][0] == "provision", "a pod is provisioned, never reached by SSH"
-    assert "host" not in [e["name"] for e in forecast["phases"]]
+    names = [e["name"] for e in forecast["phases"]]
+    assert names[:1] == ["provision"] and "host" not in names, "a pod is provisioned, never reached by SSH"
 
     budget = round(price * 3 / 3600, 6)  # three seconds of the pod
     result = gpuctl(*RUNPOD_UP, "--name", "capped", "--budget", str(budget), "--json")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def test_up_records_every_phase_in_order_and_the_next_plan_forecasts_from_it(
     cold = json.loads(result.stdout)["cold_start"]
     phases = cold["phases"]
     assert [p["name"] for p in phases] == HOST_PHASES, "a --host machine is not provisioned"
-    for before, after in zip(phases, phases[1:], strict=False):
+    for before, after in pairwise(phases):
         assert at(before["started_at"]) <= at(before["ended_at"]) <= at(after["started_at"]), (before, after)
     by_name = {p["name"]: p for p in phases}
     assert by_name["image"]["source"] == "registry" and by_name["image"]["bytes"] > 1_000_000
