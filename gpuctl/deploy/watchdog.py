@@ -97,7 +97,7 @@ def arm(shell: Shell, *, name: str, container: str, seconds_left: int | None, st
         watch = IdleWatch(seconds=idle.seconds, port=idle.port, busy_metrics=tuple(busy),
                           request_metrics=tuple(requests), activity_file=activity_path(directory, name))
     script = watchdog_script(deadline=deadline, container=container, deadline_file=deadline_path,
-                             interval_s=interval_for(seconds_left, budget_seconds_left, idle and idle.seconds),
+                             interval_s=interval_for(seconds_left, budget_seconds_left, idle.seconds if idle else None),
                              shutdown_command=STOP_MACHINE if stop_machine else KEEP_MACHINE,
                              budget_deadline=budget_deadline, idle=watch)
     shell.run(["sh", "-c", 'umask 077 && mkdir -p "$1"', "sh", directory]).check(f"creating {directory}", shell.where)
