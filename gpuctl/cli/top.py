@@ -120,14 +120,14 @@ def _round(app: App, ctx: DeployContext, probes: list[Probe], pause: float) -> l
 
 
 def _end(app: App, ctx: DeployContext, probe: Probe, reason: str) -> None:
-    from gpuctl.deploy.teardown import teardown
+    from gpuctl.deploy.down import take_down
     from gpuctl.errors import GpuctlError
 
     name = probe.deployment.name
     warn(app, f"{name}: {reason}: taking it down")
     probe.close()
     try:
-        teardown(ctx, ctx.records.get(name))
+        take_down(ctx, name)
     except GpuctlError as exc:
         warn(app, f"{name}: not down: {exc.one_line()}; 'gpuctl down {name}' retries")
         return

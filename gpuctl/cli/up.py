@@ -48,6 +48,10 @@ _CLOUD_ONLY = ("gpu", "count", "provider", "region", "spot", "max_price")
               help="What the --host machine costs, for cost accounting (default 0).")
 @click.option("--ttl", default=None, metavar="DURATION",
               help="Tear down after this long (e.g. 90m, 2h); the host enforces it itself.")
+@click.option("--idle", default=None, metavar="DURATION",
+              help="Tear down after this long without a request (e.g. 30m); read from the engine's /metrics.")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=None, metavar="USD",
+              help="Tear down when price x uptime reaches this many dollars.")
 @click.option("--name", default=None, help="Deployment name (default: <model>-<gpu>-<4 hex>).")
 @click.option("--image", default=None, metavar="IMAGE",
               help="Run this image instead of the engine's own, e.g. an arm64 build for a GH200; its CPU "
@@ -83,7 +87,8 @@ _CLOUD_ONLY = ("gpu", "count", "provider", "region", "spot", "max_price")
 @click.pass_obj
 def up(app: App, model: str | None, gpu: str | None, count: int | None, provider: str | None, region: str | None,
        spot: bool, max_price: float | None, host: str | None, identity: Path | None, accept_host_key: bool,
-       price_per_hour: float | None, ttl: str | None, name: str | None, image: str | None, max_model_len: int | None,
+       price_per_hour: float | None, ttl: str | None, idle: str | None, budget: float | None, name: str | None,
+       image: str | None, max_model_len: int | None,
        served_model_name: str | None, public: bool, keep_on_failure: bool, allow_pickle: bool, launch_timeout: str,
        ssh_timeout: str,
        health_timeout: str, dry_run: bool, wizard: bool, print_command: bool, engine: str | None,
@@ -94,7 +99,8 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
     \b
     Shows the price and asks before launching (-y skips). Ctrl-C or a failed step tears down
     what was created (unless --keep-on-failure); 'gpuctl down NAME' finishes any cleanup.
-    Defaults for MODEL, --gpu, --provider, --engine, --region and --ttl come from gpuctl.yaml.
+    Defaults for MODEL, --gpu, --provider, --engine, --region, --ttl, --idle and --budget come from
+    gpuctl.yaml.
     With -i, a wizard asks for what the flags do not say; -q prints only the endpoint's base URL.
     """
     if wizard or print_command:
@@ -124,11 +130,14 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
             app.registry.create(provider)  # an unknown name fails here, with close matches
         region = region or project.region
     ttl = ttl or project.ttl
+    idle = idle or project.idle
+    budget = budget if budget is not None else project.budget
     request = PlanRequest(
         model=model, hf_config=hf_config, gpu=resolve_gpu(gpu) if gpu else None, count=count,
         providers=None if provider in (None, "auto") else [provider], region=region,
         engine=engine or project.engine or "vllm", spot=spot, max_price=max_price,
-        ttl_seconds=parse_duration(ttl) if ttl else None, max_model_len=max_model_len,
+        ttl_seconds=parse_duration(ttl) if ttl else None, idle_seconds=parse_duration(idle) if idle else None,
+        budget_usd=budget, max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization, quantization=quantization,
         served_model_name=served_model_name, public=public, image=image, optimize=optimize,  # type: ignore[arg-type]
         load=_load(optimize, input_len, output_len, concurrency, slo),
@@ -308,11 +317,18 @@ def _health_bench(app: App, ctx: DeployContext, deployment: Deployment) -> None:
 
 def _render_ready(app: App, deployment: Deployment) -> None:
     from gpuctl.deploy.endpoint import openai_base
+    from gpuctl.deploy.phases import cold_start
 
     assert deployment.endpoint is not None
     base = openai_base(deployment.endpoint)
+    cold = cold_start(deployment)
+    if cold is not None:
+        from gpuctl.cli.coldstart import breakdown_lines
+
+        info(app, "\n".join(breakdown_lines(cold, deployment.price_per_hour)))
     if app.json:
-        print_json(deployment.model_dump(mode="json"))
+        print_json({**deployment.model_dump(mode="json"),
+                    "cold_start": cold.model_dump(mode="json") if cold is not None else None})
         return
     if app.quiet:
         click.echo(base)
@@ -335,8 +351,19 @@ def _warn_all(app: App, notes: list[str]) -> None:
         warn(app, note)
 
 
+def _forecast(plan: DeployPlan) -> list[str]:
+    """The plan's cold-start forecast, indented under ``wait``."""
+    if plan.cold_start is None:
+        return []
+    from gpuctl.cli.coldstart import forecast_lines
+
+    first, *rest = forecast_lines(plan.cold_start, plan.offer.price_per_hour)
+    return [f"  wait     {first}", *(f"         {line}" for line in rest)]
+
+
 def _render_plan(plan: DeployPlan) -> None:
     from gpuctl.durations import format_duration
+    from gpuctl.limits import describe
     from gpuctl.models.engine import HOST_PORT
 
     offer, row, spec, model = plan.offer, plan.fit, plan.engine, plan.model
@@ -355,6 +382,8 @@ def _render_plan(plan: DeployPlan) -> None:
         f"  endpoint {spec.bind_address}:{HOST_PORT} -> container :{spec.port}, health {spec.health_path}, "
         + ("public, API key required" if spec.public else "private (SSH tunnel)"),
         f"  ttl      {cost}",
+        *([f"  limits   {describe(plan.limits, offer.price_per_hour)}"] if plan.limits is not None else []),
+        *_forecast(plan),
         f"  offers   {plan.offers_fitting} of {plan.offers_considered} fit",
         *_choice_lines(plan),
         "command:",

@@ -109,3 +109,23 @@ def test_an_unreachable_engine_is_a_problem_not_a_crash(gpuctl, isolated: Path) 
     result = gpuctl("top", "--json", "-n", "1")
     (row,) = rows(result.stdout)
     assert result.exit_code == 0 and row["running"] is None and row["problems"] == ["metrics: ConnectError"]
+
+
+def test_top_takes_down_a_deployment_whose_budget_is_spent(gpuctl, engine: LocalEngine, fake_cloud,
+                                                           isolated: Path) -> None:
+    """Where the provider runs the engine, top enforces the limits: a spent budget ends the pod."""
+    from gpuctl.deploy import tags
+    from gpuctl.deploy.naming import project_id
+
+    project = project_id(isolated / ".gpuctl")
+    pod = fake_cloud.add_instance("fakepod", tags.deployment_tags(project, "spent"), price=1.0)
+    write(isolated, name="spent", provider="fakepod", project_id=project, instance_id=pod, endpoint=engine.url,
+          price_per_hour=1.0, launched_at=NOW - timedelta(hours=1), budget_usd=0.5,
+          tags=tags.deployment_tags(project, "spent"))
+    result = gpuctl("top", "--json", "-n", "1")
+    assert result.exit_code == 0, result.stderr
+    (row,) = rows(result.stdout)
+    assert row["budget_left_usd"] < 0
+    assert "spent: its budget is spent: taking it down" in result.stderr
+    assert fake_cloud.world["terminations"] == [pod]
+    assert StateStore(isolated).read().deployments["spent"].status == "terminated"
