@@ -1,0 +1,46 @@
+"""The real ``vllm-router`` (PyPI) started, fed and stopped by gpuctl.deploy.router, in front of mock engines."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gpuctl.deploy import router
+from tests.standins.mock_openai import MockProcess
+
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(__import__("importlib.util").util.find_spec("vllm_router") is None,
+                                 reason="vllm-router is not installed (test extra)")]
+
+KEY = "gpuctl-router-test-key-0123456789"
+BODY = {"model": "mock-model", "prompt": "hi", "max_tokens": 2}
+
+
+def _complete(url: str, key: str | None = KEY) -> int:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.post(f"{url}/v1/completions", json=BODY, headers=headers, timeout=30).status_code
+
+
+def test_local_router_adds_removes_and_stops(tmp_path: Path) -> None:
+    with MockProcess("--api-key", KEY) as one, MockProcess("--api-key", KEY) as two:
+        record = router.start_local(tmp_path, "svc", policy="round_robin", api_key=KEY, workers=[one.url])
+        try:
+            assert record.url.startswith("http://127.0.0.1:") and record.pid is not None
+            cmdline = Path(f"/proc/{record.pid}/cmdline").read_bytes().decode()
+            assert KEY not in cmdline, "the key reaches the router on stdin, never in its command line"
+            assert [w.url for w in router.workers(record.url)] == [one.url]
+            router.add_worker(record.url, two.url)
+            assert sorted(w.url for w in router.workers(record.url)) == sorted([one.url, two.url])
+            assert [_complete(record.url) for _ in range(4)] == [200] * 4
+            assert one.stats()["requests"] and two.stats()["requests"], "round robin reached both"
+            assert _complete(record.url, key=None) == 401, "the replicas' key guards them behind the router"
+            router.remove_worker(record.url, one.url)
+            router.remove_worker(record.url, one.url)  # twice: absent is fine
+            assert [w.url for w in router.workers(record.url)] == [two.url]
+        finally:
+            router.stop_local(record)
+        assert not router.is_ours(record.pid, record.pid_start)
+        assert not os.path.exists(f"/proc/{record.pid}/cmdline") or router.process_start(record.pid) is None
