@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gpuctl.durations import parse_duration
 from gpuctl.errors import ConfigError, UsageError
@@ -29,6 +29,7 @@ class ProjectFile(BaseModel):
     engine: Literal["vllm", "tgi"] | None = None
     region: str | None = None
     ttl: str | None = None
+    replicas: int | None = Field(default=None, ge=1, description="replicas behind vllm-router ('up --replicas')")
 
     @field_validator("ttl")
     @classmethod

@@ -31,6 +31,18 @@ def down(app: App, name: str | None, everything: bool, terminate_timeout: str) -
     if bool(name) == everything:
         raise UsageError("name one deployment, or pass --all", "'gpuctl status' lists them")
     ctx = deploy_context(app, Timeouts(terminate=parse_duration(terminate_timeout)), quiet=False)
+    from gpuctl.cli.service import service_target
+    from gpuctl.cli.service import take_down as take_down_service
+
+    service = service_target(app, name) if name else None
+    if service is not None:  # a service: its replicas leave the router and go, then the router
+        take_down_service(app, ctx, service)
+        return
+    if everything:  # services first, so no router is left without its replicas
+        from gpuctl.deploy import service as services
+
+        for active in [s for s in app.state.read().services.values() if s.status != "terminated"]:
+            services.take_down_service(ctx, active.name)
     targets = [d for d in ctx.records.all() if is_active(d)] if everything else [ctx.records.get(name or "")]
     pending = [d for d in targets if is_active(d)]
     if not pending:

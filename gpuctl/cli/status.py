@@ -36,23 +36,38 @@ def _endpoint(row: object) -> str | None:
 
 
 @click.command()
+@click.argument("name", required=False)
 @click.option("--no-probe", is_flag=True, help="Do not contact the endpoints (faster; HEALTH stays empty).")
 @click.option("--all", "include_ended", is_flag=True, help="Include deployments that have ended.")
 @json_option
 @quiet_option
 @click.pass_obj
-def status(app: App, no_probe: bool, include_ended: bool) -> None:
+def status(app: App, name: str | None, no_probe: bool, include_ended: bool) -> None:
     """List this project's deployments: provider, GPU, endpoint, uptime, $/h, cost so far, TTL left, health.
 
-    With -q, print only their names, one per line (without contacting the endpoints).
+    With -q, print only their names, one per line (without contacting the endpoints). With the NAME of a
+    service (up --replicas), show it: its router, each replica and the router's view of it, the summed cost.
     """
     from gpuctl.cli.up import deploy_context
     from gpuctl.deploy.context import Timeouts
     from gpuctl.deploy.status import status_rows
 
     ctx = deploy_context(app, Timeouts(), quiet=True)
+    if name:
+        from gpuctl.cli.service import render_view, service_target
+        from gpuctl.deploy.service_view import service_view
+
+        service = service_target(app, name)
+        if service is None:
+            ctx.records.get(name)  # exit 3 naming the known ones when it is no deployment either
+        else:
+            render_view(app, service_view(ctx, service, probe_health=not no_probe))
+            return
     names_only = app.quiet and not app.json
     rows = status_rows(ctx, include_ended=include_ended, probe_health=not (no_probe or names_only))
+    if name:
+        rows = [r for r in rows if r.name == name] or [r for r in status_rows(
+            ctx, include_ended=True, probe_health=False) if r.name == name]
     if names_only:
         for row in rows:
             click.echo(row.name)

@@ -64,6 +64,16 @@ _CLOUD_ONLY = ("gpu", "count", "provider", "region", "spot", "max_price")
               help="Choose model, GPU offer, engine and TTL in a wizard (needs a terminal); writes gpuctl.yaml.")
 @click.option("--print-command", is_flag=True,
               help="Run the wizard (-i), then print the equivalent 'gpuctl up' command instead of deploying.")
+@click.option("--replicas", type=click.IntRange(min=1), default=None, metavar="N",
+              help="N replicas behind vllm-router (default: 1, or the project's replicas:).")
+@click.option("--spread", is_flag=True, help="With --replicas: spread them over providers and regions.")
+@click.option("--router", "router", default="local", show_default=True, metavar="local|host|USER@HOST",
+              help="With --replicas: where vllm-router runs (this machine, a replica's machine, or one you name).")
+@click.option("--router-policy", type=click.Choice(["cache_aware", "round_robin", "power_of_two", "random",
+                                                    "consistent_hash"]), default="cache_aware", show_default=True,
+              help="With --replicas: how the router picks a replica.")
+@click.option("--replace-failed", is_flag=True,
+              help="With --replicas: 'gpuctl scale NAME' replaces replicas that died.")
 @serving_options
 @yes_option
 @quiet_option
@@ -74,7 +84,8 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
        price_per_hour: float | None, ttl: str | None, name: str | None, max_model_len: int | None,
        served_model_name: str | None, public: bool, keep_on_failure: bool, allow_pickle: bool, launch_timeout: str,
        ssh_timeout: str,
-       health_timeout: str, dry_run: bool, wizard: bool, print_command: bool, engine: str | None,
+       health_timeout: str, dry_run: bool, wizard: bool, print_command: bool, replicas: int | None, spread: bool,
+       router: str, router_policy: str, replace_failed: bool, engine: str | None,
        gpu_memory_utilization: float | None, quantization: str | None, hf_config: str | None) -> None:
     """Deploy MODEL (a recipe name or hf:ORG/NAME; default: the project's) to the cheapest GPU that fits.
 
@@ -123,6 +134,18 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
     # a plan alone stays quiet off a terminal; a deploy always reports its steps (plain lines there)
     ctx = deploy_context(app, timeouts, quiet=dry_run and not sys.stderr.isatty())
     inputs = _inputs(app, ctx, request, host, identity, accept_host_key, price_per_hour or 0.0)
+    replicas = replicas or project.replicas or 1
+    if replicas > 1 or spread or replace_failed:
+        if host is not None:
+            raise UsageError("--replicas deploys to rented machines; --host names one machine",
+                             "drop --host, or deploy one replica to it")
+        if not dry_run:
+            from gpuctl.cli.service import deploy_service
+
+            deploy_service(app, ctx, request, inputs, replicas=replicas, name=name, router=router,
+                           policy=router_policy, spread=spread, replace_failed=replace_failed,
+                           allow_pickle=allow_pickle)
+            return
     if dry_run:
         from gpuctl.deploy.planning import candidate_plans
 
