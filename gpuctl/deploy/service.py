@@ -409,7 +409,10 @@ def stop_router(ctx: DeployContext, router: RouterRecord) -> None:
 
 
 def dead_members(ctx: DeployContext, service: Service, router_view: dict[str, bool] | None) -> list[str]:
-    """Replicas that are gone or failed: their record ended, or gpuctl's probe and the router both say so."""
+    """Replicas that are gone or failed: their record ended, gpuctl's own probe fails, or the router gave up on it.
+
+    gpuctl's probe decides first: the router notices a dead replica only at its next health checks.
+    """
     from gpuctl.deploy.status import probe
 
     dead = []
@@ -419,9 +422,8 @@ def dead_members(ctx: DeployContext, service: Service, router_view: dict[str, bo
             continue
         if deployment.status != "running":
             continue
-        health = probe(ctx, deployment)
         routed = router_view.get(worker_url(deployment, service.router)) if (router_view and service.router) else None
-        if health not in ("healthy", "loading") and routed is not True:
+        if routed is False or probe(ctx, deployment) != "healthy":
             dead.append(deployment.name)
     return dead
 

@@ -59,8 +59,9 @@ def service_view(ctx: DeployContext, service: Service, *, probe_health: bool = T
         rows.append(ReplicaRow(**base.model_dump(), routed=seen))
     problems = []
     for replica in rows:
+        # gpuctl's own probe decides; the router notices only at its next health checks
         dead = replica.status in ("failed", "terminated") or (
-            replica.health is not None and replica.health != "healthy" and replica.routed != "healthy")
+            replica.health is not None and replica.health != "healthy")
         if dead and service.status in ("running", "degraded"):
             fix = "replaces it" if service.replace_failed else "takes it out (and 'gpuctl scale NAME N' adds more)"
             problems.append(f"replica {replica.name} is {replica.health or replica.status}: "

@@ -92,16 +92,19 @@ class FakeCloud(Provider):
 
     def _create(self, world: dict[str, Any], request: LaunchRequest) -> dict[str, Any]:
         instance_id = f"{self.name}-{len(world['instances']) + 1}"
-        host = world["host"]
-        if request.ssh_public_key and world.get("authorized_keys"):
-            with open(world["authorized_keys"], "a", encoding="utf-8") as keys:
+        hosts = world.get("hosts") or []
+        # several machines (Cloud.use_hosts): each new instance gets the next one, round robin
+        host = hosts[len(world["instances"]) % len(hosts)] if hosts else world["host"]
+        authorized = host.get("authorized_keys") or world.get("authorized_keys")
+        if request.ssh_public_key and authorized:
+            with open(authorized, "a", encoding="utf-8") as keys:
                 keys.write(request.ssh_public_key + "\n")
         instance = {"id": instance_id, "provider": self.name, "token": request.idempotency_token,
                     "tags": request.tags, "status": "running", "region": request.offer.region,
                     "gpu": request.offer.gpu, "gpu_count": request.offer.gpu_count,
                     "price": request.offer.price_per_hour, "ssh_host": host.get("address"),
                     "ssh_port": host.get("port", 22), "ssh_user": host.get("user", "root"),
-                    "endpoint_url": world.get("endpoint_url")}
+                    "endpoint_url": world.get("endpoint_url"), "docker_host": host.get("docker_host")}
         world["instances"][instance_id] = instance
         return instance
 
@@ -118,7 +121,7 @@ class FakeCloud(Provider):
             instance = world["instances"].get(instance_id)
             if instance is not None and instance["status"] != "terminated":
                 instance["status"] = "terminated"
-                _wipe(world["host"].get("docker_host"))
+                _wipe(instance.get("docker_host", world["host"].get("docker_host")))
 
     def list_by_tag(self, tags: dict[str, str]) -> list[Instance]:
         with _world(self.path, write=False) as world:
@@ -185,6 +188,12 @@ class Cloud:
         self.set(host={"address": host.address, "port": port or host.port, "user": host.user,
                        "docker_host": host.docker_env["DOCKER_HOST"]},
                  authorized_keys=str(host.home / ".ssh" / "authorized_keys"))
+
+    def use_hosts(self, hosts: list[Any]) -> None:
+        """Hand out ``hosts`` (FakeGpuHosts) round robin, one per new instance: several machines."""
+        self.set(hosts=[{"address": h.address, "port": h.port, "user": h.user,
+                         "docker_host": h.docker_env["DOCKER_HOST"],
+                         "authorized_keys": str(h.home / ".ssh" / "authorized_keys")} for h in hosts])
 
     def set(self, **values: Any) -> None:
         with _world(self.path) as world:
