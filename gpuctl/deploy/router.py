@@ -58,7 +58,7 @@ class RouterWorker(BaseModel):
 
 
 def settings(*, port: int, policy: str, api_key: str, workers: Sequence[str] = (),
-             metrics_port: int | None = None) -> dict[str, Any]:
+             metrics_port: int | None = None, ttl_seconds: int | None = None) -> dict[str, Any]:
     """The ``RouterArgs`` fields gpuctl sets (the launcher reads them as JSON on stdin).
 
     The router always serves Prometheus metrics (on 29000 unless told otherwise, so two routers on one
@@ -68,7 +68,7 @@ def settings(*, port: int, policy: str, api_key: str, workers: Sequence[str] = (
             "prometheus_host": "127.0.0.1", "prometheus_port": metrics_port or port + 1,
             "health_check_interval_secs": HEALTH_CHECK_INTERVAL_S,
             "worker_startup_timeout_secs": WORKER_STARTUP_TIMEOUT_S, "worker_startup_check_interval": 2,
-            "log_level": "warning"}
+            "log_level": "warning", "stop_after_seconds": ttl_seconds}
 
 
 def free_port() -> int:
@@ -88,8 +88,8 @@ def _free_pair() -> tuple[int, int]:
 
 # -- this machine -------------------------------------------------------------------------------------------
 
-def start_local(state_dir: Path, name: str, *, policy: str, api_key: str,
-                workers: Sequence[str] = ()) -> RouterRecord:
+def start_local(state_dir: Path, name: str, *, policy: str, api_key: str, workers: Sequence[str] = (),
+                ttl_seconds: int | None = None) -> RouterRecord:
     """The router of service ``name`` on this machine's loopback, in a session of its own (it outlives gpuctl)."""
     from importlib.util import find_spec
 
@@ -105,7 +105,8 @@ def start_local(state_dir: Path, name: str, *, policy: str, api_key: str,
         process = subprocess.Popen([sys.executable, "-c", _LAUNCHER.read_text()], stdin=subprocess.PIPE,
                                    stdout=output, stderr=subprocess.STDOUT, start_new_session=True, cwd=log.parent)
     assert process.stdin is not None
-    line = json.dumps(settings(port=port, policy=policy, api_key=api_key, workers=workers, metrics_port=metrics))
+    line = json.dumps(settings(port=port, policy=policy, api_key=api_key, workers=workers, metrics_port=metrics,
+                               ttl_seconds=ttl_seconds))
     process.stdin.write((line + "\n").encode())
     process.stdin.close()
     record = RouterRecord(placement="local", port=port, pid=process.pid, pid_start=process_start(process.pid),
@@ -167,14 +168,15 @@ _REMOTE_PYTHON = 'r=$(command -v vllm-router) && head -n1 "$r" | sed "s/^#!//"'
 
 
 def start_remote(shell: Shell, name: str, *, policy: str, api_key: str, workers: Sequence[str] = (),
-                 port: int = 30000) -> RouterRecord:
+                 port: int = 30000, ttl_seconds: int | None = None) -> RouterRecord:
     """The router of service ``name`` on the loopback of ``shell``'s machine, which must have ``vllm-router``."""
     found = shell.run(["sh", "-c", _REMOTE_PYTHON], timeout=30)
     python = found.stdout.strip().split()[0] if found.ok and found.stdout.strip() else ""
     if not python:
         raise UsageError(f"{shell.where} has no {PACKAGE} on its PATH", f"install it there: pip install {PACKAGE}")
     log = f"/tmp/gpuctl-router-{name}.log"
-    line = json.dumps(settings(port=port, policy=policy, api_key=api_key, workers=workers)) + "\n"
+    line = json.dumps(settings(port=port, policy=policy, api_key=api_key, workers=workers,
+                               ttl_seconds=ttl_seconds)) + "\n"
     started = shell.run(["sh", "-c", "cd /tmp && " + _REMOTE_START, "sh", python, _LAUNCHER.read_text(), log],
                         input=line.encode(), timeout=30).check("starting vllm-router", shell.where)
     pid = int(started.stdout.strip().splitlines()[-1])

@@ -252,6 +252,12 @@ def worker_url(deployment: Deployment, router: RouterRecord) -> str:
     return endpoint
 
 
+def _ttl(request: ServiceRequest) -> int | None:
+    """The router stops itself when the replicas' TTL ends (a little later, so it never routes to none)."""
+    ttl = request.replicas[0].plans[0].ttl_seconds if request.replicas else None
+    return ttl + 60 if ttl else None
+
+
 def _index(name: str) -> int:
     return int(name.rsplit("-", 1)[1])
 
@@ -266,7 +272,8 @@ def _start_router(ctx: DeployContext, request: ServiceRequest, key: str, shell: 
     """The router on this machine, or on the machine the user named (``--router HOST``), recorded at once."""
     if request.router == ROUTER_LOCAL:
         with ctx.reporter.step("starting vllm-router on this machine"):
-            record = routing.start_local(ctx.state_dir, request.name, policy=request.policy, api_key=key)
+            record = routing.start_local(ctx.state_dir, request.name, policy=request.policy, api_key=key,
+                                         ttl_seconds=_ttl(request))
     else:
         from gpuctl.deploy.hosts import connect, opened
         from gpuctl.host.target import parse_target
@@ -275,7 +282,8 @@ def _start_router(ctx: DeployContext, request: ServiceRequest, key: str, shell: 
         with ctx.reporter.step(f"starting vllm-router on {target}"), opened(connect(
                 target, ctx.state_dir, identity=_path(request.identity),
                 accept_host_key=request.accept_host_key)) as session:
-            record = routing.start_remote(session, request.name, policy=request.policy, api_key=key)
+            record = routing.start_remote(session, request.name, policy=request.policy, api_key=key,
+                                          ttl_seconds=_ttl(request))
         record = record.model_copy(update={"host": str(target), "identity": request.identity})
     update(ctx, request.name, router=record, event="router-started", detail=record.url)
     return record
@@ -293,7 +301,8 @@ def _start_router_on(ctx: DeployContext, request: ServiceRequest, key: str, depl
     with ctx.reporter.step(f"starting vllm-router on {deployment.name}'s machine"), opened(connect(
             target, ctx.state_dir, identity=_path(deployment.identity), accept_host_key=False)) as session:
         port = (deployment.host_port or 8000) + 1000
-        record = routing.start_remote(session, request.name, policy=request.policy, api_key=key, port=port)
+        record = routing.start_remote(session, request.name, policy=request.policy, api_key=key, port=port,
+                                      ttl_seconds=_ttl(request))
     record = record.model_copy(update={"placement": "host", "host": deployment.host,
                                        "identity": deployment.identity})
     update(ctx, request.name, router=record, event="router-started", detail=f"{deployment.host} {record.url}")

@@ -44,3 +44,15 @@ def test_local_router_adds_removes_and_stops(tmp_path: Path) -> None:
             router.stop_local(record)
         assert not router.is_ours(record.pid, record.pid_start)
         assert not os.path.exists(f"/proc/{record.pid}/cmdline") or router.process_start(record.pid) is None
+
+
+def test_the_router_stops_itself_when_the_ttl_ends(tmp_path: Path) -> None:
+    from tests.fakehost.cloud import wait_until
+
+    record = router.start_local(tmp_path, "ttl", policy="round_robin", api_key=KEY, ttl_seconds=2)
+    try:
+        assert record.pid is not None and router.is_ours(record.pid, record.pid_start)
+        wait_until(lambda: not router.is_ours(record.pid or 0, record.pid_start), "the router to stop itself",
+                   timeout=30)
+    finally:
+        router.stop_local(record)
