@@ -8,9 +8,9 @@ stopped, or until the TTL ends (the replicas' own TTL watchdogs end them at the 
 """
 
 import json
-import os
+import math
+import signal
 import sys
-import threading
 
 
 def main() -> None:
@@ -18,9 +18,9 @@ def main() -> None:
     sys.stdin.close()
     stop_after = settings.pop("stop_after_seconds", None)
     if stop_after:
-        timer = threading.Timer(float(stop_after), os._exit, args=(0,))
-        timer.daemon = True
-        timer.start()
+        # the kernel ends the process then (SIGALRM's default action): the router's Rust loop holds the
+        # interpreter, so no Python timer would ever run
+        signal.alarm(math.ceil(float(stop_after)))
     from vllm_router.launch_router import launch_router
     from vllm_router.router_args import RouterArgs
 
