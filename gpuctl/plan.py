@@ -89,6 +89,7 @@ class DeployPlan(BaseModel):
     offers_considered: int
     offers_fitting: int
     warnings: list[str] = Field(default_factory=list)
+    nodes: int = Field(default=1, description="machines of `offer` one engine spans (vLLM multi-node)")
 
 
 SECRET_PLACEHOLDERS = {"HF_TOKEN": "<secret: your Hugging Face token>"}

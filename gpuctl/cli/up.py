@@ -64,6 +64,8 @@ _CLOUD_ONLY = ("gpu", "count", "provider", "region", "spot", "max_price")
               help="Choose model, GPU offer, engine and TTL in a wizard (needs a terminal); writes gpuctl.yaml.")
 @click.option("--print-command", is_flag=True,
               help="Run the wizard (-i), then print the equivalent 'gpuctl up' command instead of deploying.")
+@click.option("--nodes", type=click.IntRange(min=1), default=1, metavar="N",
+              help="One engine across N machines (vLLM multi-node), for a model no single machine holds.")
 @click.option("--replicas", type=click.IntRange(min=1), default=None, metavar="N",
               help="N replicas behind vllm-router (default: 1, or the project's replicas:).")
 @click.option("--spread", is_flag=True, help="With --replicas: spread them over providers and regions.")
@@ -84,7 +86,8 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
        price_per_hour: float | None, ttl: str | None, name: str | None, max_model_len: int | None,
        served_model_name: str | None, public: bool, keep_on_failure: bool, allow_pickle: bool, launch_timeout: str,
        ssh_timeout: str,
-       health_timeout: str, dry_run: bool, wizard: bool, print_command: bool, replicas: int | None, spread: bool,
+       health_timeout: str, dry_run: bool, wizard: bool, print_command: bool, nodes: int, replicas: int | None,
+       spread: bool,
        router: str, router_policy: str, replace_failed: bool, engine: str | None,
        gpu_memory_utilization: float | None, quantization: str | None, hf_config: str | None) -> None:
     """Deploy MODEL (a recipe name or hf:ORG/NAME; default: the project's) to the cheapest GPU that fits.
@@ -128,13 +131,28 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
         engine=engine or project.engine or "vllm", spot=spot, max_price=max_price,
         ttl_seconds=parse_duration(ttl) if ttl else None, max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization, quantization=quantization,
-        served_model_name=served_model_name, public=public,
+        served_model_name=served_model_name, public=public, nodes=nodes,
     )
     timeouts = _timeouts(launch_timeout, ssh_timeout, health_timeout)
     # a plan alone stays quiet off a terminal; a deploy always reports its steps (plain lines there)
     ctx = deploy_context(app, timeouts, quiet=dry_run and not sys.stderr.isatty())
     inputs = _inputs(app, ctx, request, host, identity, accept_host_key, price_per_hour or 0.0)
     replicas = replicas or project.replicas or 1
+    if nodes > 1:
+        if host is not None or replicas > 1:
+            raise UsageError("--nodes spans rented machines with one engine; it takes neither --host nor --replicas")
+        from gpuctl.cli.nodes import deploy_nodes, node_plans
+
+        if dry_run:
+            plan = node_plans(app, ctx, request, inputs)[0]
+            _warn_all(app, plan.warnings)
+            if app.json:
+                print_json(plan.model_dump(mode="json"))
+            else:
+                _render_plan(plan)
+            return
+        deploy_nodes(app, ctx, request, inputs, name=name, allow_pickle=allow_pickle, keep_on_failure=keep_on_failure)
+        return
     if replicas > 1 or spread or replace_failed:
         if host is not None:
             raise UsageError("--replicas deploys to rented machines; --host names one machine",
@@ -338,10 +356,12 @@ def _render_plan(plan: DeployPlan) -> None:
     where = f"{offer.region}" + (f", {offer.tier}" if offer.tier else "") + (", spot" if offer.spot else "")
     cost = (f"{format_duration(plan.ttl_seconds)}, about ${plan.estimated_cost_usd:.2f}" if plan.ttl_seconds
             else "none (runs until 'gpuctl down')")
+    nodes = f"{plan.nodes} nodes of " if plan.nodes > 1 else ""
     lines = [
         f"plan for {model.name} ({model.repo} @ {model.revision[:12]})",
-        f"  offer    {offer.provider} {offer.instance_type}: {offer.gpu_count} x {offer.gpu} ({where}) "
-        f"${offer.price_per_hour:.2f}/h, {offer.source} price of {offer.as_of:%Y-%m-%d}",
+        f"  offer    {nodes}{offer.provider} {offer.instance_type}: {offer.gpu_count} x {offer.gpu} ({where}) "
+        f"${offer.price_per_hour:.2f}/h{' each' if plan.nodes > 1 else ''}, {offer.source} price of "
+        f"{offer.as_of:%Y-%m-%d}",
         f"  fit      weights {row.weights_gb:.1f} GB/GPU, KV cache {row.kv_cache_gb:.1f} GB/GPU = "
         f"{row.kv_cache_tokens} tokens: {row.concurrent_sequences} sequences of {row.context}, "
         f"max context {row.max_context}",

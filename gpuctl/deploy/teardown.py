@@ -40,6 +40,12 @@ def teardown(ctx: DeployContext, deployment: Deployment, *, shell: Shell | None 
             terminate_instance(ctx, ctx.provider(provider_name), instance_id)
         if deployment.host:
             _forget_host_key(ctx, deployment.host)
+        if deployment.nodes > 1:  # vLLM multi-node: every node went above (found by tags); now what placed them
+            from gpuctl.deploy.nodes import release
+
+            release(ctx, deployment)
+            for host in deployment.node_hosts[1:]:
+                _forget_host_key(ctx, host)
     from gpuctl.deploy.secrets import remove_secrets
 
     remove_secrets(ctx.state_dir, name)

@@ -80,6 +80,10 @@ class Deployment(BaseModel):
     owner_pid: int | None = Field(default=None, description="the 'gpuctl up' process still working on it")
     owner_host: str | None = None
     service: str | None = Field(default=None, description="the service (replicas behind a router) it belongs to")
+    nodes: int = Field(default=1, description="machines one engine spans (vLLM multi-node); price_per_hour "
+                       "covers all of them")
+    node_hosts: list[str] = Field(default_factory=list, description="SSH target of each node, rank order")
+    node_instances: list[str] = Field(default_factory=list, description="instance id of each node, rank order")
 
 
 class HistoryEvent(BaseModel):
