@@ -9,6 +9,7 @@ from gpuctl.cli.output import warn
 
 if TYPE_CHECKING:
     from gpuctl.deploy.context import DeployContext
+    from gpuctl.models.deployment import Deployment
     from gpuctl.plan import DeployPlan, PlanInputs, PlanRequest
 
 
@@ -46,9 +47,9 @@ def _look_up_first(app: App, request: PlanRequest, inputs: PlanInputs) -> None:
 
 
 def deploy_nodes(app: App, ctx: DeployContext, request: PlanRequest, inputs: PlanInputs, *, name: str | None,
-                 allow_pickle: bool, keep_on_failure: bool) -> None:
+                 allow_pickle: bool, keep_on_failure: bool) -> Deployment:
+    """Plan, show the price of every node, ask, deploy; the running deployment."""
     from gpuctl.cli.confirm import confirm_or_refuse
-    from gpuctl.cli.up import _render_ready
     from gpuctl.deploy import naming
     from gpuctl.deploy.lifecycle import describe_offer
     from gpuctl.deploy.nodes import up_nodes
@@ -70,6 +71,5 @@ def deploy_nodes(app: App, ctx: DeployContext, request: PlanRequest, inputs: Pla
     confirm_or_refuse(app, "Deploy?", shown=shown,
                       refused="not deploying without a confirmation, and there is no terminal to ask on",
                       hint="pass -y to confirm the price shown above")
-    deployment = up_nodes(ctx, name=name, plans=plans, nodes=nodes, secrets=secrets, manifest=manifest,
-                          allow_pickle=allow_pickle, keep_on_failure=keep_on_failure)
-    _render_ready(app, deployment)
+    return up_nodes(ctx, name=name, plans=plans, nodes=nodes, secrets=secrets, manifest=manifest,
+                    allow_pickle=allow_pickle, keep_on_failure=keep_on_failure)

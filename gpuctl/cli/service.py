@@ -81,7 +81,10 @@ def render_ready(app: App, ctx: DeployContext, service: Service) -> None:
 def render_view(app: App, view: ServiceView) -> None:
     """``gpuctl status NAME`` of a service."""
     from gpuctl.cli.output import Column, print_rows
-    from gpuctl.cli.status import human_duration
+    from gpuctl.durations import format_duration
+
+    def human_duration(seconds: float | None) -> str | None:
+        return None if seconds is None else format_duration(round(seconds / 60) * 60 if seconds >= 600 else seconds)
 
     if app.json:
         print_json(view.model_dump(mode="json"))

@@ -151,7 +151,8 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
             else:
                 _render_plan(plan)
             return
-        deploy_nodes(app, ctx, request, inputs, name=name, allow_pickle=allow_pickle, keep_on_failure=keep_on_failure)
+        _render_ready(app, deploy_nodes(app, ctx, request, inputs, name=name, allow_pickle=allow_pickle,
+                                         keep_on_failure=keep_on_failure))
         return
     if replicas > 1 or spread or replace_failed:
         if host is not None:

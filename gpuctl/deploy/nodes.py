@@ -300,18 +300,10 @@ class _Nodes:
 
 
 def take_down(ctx: DeployContext, name: str, *, failed: bool = False) -> Deployment:
-    """The ordinary teardown (which finds every node by the deployment's tags), then the provider's release."""
+    """The ordinary teardown: it finds every node by the deployment's tags, then has the provider release them."""
     from gpuctl.deploy.teardown import teardown
 
     return teardown(ctx, ctx.records.get(name), failed=failed)
-
-
-def release(ctx: DeployContext, deployment: Deployment) -> None:
-    """What placed the nodes together (placement group, security group), once the machines are gone."""
-    provider = ctx.provider(deployment.provider)
-    if deployment.nodes > 1 and provider.can(Capability.MULTI_NODE):
-        with ctx.reporter.step(f"releasing the placement of '{deployment.name}' at {provider.display_name}"):
-            provider.release_nodes(tags.deployment_tags(deployment.project_id or ctx.project_id, deployment.name))
 
 
 def _reachable(instance: Instance) -> bool:

@@ -41,9 +41,10 @@ def teardown(ctx: DeployContext, deployment: Deployment, *, shell: Shell | None 
         if deployment.host:
             _forget_host_key(ctx, deployment.host)
         if deployment.nodes > 1:  # vLLM multi-node: every node went above (found by tags); now what placed them
-            from gpuctl.deploy.nodes import release
-
-            release(ctx, deployment)
+            provider = ctx.provider(deployment.provider)
+            if provider.can(Capability.MULTI_NODE):
+                with ctx.reporter.step(f"releasing the placement of '{name}' at {provider.display_name}"):
+                    provider.release_nodes(tags.deployment_tags(deployment.project_id or ctx.project_id, name))
             for host in deployment.node_hosts[1:]:
                 _forget_host_key(ctx, host)
     from gpuctl.deploy.secrets import remove_secrets
