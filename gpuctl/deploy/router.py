@@ -25,16 +25,20 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from gpuctl.errors import HealthCheckError, ProviderError, TimeoutError_, UsageError
+from gpuctl.errors import GpuctlError, HealthCheckError, ProviderError, TimeoutError_, UsageError
 from gpuctl.host.shell import Shell
-from gpuctl.models.deployment import RouterRecord
+from gpuctl.models.deployment import Deployment, RouterRecord
+
+if TYPE_CHECKING:
+    from gpuctl.deploy.context import DeployContext
 
 PACKAGE = "vllm-router"
 #: the router's own default: requests that share a prefix go to the replica that has it cached
@@ -162,22 +166,26 @@ def _tail(path: Path, lines: int = 20) -> str:
 # -- another machine, over SSH ------------------------------------------------------------------------------
 
 #: reads the settings line, then starts the launcher in the background with it on stdin; prints the pid
-_REMOTE_START = ('read -r line; printf "%s\\n" "$line" | setsid "$1" -c "$2" > "$3" 2>&1 & echo $!')
-#: the Python of the vllm-router on the machine's PATH (its console script's interpreter)
-_REMOTE_PYTHON = 'r=$(command -v vllm-router) && head -n1 "$r" | sed "s/^#!//"'
+_REMOTE_START = 'cd /tmp && read -r line; printf "%s\\n" "$line" | setsid {python} -c "$1" > "$2" 2>&1 & echo $!'
+#: the interpreter line of the vllm-router on the machine's PATH (its console script's Python)
+_REMOTE_PYTHON = 'r=$(command -v vllm-router) && head -n1 "$r"'
 
 
 def start_remote(shell: Shell, name: str, *, policy: str, api_key: str, workers: Sequence[str] = (),
                  port: int = 30000, ttl_seconds: int | None = None) -> RouterRecord:
     """The router of service ``name`` on the loopback of ``shell``'s machine, which must have ``vllm-router``."""
+    import shlex
+
     found = shell.run(["sh", "-c", _REMOTE_PYTHON], timeout=30)
-    python = found.stdout.strip().split()[0] if found.ok and found.stdout.strip() else ""
-    if not python:
+    interpreter = found.stdout.strip()
+    if not found.ok or not interpreter.startswith("#!"):
         raise UsageError(f"{shell.where} has no {PACKAGE} on its PATH", f"install it there: pip install {PACKAGE}")
+    # the console script's own interpreter line (an 'env VAR=... python' one included) runs the launcher
+    python = shlex.join(shlex.split(interpreter[2:]))
     log = f"/tmp/gpuctl-router-{name}.log"
     line = json.dumps(settings(port=port, policy=policy, api_key=api_key, workers=workers,
                                ttl_seconds=ttl_seconds)) + "\n"
-    started = shell.run(["sh", "-c", "cd /tmp && " + _REMOTE_START, "sh", python, _LAUNCHER.read_text(), log],
+    started = shell.run(["sh", "-c", _REMOTE_START.format(python=python), "sh", _LAUNCHER.read_text(), log],
                         input=line.encode(), timeout=30).check("starting vllm-router", shell.where)
     pid = int(started.stdout.strip().splitlines()[-1])
     pid_start = shell.run(["sh", "-c", f"cut -d' ' -f22 /proc/{pid}/stat"], timeout=30).stdout.strip() or None
@@ -257,3 +265,44 @@ def _call(method: str, url: str, path: str, *, params: dict[str, str] | None = N
         raise RouterCallError(f"vllm-router at {url} refused {path} (HTTP {response.status_code}: "
                               f"{response.text.strip()[:200]})", status=response.status_code)
     return response
+
+
+# -- where a service's replicas meet its router -------------------------------------------------------------
+
+def worker_url(deployment: Deployment, router: RouterRecord) -> str:
+    """How the router reaches a replica: its public endpoint (its loopback when they share a machine)."""
+    if deployment.endpoint is None:
+        raise UsageError(f"replica {deployment.name} has no endpoint")
+    endpoint = deployment.endpoint.rstrip("/").removesuffix("/v1")
+    if router.host is not None and deployment.host == router.host and deployment.host_port:
+        return f"http://127.0.0.1:{deployment.host_port}"
+    return endpoint
+
+
+@contextmanager
+def reach(ctx: DeployContext, router: RouterRecord) -> Iterator[str]:
+    """The router's URL from here: directly when it runs here, else an SSH tunnel to its machine's loopback."""
+    if router.host is None:
+        yield router.url
+        return
+    from gpuctl.deploy.hosts import connect, opened
+    from gpuctl.host.target import parse_target
+
+    identity = Path(router.identity) if router.identity else None
+    with opened(connect(parse_target(router.host), ctx.state_dir, identity=identity,
+                        accept_host_key=False)) as session, session.forward(router.port) as local_port:
+        yield f"http://127.0.0.1:{local_port}"
+
+
+def detach(ctx: DeployContext, deployment: Deployment) -> None:
+    """Take a replica out of its service's router before it is torn down (``down``, ``scale``, ``gc``, a failed
+    ``up``). Best effort: a router that is gone routes nothing, and the replica goes regardless."""
+    service = ctx.store.read().services.get(deployment.service or "")
+    if service is None or service.router is None or not deployment.endpoint:
+        return
+    try:
+        with reach(ctx, service.router) as url:
+            remove_worker(url, worker_url(deployment, service.router))
+    except GpuctlError as exc:
+        ctx.reporter.warn(f"could not take {deployment.name} out of the router of {service.name} "
+                          f"({exc.one_line()}); removing it anyway")

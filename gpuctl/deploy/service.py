@@ -237,19 +237,9 @@ def deploy_replica(ctx: DeployContext, request: ServiceRequest, replica: Replica
         _start_router_on(ctx, request, key, deployment)
         service = get(ctx, request.name)
     assert service.router is not None
-    with ctx.reporter.step(f"adding {name} to the router"), _router_reach(ctx, service.router) as url:
-        routing.add_worker(url, worker_url(deployment, service.router))
+    with ctx.reporter.step(f"adding {name} to the router"), routing.reach(ctx, service.router) as url:
+        routing.add_worker(url, routing.worker_url(deployment, service.router))
     return deployment
-
-
-def worker_url(deployment: Deployment, router: RouterRecord) -> str:
-    """How the router reaches a replica: its public endpoint (its loopback when they share a machine)."""
-    if deployment.endpoint is None:
-        raise UsageError(f"replica {deployment.name} has no endpoint")
-    endpoint = deployment.endpoint.rstrip("/").removesuffix("/v1")
-    if router.host is not None and deployment.host == router.host and deployment.host_port:
-        return f"http://127.0.0.1:{deployment.host_port}"
-    return endpoint
 
 
 def _ttl(request: ServiceRequest) -> int | None:
@@ -309,25 +299,11 @@ def _start_router_on(ctx: DeployContext, request: ServiceRequest, key: str, depl
 
 
 @contextmanager
-def _router_reach(ctx: DeployContext, router: RouterRecord) -> Iterator[str]:
-    """The router's URL from here: directly when local, through an SSH tunnel to its machine's loopback."""
-    if router.host is None:
-        yield router.url
-        return
-    from gpuctl.deploy.hosts import connect, opened
-    from gpuctl.host.target import parse_target
-
-    with opened(connect(parse_target(router.host), ctx.state_dir, identity=_path(router.identity),
-                        accept_host_key=False)) as session, session.forward(router.port) as local_port:
-        yield f"http://127.0.0.1:{local_port}"
-
-
-@contextmanager
 def router_reach(ctx: DeployContext, service: Service) -> Iterator[str]:
     """The URL of ``service``'s router from this machine (tunnelled when it runs elsewhere)."""
     if service.router is None:
         raise UsageError(f"service '{service.name}' has no router (status {service.status})")
-    with _router_reach(ctx, service.router) as url:
+    with routing.reach(ctx, service.router) as url:
         yield url
 
 
@@ -354,14 +330,8 @@ def _torn_down_on_failure(ctx: DeployContext, name: str) -> Iterator[None]:
 # -- taking down, scaling ----------------------------------------------------------------------------------
 
 def remove_replica(ctx: DeployContext, service: Service, name: str) -> Deployment | None:
-    """Out of the router first, then the ordinary teardown; None when there was nothing left."""
+    """The ordinary teardown, which takes a replica out of its router first; None when there was nothing left."""
     deployment = ctx.store.read().deployments.get(name)
-    if service.router is not None and deployment is not None and deployment.endpoint:
-        try:
-            with _router_reach(ctx, service.router) as url:
-                routing.remove_worker(url, worker_url(deployment, service.router))
-        except GpuctlError as exc:  # a router that is gone routes nothing: the replica still goes
-            ctx.reporter.warn(f"could not take {name} out of the router ({exc.one_line()}); removing it anyway")
     if deployment is None or not is_active(deployment):
         return deployment
     return take_down_replica(ctx, name)
@@ -431,7 +401,9 @@ def dead_members(ctx: DeployContext, service: Service, router_view: dict[str, bo
             continue
         if deployment.status != "running":
             continue
-        routed = router_view.get(worker_url(deployment, service.router)) if (router_view and service.router) else None
+        routed = None
+        if router_view and service.router:
+            routed = router_view.get(routing.worker_url(deployment, service.router))
         if routed is False or probe(ctx, deployment) != "healthy":
             dead.append(deployment.name)
     return dead

@@ -54,7 +54,7 @@ def service_view(ctx: DeployContext, service: Service, *, probe_health: bool = T
         base = row(deployment, health=health)
         seen = None
         if routed is not None and service.router is not None and deployment.endpoint:
-            found = routed.get(services.worker_url(deployment, service.router))
+            found = routed.get(routing.worker_url(deployment, service.router))
             seen = "not routed" if found is None else ("healthy" if found else "unhealthy")
         rows.append(ReplicaRow(**base.model_dump(), routed=seen))
     problems = []

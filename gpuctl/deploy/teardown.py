@@ -29,6 +29,10 @@ def teardown(ctx: DeployContext, deployment: Deployment, *, shell: Shell | None 
     ``shell`` reuses an open session to the host; ``failed`` keeps the record's error.
     """
     name = deployment.name
+    if deployment.service:  # a replica leaves its router before it goes (gpuctl.deploy.service)
+        from gpuctl.deploy.router import detach
+
+        detach(ctx, deployment)
     deployment = ctx.records.update(name, status="terminating", event="teardown")
     provider = ctx.provider(deployment.provider)
     user_host = provider.can(Capability.USER_HOST)

@@ -56,3 +56,50 @@ def test_the_router_stops_itself_when_the_ttl_ends(tmp_path: Path) -> None:
                    timeout=30)
     finally:
         router.stop_local(record)
+
+
+def test_a_router_on_another_machine_over_ssh(tmp_path: Path, fake_gpu_host, fakehost_env) -> None:
+    """``--router USER@HOST``: started over SSH with its key on stdin, reached through a tunnel, stopped by pid."""
+    import subprocess
+    import sys
+
+    from gpuctl.deploy.hosts import connect, opened
+    from gpuctl.host.target import parse_target
+    from tests.fakehost.cloud import wait_until
+    from tests.standins import mock_openai
+
+    host = fake_gpu_host
+    # the host shares this machine's file system outside its private paths (this venv's packages are there,
+    # its interpreter under /root is not): a vllm-router console script as pip writes one for an 'env' line
+    site = next(p for p in sys.path if p.endswith("site-packages") and Path(p, "vllm_router").is_dir())
+    script = host.bin_dir / "vllm-router"
+    script.write_text(f"#!/usr/bin/env PYTHONPATH={site} /usr/bin/python3\n"
+                      "from vllm_router.launch_router import main\nmain()\n")
+    script.chmod(0o755)
+    engine = subprocess.Popen([*host._nsenter(), "/usr/bin/python3", mock_openai.__file__, "--host", "127.0.0.1",
+                               "--port", "8100", "--api-key", KEY], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        assert engine.stdout is not None and engine.stdout.readline().startswith("READY")
+        target = parse_target(host.target)
+        with opened(connect(target, tmp_path, identity=fakehost_env.client_key, accept_host_key=True)) as session:
+            record = router.start_remote(session, "svc", policy="round_robin", api_key=KEY, port=30000)
+            try:
+                assert (record.placement, record.port, record.pid is not None) == ("remote", 30000, True)
+                with session.forward(30000) as local_port:
+                    url = f"http://127.0.0.1:{local_port}"
+                    router.wait_ready(url)
+                    assert router.workers(url) == []
+                    router.add_worker(url, "http://127.0.0.1:8100")
+                    assert [_complete(url) for _ in range(3)] == [200] * 3
+                router_lines = [cmd for _, cmd in host.processes() if "mock_openai" not in cmd]  # the test's engine
+                assert any("vllm::router" in cmd for cmd in router_lines), "the router names itself so"
+                assert not any(KEY in cmd for cmd in router_lines), "the key is in no command line there"
+            finally:
+                router.stop_remote(session, record)
+            wait_until(lambda: not any("vllm::router" in cmd for _, cmd in host.processes()), "the router to stop",
+                       timeout=20)
+    finally:
+        engine.kill()
+        engine.wait()
+        (host.bin_dir / "vllm-router").unlink(missing_ok=True)
