@@ -137,6 +137,7 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
     # a plan alone stays quiet off a terminal; a deploy always reports its steps (plain lines there)
     ctx = deploy_context(app, timeouts, quiet=dry_run and not sys.stderr.isatty())
     inputs = _inputs(app, ctx, request, host, identity, accept_host_key, price_per_hour or 0.0)
+    as_service = replicas is not None or project.replicas is not None  # a service of one can be scaled later
     replicas = replicas or project.replicas or 1
     if nodes > 1:
         if host is not None or replicas > 1:
@@ -154,7 +155,7 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
         _render_ready(app, deploy_nodes(app, ctx, request, inputs, name=name, allow_pickle=allow_pickle,
                                          keep_on_failure=keep_on_failure))
         return
-    if replicas > 1 or spread or replace_failed:
+    if as_service or spread or replace_failed:
         if host is not None:
             raise UsageError("--replicas deploys to rented machines; --host names one machine",
                              "drop --host, or deploy one replica to it")

@@ -167,8 +167,11 @@ def _tail(path: Path, lines: int = 20) -> str:
 
 #: reads the settings line, then starts the launcher in the background with it on stdin; prints the pid
 _REMOTE_START = 'cd /tmp && read -r line; printf "%s\\n" "$line" | setsid {python} -c "$1" > "$2" 2>&1 & echo $!'
-#: the interpreter line of the vllm-router on the machine's PATH (its console script's Python)
-_REMOTE_PYTHON = 'r=$(command -v vllm-router) && head -n1 "$r"'
+#: the interpreter line of the vllm-router on the machine (its console script's Python)
+_REMOTE_PYTHON = 'r=$(command -v vllm-router || ls "$HOME/.local/bin/vllm-router") 2>/dev/null && head -n1 "$r"'
+#: what gpuctl installs on a router machine that has none (it needs Python 3.8+ and pip; a rented VM has both)
+_REMOTE_INSTALL = ["python3", "-m", "pip", "install", "--quiet", "--user", f"{PACKAGE}>=0.1.17"]
+INSTALL_TIMEOUT_S = 600.0
 
 
 def start_remote(shell: Shell, name: str, *, policy: str, api_key: str, workers: Sequence[str] = (),
@@ -177,9 +180,15 @@ def start_remote(shell: Shell, name: str, *, policy: str, api_key: str, workers:
     import shlex
 
     found = shell.run(["sh", "-c", _REMOTE_PYTHON], timeout=30)
+    if not found.ok:  # none there: install it for the login user (no root needed)
+        installed = shell.run(_REMOTE_INSTALL, timeout=INSTALL_TIMEOUT_S)
+        if not installed.ok:
+            raise UsageError(f"{shell.where} has no {PACKAGE}, and 'pip install --user {PACKAGE}' failed there: "
+                             f"{installed.last_error_line()}", f"install it there yourself: pip install {PACKAGE}")
+        found = shell.run(["sh", "-c", _REMOTE_PYTHON], timeout=30)
     interpreter = found.stdout.strip()
     if not found.ok or not interpreter.startswith("#!"):
-        raise UsageError(f"{shell.where} has no {PACKAGE} on its PATH", f"install it there: pip install {PACKAGE}")
+        raise UsageError(f"{shell.where} has no usable {PACKAGE}", f"install it there: pip install {PACKAGE}")
     # the console script's own interpreter line (an 'env VAR=... python' one included) runs the launcher
     python = shlex.join(shlex.split(interpreter[2:]))
     log = f"/tmp/gpuctl-router-{name}.log"
@@ -189,8 +198,27 @@ def start_remote(shell: Shell, name: str, *, policy: str, api_key: str, workers:
                         input=line.encode(), timeout=30).check("starting vllm-router", shell.where)
     pid = int(started.stdout.strip().splitlines()[-1])
     pid_start = shell.run(["sh", "-c", f"cut -d' ' -f22 /proc/{pid}/stat"], timeout=30).stdout.strip() or None
-    return RouterRecord(placement="remote", host=shell.where, port=port, pid=pid, pid_start=pid_start,
-                        url=f"http://127.0.0.1:{port}", policy=policy, log=log, started_at=datetime.now(timezone.utc))
+    record = RouterRecord(placement="remote", host=shell.where, port=port, pid=pid, pid_start=pid_start,
+                          url=f"http://127.0.0.1:{port}", policy=policy, log=log,
+                          started_at=datetime.now(timezone.utc))
+
+    def exited() -> bool:
+        return not shell.run(["sh", "-c", f"kill -0 {pid}"], timeout=30).ok
+
+    def log_tail() -> str:
+        return shell.run(["tail", "-n", "20", log], timeout=30).stdout
+
+    forward = getattr(shell, "forward", None)
+    try:
+        if forward is None:  # this machine (a local shell): the loopback is ours
+            wait_ready(record.url, exited=exited, log_tail=log_tail)
+        else:
+            with forward(port) as local_port:
+                wait_ready(f"http://127.0.0.1:{local_port}", exited=exited, log_tail=log_tail)
+    except BaseException:
+        stop_remote(shell, record)
+        raise
+    return record
 
 
 def stop_remote(shell: Shell, record: RouterRecord) -> None:
@@ -298,7 +326,7 @@ def detach(ctx: DeployContext, deployment: Deployment) -> None:
     """Take a replica out of its service's router before it is torn down (``down``, ``scale``, ``gc``, a failed
     ``up``). Best effort: a router that is gone routes nothing, and the replica goes regardless."""
     service = ctx.store.read().services.get(deployment.service or "")
-    if service is None or service.router is None or not deployment.endpoint:
+    if service is None or service.router is None or service.router.stopped_at or not deployment.endpoint:
         return
     try:
         with reach(ctx, service.router) as url:

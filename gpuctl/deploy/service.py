@@ -345,19 +345,26 @@ def take_down_replica(ctx: DeployContext, name: str) -> Deployment:
 
 
 def take_down_service(ctx: DeployContext, name: str, *, failed: bool = False) -> Service:
-    """Every replica (out of the router, then down), the router, the key; the record ``terminated``."""
+    """The router first (so nothing routes to a replica being torn down), then every replica, then the key.
+
+    The record ends ``terminated``; an error (raised once everything was tried) leaves it ``terminating``
+    for ``gpuctl down NAME`` to finish.
+    """
     from gpuctl.deploy.secrets import remove_secrets
 
     service = update(ctx, name, status="terminating", event="service-teardown")
     errors = []
+    if service.router is not None and service.router.stopped_at is None:
+        try:
+            stop_router(ctx, service.router)
+        except GpuctlError as exc:
+            errors.append(exc)
+        else:
+            stopped = service.router.model_copy(update={"stopped_at": datetime.now(timezone.utc)})
+            service = update(ctx, name, router=stopped, event="router-stopped")
     for member in reversed(service.members):
         try:
             remove_replica(ctx, service, member)
-        except GpuctlError as exc:
-            errors.append(exc)
-    if service.router is not None:
-        try:
-            stop_router(ctx, service.router)
         except GpuctlError as exc:
             errors.append(exc)
     if errors:

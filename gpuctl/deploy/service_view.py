@@ -89,7 +89,7 @@ def _router_only(service: Service) -> RouterView | None:
 
 def _router_view(ctx: DeployContext, service: Service) -> tuple[RouterView | None, dict[str, bool] | None]:
     view = _router_only(service)
-    if view is None or service.status in ("terminated",):
+    if view is None or service.status in ("terminated",) or (service.router and service.router.stopped_at):
         return view, None
     try:
         with services.router_reach(ctx, service) as url:

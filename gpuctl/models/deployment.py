@@ -117,6 +117,7 @@ class RouterRecord(BaseModel):
     policy: str
     log: str | None = Field(default=None, description="the router's log file on its machine")
     started_at: datetime | None = None
+    stopped_at: datetime | None = None
 
 
 class Service(BaseModel):

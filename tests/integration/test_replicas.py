@@ -165,3 +165,31 @@ def test_ctrl_c_mid_up_tears_down_every_replica_launched_so_far(cloud: Cloud, is
     assert service.status == "terminated" and service.router is not None
     assert not is_ours(service.router.pid, service.router.pid_start), "the router is gone too"
     assert all(d.status == "terminated" for d in state.deployments.values())
+
+
+def test_router_on_a_replicas_machine(gpuctl, cloud: Cloud, hosts: list[FakeGpuHost], isolated: Path) -> None:
+    """``--router host``: the router runs on the first replica's machine, reached through an SSH tunnel."""
+    import sys
+
+    site = next(p for p in sys.path if p.endswith("site-packages") and Path(p, "vllm_router").is_dir())
+    script = hosts[0].bin_dir / "vllm-router"  # as pip writes it; this venv's own interpreter lives under /root
+    script.write_text(f"#!/usr/bin/env PYTHONPATH={site} /usr/bin/python3\n"
+                      "from vllm_router.launch_router import main\nmain()\n")
+    script.chmod(0o755)
+    try:
+        result = gpuctl("up", "tiny", "--replicas", "1", "--router", "host", "--name", "onhost", "-y")
+        assert result.exit_code == 0, result.stderr
+        assert "the router listens on root@" in result.stdout and "ssh -N -L 9000:127.0.0.1:9000" in result.stdout
+        service = StateStore(isolated).read().services["onhost"]
+        assert service.router is not None and (service.router.placement, service.router.port) == ("host", 9000)
+        assert any("vllm::router" in cmd for _, cmd in hosts[0].processes())
+        view = json.loads(gpuctl("status", "onhost", "--json").stdout)
+        assert view["router"]["up"] is True
+        assert [(r["name"], r["routed"]) for r in view["replicas"]] == [("onhost-1", "healthy")], \
+            "the router reaches the replica on its own loopback"
+        down = gpuctl("down", "onhost")
+        assert down.exit_code == 0, down.stderr
+        assert cloud.live() == []
+        assert not any("vllm::router" in cmd for _, cmd in hosts[0].processes()), "the router went first"
+    finally:
+        script.unlink(missing_ok=True)
