@@ -38,6 +38,28 @@ def deploy_service(app: App, ctx: DeployContext, request: PlanRequest, inputs: P
     render_ready(app, ctx, service)
 
 
+def dry_run_service(app: App, ctx: DeployContext, request: PlanRequest, inputs: PlanInputs, *, replicas: int,
+                    name: str | None, spread: bool) -> None:
+    """``up --replicas N --dry-run``: every replica's plan and the total, nothing rented."""
+    from gpuctl.deploy import naming
+    from gpuctl.deploy import service as services
+    from gpuctl.deploy.lifecycle import describe_offer
+
+    name = name or naming.default_name(inputs.recipe.name, f"x{replicas}")
+    plans = services.plan_replicas(ctx, request, inputs, services.replica_names(name, 1, replicas), spread=spread)
+    for note in plans[0].plans[0].warnings:
+        warn(app, note)
+    total = services.price_per_hour(plans)
+    if app.json:
+        print_json({"name": name, "price_per_hour": total,
+                    "replicas": [{"name": p.name, **p.plans[0].model_dump(mode="json")} for p in plans]})
+        return
+    lines = [f"plan for {name}: {replicas} replica(s) of {inputs.recipe.name} behind vllm-router, ${total:.2f}/h"]
+    lines += [f"  {p.name}: {describe_offer(p.offer)}" for p in plans]
+    lines += ["command (each replica, public behind the service's API key):", f"  {plans[0].plans[0].command}"]
+    click.echo("\n".join(lines))
+
+
 def confirm_replicas(app: App, name: str, plans: list[ReplicaPlan], *, router: str, verb: str) -> None:
     """Every offer and the total $/h in one question: nothing is rented without it."""
     from gpuctl.cli.confirm import confirm_or_refuse

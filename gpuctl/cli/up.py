@@ -110,11 +110,18 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
     cloud_flags = {"gpu": gpu, "count": count, "provider": provider, "region": region, "spot": spot,
                    "max_price": max_price}
     _check_host_flags(host, cloud_flags, identity, accept_host_key, price_per_hour)
+    project = app.project
+    as_service = replicas is not None or project.replicas is not None or spread or replace_failed
+    replicas = replicas or project.replicas or 1
+    if nodes > 1 and (host is not None or as_service):
+        raise UsageError("--nodes spans rented machines with one engine; it takes neither --host nor --replicas")
+    if as_service and host is not None:
+        raise UsageError("--replicas deploys to rented machines; --host names one machine",
+                         "drop --host, or deploy one replica to it")
     if name:
         from gpuctl.deploy.naming import check_name
 
         check_name(name)
-    project = app.project
     model = model or project.model
     if not model:
         raise UsageError("no model given", "pass MODEL (see 'gpuctl models') or set model: in gpuctl.yaml")
@@ -137,11 +144,7 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
     # a plan alone stays quiet off a terminal; a deploy always reports its steps (plain lines there)
     ctx = deploy_context(app, timeouts, quiet=dry_run and not sys.stderr.isatty())
     inputs = _inputs(app, ctx, request, host, identity, accept_host_key, price_per_hour or 0.0)
-    as_service = replicas is not None or project.replicas is not None  # a service of one can be scaled later
-    replicas = replicas or project.replicas or 1
     if nodes > 1:
-        if host is not None or replicas > 1:
-            raise UsageError("--nodes spans rented machines with one engine; it takes neither --host nor --replicas")
         from gpuctl.cli.nodes import deploy_nodes, node_plans
 
         if dry_run:
@@ -155,17 +158,15 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
         _render_ready(app, deploy_nodes(app, ctx, request, inputs, name=name, allow_pickle=allow_pickle,
                                          keep_on_failure=keep_on_failure))
         return
-    if as_service or spread or replace_failed:
-        if host is not None:
-            raise UsageError("--replicas deploys to rented machines; --host names one machine",
-                             "drop --host, or deploy one replica to it")
-        if not dry_run:
-            from gpuctl.cli.service import deploy_service
+    if as_service:  # a service, of one replica too (it can be scaled later)
+        from gpuctl.cli.service import deploy_service, dry_run_service
 
-            deploy_service(app, ctx, request, inputs, replicas=replicas, name=name, router=router,
-                           policy=router_policy, spread=spread, replace_failed=replace_failed,
-                           allow_pickle=allow_pickle)
+        if dry_run:
+            dry_run_service(app, ctx, request, inputs, replicas=replicas, name=name, spread=spread)
             return
+        deploy_service(app, ctx, request, inputs, replicas=replicas, name=name, router=router, policy=router_policy,
+                       spread=spread, replace_failed=replace_failed, allow_pickle=allow_pickle)
+        return
     if dry_run:
         from gpuctl.deploy.planning import candidate_plans
 

@@ -318,8 +318,13 @@ def reach(ctx: DeployContext, router: RouterRecord) -> Iterator[str]:
 
     identity = Path(router.identity) if router.identity else None
     with opened(connect(parse_target(router.host), ctx.state_dir, identity=identity,
-                        accept_host_key=False)) as session, session.forward(router.port) as local_port:
-        yield f"http://127.0.0.1:{local_port}"
+                        accept_host_key=False)) as session:
+        forward = getattr(session, "forward", None)
+        if forward is None:  # 'local' names this machine: its loopback is ours
+            yield router.url
+            return
+        with forward(router.port) as local_port:
+            yield f"http://127.0.0.1:{local_port}"
 
 
 def detach(ctx: DeployContext, deployment: Deployment) -> None:
