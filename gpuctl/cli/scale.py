@@ -18,11 +18,12 @@ from gpuctl.cli.output import info, warn
 @json_option
 @click.pass_obj
 def scale(app: App, name: str, count: int | None, allow_pickle: bool) -> None:
-    """Set service NAME to COUNT replicas (default: as many as it has, replacing dead ones with --replace-failed).
+    """Set service NAME to COUNT replicas (default: the count it should have).
 
     \b
     Replicas that died are always taken out of the router and torn down (they bill for nothing);
-    a service made with --replace-failed gets new ones in their place, any other reports them.
+    a service made with --replace-failed (or given COUNT) gets new ones in their place; any other
+    reports them and runs short ('degraded') until 'gpuctl scale NAME COUNT'.
     New replicas are planned like the first ones, shown with their prices and the new total, and
     join the router once healthy; removed ones leave the router before they are torn down.
     """
@@ -51,19 +52,22 @@ def scale(app: App, name: str, count: int | None, allow_pickle: bool) -> None:
         services.remove_replica(ctx, service, member)
     service = services.forget_members(ctx, name, dead)
     alive = [d.name for d in services.members(ctx, service) if is_active(d)]
-    wanted = count if count is not None else (service.replicas if service.replace_failed else len(alive))
-    if dead and count is None and not service.replace_failed:
-        warn(app, f"{len(dead)} replica(s) of {name} died and were not replaced (it was not made --replace-failed); "
-                  f"'gpuctl scale {name} {service.replicas}' brings it back to {service.replicas}")
-    if wanted < len(alive):
-        for member in reversed(alive[wanted:]):
+    wanted = count if count is not None else service.replicas
+    # without --replace-failed (and no count) a dead replica is reported and the service runs short, degraded:
+    # never silently dropped from what it should have
+    target = wanted if count is not None or service.replace_failed else min(wanted, len(alive))
+    if target < wanted:
+        warn(app, f"{name} runs {len(alive)} of {wanted} replicas: the dead were not replaced (it was not made "
+                  f"--replace-failed); 'gpuctl scale {name} {wanted}' adds new ones")
+    if target < len(alive):
+        for member in reversed(alive[target:]):
             info(app, f"removing {member}")
             services.remove_replica(ctx, service, member)
-        services.forget_members(ctx, name, alive[wanted:])
-    elif wanted > len(alive):
+        services.forget_members(ctx, name, alive[target:])
+    elif target > len(alive):
         request = PlanRequest.model_validate(service.request)
         inputs = plan_inputs(request, project_root=app.project_root, registry=app.registry, reporter=ctx.reporter)
-        names = services.replica_names(name, service.next_index, wanted - len(alive))
+        names = services.replica_names(name, service.next_index, target - len(alive))
         plans = services.plan_replicas(ctx, request, inputs, names, spread=service.spread)
         secrets, manifest = services.prepare(ctx, plans[0].plans[0], allow_pickle=allow_pickle)
         confirm_replicas(app, name, plans, router=_where(service), verb="add to")
@@ -78,7 +82,8 @@ def scale(app: App, name: str, count: int | None, allow_pickle: bool) -> None:
             policy=service.router.policy if service.router else routing.DEFAULT_POLICY, spread=service.spread,
             replace_failed=service.replace_failed, allow_pickle=allow_pickle, secrets=secrets, manifest=manifest,
             on_replica=lambda d: info(app, f"{d.name} is healthy and behind the router")), key)
-    service = services.update(ctx, name, replicas=wanted, status="running", event="scaled", detail=str(wanted))
+    service = services.update(ctx, name, replicas=wanted, status="running" if target == wanted else "degraded",
+                              event="scaled", detail=f"{target} of {wanted}")
     render_ready(app, ctx, service)
 
 

@@ -63,10 +63,13 @@ def service_view(ctx: DeployContext, service: Service, *, probe_health: bool = T
         dead = replica.status in ("failed", "terminated") or (
             replica.health is not None and replica.health != "healthy")
         if dead and service.status in ("running", "degraded"):
-            fix = "replaces it" if service.replace_failed else "takes it out (and 'gpuctl scale NAME N' adds more)"
+            fix = "replaces it" if service.replace_failed else "takes it out and reports the service short"
             problems.append(f"replica {replica.name} is {replica.health or replica.status}: "
                             f"'gpuctl scale {service.name}' {fix}")
     running = sum(1 for r in rows if r.status == "running")
+    if service.status == "degraded" and running < service.replicas:
+        problems.append(f"{service.name} runs {running} of {service.replicas} replicas: 'gpuctl scale {service.name} "
+                        f"{service.replicas}' adds new ones")
     return ServiceView(
         name=service.name, status=service.status, model=service.model, replicas_wanted=service.replicas,
         replicas_running=running,

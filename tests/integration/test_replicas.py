@@ -126,14 +126,17 @@ def test_replicas_serve_scale_survive_a_dead_engine_and_go_down(gpuctl, cloud: C
     view = json.loads(gpuctl("status", "svc", "--json").stdout)
     dead = {r["name"]: r for r in view["replicas"]}["svc-2"]
     assert dead["health"].startswith("unreachable")
-    assert view["problems"] == ["replica svc-2 is " + dead["health"] + ": 'gpuctl scale svc' takes it out "
-                                "(and 'gpuctl scale NAME N' adds more)"]
+    assert view["problems"] == ["replica svc-2 is " + dead["health"] + ": 'gpuctl scale svc' takes it out and "
+                                "reports the service short"]
 
     cleaned = gpuctl("scale", "svc", "-y")
     assert cleaned.exit_code == 0, cleaned.stderr
     assert "replica svc-2 died: taking it out of the router and down" in cleaned.stderr
-    assert "were not replaced" in cleaned.stderr
+    assert "svc runs 2 of 3 replicas: the dead were not replaced" in cleaned.stderr
     assert len(cloud.live()) == 2
+    view = json.loads(gpuctl("status", "svc", "--json").stdout)
+    assert (view["status"], view["replicas_running"], view["replicas_wanted"]) == ("degraded", 2, 3)
+    assert view["problems"] == ["svc runs 2 of 3 replicas: 'gpuctl scale svc 3' adds new ones"]
     down_to_one = gpuctl("scale", "svc", "1", "-y")
     assert down_to_one.exit_code == 0, down_to_one.stderr
     assert len(cloud.live()) == 1
@@ -193,3 +196,21 @@ def test_router_on_a_replicas_machine(gpuctl, cloud: Cloud, hosts: list[FakeGpuH
         assert not any("vllm::router" in cmd for _, cmd in hosts[0].processes()), "the router went first"
     finally:
         script.unlink(missing_ok=True)
+
+
+def test_replace_failed_replaces_a_dead_replica(gpuctl, cloud: Cloud, hosts: list[FakeGpuHost],
+                                                isolated: Path) -> None:
+    result = gpuctl("up", "tiny", "--replicas", "2", "--replace-failed", "--name", "rf", "-y")
+    assert result.exit_code == 0, result.stderr
+    hosts[0].docker("kill", "gpuctl-rf-1")
+    replaced = gpuctl("scale", "rf", "-y")
+    assert replaced.exit_code == 0, replaced.stderr
+    assert "replica rf-1 died: taking it out of the router and down" in replaced.stderr
+    assert "rf-3: fakecloud 1 x L40S" in replaced.stderr, "a new replica in its place, priced and confirmed"
+    view = json.loads(gpuctl("status", "rf", "--json").stdout)
+    assert (view["status"], view["replicas_running"], view["replicas_wanted"], view["problems"]) == (
+        "running", 2, 2, [])
+    assert sorted(r["name"] for r in view["replicas"] if r["status"] == "running") == ["rf-2", "rf-3"]
+    base, key = _env(gpuctl, "rf")
+    assert [_complete(base, key) for _ in range(4)] == [200] * 4
+    assert gpuctl("down", "rf").exit_code == 0 and cloud.live() == []
