@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from gpuctl.deploy import router as routing
@@ -45,11 +46,6 @@ def get(ctx: DeployContext, name: str) -> Service:
     if service is None:
         raise NotFoundError(f"no service named '{name}'", "'gpuctl status' lists deployments and services")
     return service
-
-
-def find(ctx: DeployContext, name: str) -> Service | None:
-    """Service ``name`` when there is one (a name may also be a plain deployment's)."""
-    return ctx.store.read().services.get(name)
 
 
 def update(ctx: DeployContext, name: str, *, event: str | None = None, detail: str | None = None,
@@ -182,15 +178,15 @@ def up_service(ctx: DeployContext, request: ServiceRequest) -> Service:
     from gpuctl.deploy.secrets import create_api_key
 
     check_service_name(request.name)
-    service = Service(name=request.name, model=request.replicas[0].plans[0].model.name, replicas=0,
+    service = Service(name=request.name, model=request.replicas[0].plans[0].model.name,
+                      replicas=len(request.replicas),
                       spread=request.spread, replace_failed=request.replace_failed,
                       request=request.plan_request.model_dump(mode="json"))
     _reserve(ctx, service)
     with _torn_down_on_failure(ctx, request.name):
         key = create_api_key(ctx.state_dir, request.name)
         if request.router != ROUTER_ON_REPLICA:
-            _start_router(ctx, request, key, shell=None)
-        update(ctx, request.name, replicas=len(request.replicas))
+            _start_router(ctx, request, key)
         add_replicas(ctx, request, key)
         return update(ctx, request.name, status="running", event="service-ready",
                       detail=f"{len(request.replicas)} replicas")
@@ -252,13 +248,11 @@ def _index(name: str) -> int:
     return int(name.rsplit("-", 1)[1])
 
 
-def _path(value: str | None) -> Any:
-    from pathlib import Path
-
+def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
-def _start_router(ctx: DeployContext, request: ServiceRequest, key: str, shell: Any) -> RouterRecord:
+def _start_router(ctx: DeployContext, request: ServiceRequest, key: str) -> RouterRecord:
     """The router on this machine, or on the machine the user named (``--router HOST``), recorded at once."""
     if request.router == ROUTER_LOCAL:
         with ctx.reporter.step("starting vllm-router on this machine"):
