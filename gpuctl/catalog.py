@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gpuctl.errors import ConfigError, UsageError
-from gpuctl.models.offer import Offer, OfferQuery
+from gpuctl.models.offer import HostArch, Offer, OfferQuery
 from gpuctl.resources import read_text
 from gpuctl.yamlio import load_yaml
 
@@ -23,7 +23,6 @@ GPUS_FILE = "gpus.yaml"
 
 
 Interconnect = Literal["nvlink", "pcie", "infinity-fabric"]
-HostArch = Literal["x86_64", "arm64"]
 
 
 class GpuSpec(BaseModel):
@@ -166,3 +165,11 @@ def matches(offer: Offer, query: OfferQuery) -> bool:
     if query.spot is not None and offer.spot != query.spot:
         return False
     return query.include_unavailable or offer.availability != "none"
+
+
+def offer_arch(offer: Offer) -> HostArch:
+    """The CPU architecture of the offer's machine: as the provider says, else the usual one of its GPU."""
+    if offer.arch is not None:
+        return offer.arch
+    spec = next((g for g in known_gpus() if g.name == offer.gpu), None)
+    return spec.host_arch if spec is not None else "x86_64"

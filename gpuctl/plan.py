@@ -46,13 +46,18 @@ class PlanRequest(BaseModel):
     quantization: QuantMethod | None = None
     served_model_name: str | None = None
     public: bool = False
+    image: str | None = Field(default=None, description="an image to run instead of the engine's own; its CPU "
+                                                        "architecture and CUDA version are then the user's call")
     nodes: int = Field(default=1, ge=1, description="machines one engine spans (vLLM multi-node); 1: one machine")
 
     def offer_query(self) -> OfferQuery:
+        """What the providers are asked: with the engine's own image, only machines whose driver runs its CUDA."""
         from gpuctl.catalog import gpu_names
+        from gpuctl.engines import image_facts
 
         return OfferQuery(gpus=gpu_names(self.gpu) if self.gpu else None,
-                          regions=[self.region] if self.region else None, gpu_count=self.count, spot=self.spot)
+                          regions=[self.region] if self.region else None, gpu_count=self.count, spot=self.spot,
+                          min_cuda_version=None if self.image else image_facts(self.engine).cuda)
 
     def fit_settings(self) -> FitSettings:
         return FitSettings(engine=self.engine, gpu_memory_utilization=self.gpu_memory_utilization,
@@ -121,6 +126,7 @@ def ranked_offers(recipe: Recipe, offers: Sequence[Offer],
     available = [o for o in offers if o.availability != "none"]
     if not available:
         raise NoCapacityError(f"no available offer matches {_describe(request)}")
+    available = runnable_offers(available, request)
     rows = [(o, fit(recipe, o.gpu, o.vram_gb, o.gpu_count, context, settings, nodes=request.nodes)) for o in available]
     fitting = [(o, row) for o, row in rows if row.fits]
     if not fitting:
@@ -137,6 +143,27 @@ def ranked_offers(recipe: Recipe, offers: Sequence[Offer],
     ranked = sorted(affordable, key=lambda pair: (pair[0].price_per_hour, AVAILABILITY_RANK[pair[0].availability],
                                                   pair[0].provider, pair[0].id))
     return ranked, len(fitting)
+
+
+def runnable_offers(offers: Sequence[Offer], request: PlanRequest) -> list[Offer]:
+    """The offers whose machines can run the engine's image: its CPU architecture (an arm64 Grace machine
+    cannot run an amd64-only image). An image the user names (``--image``) is taken to suit any offer.
+
+    Raises NoCapacityError, saying why, when ``offers`` has some and none is runnable.
+    """
+    if request.image is not None or not offers:
+        return list(offers)
+    from gpuctl.catalog import offer_arch
+    from gpuctl.engines import image_facts
+
+    facts = image_facts(request.engine)
+    runnable = [o for o in offers if offer_arch(o) in facts.archs]
+    if not runnable:
+        archs = sorted({offer_arch(o) for o in offers})
+        raise NoCapacityError(f"every available offer for {_describe(request)} is an {'/'.join(archs)} machine, and "
+                              f"{request.engine}'s image {facts.image} is built for {'/'.join(facts.archs)} only",
+                              f"name an image built for {'/'.join(archs)} with --image, or pick another --gpu")
+    return runnable
 
 
 def choose_offer(recipe: Recipe, offers: Sequence[Offer], request: PlanRequest,
@@ -194,10 +221,12 @@ def _describe(request: PlanRequest) -> str:
 
 
 def build_plan(request: PlanRequest, recipe: Recipe, offers: Sequence[Offer], *, hf_token_present: bool,
-               warnings: Sequence[str] = (), rank: int = 0) -> DeployPlan:
+               warnings: Sequence[str] = (), rank: int = 0, ttl_by_gpuctl: bool = False) -> DeployPlan:
     """The plan for ``request`` given the offers found; pure, so the same inputs give the same plan.
 
-    ``rank`` plans the next-best offer instead (see ``choose_offer``).
+    ``rank`` plans the next-best offer instead (see ``choose_offer``). ``ttl_by_gpuctl``: nothing at the
+    offer's provider ends the instance at its TTL (no machine to arm gpuctl's watchdog on, no expiry of the
+    provider's own), so only a later gpuctl run does; the plan says so.
     """
     from gpuctl.engines import build_engine_spec
 
@@ -211,6 +240,8 @@ def build_plan(request: PlanRequest, recipe: Recipe, offers: Sequence[Offer], *,
         api_key=request.public, hf_token=recipe.gated is True or (needs_token and hf_token_present),
     )
     spec = build_engine_spec(recipe, options)
+    if request.image is not None:
+        spec = spec.model_copy(update={"image": request.image, "cuda_version": None})
     notes = list(warnings)
     if needs_token and not hf_token_present:
         gated = "is gated" if recipe.gated else "may be gated"
@@ -225,6 +256,9 @@ def build_plan(request: PlanRequest, recipe: Recipe, offers: Sequence[Offer], *,
                      f"{offer.gpu} (tensor parallel) before any multi-node plan")
     if request.ttl_seconds is None:
         notes.append("no --ttl: the instance runs (and bills) until 'gpuctl down'")
+    elif ttl_by_gpuctl:
+        notes.append(f"{offer.provider} cannot end an instance at its TTL by itself: the TTL is enforced only when "
+                     "gpuctl runs after the deadline ('gpuctl gc' or 'gpuctl down' terminates it); until then it bills")
     if offer.source != "live":
         notes.append(f"price from the {offer.source} ({offer.as_of:%Y-%m-%d}); the live price may differ")
     environment = {**spec.env, **{name: SECRET_PLACEHOLDERS.get(name, API_KEY_PLACEHOLDER)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from gpuctl.fsutil import atomic_write
 from gpuctl.models.offer import Offer, OfferQuery
 from gpuctl.paths import cache_dir
+from gpuctl.providers.skips import SkippedEntries
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ class CacheEntry(BaseModel):
     query: OfferQuery
     fetched_at: datetime
     offers: list[Offer]
+    #: entries of the answer that did not become offers (``gpuctl prices -v`` shows them for cached rows too)
+    skipped: list[SkippedEntries] = []
 
 
 def cache_path(provider: str, query: OfferQuery) -> Path:
@@ -53,9 +56,11 @@ def read_cached(provider: str, query: OfferQuery, max_age: float) -> CacheEntry 
     return entry
 
 
-def write_cached(provider: str, query: OfferQuery, offers: list[Offer]) -> None:
+def write_cached(provider: str, query: OfferQuery, offers: list[Offer],
+                 skipped: list[SkippedEntries] | None = None) -> None:
     """Store a live answer; a cache that cannot be written only costs the next call a request."""
-    entry = CacheEntry(provider=provider, query=query, fetched_at=datetime.now(timezone.utc), offers=offers)
+    entry = CacheEntry(provider=provider, query=query, fetched_at=datetime.now(timezone.utc), offers=offers,
+                       skipped=skipped or [])
     path = cache_path(provider, query)
     try:
         atomic_write(path, entry.model_dump_json(), durable=False)

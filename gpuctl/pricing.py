@@ -35,6 +35,7 @@ from gpuctl.price_cache import read_cached, write_cached
 from gpuctl.providers.capabilities import Capability
 from gpuctl.providers.catalog import snapshot_offers
 from gpuctl.providers.guard import PluginError
+from gpuctl.providers.skips import SkippedEntries, recording
 
 if TYPE_CHECKING:
     from gpuctl.plugins import ProviderRegistry
@@ -61,6 +62,8 @@ class ProviderOutcome(BaseModel):
     as_of: datetime | None = Field(default=None, description="oldest as_of among its rows")
     seconds: float | None = Field(default=None, description="how long the live call took")
     detail: str | None = Field(default=None, description="why it is not live: the error or the hint")
+    skipped: list[SkippedEntries] = Field(
+        default_factory=list, description="entries of its live answer that did not become offers, by reason")
 
 
 class PriceResult(BaseModel):
@@ -114,7 +117,8 @@ def collect_offers(
     for name in names:
         cached = None if refresh else read_cached(name, asked, max_age)
         if cached is not None:
-            gathered.add(name, "cache", [offer.model_copy(update={"source": "cache"}) for offer in cached.offers])
+            gathered.add(name, "cache", [offer.model_copy(update={"source": "cache"}) for offer in cached.offers],
+                          skipped=cached.skipped)
             continue
         try:
             # its calls stop soon after the listing stops waiting for them
@@ -149,9 +153,10 @@ def collect_offers(
                 if isinstance(answer.error, PluginError):  # from a child: the registry here has not heard of it
                     registry.note_failure(answer.error)
                 gathered.fall_back(name, "failed", answer.error)
-            else:
-                write_cached(name, asked, answer.value or [])
-                gathered.add(name, "live", answer.value or [], seconds=round(answer.seconds, 3))
+            elif answer.value is not None:
+                write_cached(name, asked, answer.value.offers, answer.value.skipped)
+                gathered.add(name, "live", answer.value.offers, seconds=round(answer.seconds, 3),
+                             skipped=answer.value.skipped)
 
     offers = sorted((offer for name in names for offer in gathered.rows[name]), key=_SORT_KEYS["price"])
     return PriceResult(offers=offers, warnings=gathered.warnings,
@@ -191,9 +196,18 @@ def _provider_query(query: OfferQuery) -> OfferQuery:
     })
 
 
-def _live_offers(provider: Provider, query: OfferQuery) -> list[Offer]:
+class LiveAnswer(BaseModel):
+    """One provider's live offers, and the entries of its answer it skipped (it may cross a process boundary)."""
+
+    offers: list[Offer]
+    skipped: list[SkippedEntries] = Field(default_factory=list)
+
+
+def _live_offers(provider: Provider, query: OfferQuery) -> LiveAnswer:
+    with recording() as skips:
+        offers = provider.offers(query)
     # the guard has checked that they are Offers of this provider
-    return [offer for offer in provider.offers(query) if matches(offer, query)]
+    return LiveAnswer(offers=[offer for offer in offers if matches(offer, query)], skipped=skips.summary())
 
 
 @dataclass

@@ -10,13 +10,15 @@ import click
 
 from gpuctl.app import App
 from gpuctl.cli.options import json_option, quiet_option
-from gpuctl.cli.output import Column, ConsoleReporter, dump, info, print_rows, warn
+from gpuctl.cli.output import Column, ConsoleReporter, dump, info, print_json, print_rows, warn
 from gpuctl.durations import format_duration, parse_duration
 from gpuctl.errors import ConfigError, NoCapacityError, UsageError
 from gpuctl.events import NullReporter
 
 if TYPE_CHECKING:
+    from gpuctl.engines import ImageFacts
     from gpuctl.models.offer import Offer
+    from gpuctl.pricing import ProviderOutcome
 
 
 class Seconds(click.ParamType):
@@ -53,10 +55,20 @@ def _market(offer: Offer) -> str:
     return " ".join(part for part in (offer.provider, offer.tier, "spot" if offer.spot else None) if part)
 
 
-def _columns(now: datetime) -> list[Column]:
+def _gpu(offer: Offer, unrunnable: set[str]) -> str:
+    """The GPU, and the machine's architecture unless x86_64 (``no image``: the engine's has no build for it)."""
+    from gpuctl.catalog import offer_arch
+
+    arch = offer_arch(offer)
+    if offer.id in unrunnable:
+        return f"{offer.gpu} ({arch}, no image)"
+    return offer.gpu if arch == "x86_64" else f"{offer.gpu} ({arch})"
+
+
+def _columns(now: datetime, unrunnable: set[str]) -> list[Column]:
     return [
         Column("PROVIDER", _market),
-        Column("GPU", "gpu"),
+        Column("GPU", lambda o: _gpu(o, unrunnable)),
         Column("GPUS", "gpu_count", "right"),
         Column("VRAM", lambda o: f"{o.vram_gb:g} GB", "right"),
         Column("REGION", "region"),
@@ -110,6 +122,9 @@ offers show availability 'unknown'.""")
 @click.option("--count", type=click.IntRange(min=1), metavar="N", help="Exactly N GPUs per instance.")
 @click.option("--for", "model", metavar="MODEL",
               help="Only offers that can serve MODEL (recipe or hf:ORG/NAME) at its default context ('gpuctl fit').")
+@click.option("--image", metavar="IMAGE",
+              help="With --for: the image you will deploy instead of the engine's own; offers on machines the "
+                   "engine's image has no build for (arm64) are then listed too.")
 @click.option("--spot/--on-demand", default=False, help="Spot (interruptible) offers instead of on-demand ones.")
 @click.option("--available-only", is_flag=True, help="Only offers reported in stock (drops 'unknown').")
 @click.option("--all", "include_all", is_flag=True, help="Include sold-out offers.")
@@ -122,13 +137,17 @@ offers show availability 'unknown'.""")
 @click.option("--timeout", type=Seconds(), metavar="SECONDS",
               help="Seconds each provider may take (config prices.timeout; default 10).")
 @click.option("--csv", "csv_output", is_flag=True, help="Print CSV on stdout (the --json keys as header).")
+@click.option("-v", "--verbose", "verbose", is_flag=True,
+              help="Also say where each provider's rows come from and which entries of its answer were skipped, "
+                   "and why (with --json: an object with 'offers' and 'providers').")
 @json_option
 @quiet_option
 @click.pass_obj
 def prices(app: App, gpus: tuple[str, ...], providers: tuple[str, ...], regions: tuple[str, ...],
            min_vram: float | None, max_price: float | None, count: int | None, spot: bool,
            available_only: bool, include_all: bool, sort: str, limit: int | None, refresh: bool,
-           max_age: float | None, timeout: float | None, csv_output: bool, model: str | None) -> None:
+           max_age: float | None, timeout: float | None, csv_output: bool, model: str | None, image: str | None,
+           verbose: bool) -> None:
     """GPU offers across providers, cheapest per GPU-hour first.
 
     Works without any credentials: providers you have no key for show dated snapshot prices.
@@ -144,10 +163,14 @@ def prices(app: App, gpus: tuple[str, ...], providers: tuple[str, ...], regions:
         raise UsageError("--available-only and --all are exclusive", "--all adds sold-out offers; drop one")
     if timeout == 0:
         raise UsageError("--timeout must be more than 0 seconds")
+    if image and not model:
+        raise UsageError("--image only applies with --for MODEL", "add --for MODEL, or drop --image")
+    facts = _engine_image(model, image)
     gpu_names = _names(gpus)
     query = OfferQuery(
         gpus=resolve_gpus(gpu_names) if gpu_names else None,
         regions=_names(regions), gpu_count=count, spot=spot, include_unavailable=include_all,
+        min_cuda_version=facts.cuda if facts else None,
     )
     filters = OfferFilters(min_vram_gb=min_vram, max_price_per_gpu_hour=max_price,
                            available_only=available_only, sort=sort, limit=limit)  # type: ignore[arg-type]
@@ -171,10 +194,13 @@ def prices(app: App, gpus: tuple[str, ...], providers: tuple[str, ...], regions:
         info(app, f"no credentials for {', '.join(keyless)}: showing dated snapshot prices "
                   "('gpuctl providers' shows how to add them)")
     candidates = result.offers
+    unrunnable: set[str] = set()
     if model:
         from gpuctl.fit import fitting_offers
 
         candidates = fitting_offers(recipe, candidates)
+    if facts is not None:
+        candidates, unrunnable = _by_architecture(app, candidates, facts, show=include_all)
     offers = filter_and_sort(candidates, filters)
     if csv_output:
         _print_csv(offers)
@@ -182,6 +208,55 @@ def prices(app: App, gpus: tuple[str, ...], providers: tuple[str, ...], regions:
         if not offers:
             raise NoCapacityError("no offer matches these filters", "relax the filters, or add --all")
         click.echo(offers[0].id)
+    elif app.json and verbose:
+        print_json({"offers": dump(offers),
+                    "providers": {name: o.model_dump(mode="json") for name, o in result.sources.items()}})
     else:
-        print_rows(app, offers, _columns(datetime.now(timezone.utc)),
+        print_rows(app, offers, _columns(datetime.now(timezone.utc), unrunnable),
                    empty="no offer matches these filters (relax them, or add --all for sold-out offers)")
+    if verbose and not app.json:
+        for outcome in result.sources.values():
+            for line in _outcome_lines(outcome):
+                info(app, line)
+
+
+def _engine_image(model: str | None, image: str | None) -> ImageFacts | None:
+    """With --for and the engine's own image (not --image): what that image needs of a machine."""
+    if not model or image:
+        return None
+    from gpuctl.engines import image_facts
+    from gpuctl.fit import FitSettings
+
+    return image_facts(FitSettings().engine)  # the engine --for fits the model with
+
+
+def _by_architecture(app: App, offers: list[Offer], facts: ImageFacts, *, show: bool) -> tuple[list[Offer], set[str]]:
+    """The offers whose machine the image runs on (``show``: all, with the ids of the others to mark)."""
+    from gpuctl.catalog import offer_arch
+
+    foreign = [o for o in offers if offer_arch(o) not in facts.archs]
+    if not foreign:
+        return offers, set()
+    archs = "/".join(sorted({offer_arch(o) for o in foreign}))
+    why = f"{facts.image} has no {archs} build; 'gpuctl up' picks them only with --image naming one"
+    if show:
+        info(app, f"offers marked 'no image' run on {archs} machines: {why}")
+        return offers, {o.id for o in foreign}
+    info(app, f"{len(foreign)} offer(s) on {archs} machines not shown: {why} (--all shows them)")
+    return [o for o in offers if o not in foreign], set()
+
+
+def _outcome_lines(outcome: ProviderOutcome) -> list[str]:
+    """How one provider's rows were obtained, and the entries of its answer it skipped, by reason."""
+    how = {"live": f"live answer in {outcome.seconds:g}s" if outcome.seconds is not None else "live answer",
+           "cache": "cached answer", "no-credentials": "no credentials, snapshot", "failed": "failed, snapshot",
+           "timed-out": "timed out, snapshot"}[outcome.status]
+    total = sum(s.count for s in outcome.skipped)
+    head = f"{outcome.provider}: {how}, {outcome.offers} offer(s)"
+    if outcome.status in ("live", "cache"):
+        head += f", {total} entr{'y' if total == 1 else 'ies'} skipped" + (":" if total else "")
+    lines = [head]
+    for skipped in outcome.skipped:
+        more = f", +{skipped.count - len(skipped.entries)} more" if skipped.count > len(skipped.entries) else ""
+        lines.append(f"  {skipped.count} {skipped.reason} ({', '.join(skipped.entries)}{more})")
+    return lines

@@ -44,6 +44,9 @@ _CLOUD_ONLY = ("gpu", "count", "provider", "region", "spot", "max_price")
 @click.option("--ttl", default=None, metavar="DURATION",
               help="Tear down after this long (e.g. 90m, 2h); the host enforces it itself.")
 @click.option("--name", default=None, help="Deployment name (default: <model>-<gpu>-<4 hex>).")
+@click.option("--image", default=None, metavar="IMAGE",
+              help="Run this image instead of the engine's own, e.g. an arm64 build for a GH200; its CPU "
+                   "architecture and CUDA version are then yours to match.")
 @click.option("--max-model-len", type=click.IntRange(min=1), default=None, metavar="TOKENS",
               help="Context length to serve (default: the recipe's default context).")
 @click.option("--served-model-name", default=None, metavar="NAME",
@@ -83,7 +86,7 @@ _CLOUD_ONLY = ("gpu", "count", "provider", "region", "spot", "max_price")
 @click.pass_obj
 def up(app: App, model: str | None, gpu: str | None, count: int | None, provider: str | None, region: str | None,
        spot: bool, max_price: float | None, host: str | None, identity: Path | None, accept_host_key: bool,
-       price_per_hour: float | None, ttl: str | None, name: str | None, max_model_len: int | None,
+       price_per_hour: float | None, ttl: str | None, name: str | None, image: str | None, max_model_len: int | None,
        served_model_name: str | None, public: bool, keep_on_failure: bool, allow_pickle: bool, launch_timeout: str,
        ssh_timeout: str,
        health_timeout: str, dry_run: bool, wizard: bool, print_command: bool, nodes: int, replicas: int | None,
@@ -138,7 +141,7 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
         engine=engine or project.engine or "vllm", spot=spot, max_price=max_price,
         ttl_seconds=parse_duration(ttl) if ttl else None, max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization, quantization=quantization,
-        served_model_name=served_model_name, public=public, nodes=nodes,
+        served_model_name=served_model_name, public=public, image=image, nodes=nodes,
     )
     timeouts = _timeouts(launch_timeout, ssh_timeout, health_timeout)
     # a plan alone stays quiet off a terminal; a deploy always reports its steps (plain lines there)

@@ -42,7 +42,7 @@ CANCELLED = "wizard cancelled: nothing was written or launched"
 _ANSWERED = {"model", "gpu", "count", "provider", "engine", "ttl", "max_price", "wizard", "print_command"}
 #: up's parameters that narrow the offers as given (the PlanRequest fields of the same name)
 _CONSTRAINTS = ("count", "region", "spot", "max_price", "max_model_len", "gpu_memory_utilization", "quantization",
-                "served_model_name", "public", "hf_config")
+                "served_model_name", "public", "hf_config", "image")
 #: parameters that are not deployment choices and are not carried into the command line
 _NOT_CARRIED = {"yes", "quiet", "json_output", "interactive", "no_color", "verbose", "help"}
 #: the TTL answers that are not durations

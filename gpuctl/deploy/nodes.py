@@ -46,7 +46,9 @@ def node_plan(plan: DeployPlan, nodes: int) -> DeployPlan:
 
     if plan.engine.engine != vllm.NAME:
         raise UsageError(f"--nodes runs vLLM's multi-node mode; {plan.engine.engine} has none", "use --engine vllm")
-    engine = plan.engine.model_copy(update={"image": vllm.MULTI_NODE_IMAGE})
+    # the engine's own image predates vLLM's multi-node mode; an image the user named (--image) is theirs
+    engine = plan.engine if plan.engine.image != vllm.IMAGE else plan.engine.model_copy(
+        update={"image": vllm.MULTI_NODE_IMAGE})
     cost = round(plan.offer.price_per_hour * nodes * plan.ttl_seconds / 3600, 2) if plan.ttl_seconds else None
     return plan.model_copy(update={"engine": engine, "estimated_cost_usd": cost, "nodes": nodes})
 

@@ -16,7 +16,8 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
     """Plans for the ``limit`` best offers at providers that can deploy.
 
     An offer at a provider that runs the engine itself (its endpoint is reachable from anywhere)
-    is always planned public, with an API key.
+    is always planned public, with an API key; and there is no machine to arm gpuctl's TTL watchdog on,
+    so its plan says that only gpuctl enforces the TTL.
     """
     ranked, _ = ranked_offers(inputs.recipe, inputs.offers, request)
     plans: list[DeployPlan] = []
@@ -29,7 +30,7 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
         public = provider_cls.can(Capability.ENGINE_CONTAINER)
         planned = request.model_copy(update={"public": True}) if public else request
         plans.append(build_plan(planned, inputs.recipe, inputs.offers, hf_token_present=inputs.hf_token_present,
-                                warnings=inputs.warnings, rank=rank))
+                                warnings=inputs.warnings, rank=rank, ttl_by_gpuctl=public))
         if len(plans) == limit:
             break
     if not plans:

@@ -12,6 +12,7 @@ from types import ModuleType
 from gpuctl.errors import ConfigError, UsageError
 from gpuctl.fit import DEFAULT_GPU_MEMORY_UTILIZATION, check_context, effective_architecture, tensor_parallel_problem
 from gpuctl.models.engine import EngineOptions, EngineSpec
+from gpuctl.models.offer import HostArch
 from gpuctl.models.recipe import Architecture, EngineDefaults, Recipe
 
 ENGINES = ("vllm", "tgi")
@@ -45,7 +46,24 @@ def build_engine_spec(recipe: Recipe, options: EngineOptions) -> EngineSpec:
     resolved = resolve(recipe, options, engine)
     spec = engine.build(resolved)
     return spec.model_copy(update={"secret_env": secret_env(options, engine.API_KEY_ENV),
-                                   "api_key_env": engine.API_KEY_ENV if options.api_key else None})
+                                   "api_key_env": engine.API_KEY_ENV if options.api_key else None,
+                                   "cuda_version": engine.IMAGE_CUDA})
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What an engine's own image needs of a machine: a CPU architecture it is built for, and a driver that
+    runs its CUDA version."""
+
+    image: str
+    archs: tuple[HostArch, ...]
+    cuda: str
+
+
+def image_facts(name: str) -> ImageFacts:
+    """The facts of engine ``name``'s published image (see each engine module's IMAGE_ARCHS and IMAGE_CUDA)."""
+    engine = engine_module(name)
+    return ImageFacts(image=engine.IMAGE, archs=tuple(engine.IMAGE_ARCHS), cuda=engine.IMAGE_CUDA)
 
 
 def resolve(recipe: Recipe, options: EngineOptions, engine: ModuleType) -> Resolved:

@@ -12,6 +12,11 @@ if TYPE_CHECKING:
 
 NAME = "tgi"
 IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.6"
+#: the platforms IMAGE is published for (its release workflow builds linux/amd64 only, and v3.3.6's
+#: Dockerfile copies x86_64 kernels)
+IMAGE_ARCHS = ("x86_64",)
+#: the CUDA IMAGE is built on (v3.3.6's Dockerfile: FROM nvidia/cuda:12.4.0-base-ubuntu22.04)
+IMAGE_CUDA = "12.4"
 #: the image's default (PORT=80 in its Dockerfile)
 PORT = 80
 HEALTH_PATH = "/health"

@@ -15,6 +15,13 @@ IMAGE = "vllm/vllm-openai:v0.11.0"
 #: the first release whose ``vllm serve`` spans nodes by itself (``--nnodes``, ``--node-rank``,
 #: ``--master-addr``, ``--headless``: multiprocessing across nodes, no Ray); IMAGE predates it
 MULTI_NODE_IMAGE = "vllm/vllm-openai:v0.11.1"
+#: the platforms IMAGE is published for: vLLM's bare release tags are linux/amd64 images (its Docker Hub
+#: repository had no arm64 build when v0.11.0 came out, vllm-project/vllm issue #22206; later arm64 builds
+#: are separate tags, e.g. v0.21.0-ubuntu2404), so a Grace (GH200) machine cannot run it
+IMAGE_ARCHS = ("x86_64",)
+#: the CUDA IMAGE is built on (vLLM's docker/Dockerfile, ARG CUDA_VERSION=12.8.1 in the v0.9 to v0.11 releases):
+#: the host's driver must run it
+IMAGE_CUDA = "12.8"
 PORT = 8000
 HEALTH_PATH = "/health"
 #: tensor-parallel workers exchange tensors through shared memory

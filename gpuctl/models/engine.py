@@ -43,6 +43,8 @@ class EngineSpec(BaseModel):
 
     engine: EngineName
     image: str = Field(description="image with a pinned tag")
+    cuda_version: str | None = Field(default=None, description="CUDA version (major.minor) the image is built "
+                                                               "on, which the host's driver must run; None: unknown")
     entrypoint: list[str] | None = Field(default=None, description="overrides the image's entrypoint")
     args: list[str]
     env: dict[str, str] = Field(default_factory=dict, description="non-secret environment")

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 Availability = Literal["high", "medium", "low", "none", "unknown"]
 OfferSource = Literal["live", "cache", "snapshot"]
+#: CPU architecture of a machine, as container images name their platforms (amd64 = x86_64, arm64)
+HostArch = Literal["x86_64", "arm64"]
 
 AVAILABILITY_RANK: dict[str, int] = {"high": 0, "medium": 1, "low": 2, "unknown": 3, "none": 4}
 
@@ -34,6 +36,8 @@ class Offer(BaseModel):
     availability: Availability = "unknown"
     instance_type: str = Field(description="the provider's own id for what is rented")
     tier: str | None = Field(default=None, description="provider sub-market, e.g. RunPod secure/community")
+    arch: HostArch | None = Field(default=None, description="CPU architecture of the machine; None: the usual one "
+                                                            "of its GPU (host_arch in providers/gpus.yaml)")
     source: OfferSource
     as_of: datetime
 
@@ -61,3 +65,7 @@ class OfferQuery(BaseModel):
     gpu_count: int | None = None
     spot: bool | None = Field(default=None, description="True spot only, False on-demand only, None both")
     include_unavailable: bool = False
+    min_cuda_version: str | None = Field(
+        default=None, pattern=r"^\d+\.\d+$",
+        description="only machines whose driver runs at least this CUDA version (major.minor), as the engine "
+                    "image needs; a provider that cannot tell ignores it")

@@ -50,6 +50,8 @@ class ProviderCatalog(BaseModel):
     gpu_ids: dict[str, str] = Field(default_factory=dict)
     #: the provider's instance type -> what it holds
     instance_types: dict[str, CatalogInstanceType] = Field(default_factory=dict)
+    #: the provider's GPU ids or instance types gpuctl leaves out on purpose -> why (shown when they are skipped)
+    unsupported: dict[str, str] = Field(default_factory=dict)
     snapshot: list[SnapshotRow] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -61,6 +63,9 @@ class ProviderCatalog(BaseModel):
         if unknown:
             raise ValueError(f"unknown canonical GPU(s) {', '.join(unknown)} (gpuctl's {GPUS_FILE} names the GPUs "
                              "a catalog may use)")
+        both = sorted(set(self.unsupported) & (set(self.gpu_ids) | set(self.instance_types)))
+        if both:
+            raise ValueError(f"{', '.join(both)} both mapped and left out on purpose (unsupported)")
         return self
 
 
@@ -99,8 +104,9 @@ def snapshot_offers(catalog: ProviderCatalog, query: OfferQuery) -> list[Offer]:
     """Offers from the dated snapshot of ``catalog`` (source ``snapshot``), filtered by ``query``."""
     offers = []
     for row in catalog.snapshot:
+        spec = gpu_spec(row.gpu)
         offer = Offer(
-            provider=catalog.provider, gpu=row.gpu, gpu_count=row.gpu_count, vram_gb=gpu_spec(row.gpu).vram_gb,
+            provider=catalog.provider, gpu=row.gpu, gpu_count=row.gpu_count, vram_gb=spec.vram_gb, arch=spec.host_arch,
             vcpus=row.vcpus, ram_gb=row.ram_gb, region=row.region, price_per_hour=row.price_per_hour,
             price_per_gpu_hour=round(row.price_per_hour / row.gpu_count, 4), spot=row.spot,
             availability=row.availability, instance_type=row.instance_type, tier=row.tier,

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -84,6 +84,8 @@ class ErrorInfo:
     message: str
     code: str | None = None
     suggestion: str | None = None
+    #: seconds the answer's ``Retry-After`` asks to wait before trying again (a 429's, say)
+    retry_after: float | None = None
 
     def summary(self) -> str:
         head = f"{self.status} {self.code}" if self.code else str(self.status)
@@ -143,6 +145,29 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+@dataclass(frozen=True)
+class QuotaWindow:
+    """One window of a ``RateLimit`` header: requests left in it and seconds until it resets."""
+
+    name: str
+    remaining: int
+    reset_s: float
+
+
+def parse_rate_limit(value: str | None) -> list[QuotaWindow]:
+    """The windows of a ``RateLimit`` header (IETF ratelimit-headers draft, as RunPod sends it:
+    ``"minute";r=0;t=12, "hour";r=2800;t=1812``); members that do not parse are left out."""
+    windows = []
+    for member in (value or "").split(","):
+        name, *params = [part.strip() for part in member.split(";")]
+        values = dict(param.split("=", 1) for param in params if "=" in param)
+        try:
+            windows.append(QuotaWindow(name.strip('"'), int(values["r"]), float(values["t"])))
+        except (KeyError, ValueError):
+            continue
+    return windows
+
+
 class JsonApiClient:
     """A thin client for one provider's JSON API.
 
@@ -183,6 +208,8 @@ class JsonApiClient:
         self._clock = clock
         self._transport = transport
         self._client: httpx.Client | None = None
+        #: the quota the last answer with a ``RateLimit`` header reported, and when (``clock``) it came
+        self._quota: tuple[list[QuotaWindow], float] = ([], 0.0)
 
     @classmethod
     def from_env(cls: type[C], timeout: float = DEFAULT_TIMEOUT) -> C:
@@ -222,6 +249,18 @@ class JsonApiClient:
                 follow_redirects=False,
             )
         return self._client
+
+    def pace(self, requests: int) -> float:
+        """Seconds to wait before the next ``requests`` requests so that the quota the API last reported
+        (``RateLimit``) lasts until its windows reset: 0 without a report, the rest of a window when fewer
+        than ``requests`` are left in it, else that window's time shared out over what is left."""
+        windows, seen = self._quota
+        elapsed = self._clock() - seen
+        waits = [0.0]
+        for window in windows:
+            left = max(0.0, window.reset_s - elapsed)
+            waits.append(left if window.remaining < requests else left * requests / window.remaining)
+        return max(waits)
 
     # -- hooks for subclasses ----------------------------------------------------------------------
 
@@ -337,11 +376,15 @@ class JsonApiClient:
         status = response.status_code
         log.debug("%s %s %s -> %d in %.2f s (attempt %d)", self.provider, method, path, status,
                   self._clock() - started, attempt)
+        quota = parse_rate_limit(response.headers.get("RateLimit"))
+        if quota:
+            self._quota = (quota, self._clock())
         if status < 400:
             return self._decode(response, method, path)
-        failure = self.exception_for(self._error_info(response), method, path)
+        wait = retry_after_seconds(response.headers.get("Retry-After"))
+        failure = self.exception_for(replace(self._error_info(response), retry_after=wait), method, path)
         if status == 429 or (status in RETRY_STATUSES and idempotent):
-            raise _Retryable(failure, retry_after_seconds(response.headers.get("Retry-After")))
+            raise _Retryable(failure, wait)
         raise failure
 
     # -- helpers ---------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Ad-hoc models, ``hf:ORG/NAME[@REVISION]``: a recipe built from the repo's config.json.
 
 The config comes from a local file (``--hf-config PATH``) or from the Hugging Face hub over plain
-HTTPS (``{HF_ENDPOINT}/ORG/NAME/resolve/REVISION/config.json``, with ``HF_TOKEN`` as bearer token).
+HTTPS (``{HF_ENDPOINT}/ORG/NAME/resolve/REVISION/config.json``, with ``HF_TOKEN`` as bearer token),
+through the same client as the weights preflight (:mod:`gpuctl.weights.hub`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from gpuctl.envvars import Env
-from gpuctl.errors import ConfigError, CredentialsError, NotFoundError, ProviderError, UsageError
+from gpuctl.errors import ConfigError, ProviderError, UsageError
 from gpuctl.fit import estimate_parameters
 from gpuctl.models.recipe import REPO_ID, Architecture, Quantization, Recipe
 
@@ -24,7 +25,6 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 DEFAULT_REVISION = "main"
 #: the context an ad-hoc model is planned for unless --context / --max-model-len says otherwise
 DEFAULT_CONTEXT = 8192
-HTTP_TIMEOUT_S = 15.0
 
 _QUANT_DEFAULT_BITS = {"awq": 4, "gptq": 4, "fp8": 8}
 
@@ -48,26 +48,19 @@ def config_url(repo: str, revision: str, endpoint: str | None = None) -> str:
 
 
 def fetch_hf_config(repo: str, revision: str, token: str | None = None, endpoint: str | None = None) -> dict[str, Any]:
-    """The config.json of ``repo`` at ``revision`` from the hub; errors say what to do next."""
-    import httpx
+    """The config.json of ``repo`` at ``revision`` from the hub; errors say what to do next.
+
+    The hub's answer is read as preflight reads it (:func:`gpuctl.weights.hub.hub_get`): its
+    ``X-Error-Code`` tells a mistyped repo (3) from a gated one (6), a rejected token is said to be
+    one (6), and rate limits and outages are waited out within bounds.
+    """
+    from gpuctl.weights.hub import HubUnreachable, hub_get
 
     url = config_url(repo, revision, endpoint)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx.get(url, headers=headers, timeout=HTTP_TIMEOUT_S, follow_redirects=True)
-    except httpx.HTTPError as exc:
-        raise ProviderError(f"cannot reach the Hugging Face hub for {repo} ({type(exc).__name__})",
-                            "pass the model's config.json with --hf-config PATH") from exc
-    if response.status_code in (401, 403):
-        if token:
-            raise CredentialsError(f"HF_TOKEN has no access to {repo} (HTTP {response.status_code})",
-                                   f"accept the licence on the model page of {repo} with this account")
-        raise CredentialsError(f"{repo} is gated or private (HTTP {response.status_code})",
-                               "export HF_TOKEN=... or gpuctl config set hf.token VALUE")
-    if response.status_code == 404:
-        raise NotFoundError(f"no config.json for {repo} at revision {revision}", "check the repo id and revision")
-    if response.status_code >= 400:
-        raise ProviderError(f"the Hugging Face hub answered HTTP {response.status_code} for {repo}")
+        response = hub_get(url, repo=repo, revision=revision, token=token, entry="config.json")
+    except HubUnreachable as exc:
+        raise ProviderError(exc.message, "pass the model's config.json with --hf-config PATH") from exc
     try:
         data = response.json()
     except ValueError as exc:

@@ -25,7 +25,7 @@ from gpuctl.errors import GpuctlError, NotFoundError, ProviderError
 from gpuctl.events import NullReporter, Reporter
 from gpuctl.host.errors import HostError
 from gpuctl.weights.fetcher import EVENT_PREFIX
-from gpuctl.weights.hub import gated_error
+from gpuctl.weights.hub import gated_error, token_error
 
 if TYPE_CHECKING:
     from gpuctl.host.docker import DockerEngine
@@ -118,9 +118,11 @@ def run_fetcher(
 
 
 def fetcher_error(run: FetcherRun, repo: str, where: str, *, token_given: bool) -> GpuctlError:
-    """The gpuctl error for a failed run: gated 6, missing 3, a bad download 4, the host's disk or lock 4."""
+    """The gpuctl error for a failed run: a rejected token or gated 6, missing 3, a bad download 4, disk or lock 4."""
     error = run.last("error") or {}
     kind, message = error.get("kind"), run.failure()
+    if kind == "token":
+        return token_error()
     if kind in ("gated", "auth"):
         return gated_error(repo, token_given=token_given)
     if kind == "not_found":

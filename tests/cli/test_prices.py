@@ -24,7 +24,7 @@ from tests.unit.pricing_fakes import as_rows, fake_provider, offer, registry, sn
 Gpuctl = Callable[..., Result]
 
 OFFER_KEYS = ["provider", "gpu", "gpu_count", "vram_gb", "vcpus", "ram_gb", "region", "price_per_hour",
-              "price_per_gpu_hour", "spot", "availability", "instance_type", "tier", "source", "as_of", "id"]
+              "price_per_gpu_hour", "spot", "availability", "instance_type", "tier", "arch", "source", "as_of", "id"]
 
 ALPHA = [
     offer("alpha", "L40S", 1, 0.79, availability="high", region="eu-1", tier="community", instance_type="l40s"),
@@ -83,7 +83,7 @@ def test_json_is_a_list_of_offers_with_exactly_the_offer_keys(gpuctl: Gpuctl, fa
     assert data[0] == {
         "provider": "alpha", "gpu": "L40S", "gpu_count": 1, "vram_gb": 48.0, "vcpus": None, "ram_gb": None,
         "region": "eu-1", "price_per_hour": 0.79, "price_per_gpu_hour": 0.79, "spot": False,
-        "availability": "high", "instance_type": "l40s", "tier": "community", "source": "live",
+        "availability": "high", "instance_type": "l40s", "tier": "community", "arch": None, "source": "live",
         "as_of": "2026-11-20T12:00:00Z", "id": "alpha:l40s:eu-1:community",
     }
 
@@ -316,3 +316,33 @@ def test_aws_rejected_credentials_become_a_warning_and_its_snapshot(gpuctl: Gpuc
     assert result.stderr.startswith("warning: aws: AWS rejected the credentials (AuthFailure on "
                                     "DescribeInstanceTypes) (hint: set AWS_PROFILE")
     assert {o["source"] for o in json.loads(result.stdout)} == {"snapshot"}
+
+
+# -- what was skipped (-v) --------------------------------------------------------------------------
+
+def test_verbose_says_which_provider_entries_were_skipped_and_why(gpuctl: Gpuctl, runpod_api, lambda_api) -> None:  # noqa: F811
+    result = gpuctl("prices", "--all", "-v", "--provider", "runpod,lambda")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stderr.splitlines()
+    runpod = next(i for i, line in enumerate(lines) if line.startswith("runpod: live answer in "))
+    assert re.fullmatch(r"runpod: live answer in [\d.]+s, 15 offer\(s\), 1 entry skipped:", lines[runpod])
+    assert lines[runpod + 1] == ("  1 left out on purpose: 8 GB: too little memory to serve an LLM worth renting a "
+                                 "GPU for (NVIDIA GeForce RTX 3070)")
+    lambda_ = next(i for i, line in enumerate(lines) if line.startswith("lambda: "))
+    assert lines[lambda_ + 1] == "  1 unknown instance type: not in the provider's catalog (gpu_8x_b300_sxm6)"
+    # a cached answer keeps what its live answer skipped
+    again = gpuctl("prices", "--all", "-v", "--provider", "runpod")
+    assert "runpod: cached answer, 15 offer(s), 1 entry skipped:" in again.stderr
+
+
+def test_verbose_json_is_the_offers_and_each_providers_outcome(gpuctl: Gpuctl, runpod_api) -> None:  # noqa: F811
+    result = gpuctl("prices", "--all", "-v", "--provider", "runpod", "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert set(doc) == {"offers", "providers"} and len(doc["offers"]) == 15
+    outcome = doc["providers"]["runpod"]
+    assert (outcome["status"], outcome["source"], outcome["offers"]) == ("live", "live", 15)
+    assert outcome["skipped"] == [{
+        "reason": "left out on purpose: 8 GB: too little memory to serve an LLM worth renting a GPU for",
+        "count": 1, "entries": ["NVIDIA GeForce RTX 3070"]}]
+    assert isinstance(json.loads(gpuctl("prices", "--json", "--provider", "runpod").stdout), list)  # without -v

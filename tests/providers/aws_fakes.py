@@ -39,8 +39,10 @@ ON_DEMAND = {
     ("us-east-1", "p4de.24xlarge"): 27.44705,
     ("us-east-1", "p5.4xlarge"): 6.88,
     ("us-east-1", "p5.48xlarge"): 55.04,
-    ("eu-north-1", "p5.4xlarge"): 7.3616,  # priced, but moto's eu-north-1 does not offer it
+    ("eu-north-1", "p5.4xlarge"): 7.3616,
     ("eu-north-1", "p5.48xlarge"): 58.8928,
+    ("eu-west-1", "p4d.24xlarge"): 24.15,  # illustrative
+    ("eu-west-1", "p4de.24xlarge"): 30.19,  # illustrative: priced, but moto 5.2.6's eu-west-1 does not offer it
     ("me-central-1", "g6e.xlarge"): 2.2332,
 }
 

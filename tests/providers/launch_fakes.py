@@ -27,7 +27,7 @@ def offer(provider: str, instance_type: str, region: str, *, gpu: str = "L40S", 
 def vllm_engine(**changes: Any) -> EngineSpec:
     """A vLLM spec as gpuctl.engines builds it, with an API key and an HF token."""
     spec = EngineSpec(
-        engine="vllm", image="vllm/vllm-openai:v0.11.0", entrypoint=["vllm", "serve"],
+        engine="vllm", image="vllm/vllm-openai:v0.11.0", cuda_version="12.8", entrypoint=["vllm", "serve"],
         args=["Qwen/Qwen2.5-7B-Instruct", "--served-model-name", "qwen 7b", "--port", "8000"],
         env={"VLLM_NO_USAGE_STATS": "1"}, secret_env=["HF_TOKEN", "VLLM_API_KEY"], port=8000, health_path="/health",
         shm_size="8g", gpus=1, cache_mount="/root/.cache/huggingface", public=True, supports_api_key=True,

@@ -106,12 +106,12 @@ def test_no_spot_filter_asks_both_markets(fake: FakeAws) -> None:
 
 
 def test_a_region_without_the_type_has_no_offer_for_it(fake: FakeAws) -> None:
-    # moto's eu-north-1 offers p5.48xlarge but not p5.4xlarge, which still has a list price there
-    offers = provider(fake).offers(OfferQuery(gpus=["H100-SXM"], regions=["eu-north-1"], spot=False))
-    assert [(o.instance_type, o.region, o.price_per_hour) for o in offers] == [
-        ("p5.48xlarge", "eu-north-1", 58.8928)]
+    # moto's eu-west-1 offers p4d.24xlarge but not p4de.24xlarge, which still has a list price there
+    offers = provider(fake).offers(OfferQuery(gpus=["A100-40GB-SXM", "A100-80GB-SXM"], regions=["eu-west-1"],
+                                              spot=False))
+    assert [(o.instance_type, o.region, o.price_per_hour) for o in offers] == [("p4d.24xlarge", "eu-west-1", 24.15)]
     assert fake.product_requests[0]["Filters"][1] == {
-        "Type": "TERM_MATCH", "Field": "location", "Value": "EU (Stockholm)"}
+        "Type": "TERM_MATCH", "Field": "location", "Value": "EU (Ireland)"}
 
 
 def test_a_region_missing_from_the_location_table_is_priced_by_region_code(fake: FakeAws) -> None:
@@ -130,7 +130,8 @@ def test_several_regions_are_asked(fake: FakeAws) -> None:
 def test_the_default_region_follows_aws_default_region(fake: FakeAws, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-north-1")
     offers = provider(fake).offers(OfferQuery(gpus=["H100-SXM"], spot=False))
-    assert [(o.region, o.instance_type) for o in offers] == [("eu-north-1", "p5.48xlarge")]
+    assert sorted((o.region, o.instance_type) for o in offers) == [("eu-north-1", "p5.48xlarge"),
+                                                                   ("eu-north-1", "p5.4xlarge")]
 
 
 @pytest.mark.parametrize(("operation", "code"), [

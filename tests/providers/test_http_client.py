@@ -16,8 +16,10 @@ from gpuctl.providers.http import (
     ErrorInfo,
     JsonApiClient,
     ProviderHttpError,
+    QuotaWindow,
     RetryPolicy,
     base_url_from_env,
+    parse_rate_limit,
     require_credential,
     retry_after_seconds,
 )
@@ -258,3 +260,31 @@ def test_importing_the_providers_does_not_import_httpx():
             "print('httpx' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_retry_after_too_long_to_wait_travels_with_the_error():
+    # RunPod's 429 (spec components.responses.TooManyRequestsError): Retry-After in seconds per exceeded window
+    client, fake = make([ok({"why": "rate limit exceeded for the minute window"}, 429, **{"Retry-After": "30"})])
+    with pytest.raises(ProviderHttpError) as err:
+        client.request("GET", "/t")
+    assert fake.sleeps == [] and err.value.info.retry_after == 30.0  # a caller with time to spare may wait it out
+
+
+def test_rate_limit_headers_are_read_as_windows():
+    # the spec's RateLimit example (RateLimitHeader)
+    assert parse_rate_limit('"minute";r=0;t=12, "hour";r=2800;t=1812, "day";r=49500;t=45012') == [
+        QuotaWindow("minute", 0, 12.0), QuotaWindow("hour", 2800, 1812.0), QuotaWindow("day", 49500, 45012.0)]
+    assert parse_rate_limit('"minute";r=5, garbage, "hour";r=x;t=1') == []
+    assert parse_rate_limit(None) == []
+
+
+def test_pace_shares_the_quota_left_out_until_its_window_resets():
+    client, fake = make([ok(**{"RateLimit": '"minute";r=10;t=30, "hour";r=2800;t=1812'})])
+    assert client.pace(2) == 0.0  # nothing reported yet
+    client.request("GET", "/t")
+    assert client.pace(2) == 6.0  # 30 s over 10 requests, 2 at a time
+    fake.now += 10
+    assert client.pace(2) == 4.0  # the window resets sooner now
+    client, _ = make([ok(**{"RateLimit": '"minute";r=1;t=20'})])
+    client.request("GET", "/t")
+    assert client.pace(2) == 20.0  # fewer left than needed: wait for the reset

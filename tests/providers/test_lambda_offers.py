@@ -10,6 +10,7 @@ import pytest
 from gpuctl.errors import CredentialsError, ExitCode, ProviderError, TimeoutError_
 from gpuctl.models.offer import OfferQuery
 from gpuctl.providers.lambda_cloud.provider import LambdaProvider
+from gpuctl.providers.skips import recording
 from tests.standins.fixtures import LAMBDA_TEST_KEY
 from tests.standins.lambda_server import LambdaStandin
 from tests.standins.server import Fault
@@ -137,16 +138,38 @@ def test_invalid_json_is_a_provider_error(lambda_api):
         offers()
 
 
-def test_missing_field_is_a_provider_error_naming_it(lambda_api):
-    item = {"instance_type": {"name": "gpu_1x_a10", "description": "1x A10", "gpu_description": "A10",
-                              "specs": {"vcpus": 30, "memory_gib": 200, "storage_gib": 1400, "gpus": 1}},
-            "regions_with_capacity_available": []}
-    lambda_api.faults.always(Fault.payload({"data": {"gpu_1x_a10": item}}))
-    with pytest.raises(ProviderError) as err:
-        offers()
-    assert err.value.message == (
-        "Lambda Cloud API sent an unexpected answer to GET /instance-types: "
-        "field 'data.gpu_1x_a10.instance_type.price_cents_per_hour': Field required")
+def _type(name: str, description: str, cents: object, gpus: int, regions: list[str]) -> dict:
+    gpu = description.split("x ", 1)[1]
+    return {"instance_type": {"name": name, "description": description, "gpu_description": gpu,
+                              "price_cents_per_hour": cents,
+                              "specs": {"vcpus": 26, "memory_gib": 225, "storage_gib": 2867, "gpus": gpus}},
+            "regions_with_capacity_available": [{"name": r, "description": r} for r in regions]}
+
+
+# The shape of a real answer the spec does not allow: a CPU-only type (cpu_4x_general, "4x CPU General
+# (16 GiB)", 0 GPUs, in the console's list of July 2026, see tests/providers/published/), a type newer
+# than gpuctl's catalog, and an entry without its price (gpuctl issue 14: one bad entry must not drop
+# the whole listing).
+REAL_SHAPED = {"data": {
+    "gpu_1x_a10": _type("gpu_1x_a10", "1x A10 (24 GB PCIe)", 129, 1, ["us-east-1"]),
+    "cpu_4x_general": _type("cpu_4x_general", "4x CPU General (16 GiB)", 20, 0, ["us-east-1"]),
+    "gpu_1x_b300_sxm6": _type("gpu_1x_b300_sxm6", "1x B300 (288 GB SXM6)", 799, 1, []),
+    "gpu_1x_h100_sxm5": _type("gpu_1x_h100_sxm5", "1x H100 (80 GB SXM5)", None, 1, ["us-south-1"]),
+}}
+
+
+def test_a_real_shaped_answer_keeps_its_good_entries_and_counts_the_rest(lambda_api):
+    lambda_api.faults.always(Fault.payload(REAL_SHAPED, path=TYPES))
+    with recording() as skips:
+        found = offers(OfferQuery(include_unavailable=True))
+    assert {(o.gpu, o.instance_type, o.region, o.price_per_hour) for o in found} == {
+        ("A10", "gpu_1x_a10", "us-east-1", 1.29)}
+    assert {(s.reason, tuple(s.entries)) for s in skips.summary()} == {
+        ("left out on purpose: CPU only: no GPU", ("cpu_4x_general",)),
+        ("unknown instance type: not in the provider's catalog", ("gpu_1x_b300_sxm6",)),
+        ("invalid entry: field 'instance_type.price_cents_per_hour': Input should be a valid integer",
+         ("gpu_1x_h100_sxm5",)),
+    }
 
 
 def test_wrong_envelope_is_a_provider_error(lambda_api):

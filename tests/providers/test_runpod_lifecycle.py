@@ -82,7 +82,7 @@ def test_create_body_is_the_offer_and_the_engine(runpod_api):
     body = create.body
     assert body["name"] == "qwen-l40s" and body["image"] == "vllm/vllm-openai:v0.11.0"
     assert shlex.split(body["args"]) == engine.args  # to the image's entrypoint, `vllm serve`
-    assert body["gpu"] == {"id": L40S, "count": 1}
+    assert body["gpu"] == {"id": L40S, "count": 1, "minCudaVersion": "12.8"}  # the vLLM image's CUDA
     assert (body["cloud"], body["dataCenterIds"], body["disk"]) == ("SECURE", ["US-TX-3"], 80)
     assert body["ports"] == ["8000/http", "22/tcp"]
     assert "startSsh" not in body  # it would inject the account's keys; the pod gets its own in PUBLIC_KEY
@@ -105,6 +105,19 @@ def test_pod_is_created_in_the_offers_tier_only(runpod_api, tier, region, cloud)
     assert create.body["cloud"] == cloud
     assert create.body.get("dataCenterIds") == (None if region == "any" else [region])
     assert runpod_api.state.pods[launched.id].view(runpod_api.state)["cloud"] == cloud
+
+
+def test_a_pod_lands_only_on_a_host_whose_driver_runs_the_images_cuda(runpod_api):
+    # the stand-in's community RTX 4090 hosts in US-CA-2 run CUDA 12.4, older than the vLLM image's 12.8
+    old_hosts = offer("runpod", "NVIDIA GeForce RTX 4090", "US-CA-2", tier="community")
+    with pytest.raises(NoCapacityError):
+        RunPodProvider().launch(request(old_hosts, engine=vllm_engine(), secrets=dict(SECRETS)))
+    assert creates(runpod_api)[0].body["gpu"]["minCudaVersion"] == "12.8"
+    # an image of unknown CUDA (the user's own, --image) sets no floor: the pod may land anywhere
+    pod = RunPodProvider().launch(request(old_hosts, engine=vllm_engine(cuda_version=None), secrets=dict(SECRETS),
+                                          token="gpuctl-own-image-token"))
+    assert "minCudaVersion" not in creates(runpod_api)[1].body["gpu"]
+    assert runpod_api.state.pods[pod.id].data_center == "US-CA-2"
 
 
 def test_offer_without_tier_is_refused_before_any_call(runpod_api):

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gpuctl.deploy import tags
-from gpuctl.errors import CredentialsError, ExitCode, NoCapacityError, TimeoutError_, UsageError
+from gpuctl.errors import CredentialsError, ExitCode, NoCapacityError, ProviderError, TimeoutError_, UsageError
 from gpuctl.events import NullReporter
 from gpuctl.models.weights_cache import WeightsCache
 from gpuctl.providers.runpod import seeding as runpod_seed
@@ -93,6 +93,22 @@ def test_a_volume_grows_for_a_bigger_model_and_never_shrinks(provider, runpod_ap
     assert (grown.id, grown.size_gb, kept.size_gb) == (small.id, 170, 170)
     assert [c.body for c in runpod_api.calls("PATCH", f"{VOLUMES}/{small.id}")] == [{"size": 170}]
     assert runpod_api.state.volumes[small.id]["size"] == 170
+
+
+def test_a_volume_over_runpods_4096_gb_is_refused_before_any_call(provider, runpod_api) -> None:
+    # CreateNetworkVolumeRequest and UpdateNetworkVolumeRequest: "size": {"minimum": 10, "maximum": 4096};
+    # the API refuses more with 422
+    small = provider.ensure_weights_cache("US-TX-3", min_gb=100, tags={})
+    sent = len(runpod_api.requests)
+    for region in ("US-TX-3", "US-KS-2"):  # growing one, creating one
+        with pytest.raises(ProviderError) as refused:
+            provider.ensure_weights_cache(region, min_gb=5000, tags={})
+        assert refused.value.message == (f"RunPod network volumes hold at most 4096 GB, and gpuctl-hf-cache-{region} "
+                                         "would need 5000 GB")
+        assert "downloads the weights itself" in (refused.value.hint or "")
+    assert len(runpod_api.requests) == sent  # nothing asked
+    assert provider.ensure_weights_cache("US-TX-3", min_gb=4096, tags={}).size_gb == 4096  # the largest is fine
+    assert [c.body for c in runpod_api.calls("PATCH", f"{VOLUMES}/{small.id}")] == [{"size": 4096}]
 
 
 def test_only_secure_offers_in_a_known_data_center_use_a_cache(provider, runpod_api) -> None:
@@ -252,3 +268,65 @@ def test_a_create_that_fails_on_the_way_back_leaves_no_pod(provider, runpod_api)
     with pytest.raises(NoCapacityError, match="could not place a CPU pod"):
         provider.seed_weights(cache, seed_request(), NullReporter())
     assert runpod_api.state.pods == {}
+
+
+# -- RunPod's rate limit during an hours-long seeding -----------------------------------------------------------
+# The spec's 429 (components.responses.TooManyRequestsError): problem+json "rate limit exceeded for the minute
+# window" with Retry-After in seconds; RateLimit / RateLimit-Policy accompany successful answers too.
+RATE_LIMITED = Fault("status", status=429, method="GET", path="/v2/pods/", headers={
+    "Retry-After": "30", "RateLimit": '"minute";r=0;t=30, "hour";r=2800;t=1812',
+    "RateLimit-Policy": '"minute";q=60;w=60, "hour";q=3000;w=3600, "day";q=50000;w=86400'},
+    body={"title": "Too Many Requests", "status": 429, "detail": "rate limit exceeded for the minute window"})
+
+
+@pytest.fixture
+def slept(monkeypatch, runpod_api) -> list[float]:
+    """The waits of the seeding loop, recorded instead of slept; the first one lets the fetcher finish."""
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        for pod in runpod_api.state.pods.values():
+            if not waits[1:]:
+                pod.log = [*pod.log, *events(DONE)]
+
+    monkeypatch.setattr(runpod_seed.time, "sleep", sleep)
+    return waits
+
+
+def test_a_long_retry_after_is_waited_out_not_fatal(provider, runpod_api, slept) -> None:
+    runpod_api.state.cpu_log = ["pulling image"]
+    cache = provider.ensure_weights_cache("US-TX-3", min_gb=10, tags={})
+    runpod_api.faults.next(RATE_LIMITED)  # longer than the 5 s one request may wait for a retry
+    report = provider.seed_weights(cache, seed_request(), NullReporter())
+    assert report.files == 2
+    assert 30.0 in slept
+    assert [r.status for r in runpod_api.requests if r.method == "GET" and r.path.startswith("/v2/pods/")
+            ].count(429) == 1
+    assert runpod_api.state.pods == {}
+
+
+def test_a_retry_after_past_the_deadline_fails_at_once(provider, runpod_api, slept, monkeypatch) -> None:
+    monkeypatch.setattr(runpod_seed, "START_BUDGET_S", 10.0)
+    runpod_api.state.cpu_log = ["pulling image"]
+    cache = provider.ensure_weights_cache("US-TX-3", min_gb=10, tags={})
+    runpod_api.faults.next(RATE_LIMITED)
+    with pytest.raises(TimeoutError_, match=r"RunPod asks to wait 30 s more \(rate limited \(429: Too Many Requests"):
+        provider.seed_weights(cache, seed_request(), NullReporter())
+    assert slept == [] and runpod_api.state.pods == {}
+
+
+def test_the_polls_slow_down_as_the_quota_runs_low(provider, runpod_api, slept) -> None:
+    runpod_api.state.cpu_log = ["pulling image"]
+    runpod_api.state.rate_limit = '"minute";r=1;t=20, "hour";r=2800;t=1812'  # one request left this minute
+    cache = provider.ensure_weights_cache("US-TX-3", min_gb=10, tags={})
+    provider.seed_weights(cache, seed_request(), NullReporter())
+    assert len(slept) == 1 and 19 <= slept[0] <= 20  # until the minute window resets, not the usual 2 s
+
+
+def test_plenty_of_quota_keeps_the_usual_pace(provider, runpod_api, slept) -> None:
+    runpod_api.state.cpu_log = ["pulling image"]
+    runpod_api.state.rate_limit = '"minute";r=58;t=50, "hour";r=2800;t=1812, "day";r=49500;t=45012'
+    cache = provider.ensure_weights_cache("US-TX-3", min_gb=10, tags={})
+    provider.seed_weights(cache, seed_request(), NullReporter())
+    assert slept == [runpod_seed.POLL_S]

@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from http import HTTPStatus
 from typing import Any
 
-from tests.standins.server import Handler, Reply, Request, StandinServer, serve_main
+from tests.standins.server import Handler, RecordedRequest, Reply, Request, StandinServer, serve_main
 
 #: what RunPod answers (400) when a create cannot be placed
 NO_CAPACITY = ("There are no longer any instances available with the requested specifications. "
@@ -41,6 +41,8 @@ _ACTIONS = {"PROVISIONING": ["stop", "terminate"], "STARTING": ["stop", "termina
             "ERROR": ["start", "terminate"]}
 
 LEVELS = ("NONE", "LOW", "MEDIUM", "HIGH")
+#: the spec's example policy: 60 requests a minute, 3000 an hour, 50,000 a day
+RATE_LIMIT_POLICY = '"minute";q=60;w=60, "hour";q=3000;w=3600, "day";q=50000;w=86400'
 CLOUDS = ("SECURE", "COMMUNITY")
 #: query parameters the spec allows only together with include=AVAILABILITY
 _AVAILABILITY_ONLY = ("product", "count", "cloud", "countryCodes", "cudaVersions", "minCudaVersion")
@@ -97,10 +99,16 @@ class GpuStock:
     pool: str | None = None
     manufacturer: str = "NVIDIA"
     per_datacenter: bool = True
+    #: datacenter id -> the CUDA version its machines with this GPU run (major.minor); others run DEFAULT_CUDA
+    cuda: dict[str, str] = field(default_factory=dict)
+
+    def cuda_of(self, datacenter: str) -> str:
+        return self.cuda.get(datacenter, DEFAULT_CUDA)
 
     def entry(self, datacenters: dict[str, DataCenter], *, cloud: str | None = None, count: int = 1,
-              countries: list[str] | None = None) -> dict[str, Any]:
-        """The catalog entry; with ``cloud`` set, availability for ``count`` GPUs there too."""
+              countries: list[str] | None = None, cuda: CudaFilter | None = None) -> dict[str, Any]:
+        """The catalog entry; with ``cloud`` set, availability for ``count`` GPUs there too (on machines whose CUDA
+        passes ``cuda``), and the CUDA versions offered."""
         body: dict[str, Any] = {
             "id": self.id, "name": self.name, "pool": self.pool, "manufacturer": self.manufacturer,
             "memory": self.memory, "secure": "SECURE" in self.stock, "community": "COMMUNITY" in self.stock,
@@ -108,16 +116,45 @@ class GpuStock:
         }
         if cloud is None:
             return body
-        levels = {dc: level for dc, level in self.stock.get(cloud, {}).items()
-                  if countries is None or datacenters[dc].country in countries}
-        if count > self.max_count[cloud.lower()]:
-            levels = {}
+        offered = {dc: level for dc, level in self.stock.get(cloud, {}).items()
+                   if (countries is None or datacenters[dc].country in countries)
+                   and (cuda is None or cuda.accepts(self.cuda_of(dc)))}
+        levels = {} if count > self.max_count[cloud.lower()] else offered
         overall = max(levels.values(), key=LEVELS.index, default="NONE")
         body["availability"] = overall
         if overall != "NONE" and self.per_datacenter:
             body["dataCenters"] = [{"id": dc, "name": datacenters[dc].name, "availability": level}
                                    for dc, level in levels.items()]
+        if self.manufacturer == "NVIDIA" and offered:  # machines without CUDA (AMD) report no version
+            versions = sorted({self.cuda_of(dc) for dc in offered}, key=_cuda_key)
+            body["cudaVersions"] = [{"version": v, "available": any(
+                level != "NONE" for dc, level in levels.items() if self.cuda_of(dc) == v)} for v in versions]
         return body
+
+
+#: the CUDA version of a datacenter's machines unless a GPU type says otherwise
+DEFAULT_CUDA = "12.8"
+
+
+def _cuda_key(version: str) -> tuple[int, ...]:
+    """``12.11`` above ``12.2``: versions compare numerically, part by part."""
+    return tuple(int(part) for part in version.split("."))
+
+
+@dataclass(frozen=True)
+class CudaFilter:
+    """A catalog query's or a create's CUDA constraint: a floor (``minCudaVersion``) or an exact set."""
+
+    floor: str | None = None
+    allowed: tuple[str, ...] = ()
+
+    def accepts(self, version: str) -> bool:
+        if self.allowed:
+            return version in self.allowed
+        if self.floor is None:
+            return True
+        floor = _cuda_key(self.floor)  # a bare major ("12") means any release of it
+        return _cuda_key(version)[:len(floor)] >= floor
 
 
 def _now() -> str:
@@ -170,7 +207,7 @@ class PodRecord:
             "status": self.status, "actions": _ACTIONS[self.status], "mounts": dict(body.get("mounts", {})),
             **compute,
             "cloud": body.get("cloud", "SECURE"), "dataCenterId": self.data_center,
-            "cudaVersion": "12.8" if "gpu" in body else None,
+            "cudaVersion": state.gpus[body["gpu"]["id"]].cuda_of(self.data_center) if "gpu" in body else None,
             "ssh": {"proxy": {"host": "ssh.runpod.io", "port": 22, "username": user,
                               "command": f"ssh {user}@ssh.runpod.io"}, "direct": direct},
             "template": None, "cost": self.cost if self.status not in ("EXITED", "TERMINATED") else 0.0,
@@ -206,6 +243,9 @@ class RunPodState:
     docker_host: str | None = None
     #: without docker: what a new CPU pod's container prints (None: the GPU pods' default lines)
     cpu_log: list[str] | None = None
+    #: the ``RateLimit`` header every authenticated answer carries (the quota left per window), e.g.
+    #: ``"minute";r=5;t=30``; None: none (a rate-limit-exempt caller, as the spec allows)
+    rate_limit: str | None = None
 
     def add(self, gpu: GpuStock) -> None:
         self.gpus[gpu.id] = gpu
@@ -225,7 +265,8 @@ def default_state() -> RunPodState:
         GpuStock("NVIDIA GeForce RTX 4090", "RTX 4090", 24, pool="ADA_24",
                  price={"secure": 0.44, "community": 0.31, "serverless": 1.1},
                  max_count={"secure": 8, "community": 4},
-                 stock={"SECURE": {"US-KS-2": "HIGH"}, "COMMUNITY": {"EU-RO-1": "MEDIUM", "US-CA-2": "LOW"}}),
+                 stock={"SECURE": {"US-KS-2": "HIGH"}, "COMMUNITY": {"EU-RO-1": "MEDIUM", "US-CA-2": "LOW"}},
+                 cuda={"US-CA-2": "12.4"}),  # community hosts whose driver is older than the vLLM image's CUDA
         GpuStock("NVIDIA L40S", "L40S", 48, pool="ADA_48_PRO",
                  price={"secure": 0.86, "community": 0.79, "serverless": 1.33},
                  max_count={"secure": 8, "community": 8},
@@ -291,6 +332,13 @@ class RunPodStandin(StandinServer):
             ("POST", "/v2/pods/{id}/action", self.pod_action),
         ]
 
+    def _route(self, rec: RecordedRequest, *, raw_body: bool) -> Reply:
+        reply = super()._route(rec, raw_body=raw_body)
+        if self.state.rate_limit is not None:
+            reply.headers.setdefault("RateLimit", self.state.rate_limit)
+            reply.headers.setdefault("RateLimit-Policy", RATE_LIMIT_POLICY)
+        return reply
+
     def error(self, status: int, detail: str) -> Reply:
         title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
         return Reply(status, {"title": title, "status": status, "detail": detail},
@@ -306,10 +354,15 @@ class RunPodStandin(StandinServer):
             return self.error(400, f"{', '.join(extra)} valid only with include=AVAILABILITY") if extra else {}
         if "product" not in q:
             return self.error(400, "product is required with include=AVAILABILITY")
-        if "cudaVersions" in q or "minCudaVersion" in q:
-            return self.error(400, "stand-in: CUDA version filters are not implemented")
+        if "cudaVersions" in q and "minCudaVersion" in q:
+            return self.error(400, "cudaVersions and minCudaVersion are mutually exclusive")
+        cuda = None
+        if "minCudaVersion" in q or "cudaVersions" in q:
+            cuda = CudaFilter(floor=q.get("minCudaVersion"),
+                              allowed=tuple(q["cudaVersions"].split(",")) if "cudaVersions" in q else ())
         countries = q["countryCodes"].split(",") if "countryCodes" in q else None
-        return {"cloud": q.get("cloud", "SECURE"), "count": int(q.get("count", 1)), "countries": countries}
+        return {"cloud": q.get("cloud", "SECURE"), "count": int(q.get("count", 1)), "countries": countries,
+                "cuda": cuda}
 
     def list_gpus(self, req: Request) -> Reply:
         args = self._catalog_args(req)
@@ -402,6 +455,11 @@ class RunPodStandin(StandinServer):
             if stock is None or count > gpu.max_count[cloud.lower()]:
                 return self.error(400, f"{gpu.id} x{count} is not offered in {cloud} cloud")
             cost = round(gpu.price[cloud.lower()] * count, 4)
+            wanted_cuda = CudaFilter(floor=body["gpu"].get("minCudaVersion"),
+                                     allowed=tuple(body["gpu"].get("allowedCudaVersions") or ()))
+            if wanted_cuda.floor and wanted_cuda.allowed:
+                return self.error(400, "allowedCudaVersions and minCudaVersion are mutually exclusive")
+            stock = {dc: level for dc, level in stock.items() if wanted_cuda.accepts(gpu.cuda_of(dc))}
         else:
             flavor = self.state.cpus.get(body["cpu"]["id"])
             vcpus = body["cpu"]["vcpuCount"]

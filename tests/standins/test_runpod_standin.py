@@ -58,14 +58,37 @@ def test_rtx_4090_is_the_specs_own_example(server, http):
     example = spec.example("GET", "/v2/catalog/gpus/{id}")
     answer = http.get("/v2/catalog/gpus/" + quote("NVIDIA GeForce RTX 4090"), params=AVAIL)
     assert answer.status_code == 200
-    assert answer.json() == example
+    body = answer.json()
+    # the stand-in also lists the CUDA versions of its machines, which the example leaves out
+    assert body.pop("cudaVersions") == [{"version": "12.8", "available": True}]
+    assert body == example
+    assert server.contract_violations() == []
+
+
+def test_cuda_filters_scope_the_stock_to_machines_with_that_cuda(server, http):
+    def community_4090(**params):
+        answer = http.get("/v2/catalog/gpus/" + quote("NVIDIA GeForce RTX 4090"),
+                          params={**AVAIL, "cloud": "COMMUNITY", **params})
+        assert answer.status_code == 200
+        return answer.json()
+
+    everything = community_4090()
+    assert [dc["id"] for dc in everything["dataCenters"]] == ["EU-RO-1", "US-CA-2"]
+    assert everything["cudaVersions"] == [{"version": "12.4", "available": True},
+                                          {"version": "12.8", "available": True}]
+    newer = community_4090(minCudaVersion="12.8")
+    assert [dc["id"] for dc in newer["dataCenters"]] == ["EU-RO-1"]  # US-CA-2's hosts run CUDA 12.4
+    assert newer["cudaVersions"] == [{"version": "12.8", "available": True}]
+    assert [dc["id"] for dc in community_4090(cudaVersions="12.4")["dataCenters"]] == ["US-CA-2"]
+    assert community_4090(minCudaVersion="13")["availability"] == "NONE"
     assert server.contract_violations() == []
 
 
 @pytest.mark.parametrize(("params", "detail"), [
     ({"count": 2}, "count valid only with include=AVAILABILITY"),
     ({"include": "AVAILABILITY"}, "product is required with include=AVAILABILITY"),
-    ({**AVAIL, "minCudaVersion": "12"}, "stand-in: CUDA version filters are not implemented"),
+    ({**AVAIL, "minCudaVersion": "12", "cudaVersions": "12.8"},
+     "cudaVersions and minCudaVersion are mutually exclusive"),
 ])
 def test_rule_breaking_queries_get_400(server, http, params, detail):
     answer = http.get("/v2/catalog/gpus", params=params)

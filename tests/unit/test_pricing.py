@@ -97,6 +97,40 @@ def test_providers_are_asked_concurrently() -> None:
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forked calls are Linux-only")
 
 
+def skipping_provider(name: str, *, own_process: bool = False) -> type[Provider]:
+    """A provider whose listing has one usable entry and two it skips (as gpuctl.providers.skips lets it)."""
+    from gpuctl.providers.skips import skip
+
+    base = fake_provider(name, [offer(name, "L40S", 1, 0.9)], own_process=own_process)
+
+    class Skipping(base):  # type: ignore[valid-type,misc]
+        def offers(self, query: OfferQuery) -> list[Offer]:
+            skip("ACME Z9", "unknown GPU: not in the provider's catalog")
+            skip("#3", "invalid entry: field 'price': Input should be a valid number")
+            skip("ACME Z9", "unknown GPU: not in the provider's catalog")  # asked twice, counted once
+            return super().offers(query)
+
+    return Skipping
+
+
+def test_the_entries_a_provider_skipped_are_in_its_outcome() -> None:
+    result = collect_offers(OfferQuery(), registry=registry(skipping_provider("alpha")))
+    assert [(s.reason, s.count, s.entries) for s in result.sources["alpha"].skipped] == [
+        ("invalid entry: field 'price': Input should be a valid number", 1, ["#3"]),
+        ("unknown GPU: not in the provider's catalog", 1, ["ACME Z9"])]
+    again = collect_offers(OfferQuery(), registry=registry(skipping_provider("alpha")))  # from the cache
+    assert again.sources["alpha"].status == "cache" and len(again.sources["alpha"].skipped) == 2
+
+
+@linux_only
+def test_skips_come_back_from_a_forked_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("gpuctl.pricing.can_fork", lambda: True)
+    heavy = skipping_provider("heavy", own_process=True)
+    result = collect_offers(OfferQuery(), registry=registry(heavy, fake_provider("light")))
+    assert heavy.calls == [] and result.sources["heavy"].status == "live"
+    assert sum(s.count for s in result.sources["heavy"].skipped) == 2
+
+
 @linux_only
 def test_an_own_process_provider_is_asked_in_a_forked_child(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("gpuctl.pricing.can_fork", lambda: True)  # other tests may have left threads behind

@@ -1,12 +1,10 @@
-"""Ad-hoc hf:ORG/NAME models: config.json parsing, and the hub download against a loopback server."""
+"""Ad-hoc hf:ORG/NAME models: config.json parsing, and the hub download against the stand-in hub."""
 
 from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,8 @@ import pytest
 from gpuctl.errors import ConfigError, CredentialsError, ExitCode, NotFoundError, ProviderError, UsageError
 from gpuctl.recipes import RecipeBook, resolve_model
 from gpuctl.recipes.hub import architecture_from_config, fetch_hf_config, parse_hf_ref, recipe_from_hf
+from gpuctl.weights import hub as hub_client
+from tests.standins.hub_server import GOOD_TOKEN, HubRepo, HubServer
 
 QWEN_05B = {  # Qwen/Qwen2.5-0.5B-Instruct config.json (the fields gpuctl reads)
     "architectures": ["Qwen2ForCausalLM"], "hidden_size": 896, "intermediate_size": 4864,
@@ -92,67 +92,31 @@ def test_a_missing_local_config_is_a_usage_error(tmp_path: Path) -> None:
         recipe_from_hf("hf:a/b", tmp_path / "nope.json")
 
 
-class FakeHub:
-    """A loopback stand-in for huggingface.co's resolve endpoint."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, tuple[int, bytes]] = {}
-        self.gated: set[str] = set()
-        self.token = "hf_test_token"
-        self.seen: list[tuple[str, str | None]] = []
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                auth = self.headers.get("Authorization")
-                hub.seen.append((self.path, auth))
-                repo = self.path.split("/resolve/")[0].lstrip("/")
-                if repo in hub.gated and auth != f"Bearer {hub.token}":
-                    status, body = (403 if auth else 401), b'{"error":"gated"}'
-                else:
-                    status, body = hub.files.get(self.path, (404, b'{"error":"not found"}'))
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-
-    def add(self, repo: str, revision: str, config: dict | bytes, status: int = 200) -> None:
-        body = config if isinstance(config, bytes) else json.dumps(config).encode()
-        self.files[f"/{repo}/resolve/{revision}/config.json"] = (status, body)
+def config_repo(repo: str, config: dict | bytes, *, gated: bool = False, commit: str = "") -> HubRepo:
+    body = config if isinstance(config, bytes) else json.dumps(config).encode()
+    return HubRepo(repo=repo, files={"config.json": body}, gated=gated, commit=commit)
 
 
 @pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
-    fake = FakeHub()
-    fake.thread.start()
-    monkeypatch.setenv("HF_ENDPOINT", fake.url)
-    try:
-        yield fake
-    finally:
-        fake.server.shutdown()
-        fake.server.server_close()
+def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubServer]:
+    """The stand-in hub, answering as huggingface.co does (X-Error-Code on errors); retries do not sleep."""
+    monkeypatch.setattr(hub_client, "pause", lambda seconds: None)
+    with HubServer() as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        yield server
 
 
-def test_hub_config_is_fetched_from_hf_endpoint(hub: FakeHub) -> None:
-    hub.add("Qwen/Qwen2.5-0.5B-Instruct", "main", QWEN_05B)
+def test_hub_config_is_fetched_from_hf_endpoint(hub: HubServer) -> None:
+    hub.add(config_repo("Qwen/Qwen2.5-0.5B-Instruct", QWEN_05B))
     recipe = resolve_model("hf:Qwen/Qwen2.5-0.5B-Instruct")
     assert recipe.architecture.layers == 24
     assert recipe.source == f"{hub.url}/Qwen/Qwen2.5-0.5B-Instruct/resolve/main/config.json"
-    assert hub.seen == [("/Qwen/Qwen2.5-0.5B-Instruct/resolve/main/config.json", None)]
+    assert [(h.path, h.authorized) for h in hub.log] == [("/Qwen/Qwen2.5-0.5B-Instruct/resolve/main/config.json",
+                                                         False)]
 
 
-def test_hf_token_is_sent_as_bearer_for_gated_repos(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
-    hub.add("meta-llama/Llama-3.2-1B", "abc123", llama_config(num_hidden_layers=16))
-    hub.gated.add("meta-llama/Llama-3.2-1B")
+def test_hf_token_is_sent_as_bearer_for_gated_repos(hub: HubServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    hub.add(config_repo("meta-llama/Llama-3.2-1B", llama_config(num_hidden_layers=16), gated=True, commit="abc123"))
     with pytest.raises(CredentialsError) as caught:
         resolve_model("hf:meta-llama/Llama-3.2-1B@abc123")
     assert caught.value.exit_code == ExitCode.CREDENTIALS
@@ -160,18 +124,19 @@ def test_hf_token_is_sent_as_bearer_for_gated_repos(hub: FakeHub, monkeypatch: p
     monkeypatch.setenv("HF_TOKEN", "hf_wrong")
     with pytest.raises(CredentialsError, match="no access"):
         resolve_model("hf:meta-llama/Llama-3.2-1B@abc123")
-    monkeypatch.setenv("HF_TOKEN", hub.token)
+    monkeypatch.setenv("HF_TOKEN", GOOD_TOKEN)
     assert resolve_model("hf:meta-llama/Llama-3.2-1B@abc123").architecture.layers == 16
-    assert hub.seen[-1] == ("/meta-llama/Llama-3.2-1B/resolve/abc123/config.json", f"Bearer {hub.token}")
+    assert (hub.log[-1].path, hub.log[-1].authorized) == ("/meta-llama/Llama-3.2-1B/resolve/abc123/config.json", True)
 
 
-def test_hub_errors_map_to_exit_codes(hub: FakeHub) -> None:
+def test_hub_errors_map_to_exit_codes(hub: HubServer) -> None:
     with pytest.raises(NotFoundError):
         fetch_hf_config("org/missing", "main")
-    hub.add("org/broken", "main", b"<html>", 200)
+    hub.add(config_repo("org/broken", b"<html>"))
     with pytest.raises(ProviderError, match="not JSON"):
         fetch_hf_config("org/broken", "main")
-    hub.add("org/down", "main", b"{}", 503)
+    hub.add(config_repo("org/down", {}))
+    hub.fail(503, times=100, on="/org/down/")
     with pytest.raises(ProviderError, match="HTTP 503"):
         fetch_hf_config("org/down", "main")
 

@@ -3,7 +3,6 @@ API) and, with ``--spot``, the cheapest current spot price over the region's zon
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -22,8 +21,7 @@ from gpuctl.providers.aws.mapping import (
     on_demand_prices,
     price_filters,
 )
-
-log = logging.getLogger(__name__)
+from gpuctl.providers.skips import skip
 
 
 def region_offers(ec2: Any, pricing: Any, region: str, query: OfferQuery, as_of: datetime) -> list[Offer]:
@@ -39,8 +37,9 @@ def region_offers(ec2: Any, pricing: Any, region: str, query: OfferQuery, as_of:
                                      ServiceCode="AmazonEC2", Filters=price_filters(region))
     answers = values_or_raise(run_all(calls))
     offered = {row["InstanceType"] for row in answers["offered"]}
-    types = [t for t in gpu_instance_types(answers["types"], catalog().gpu_ids)
-             if t.name in offered and _wanted(t, query)]
+    types = [t for t in gpu_instance_types([r for r in answers["types"] if r.get("InstanceType") in offered],
+                                           catalog())
+             if _wanted(t, query)]
     markets: dict[bool, dict[str, float]] = {}
     if query.spot is not True:
         markets[False] = on_demand_prices(answers["on_demand"])
@@ -48,9 +47,9 @@ def region_offers(ec2: Any, pricing: Any, region: str, query: OfferQuery, as_of:
         markets[True] = cheapest_spot(all_pages(
             ec2, "describe_spot_price_history", "SpotPriceHistory", InstanceTypes=[t.name for t in types],
             ProductDescriptions=["Linux/UNIX"], StartTime=as_of))
-    unpriced = sorted(t.name for t in types if not any(t.name in prices for prices in markets.values()))
-    if unpriced:
-        log.debug("AWS %s: no price for %s", region, ", ".join(unpriced))
+    for t in types:
+        if not any(t.name in prices for prices in markets.values()):
+            skip(t.name, f"no {'spot' if query.spot else 'on-demand'} price in {region}")
     return [_offer(t, region, prices[t.name], spot, as_of)
             for spot, prices in markets.items() for t in types if t.name in prices]
 
@@ -66,5 +65,6 @@ def _offer(instance_type: GpuInstanceType, region: str, price: float, spot: bool
         provider=NAME, gpu=instance_type.gpu, gpu_count=instance_type.gpu_count,
         vram_gb=gpu_spec(instance_type.gpu).vram_gb, vcpus=instance_type.vcpus, ram_gb=instance_type.ram_gb,
         region=region, price_per_hour=price, price_per_gpu_hour=round(price / instance_type.gpu_count, 4),
-        spot=spot, availability="unknown", instance_type=instance_type.name, source="live", as_of=as_of,
+        spot=spot, availability="unknown", instance_type=instance_type.name, arch=instance_type.arch, source="live",
+        as_of=as_of,
     )

@@ -8,7 +8,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gpuctl.catalog import gpu_spec
+from gpuctl.models.offer import HostArch
 from gpuctl.providers.catalog import ProviderCatalog, load_catalog
+from gpuctl.providers.skips import UNKNOWN_GPU, invalid, left_out, skip
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +23,11 @@ CATALOG_FILE = "catalog.yaml"
 def catalog() -> ProviderCatalog:
     """AWS's catalog, shipped next to this module."""
     return load_catalog(__package__ or "", CATALOG_FILE, NAME)
+
+#: how far the memory EC2 reports per GPU may stray from the canonical GPU's marketed figure: EC2 writes
+#: some in GiB (H100: 81920 MiB, +7 % on the marketed 80 GB) and others in GB (L4: 22888 MiB), while a
+#: slice of a GPU (g6f: an eighth of an L4) is far below
+MEMORY_TOLERANCE = 0.1
 
 #: EC2 puts every GPU instance type in the G and P families (g5, g6e, gr6, p4d, p5, p6-b200, ...)
 GPU_TYPE_PATTERNS = ("g*", "p*")
@@ -55,6 +63,7 @@ class GpuInstanceType:
     gpu_count: int
     vcpus: int | None
     ram_gb: float | None
+    arch: HostArch = "x86_64"
 
 
 def canonical_gpu(name: str, memory_mib: int, gpu_ids: Mapping[str, str]) -> str | None:
@@ -62,29 +71,57 @@ def canonical_gpu(name: str, memory_mib: int, gpu_ids: Mapping[str, str]) -> str
     return gpu_ids.get(f"{name}/{round(memory_mib / 1024)}") or gpu_ids.get(name)
 
 
-def gpu_instance_types(raw_types: Iterable[Mapping[str, Any]], gpu_ids: Mapping[str, str]
-                       ) -> list[GpuInstanceType]:
-    """The mappable GPU types among ``describe_instance_types`` entries; the rest are skipped.
+def instance_type_gpus(raw: Mapping[str, Any], catalog: ProviderCatalog) -> GpuInstanceType | str:
+    """What one ``describe_instance_types`` entry holds, or why gpuctl does not offer it (the reason to count).
 
-    Skipped: types without ``GpuInfo``, GPUs missing from providers/aws.yaml, fractional GPUs
-    (``Count`` 0, e.g. g6f) and types that mix GPU models.
+    Only whole GPUs of one canonical model are offered. A fraction of a GPU (g6f, gr6f: ``GpuPartitionSize``
+    below 1, ``Count`` 0) is not the GPU its datasheet describes, and neither is a type whose memory per GPU
+    (``TotalGpuMemoryInMiB / Count``) is not the canonical GPU's: the second check holds even if EC2
+    someday counted a slice as one GPU.
     """
+    gpus = (raw.get("GpuInfo") or {}).get("Gpus") or []
+    if not gpus:
+        return "no GPU"
+    if len(gpus) != 1:
+        return "mixes GPU models"
+    gpu = gpus[0]
+    name, count, partition = gpu.get("Name"), gpu.get("Count"), gpu.get("GpuPartitionSize")
+    memory = (gpu.get("MemoryInfo") or {}).get("SizeInMiB")
+    if not isinstance(name, str) or not isinstance(count, int) or not isinstance(memory, int):
+        return invalid("GpuInfo.Gpus.0", "Name, Count or MemoryInfo.SizeInMiB missing or mistyped")
+    if count < 1 or (isinstance(partition, (int, float)) and partition < 1):
+        return (f"fractional GPU (Count {count}, GpuPartitionSize {partition}): a slice of one {name} is not the GPU "
+                "its datasheet describes")
+    canonical = canonical_gpu(name, memory, catalog.gpu_ids)
+    if canonical is None:
+        why = catalog.unsupported.get(f"{name}/{round(memory / 1024)}") or catalog.unsupported.get(name)
+        return left_out(why) if why else UNKNOWN_GPU
+    total = (raw.get("GpuInfo") or {}).get("TotalGpuMemoryInMiB")
+    per_gpu_gb = (total / count if isinstance(total, (int, float)) and total > 0 else memory) * 1.048576 / 1000
+    expected = gpu_spec(canonical).vram_gb
+    if abs(per_gpu_gb / expected - 1) > MEMORY_TOLERANCE:
+        return (f"{per_gpu_gb:.1f} GB per GPU (TotalGpuMemoryInMiB / Count), where one {canonical} has "
+                f"{expected:g} GB: not a whole {canonical}")
+    ram_mib = (raw.get("MemoryInfo") or {}).get("SizeInMiB")
+    archs = (raw.get("ProcessorInfo") or {}).get("SupportedArchitectures") or ["x86_64"]
+    return GpuInstanceType(
+        name=raw["InstanceType"], gpu=canonical, gpu_count=count, vcpus=(raw.get("VCpuInfo") or {}).get("DefaultVCpus"),
+        ram_gb=round(ram_mib / 1024, 1) if ram_mib else None, arch="x86_64" if "x86_64" in archs else "arm64")
+
+
+def gpu_instance_types(raw_types: Iterable[Mapping[str, Any]], catalog: ProviderCatalog) -> list[GpuInstanceType]:
+    """The offerable GPU types among ``describe_instance_types`` entries; each other one is skipped and counted."""
     found = []
-    for raw in raw_types:
-        gpus = raw.get("GpuInfo", {}).get("Gpus", [])
-        if len(gpus) != 1 or gpus[0].get("Count", 0) < 1:
+    for index, raw in enumerate(raw_types):
+        name = raw.get("InstanceType")
+        if not isinstance(name, str):
+            skip(f"#{index}", invalid("InstanceType", "missing"))
             continue
-        info = gpus[0]
-        gpu = canonical_gpu(info["Name"], info.get("MemoryInfo", {}).get("SizeInMiB", 0), gpu_ids)
-        if gpu is None:
-            log.debug("AWS: %s has GPU %r, not mapped in providers/aws.yaml", raw["InstanceType"], info["Name"])
-            continue
-        ram_mib = raw.get("MemoryInfo", {}).get("SizeInMiB")
-        found.append(GpuInstanceType(
-            name=raw["InstanceType"], gpu=gpu, gpu_count=info["Count"],
-            vcpus=raw.get("VCpuInfo", {}).get("DefaultVCpus"),
-            ram_gb=round(ram_mib / 1024, 1) if ram_mib else None,
-        ))
+        kind = instance_type_gpus(raw, catalog)
+        if isinstance(kind, str):
+            skip(name, kind)
+        else:
+            found.append(kind)
     return found
 
 
@@ -107,19 +144,29 @@ def on_demand_prices(price_list: Iterable[str | Mapping[str, Any]]) -> dict[str,
 
     Entries are JSON documents (strings on the wire); the price sits at
     ``terms.OnDemand.*.priceDimensions.*.pricePerUnit.USD``. The lowest positive figure wins when
-    a type has several, and products of another market (capacity blocks) are ignored.
+    a type has several, and products of another market (capacity blocks) are ignored. An entry that
+    is not JSON, or a price that is not a number, is skipped and counted.
     """
     prices: dict[str, float] = {}
-    for entry in price_list:
-        product = json.loads(entry) if isinstance(entry, str) else entry
-        attributes = product.get("product", {}).get("attributes", {})
+    for index, entry in enumerate(price_list):
+        try:
+            product = json.loads(entry) if isinstance(entry, str) else entry
+        except ValueError:
+            skip(f"price list #{index}", invalid("(entry)", "not JSON"))
+            continue
+        attributes = product.get("product", {}).get("attributes", {}) if isinstance(product, Mapping) else {}
         instance_type = attributes.get("instanceType")
         if not instance_type or attributes.get("marketoption", "OnDemand") != "OnDemand":
             continue
         for term in product.get("terms", {}).get("OnDemand", {}).values():
             for dimension in term.get("priceDimensions", {}).values():
-                price = _usd(dimension.get("pricePerUnit", {}).get("USD"))
-                if price and price < prices.get(instance_type, float("inf")):
+                text = dimension.get("pricePerUnit", {}).get("USD")
+                price = _usd(text)
+                if price is None:
+                    if _number(text) is None:
+                        skip(instance_type, invalid("pricePerUnit.USD", f"{text!r} is not a number"))
+                    continue
+                if price < prices.get(instance_type, float("inf")):
                     prices[instance_type] = price
     return prices
 
@@ -130,14 +177,20 @@ def cheapest_spot(history: Iterable[Mapping[str, Any]]) -> dict[str, float]:
     for row in history:
         price = _usd(row.get("SpotPrice"))
         instance_type = row.get("InstanceType")
+        if instance_type and price is None and _number(row.get("SpotPrice")) is None:
+            skip(instance_type, invalid("SpotPrice", f"{row.get('SpotPrice')!r} is not a number"))
         if instance_type and price and price < prices.get(instance_type, float("inf")):
             prices[instance_type] = price
     return prices
 
 
-def _usd(text: object) -> float | None:
+def _number(text: object) -> float | None:
     try:
-        value = float(text)  # type: ignore[arg-type]
+        return float(text)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-    return value if value > 0 else None
+
+
+def _usd(text: object) -> float | None:
+    value = _number(text)
+    return value if value is not None and value > 0 else None

@@ -14,6 +14,7 @@ Weights cache: an S3 bucket per region that the instances read and fill through 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from datetime import datetime, timezone
 from functools import partial
@@ -93,8 +94,9 @@ class AWSProvider(Provider):
             session = self._session or client.new_session(listing=True)
             # clients are built here: boto3 sessions are not safe to share across threads, clients are
             pricing = make_client(session, "pricing", PRICING_REGION, self.timeout)
-            calls = {region: partial(region_offers, make_client(session, "ec2", region, self.timeout),
-                                     pricing, region, query, as_of)
+            # each region's thread runs in a copy of this context, so that its skipped entries are counted
+            calls = {region: partial(contextvars.copy_context().run, region_offers,
+                                     make_client(session, "ec2", region, self.timeout), pricing, region, query, as_of)
                      for region in regions}
             found = values_or_raise(run_all(calls))
         return [offer for offers in found.values() for offer in offers if matches(offer, query)]

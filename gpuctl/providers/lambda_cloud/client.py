@@ -157,9 +157,10 @@ class LambdaApi(JsonApiClient):
             return None
         return ErrorInfo(status=status, message=error.message, code=error.code, suggestion=error.suggestion)
 
-    def list_instance_types(self) -> dict[str, InstanceTypesItem]:
-        """Every instance type Lambda offers, keyed by name, with the regions that have capacity now."""
-        return self.get("/instance-types", Envelope[dict[str, InstanceTypesItem]]).data
+    def list_instance_types(self) -> dict[str, Any]:
+        """Every instance type Lambda offers, keyed by name, with the regions that have capacity now; each entry
+        unchecked (``mapping.instance_types_items`` reads them one by one)."""
+        return self.get("/instance-types", Envelope[dict[str, Any]]).data
 
     def list_ssh_keys(self) -> list[SSHKey]:
         return self.get("/ssh-keys", Envelope[list[SSHKey]]).data

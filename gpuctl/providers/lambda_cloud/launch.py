@@ -101,7 +101,10 @@ def release_rulesets(api: LambdaApi, item: lambda_api.Instance) -> None:
 
 def region_with_capacity(api: LambdaApi, instance_type: str) -> str:
     """A region that has ``instance_type`` free now, for an offer made for region ``any``."""
-    item = api.list_instance_types().get(instance_type)
+    from gpuctl.providers.lambda_cloud.mapping import instance_types_items
+
+    raw = api.list_instance_types().get(instance_type)
+    item = instance_types_items({instance_type: raw}).get(instance_type) if raw is not None else None
     regions = item.regions_with_capacity_available if item else []
     if not regions:
         raise NoCapacityError(f"Lambda Cloud has no {instance_type} free in any region")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gpuctl.catalog import gpu_spec
 from gpuctl.models.offer import Availability, Offer
-from gpuctl.providers.catalog import CatalogInstanceType, ProviderCatalog, load_catalog
+from gpuctl.providers.catalog import ProviderCatalog, load_catalog
+from gpuctl.providers.skips import left_out, skip, validated
 
 if TYPE_CHECKING:
     from gpuctl.models.instance import Instance, InstanceStatus
@@ -54,26 +55,44 @@ def instance_tags(item: lambda_api.Instance) -> dict[str, str]:
     return {tag.key: tag.value for tag in item.tags}
 
 
-def instance_type_offers(items: dict[str, InstanceTypesItem], types: dict[str, CatalogInstanceType],
+def instance_types_items(entries: dict[str, Any]) -> dict[str, InstanceTypesItem]:
+    """The instance types gpuctl can read, by name; each other one is skipped and counted."""
+    from gpuctl.providers.lambda_cloud.client import InstanceTypesItem
+
+    found = {}
+    for name, raw in entries.items():
+        item = validated(InstanceTypesItem, raw, name)
+        if item is not None:
+            found[name] = item
+    return found
+
+
+def instance_type_offers(items: dict[str, InstanceTypesItem], catalog: ProviderCatalog,
                          as_of: datetime) -> list[Offer]:
-    """One offer per known GPU instance type and region with capacity; sold-out types once, as ``any``."""
+    """One offer per known GPU instance type and region with capacity; sold-out types once, as ``any``.
+
+    A type the catalog does not map (or leaves out, like CPU-only types) is skipped and counted.
+    """
     offers = []
-    for item in items.values():
+    for name, item in items.items():
         spec = item.instance_type
-        mapped = types.get(spec.name)
-        if mapped is None or spec.specs.gpus < 1:
-            log.debug("Lambda Cloud: skipping instance type %s (not a GPU type in its catalog)",
-                      spec.name)
+        mapped = catalog.instance_types.get(name)
+        if mapped is None:
+            why = catalog.unsupported.get(name)
+            skip(name, left_out(why) if why else "unknown instance type: not in the provider's catalog")
             continue
+        if spec.specs.gpus != mapped.gpu_count:
+            skip(name, f"{spec.specs.gpus} GPUs where the catalog says {mapped.gpu_count}")
+            continue
+        gpu = gpu_spec(mapped.gpu)
         price = spec.price_cents_per_hour / 100
         places: list[tuple[str, Availability]] = [
             (r.name, CAPACITY_AVAILABLE) for r in item.regions_with_capacity_available] or [("any", "none")]
         for region, availability in places:
             offers.append(Offer(
-                provider=NAME, gpu=mapped.gpu, gpu_count=spec.specs.gpus,
-                vram_gb=gpu_spec(mapped.gpu).vram_gb, vcpus=spec.specs.vcpus,
+                provider=NAME, gpu=mapped.gpu, gpu_count=mapped.gpu_count, vram_gb=gpu.vram_gb, vcpus=spec.specs.vcpus,
                 ram_gb=float(spec.specs.memory_gib), region=region, price_per_hour=price,
-                price_per_gpu_hour=round(price / spec.specs.gpus, 4), availability=availability,
-                instance_type=spec.name, source="live", as_of=as_of,
+                price_per_gpu_hour=round(price / mapped.gpu_count, 4), availability=availability,
+                instance_type=spec.name, arch=gpu.host_arch, source="live", as_of=as_of,
             ))
     return offers

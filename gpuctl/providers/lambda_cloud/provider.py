@@ -40,6 +40,7 @@ from gpuctl.providers.lambda_cloud.mapping import (
     SSH_USER,
     instance_tags,
     instance_type_offers,
+    instance_types_items,
     lambda_instance,
 )
 from gpuctl.providers.lambda_cloud.settings import API_KEY
@@ -79,12 +80,14 @@ class LambdaProvider(Provider):
         return [api_check("GET /api/v1/instance-types", lambda: http_probe(LambdaApi, "/instance-types", self.timeout))]
 
     def offers(self, query: OfferQuery) -> list[Offer]:
-        types = self.catalog().instance_types  # type: ignore[union-attr]
+        catalog = self.catalog()
+        assert catalog is not None
+        types = catalog.instance_types
         if query.spot or (query.gpus is not None and not set(query.gpus) & {t.gpu for t in types.values()}):
             return []  # Lambda has no spot market, and none of the wanted GPUs is sold here
         with self._api() as api:
-            items = api.list_instance_types()
-        offers = instance_type_offers(items, types, datetime.now(timezone.utc))
+            entries = api.list_instance_types()
+        offers = instance_type_offers(instance_types_items(entries), catalog, datetime.now(timezone.utc))
         return [offer for offer in offers if matches(offer, query)]
 
     def launch(self, request: LaunchRequest) -> Instance:
@@ -191,6 +194,11 @@ class LambdaProvider(Provider):
             filesystems = api.list_filesystems()
         return [filesystem_cache(fs) for fs in filesystems if fs.name.startswith(CACHE_NAME_PREFIX)]
 
+    def weights_cache_region(self, offer: Offer) -> str | None:
+        """The offer's region; None for an offer in region ``any`` (a snapshot or sold-out one), whose region the
+        launch picks only later, where there may be no filesystem yet: it deploys without a cache."""
+        return None if offer.region == "any" else offer.region
+
     def ensure_weights_cache(self, region: str, *, min_gb: int, tags: dict[str, str]) -> WeightsCache:
         """The filesystem ``gpuctl-hf-cache-REGION``, created when absent.
 
@@ -202,7 +210,7 @@ class LambdaProvider(Provider):
 
         if region == "any":
             raise UsageError("a Lambda Cloud filesystem lives in one region, and none was chosen",
-                             "pick an offer in a region with capacity ('gpuctl offers --provider lambda')")
+                             "name a region with capacity ('gpuctl prices --provider lambda' lists them)")
         name = cache_name(region)
         with self._api() as api:
             found = find_filesystem(api, name, region)

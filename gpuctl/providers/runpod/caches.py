@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
 #: RunPod's smallest network volume, in GB
 MIN_VOLUME_GB = 10
+#: RunPod's largest network volume, in GB (``size`` of create and update: ``maximum: 4096``; more is a 422)
+MAX_VOLUME_GB = 4096
 #: network volumes attach to Secure Cloud pods only
 VOLUME_CLOUD: Cloud = "SECURE"
 

@@ -40,10 +40,10 @@ class _Model(BaseModel):
 
 
 class GpuPrice(_Model):
-    """List price in USD per hour for one GPU, per cloud."""
+    """List price in USD per hour for one GPU, per cloud; the real API sends null for a cloud without one."""
 
-    secure: float = Field(ge=0)
-    community: float = Field(ge=0)
+    secure: float | None = Field(ge=0)
+    community: float | None = Field(ge=0)
     serverless: float | None = None
 
 
@@ -64,8 +64,8 @@ class GpuType(_Model):
     """One entry of ``GET /v2/catalog/gpus``."""
 
     id: str
-    name: str
-    memory: int = Field(ge=0, description="VRAM in GB")
+    name: str | None = None
+    memory: int | None = Field(default=None, ge=0, description="VRAM in GB")
     secure: bool
     community: bool
     price: GpuPrice
@@ -77,7 +77,10 @@ class GpuType(_Model):
 
 
 class ListGpuTypesResponse(_Model):
-    gpus: list[GpuType]
+    """``GET /v2/catalog/gpus``; each entry is read on its own (``mapping.gpu_types``), so one bad entry costs
+    only itself."""
+
+    gpus: list[Any]
 
 
 class PodSshEndpoint(_Model):
@@ -232,14 +235,17 @@ class RunPodApi(JsonApiClient):
             parts.append("; ".join(problem.errors[:3]))
         return ErrorInfo(status=status, message=": ".join(parts)) if parts else None
 
-    def list_gpu_types(self, *, cloud: Cloud, count: int = 1) -> ListGpuTypesResponse:
-        """The GPU catalog with pod availability for ``count`` GPUs in ``cloud``.
+    def list_gpu_types(self, *, cloud: Cloud, count: int = 1, min_cuda_version: str | None = None) -> list[Any]:
+        """The GPU catalog's entries (unchecked) with pod availability for ``count`` GPUs in ``cloud``, on machines
+        whose CUDA is at least ``min_cuda_version`` when given.
 
         Availability depends on the cloud (the API defaults to SECURE) and the count, so each
         tier is asked separately rather than assuming one answer fits both.
         """
-        params = {"include": "AVAILABILITY", "product": "POD", "cloud": cloud, "count": count}
-        return self.get("/catalog/gpus", ListGpuTypesResponse, params=params)
+        params: dict[str, Any] = {"include": "AVAILABILITY", "product": "POD", "cloud": cloud, "count": count}
+        if min_cuda_version is not None:
+            params["minCudaVersion"] = min_cuda_version
+        return self.get("/catalog/gpus", ListGpuTypesResponse, params=params).gpus
 
     def create_pod(self, body: dict[str, Any]) -> Pod:
         """``POST /v2/pods``: sent once (never retried after it reached the API); 201 is the new pod."""

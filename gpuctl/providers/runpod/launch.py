@@ -22,8 +22,10 @@ def pod_request(request: LaunchRequest) -> dict[str, Any]:
     """The ``POST /v2/pods`` body for ``request``; refuses what RunPod would run differently than shown.
 
     The pod is created in exactly the cloud tier (and datacenter) of the offer, whose price the
-    user saw. v2 cannot replace the image's entrypoint: the engine's arguments go to the image's
-    own (``vllm serve`` for vLLM, ``text-generation-launcher`` for TGI). With a weights cache, the
+    user saw, on a machine whose driver runs the engine image's CUDA version (``gpu.minCudaVersion``;
+    otherwise the container cannot start there: "OCI runtime create failed"). v2 cannot replace the
+    image's entrypoint: the engine's arguments go to the image's own (``vllm serve`` for vLLM,
+    ``text-generation-launcher`` for TGI). With a weights cache, the
     network volume is mounted where the engine keeps its Hugging Face cache, and the pod is placed
     in the volume's data center.
     """
@@ -49,9 +51,11 @@ def pod_request(request: LaunchRequest) -> dict[str, Any]:
     if request.ssh_public_key:
         # RunPod's images start sshd with the keys in PUBLIC_KEY; this pod's own key, not the account's
         env["PUBLIC_KEY"] = request.ssh_public_key
+    gpu: dict[str, Any] = {"id": offer.instance_type, "count": offer.gpu_count}
+    if engine.cuda_version is not None:
+        gpu["minCudaVersion"] = engine.cuda_version
     body: dict[str, Any] = {
-        "name": request.name, "image": engine.image, "args": shlex.join(engine.args),
-        "gpu": {"id": offer.instance_type, "count": offer.gpu_count}, "cloud": cloud,
+        "name": request.name, "image": engine.image, "args": shlex.join(engine.args), "gpu": gpu, "cloud": cloud,
         "ports": [f"{engine.port}/http", SSH_PORT], "env": env, "disk": request.disk_gb,
     }
     if offer.region != "any":

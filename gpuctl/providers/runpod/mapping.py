@@ -6,13 +6,14 @@ import logging
 import os
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gpuctl.catalog import gpu_spec
 from gpuctl.envvars import Env
 from gpuctl.errors import ConfigError
 from gpuctl.models.offer import Availability, Offer
 from gpuctl.providers.catalog import ProviderCatalog, load_catalog
+from gpuctl.providers.skips import UNKNOWN_GPU, entry_id, left_out, skip, validated
 
 if TYPE_CHECKING:
     from gpuctl.models.instance import Instance, InstanceStatus
@@ -43,31 +44,52 @@ def catalog() -> ProviderCatalog:
     return load_catalog(__package__ or "", CATALOG_FILE, NAME)
 
 
-def tier_offers(gpus: list[GpuType], tier: str, count: int, gpu_ids: dict[str, str],
+def gpu_types(entries: list[Any]) -> list[GpuType]:
+    """The catalog entries gpuctl can read; each other one is skipped and counted (``gpuctl.providers.skips``)."""
+    from gpuctl.providers.runpod.client import GpuType
+
+    found = []
+    for index, raw in enumerate(entries):
+        gpu = validated(GpuType, raw, entry_id(raw, index))
+        if gpu is not None:
+            found.append(gpu)
+    return found
+
+
+def tier_offers(gpus: list[GpuType], tier: str, count: int, catalog: ProviderCatalog,
                 as_of: datetime) -> list[Offer]:
     """Offers of ``count`` GPUs in one tier: one per datacenter that lists its own stock.
 
     Without per-datacenter figures the GPU-level availability is reported once, as region
-    ``any``, rather than copied into datacenters it may not describe.
+    ``any``, rather than copied into datacenters it may not describe. A GPU id the catalog does not
+    map, or a tier listed without a price, is skipped and counted.
     """
     offers = []
     for gpu in gpus:
-        canonical = gpu_ids.get(gpu.id)
-        if canonical is None or not getattr(gpu, tier):
+        canonical = catalog.gpu_ids.get(gpu.id)
+        if canonical is None:
+            why = catalog.unsupported.get(gpu.id)
+            skip(gpu.id, left_out(why) if why else UNKNOWN_GPU)
             continue
+        if not getattr(gpu, tier):
+            continue  # this cloud does not sell it
         price = getattr(gpu.price, tier)
+        if price is None:
+            skip(gpu.id, f"no {tier} price although listed in {tier} cloud")
+            continue
         if count > getattr(gpu.max_count, tier):
             log.debug("RunPod: %s %s pods hold at most %d GPUs", tier, gpu.id, getattr(gpu.max_count, tier))
             continue
+        spec = gpu_spec(canonical)
         places: list[tuple[str, Availability]] = (
             [(dc.id, _LEVELS[dc.availability]) for dc in gpu.data_centers] if gpu.data_centers
             else [("any", _LEVELS[gpu.availability] if gpu.availability else "unknown")])
         for region, availability in places:
             offers.append(Offer(
-                provider=NAME, gpu=canonical, gpu_count=count,
-                vram_gb=gpu.memory or gpu_spec(canonical).vram_gb, region=region,
+                provider=NAME, gpu=canonical, gpu_count=count, vram_gb=gpu.memory or spec.vram_gb, region=region,
                 price_per_hour=round(price * count, 4), price_per_gpu_hour=price,
-                availability=availability, instance_type=gpu.id, tier=tier, source="live", as_of=as_of,
+                availability=availability, instance_type=gpu.id, tier=tier, arch=spec.host_arch, source="live",
+                as_of=as_of,
             ))
     return offers
 

@@ -14,14 +14,14 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from gpuctl.catalog import matches
-from gpuctl.errors import NotFoundError, UsageError
+from gpuctl.errors import NotFoundError, ProviderError, UsageError
 from gpuctl.models.offer import Offer, OfferQuery
 from gpuctl.providers.base import Provider, ProviderCheck
 from gpuctl.providers.capabilities import Capability
 from gpuctl.providers.http import ProviderHttpError
-from gpuctl.providers.runpod.caches import MIN_VOLUME_GB, VOLUME_CLOUD, volume_cache
+from gpuctl.providers.runpod.caches import MAX_VOLUME_GB, MIN_VOLUME_GB, VOLUME_CLOUD, volume_cache
 from gpuctl.providers.runpod.launch import create_error, pod_request
-from gpuctl.providers.runpod.mapping import CATALOG_FILE, NAME, TIERS, pod_instance, tier_offers
+from gpuctl.providers.runpod.mapping import CATALOG_FILE, NAME, TIERS, gpu_types, pod_instance, tier_offers
 from gpuctl.providers.runpod.settings import API_KEY
 from gpuctl.providers.tagging import LAUNCH_TOKEN, carries
 
@@ -57,21 +57,22 @@ class RunPodProvider(Provider):
         return [api_check("GET /v2/pods", lambda: http_probe(RunPodApi, "/pods", self.timeout))]
 
     def offers(self, query: OfferQuery) -> list[Offer]:
-        gpu_ids = self.catalog().gpu_ids  # type: ignore[union-attr]
-        if query.spot or (query.gpus is not None and not set(query.gpus) & set(gpu_ids.values())):
+        """Both clouds' offers, asked at once; catalog entries gpuctl cannot use are skipped and counted, and
+        ``query.min_cuda_version`` narrows the stock to machines whose CUDA is new enough."""
+        catalog = self.catalog()
+        assert catalog is not None
+        if query.spot or (query.gpus is not None and not set(query.gpus) & set(catalog.gpu_ids.values())):
             return []  # REST v2 has no spot market, and none of the wanted GPUs is sold here
         count = query.gpu_count or 1
         as_of = datetime.now(timezone.utc)
         # Stock differs per cloud and the API reports one cloud per call: ask both at once.
         with self._api() as api, ThreadPoolExecutor(len(TIERS)) as pool:
-            futures = {tier: pool.submit(api.list_gpu_types, cloud=cloud, count=count)
+            futures = {tier: pool.submit(api.list_gpu_types, cloud=cloud, count=count,
+                                         min_cuda_version=query.min_cuda_version)
                        for tier, cloud in TIERS.items()}
-            answers = {tier: future.result().gpus for tier, future in futures.items()}
-        unknown = sorted({g.id for gpus in answers.values() for g in gpus} - set(gpu_ids))
-        if unknown:
-            log.debug("RunPod: skipping GPU types not in its catalog: %s", ", ".join(unknown))
-        offers = [offer for tier, gpus in answers.items()
-                  for offer in tier_offers(gpus, tier, count, gpu_ids, as_of)]
+            answers = {tier: future.result() for tier, future in futures.items()}
+        offers = [offer for tier, entries in answers.items()
+                  for offer in tier_offers(gpu_types(entries), tier, count, catalog, as_of)]
         return [offer for offer in offers if matches(offer, query)]
 
     def launch(self, request: LaunchRequest) -> Instance:
@@ -151,12 +152,17 @@ class RunPodProvider(Provider):
     def ensure_weights_cache(self, region: str, *, min_gb: int, tags: dict[str, str]) -> WeightsCache:
         """The volume ``gpuctl-hf-cache-DC`` of data center ``region``: reused, grown to ``min_gb`` (never
         shrunk), or created with ``max(min_gb, 10)`` GB. Volumes carry no tags: gpuctl knows its own by name.
+        More than RunPod's 4096 GB is refused before any call.
         """
         from gpuctl.models.weights_cache import cache_name
 
         if region == "any":
             raise UsageError("a RunPod network volume lives in one data center", "name one, e.g. US-TX-3")
         name = cache_name(region)
+        if min_gb > MAX_VOLUME_GB:  # said here: the API would refuse the create or resize (422)
+            raise ProviderError(f"RunPod network volumes hold at most {MAX_VOLUME_GB} GB, and {name} would need "
+                                f"{min_gb} GB", "deploy without a weights cache: the engine then downloads the "
+                                "weights itself")
         size = max(min_gb, MIN_VOLUME_GB)
         with self._api() as api:
             found = sorted((v for v in api.list_network_volumes() if v.name == name and v.data_center == region),

@@ -21,6 +21,7 @@ import json
 import logging
 import shlex
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -51,11 +52,15 @@ SEED_DISK_GB = 10
 FETCHER_ENV = "GPUCTL_FETCHER"
 JOB_ENV = "GPUCTL_WEIGHTS_JOB"
 _JOB_FILE = "/tmp/gpuctl-weights-job.json"
-#: the fetcher's source from the environment; the job to a file, as the fetcher reads it (no stdin in a pod)
-BOOTSTRAP = (f"import base64,os;open('{_JOB_FILE}','w').write(os.environ['{JOB_ENV}']);"
-             f"exec(compile(base64.b64decode(os.environ['{FETCHER_ENV}']),'gpuctl-weights-fetcher.py','exec'))")
-#: seconds between two looks at the pod and its log
+#: the fetcher's source from the environment (compressed: one variable stays far below the 128 KiB an
+#: environment string may have); the job to a file, as the fetcher reads it (no stdin in a pod)
+BOOTSTRAP = (f"import base64,os,zlib;open('{_JOB_FILE}','w').write(os.environ['{JOB_ENV}']);"
+             f"exec(compile(zlib.decompress(base64.b64decode(os.environ['{FETCHER_ENV}'])),"
+             "'gpuctl-weights-fetcher.py','exec'))")
+#: seconds between two looks at the pod and its log (longer when RunPod's rate limit quota runs low)
 POLL_S = 2.0
+#: requests one look makes (the pod, its log)
+POLL_REQUESTS = 2
 #: time for placing the pod, pulling the image and everything but the transfer itself
 START_BUDGET_S = 900.0
 #: the slowest transfer gpuctl waits for (bytes/s); with START_BUDGET_S, the bound on the whole seeding
@@ -101,8 +106,9 @@ def seed_pod_request(cache: WeightsCache, request: SeedRequest, cpu: dict[str, A
 
     job = fetch_job(request.endpoint, request.manifest, request.workers)
     tags = {**request.tags, LAUNCH_TOKEN: request.idempotency_token, EXPIRES_AT: str(expires_at)}
-    env = {FETCHER_ENV: base64.b64encode(FETCHER_SOURCE.read_bytes()).decode(), JOB_ENV: json.dumps(job),
-           "PYTHONDONTWRITEBYTECODE": "1", TAGS_ENV: json.dumps(tags, sort_keys=True, separators=(",", ":"))}
+    fetcher = base64.b64encode(zlib.compress(FETCHER_SOURCE.read_bytes(), 9)).decode()
+    env = {FETCHER_ENV: fetcher, JOB_ENV: json.dumps(job), "PYTHONDONTWRITEBYTECODE": "1",
+           TAGS_ENV: json.dumps(tags, sort_keys=True, separators=(",", ":"))}
     if request.hf_token:
         env[TOKEN_ENV] = request.hf_token
     args = ["python3", "-u", "-c", BOOTSTRAP, "fetch", "--cache", SEED_MOUNT, "--job", _JOB_FILE]
@@ -153,14 +159,23 @@ def _follow(api: RunPodApi, pod_id: str, on_event: Callable[[Event], None], *, d
     """Read the pod's log until the fetcher's last event (``done`` or ``error``) or the pod's end.
 
     Both are needed: RunPod restarts a container that exits, so an ended fetcher may never make the
-    pod EXITED; and a pod that fails to start leaves no event at all.
+    pod EXITED; and a pod that fails to start leaves no event at all. This loop can run for hours, so
+    RunPod's rate limit is honoured rather than fatal: a 429 waits its ``Retry-After`` (up to the
+    deadline), and the polls slow down as the quota the API reports (``RateLimit``) runs low.
     """
     run = FetcherRun(exit_code=-1)
     other: deque[str] = deque(maxlen=20)
     last_id: str | None = None
+    status = "PROVISIONING"
     while True:
-        status = api.get_pod(pod_id).status  # before the log: an ended pod's log is complete
-        fresh = _after(api.pod_log_events(pod_id, MAX_LOG_LINES, after=last_id), last_id)
+        try:
+            status = api.get_pod(pod_id).status  # before the log: an ended pod's log is complete
+            fresh = _after(api.pod_log_events(pod_id, MAX_LOG_LINES, after=last_id), last_id)
+        except ProviderHttpError as exc:
+            if exc.info.status != 429:
+                raise
+            _wait(exc.info.retry_after or POLL_S, deadline, pod_id, status, why=f"rate limited ({exc.info.summary()})")
+            continue
         last_id = next((e.id for e in reversed(fresh) if e.id), last_id)
         for entry in fresh:
             event = parse_event(entry.line)
@@ -174,15 +189,25 @@ def _follow(api: RunPodApi, pod_id: str, on_event: Callable[[Event], None], *, d
                 break
         if run.last("done") or run.last("error") or status in _ENDED:
             break
-        if time.monotonic() + POLL_S > deadline:
-            raise TimeoutError_(f"the RunPod pod {pod_id} filling the weights cache did not finish in time (status "
-                                f"{status})", "run the command again: what arrived is kept and the download resumes")
-        time.sleep(POLL_S)
+        _wait(max(POLL_S, api.pace(POLL_REQUESTS)), deadline, pod_id, status)
     if not run.events:
         other.append(f"pod {pod_id} is {status} and its fetcher reported nothing")
     run.other_output = list(other)
     run.exit_code = 0 if run.last("done") else 1
     return run
+
+
+def _wait(seconds: float, deadline: float, pod_id: str, status: str, *, why: str | None = None) -> None:
+    """Sleep ``seconds`` before the next look at the pod, unless that would end past ``deadline``."""
+    if time.monotonic() + seconds > deadline:
+        waiting = f"; RunPod asks to wait {seconds:g} s more ({why})" if why else ""
+        raise TimeoutError_(f"the RunPod pod {pod_id} filling the weights cache did not finish in time (status "
+                            f"{status}{waiting})", "run the command again: what arrived is kept and the download "
+                            "resumes")
+    if why or seconds > POLL_S:
+        log.info("RunPod: next look at pod %s in %.0f s%s", pod_id, seconds, f": {why}" if why else
+                 " (the API's rate limit quota runs low)")
+    time.sleep(seconds)
 
 
 def _after(events: list[LogEvent], last_id: str | None) -> list[LogEvent]:
