@@ -85,3 +85,10 @@ def status(app: App, name: str | None, no_probe: bool, include_ended: bool) -> N
         Column("TTL LEFT", lambda r: human_duration(r.ttl_left_seconds)),
         Column("HEALTH", "health"),
     ], empty="no deployments ('gpuctl up MODEL' starts one)")
+    if not app.json:  # replicas are rows above; their services (and routers) are one command away
+        from gpuctl.cli.output import info
+
+        for service in app.state.read().services.values():
+            if service.status != "terminated":
+                info(app, f"service {service.name} ({service.status}): {len(service.members)} replica(s) behind "
+                          f"vllm-router; 'gpuctl status {service.name}' shows it")
