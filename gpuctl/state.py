@@ -1,7 +1,9 @@
 """``.gpuctl/state.json``: deployments and their history, shared safely between gpuctl processes.
 
 Writes happen under an exclusive lock, through a temp file, fsync and ``os.replace``. A file that is
-corrupt or written by a newer gpuctl is never overwritten.
+corrupt or written by a newer gpuctl is never overwritten. A directory that cannot be written (read-only,
+full, not ours) is bad input (:class:`StateWriteError`, exit 2), never a crash: the deploy code goes on
+tearing down what it created and says what the record could not hold.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gpuctl.errors import StateError, TimeoutError_
+from gpuctl.errors import StateError, TimeoutError_, UsageError
 from gpuctl.fsutil import atomic_write
 from gpuctl.models.bench import BenchRecord
 from gpuctl.models.deployment import Deployment, HistoryEvent, Service
@@ -23,6 +25,17 @@ SCHEMA_VERSION = 1
 STATE_FILE = "state.json"
 LOCK_FILE = "state.lock"
 LOCK_TIMEOUT_S = 30.0
+
+
+class StateWriteError(UsageError):
+    """The state file could not be written: the project directory is read-only, full or not ours (exit 2)."""
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        reason = cause.strerror or str(cause)
+        super().__init__(f"cannot write {path}: {reason}",
+                         f"make {path.parent} writable (or free space there), then run the command again")
+        self.path = path
+        self.cause = reason
 
 
 class State(BaseModel):
@@ -75,19 +88,27 @@ class StateStore:
         """Read, let the caller change, and write back the state, all under the exclusive lock."""
         from filelock import FileLock, Timeout
 
-        self._ensure_dir()
+        try:
+            self._ensure_dir()
+        except OSError as exc:
+            raise StateWriteError(self.dir, exc) from exc
         lock = FileLock(str(self.lock_path))
         try:
             lock.acquire(timeout=LOCK_TIMEOUT_S)
-        except Timeout:
+        except Timeout:  # an OSError too: first
             raise TimeoutError_(
                 f"another gpuctl process has held {self.lock_path} for {LOCK_TIMEOUT_S:.0f}s",
                 "wait for it to finish, or remove the lock file if no gpuctl is running",
             ) from None
+        except OSError as exc:
+            raise StateWriteError(self.lock_path, exc) from exc
         try:
             state = self.read()
             yield state
-            atomic_write(self.path, state.model_dump_json(indent=2) + "\n")
+            try:
+                atomic_write(self.path, state.model_dump_json(indent=2) + "\n")
+            except OSError as exc:
+                raise StateWriteError(self.path, exc) from exc
         finally:
             lock.release()
 

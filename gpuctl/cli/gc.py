@@ -10,7 +10,7 @@ from gpuctl.cli.output import Column, info, print_json, print_rows, warn
 
 _COLUMNS = [
     Column("KIND", "kind"),
-    Column("PROVIDER", "provider"),
+    Column("PROVIDER", lambda r: r.host or r.provider),
     Column("INSTANCE", "instance_id"),
     Column("DEPLOYMENT", "deployment"),
     Column("GPU", lambda r: f"{r.gpu_count} x {r.gpu}" if r.gpu and r.gpu_count else r.gpu),
@@ -27,7 +27,8 @@ _COLUMNS = [
 @click.pass_obj
 def gc(app: App, all_projects: bool, dry_run: bool) -> None:
     """List instances carrying gpuctl's tags that the state file does not know (or knows as failed),
-    and failed deployments, with their hourly cost; remove them after confirmation."""
+    failed deployments, and what ended deployments left on your --host machines, with their hourly
+    cost; remove them after confirmation."""
     from gpuctl.cli.confirm import confirm_or_refuse
     from gpuctl.cli.up import deploy_context
     from gpuctl.deploy.context import Timeouts

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import click
 
 from gpuctl.app import App
+from gpuctl.cli.estimates import load_options
 from gpuctl.cli.fit import serving_options
 from gpuctl.cli.options import json_option, quiet_option, yes_option
 from gpuctl.cli.output import ConsoleReporter, info, print_json, warn
@@ -19,7 +21,10 @@ if TYPE_CHECKING:
     from gpuctl.deploy.context import DeployContext, Timeouts
     from gpuctl.deploy.hosts import HostKeyDecision
     from gpuctl.host.errors import UnknownHostKeyError
+    from gpuctl.host.shell import Shell
     from gpuctl.models.deployment import Deployment
+    from gpuctl.perf.cost import Slo
+    from gpuctl.perf.offers import Serving
     from gpuctl.plan import DeployPlan, PlanInputs, PlanRequest
 
 _CLOUD_ONLY = ("gpu", "count", "provider", "region", "spot", "max_price")
@@ -80,6 +85,10 @@ _CLOUD_ONLY = ("gpu", "count", "provider", "region", "spot", "max_price")
 @click.option("--replace-failed", is_flag=True,
               help="With --replicas: 'gpuctl scale NAME' replaces replicas that died.")
 @serving_options
+@click.option("--optimize", type=click.Choice(["price", "token-cost"]), default="price", show_default=True,
+              help="Choose the offer cheapest per hour, or cheapest per output token by estimate (see "
+                   "--input-len, --output-len, --concurrency, --slo).")
+@load_options
 @yes_option
 @quiet_option
 @json_option
@@ -90,9 +99,9 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
        served_model_name: str | None, public: bool, keep_on_failure: bool, allow_pickle: bool, launch_timeout: str,
        ssh_timeout: str,
        health_timeout: str, dry_run: bool, wizard: bool, print_command: bool, nodes: int, replicas: int | None,
-       spread: bool,
-       router: str, router_policy: str, replace_failed: bool, engine: str | None,
-       gpu_memory_utilization: float | None, quantization: str | None, hf_config: str | None) -> None:
+       spread: bool, router: str, router_policy: str, replace_failed: bool, engine: str | None,
+       gpu_memory_utilization: float | None, quantization: str | None, hf_config: str | None, optimize: str,
+       input_len: int, output_len: int, concurrency: int | Literal["max"] | None, slo: Slo | None) -> None:
     """Deploy MODEL (a recipe name or hf:ORG/NAME; default: the project's) to the cheapest GPU that fits.
 
     \b
@@ -142,24 +151,16 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
         ttl_seconds=parse_duration(ttl) if ttl else None, max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization, quantization=quantization,
         served_model_name=served_model_name, public=public, image=image, nodes=nodes,
+        optimize=optimize,  # type: ignore[arg-type]
+        load=_load(optimize, input_len, output_len, concurrency, slo),
     )
     timeouts = _timeouts(launch_timeout, ssh_timeout, health_timeout)
     # a plan alone stays quiet off a terminal; a deploy always reports its steps (plain lines there)
     ctx = deploy_context(app, timeouts, quiet=dry_run and not sys.stderr.isatty())
-    inputs = _inputs(app, ctx, request, host, identity, accept_host_key, price_per_hour or 0.0)
+    inputs, session = _inputs(app, ctx, request, host, identity, accept_host_key, price_per_hour or 0.0)
     if nodes > 1:
-        from gpuctl.cli.nodes import deploy_nodes, node_plans
-
-        if dry_run:
-            plan = node_plans(app, ctx, request, inputs)[0]
-            _warn_all(app, plan.warnings)
-            if app.json:
-                print_json(plan.model_dump(mode="json"))
-            else:
-                _render_plan(plan)
-            return
-        _render_ready(app, deploy_nodes(app, ctx, request, inputs, name=name, allow_pickle=allow_pickle,
-                                         keep_on_failure=keep_on_failure))
+        _up_nodes(app, ctx, request, inputs, name=name, dry_run=dry_run, allow_pickle=allow_pickle,
+                  keep_on_failure=keep_on_failure)
         return
     if as_service:  # a service, of one replica too (it can be scaled later)
         from gpuctl.cli.service import deploy_service, dry_run_service
@@ -170,18 +171,55 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
         deploy_service(app, ctx, request, inputs, replicas=replicas, name=name, router=router, policy=router_policy,
                        spread=spread, replace_failed=replace_failed, allow_pickle=allow_pickle)
         return
-    if dry_run:
-        from gpuctl.deploy.planning import candidate_plans
+    with _closing(session):
+        if dry_run:
+            from gpuctl.deploy.planning import candidate_plans
 
-        plan = candidate_plans(ctx, request, inputs, limit=1)[0]  # exactly what 'up' would launch first
+            plan = candidate_plans(ctx, request, inputs, limit=1)[0]  # exactly what 'up' would launch first
+            _warn_all(app, plan.warnings)
+            if app.json:
+                print_json(plan.model_dump(mode="json"))
+            else:
+                _render_plan(plan)
+            return
+        _deploy(app, ctx, request, inputs, host=host, identity=identity, accept_host_key=accept_host_key, name=name,
+                keep_on_failure=keep_on_failure, allow_pickle=allow_pickle, session=session)
+
+
+def _up_nodes(app: App, ctx: DeployContext, request: PlanRequest, inputs: PlanInputs, *, name: str | None,
+              dry_run: bool, allow_pickle: bool, keep_on_failure: bool) -> None:
+    """``--nodes N``: plan (``--dry-run``) or deploy one engine across N machines."""
+    from gpuctl.cli.nodes import deploy_nodes, node_plans
+
+    if dry_run:
+        plan = node_plans(app, ctx, request, inputs)[0]
         _warn_all(app, plan.warnings)
         if app.json:
             print_json(plan.model_dump(mode="json"))
         else:
             _render_plan(plan)
         return
-    _deploy(app, ctx, request, inputs, host=host, identity=identity, accept_host_key=accept_host_key, name=name,
-            keep_on_failure=keep_on_failure, allow_pickle=allow_pickle)
+    _render_ready(app, deploy_nodes(app, ctx, request, inputs, name=name, allow_pickle=allow_pickle,
+                                    keep_on_failure=keep_on_failure))
+
+
+def _load(optimize: str, input_len: int, output_len: int, concurrency: int | Literal["max"] | None,
+          slo: Slo | None) -> Serving | None:
+    """What estimates are for, when they choose the offer (--optimize token-cost) or filter it (--slo)."""
+    if optimize == "price" and slo is None:
+        return None
+    from gpuctl.perf.offers import Serving
+
+    return Serving(input_tokens=input_len, output_tokens=output_len, concurrency=concurrency, slo=slo)
+
+
+def _choice_lines(plan: DeployPlan) -> list[str]:
+    """Why the plan took its offer, when estimates chose it."""
+    choice = plan.choice
+    if choice is None:
+        return []
+    return [f"  choice   {choice.chosen.line()}", f"           {choice.reason}",
+            f"           (estimates: {choice.load})"]
 
 
 def _check_host_flags(host: str | None, cloud_flags: Mapping[str, object], identity: Path | None,
@@ -218,23 +256,40 @@ def deploy_context(app: App, timeouts: Timeouts, *, quiet: bool) -> DeployContex
 
 
 def _inputs(app: App, ctx: DeployContext, request: PlanRequest, host: str | None, identity: Path | None,
-            accept_host_key: bool, price_per_hour: float) -> PlanInputs:
-    """The recipe and the offers: the host's own (``--host``), or every provider's."""
+            accept_host_key: bool, price_per_hour: float) -> tuple[PlanInputs, Shell | None]:
+    """The recipe and the offers: the host's own (``--host``, with the session that read them), or every provider's."""
     from gpuctl.plan import plan_inputs
 
     if host is None:
-        return plan_inputs(request, project_root=app.project_root, registry=app.registry, reporter=ctx.reporter)
-    from gpuctl.deploy.hosts import connect, host_offer, opened
+        return plan_inputs(request, project_root=app.project_root, registry=app.registry,
+                           reporter=ctx.reporter), None
+    from gpuctl.deploy.hosts import connect, host_offer
     from gpuctl.host.target import parse_target
 
     target = parse_target(host)
-    # the offer comes from the host itself (its GPUs), so reading it means connecting now
+    # the offer comes from the host itself (its GPUs), so reading it means connecting now; the same
+    # session then serves the whole deploy
     recipe_first = plan_inputs(request, project_root=app.project_root, offers=[])
-    with ctx.reporter.step(f"reading the GPUs of {target}"), opened(connect(
-            target, ctx.state_dir, identity=identity, accept_host_key=accept_host_key,
-            decide=_host_key_prompt(app))) as shell:
-        offer = host_offer(shell, target, price_per_hour)
-    return recipe_first.model_copy(update={"offers": [offer]})
+    with ctx.reporter.step(f"reading the GPUs of {target}"):
+        shell = connect(target, ctx.state_dir, identity=identity, accept_host_key=accept_host_key,
+                        decide=_host_key_prompt(app))
+        with _closing(shell, on_error_only=True):
+            offer = host_offer(shell, target, price_per_hour)
+    return recipe_first.model_copy(update={"offers": [offer]}), shell
+
+
+@contextmanager
+def _closing(shell: Shell | None, *, on_error_only: bool = False) -> Iterator[None]:
+    """Close an SSH session after the block (or only when it fails); a local shell has nothing to close."""
+    close = getattr(shell, "close", None)
+    try:
+        yield
+    except BaseException:
+        if close is not None:
+            close()
+        raise
+    if close is not None and not on_error_only:
+        close()
 
 
 def _host_key_prompt(app: App) -> HostKeyDecision | None:
@@ -251,31 +306,25 @@ def _host_key_prompt(app: App) -> HostKeyDecision | None:
 
 def _deploy(app: App, ctx: DeployContext, request: PlanRequest, inputs: PlanInputs, *, host: str | None,
             identity: Path | None, accept_host_key: bool, name: str | None, keep_on_failure: bool,
-            allow_pickle: bool) -> None:
-    from gpuctl.credentials import credential_value
-    from gpuctl.deploy import naming
-    from gpuctl.deploy.lifecycle import UpRequest, required_secrets, up
-    from gpuctl.deploy.planning import MAX_OFFERS, candidate_plans
+            allow_pickle: bool, session: Shell | None) -> None:
+    from gpuctl.cli.confirm import confirm_or_refuse
+    from gpuctl.deploy.lifecycle import UpRequest, up
+    from gpuctl.deploy.planning import MAX_OFFERS
+    from gpuctl.deploy.proposal import deploy_summary, propose
     from gpuctl.host.health import EngineHealthError
     from gpuctl.host.target import parse_target
-    from gpuctl.weights.preflight import model_manifest
 
-    plans = candidate_plans(ctx, request, inputs, limit=1 if host else MAX_OFFERS)
-    _warn_all(app, plans[0].warnings)
-    name = name or naming.default_name(plans[0].model.name, plans[0].offer.gpu)
-    hf_token = credential_value("hf.token")
-    secrets = required_secrets(plans[0], hf_token)
-    model = plans[0].model
     # before the price is confirmed: a pickle-only, gated or missing repo stops here, having cost nothing
-    manifest = model_manifest(model.repo, model.revision, token=hf_token, allow_pickle=allow_pickle,
-                              reporter=ctx.reporter)
-    _confirm(app, name, plans)
-    target = parse_target(host) if host else None
+    proposal = propose(ctx, request, inputs, name=name, limit=1 if host else MAX_OFFERS, allow_pickle=allow_pickle)
+    _warn_all(app, proposal.plan.warnings)
+    confirm_or_refuse(app, "Deploy?", shown=deploy_summary(proposal),
+                      refused="not deploying without a confirmation, and there is no terminal to ask on",
+                      hint="pass -y to confirm the price shown above")
     try:
         deployment = up(ctx, UpRequest(
-            name=name, plans=plans, host=target, identity=identity, accept_host_key=accept_host_key,
-            keep_on_failure=keep_on_failure, decide_host_key=_host_key_prompt(app), secrets=secrets,
-            allow_pickle=allow_pickle, manifest=manifest,
+            name=proposal.name, plans=proposal.plans, host=parse_target(host) if host else None, identity=identity,
+            accept_host_key=accept_host_key, keep_on_failure=keep_on_failure, decide_host_key=_host_key_prompt(app),
+            session=session, secrets=proposal.secrets, allow_pickle=allow_pickle, manifest=proposal.manifest,
             on_ready=lambda ready: _health_bench(app, ctx, ready),
         ))
     except EngineHealthError as exc:
@@ -300,29 +349,12 @@ def _health_bench(app: App, ctx: DeployContext, deployment: Deployment) -> None:
     except (GpuctlError, ValueError) as exc:
         warn(app, f"health bench failed: {exc}")
         return
+    except KeyboardInterrupt:  # the deployment is ready: only the bench stops
+        warn(app, f"health bench interrupted; {deployment.name} is ready and keeps running "
+                  f"('gpuctl down {deployment.name}' stops it)")
+        return
     if run.ttft_ms is not None:
         info(app, f"health bench: TTFT p50 {run.ttft_ms.p50:.0f} ms, {run.output_tokens_per_s:.1f} output tokens/s")
-
-
-def _confirm(app: App, name: str, plans: list[DeployPlan]) -> None:
-    """Step 2: nothing is launched without its price on screen and a yes."""
-    from gpuctl.cli.confirm import confirm_or_refuse
-    from gpuctl.deploy.lifecycle import describe_offer
-    from gpuctl.durations import format_duration
-
-    plan = plans[0]
-    offer = plan.offer
-    if plan.ttl_seconds:
-        ttl = (f"TTL {format_duration(plan.ttl_seconds)}, at most ${offer.price_per_hour * plan.ttl_seconds / 3600:.2f}"
-               " in total")
-    else:
-        ttl = f"no TTL: bills until 'gpuctl down {name}'"
-    lines = [f"deploy {name}: {plan.model.name} on {describe_offer(offer)}, {ttl}"]
-    if len(plans) > 1:
-        lines.append("  if it has no capacity, then: " + "; ".join(describe_offer(p.offer) for p in plans[1:]))
-    confirm_or_refuse(app, "Deploy?", shown="\n".join(lines),
-                      refused="not deploying without a confirmation, and there is no terminal to ask on",
-                      hint="pass -y to confirm the price shown above")
 
 
 def _render_ready(app: App, deployment: Deployment) -> None:
@@ -377,6 +409,7 @@ def _render_plan(plan: DeployPlan) -> None:
         + ("public, API key required" if spec.public else "private (SSH tunnel)"),
         f"  ttl      {cost}",
         f"  offers   {plan.offers_fitting} of {plan.offers_considered} fit",
+        *_choice_lines(plan),
         "command:",
         f"  {plan.command}",
         "environment:",

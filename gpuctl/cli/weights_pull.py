@@ -17,14 +17,12 @@ def pull_to_provider(app: App, model: str, to: str, *, gpu: str | None, engine: 
     """Plan, show the price, confirm, then fill the cache (gpuctl.deploy.lifecycle.fill_cache)."""
     from gpuctl.catalog import resolve_gpu
     from gpuctl.cli.up import deploy_context
-    from gpuctl.credentials import credential_value
-    from gpuctl.deploy import naming
     from gpuctl.deploy.context import Timeouts
-    from gpuctl.deploy.lifecycle import UpRequest, fill_cache, required_secrets
-    from gpuctl.deploy.planning import MAX_OFFERS, candidate_plans
+    from gpuctl.deploy.lifecycle import UpRequest, fill_cache
+    from gpuctl.deploy.planning import MAX_OFFERS
+    from gpuctl.deploy.proposal import fill_summary, propose
     from gpuctl.plan import PlanRequest, plan_inputs
     from gpuctl.providers.capabilities import Capability
-    from gpuctl.weights.preflight import model_manifest
     from gpuctl.weights.provider_caches import cache_provider, parse_to
 
     name, region = parse_to(to)
@@ -36,30 +34,15 @@ def pull_to_provider(app: App, model: str, to: str, *, gpu: str | None, engine: 
     # only machines that can use a cache (RunPod: Secure Cloud) lead to one
     inputs = inputs.model_copy(update={"offers": [o for o in inputs.offers if provider.weights_cache_region(o)]})
     seeds_itself = provider.can(Capability.SEED_WEIGHTS)
-    plans = candidate_plans(ctx, request, inputs, limit=1 if seeds_itself else MAX_OFFERS)
-    plan = plans[0]
-    hf_token = credential_value("hf.token")
-    secrets = required_secrets(plan, hf_token)
-    manifest = model_manifest(plan.model.repo, plan.model.revision, token=hf_token, allow_pickle=allow_pickle,
-                              reporter=ctx.reporter)
-    if manifest is None and seeds_itself:
-        raise UsageError(f"the file list of {plan.model.repo} could not be read from here, so "
+    proposal = propose(ctx, request, inputs, name=None, limit=1 if seeds_itself else MAX_OFFERS,
+                       allow_pickle=allow_pickle, name_suffix="weights")
+    if proposal.manifest is None and seeds_itself:
+        raise UsageError(f"the file list of {proposal.plan.model.repo} could not be read from here, so "
                          f"{provider.display_name}'s cache cannot be filled", "check the network or HF_ENDPOINT")
-    size = f" ({format_bytes(manifest.total_bytes)})" if manifest else ""
-    offer = plan.offer
-    if seeds_itself:
-        how = f"from a CPU pod in {offer.region}, deleted when done"
-    else:
-        from gpuctl.deploy.lifecycle import describe_offer
-
-        how = (f"from {describe_offer(offer)}, torn down when done (TTL 3h: at most "
-               f"${offer.price_per_hour * FILL_TTL_SECONDS / 3600:.2f})")
-    confirm_or_refuse(app, "Go ahead?", shown=(
-        f"fill {provider.display_name}'s weights cache in {offer.region} with {plan.model.repo}{size} {how}; "
-        f"the cache is kept (and billed by size) until 'gpuctl weights rm --to {name}:{offer.region}'"),
-        refused="not renting anything without a confirmation, and there is no terminal to ask on",
-        hint="pass -y to confirm the price shown above")
-    run_name = naming.default_name(plan.model.name, "weights")
-    return fill_cache(ctx, UpRequest(name=run_name, plans=plans, secrets=secrets, allow_pickle=allow_pickle,
-                                     manifest=manifest))
-
+    size = format_bytes(proposal.manifest.total_bytes) if proposal.manifest else ""
+    confirm_or_refuse(app, "Go ahead?", shown=fill_summary(proposal, provider, seeds_itself=seeds_itself,
+                                                           ttl_seconds=FILL_TTL_SECONDS, size=size),
+                      refused="not renting anything without a confirmation, and there is no terminal to ask on",
+                      hint="pass -y to confirm the price shown above")
+    return fill_cache(ctx, UpRequest(name=proposal.name, plans=proposal.plans, secrets=proposal.secrets,
+                                     allow_pickle=allow_pickle, manifest=proposal.manifest))

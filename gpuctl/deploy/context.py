@@ -26,6 +26,10 @@ class Timeouts(BaseModel):
     health: float = 1800.0
     terminate: float = 600.0
     poll: float = 2.0
+    #: how long an interrupted ``up`` waits for the provider's answer to a create already sent
+    create_grace: float = 60.0
+    #: how long ``down`` waits for the ``up`` it asked to stop (it tears down what it created first)
+    takeover: float = 300.0
 
 
 @dataclass

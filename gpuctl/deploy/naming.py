@@ -23,17 +23,24 @@ def project_id(state_dir: Path) -> str:
     """This project's random id (``.gpuctl/project-id``), created on first use; tags carry it.
 
     Two processes may race to create it: each writes a temp file and hard-links it into place, so
-    exactly one id wins and both read it back.
+    exactly one id wins and both read it back. StateWriteError (exit 2) when the directory cannot take it.
     """
+    from gpuctl.state import StateWriteError
+
     path = state_dir / PROJECT_ID_FILE
     if not path.exists():
-        state_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{PROJECT_ID_FILE}.", dir=state_dir)
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{PROJECT_ID_FILE}.", dir=state_dir)
+        except OSError as exc:
+            raise StateWriteError(path, exc) from exc
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(secrets.token_hex(8) + "\n")
             with contextlib.suppress(FileExistsError):
                 os.link(tmp, path)
+        except OSError as exc:
+            raise StateWriteError(path, exc) from exc
         finally:
             Path(tmp).unlink(missing_ok=True)
     return path.read_text(encoding="utf-8").strip()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gpuctl.deploy.context import DeployContext
 from gpuctl.errors import UsageError
+from gpuctl.models.offer import Offer
 from gpuctl.plan import DeployPlan, PlanInputs, PlanRequest, build_plan, ranked_offers
 from gpuctl.providers.capabilities import Capability
 
@@ -19,7 +20,7 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
     is always planned public, with an API key; and there is no machine to arm gpuctl's TTL watchdog on,
     so its plan says that only gpuctl enforces the TTL.
     """
-    ranked, _ = ranked_offers(inputs.recipe, inputs.offers, request)
+    ranked, _ = ranked_offers(inputs.recipe, inputs.offers, request, inputs.history)
     plans: list[DeployPlan] = []
     skipped: set[str] = set()
     for rank, (offer, _row) in enumerate(ranked):
@@ -30,7 +31,8 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
         public = provider_cls.can(Capability.ENGINE_CONTAINER)
         planned = request.model_copy(update={"public": True}) if public else request
         plans.append(build_plan(planned, inputs.recipe, inputs.offers, hf_token_present=inputs.hf_token_present,
-                                warnings=inputs.warnings, rank=rank, ttl_by_gpuctl=public))
+                                warnings=inputs.warnings, rank=rank, ttl_by_gpuctl=public,
+                                history=inputs.history))
         if len(plans) == limit:
             break
     if not plans:
@@ -38,3 +40,12 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
                          "cannot deploy in this version of gpuctl",
                          "deploy to a machine you have with --host user@addr, or pick another --provider")
     return plans
+
+
+def describe_offer(offer: Offer) -> str:
+    """'runpod 1 x L40S in US-KS-2 ($0.79/h)', or '1 x L40S at ubuntu@gpu-box ($0.00/h)' for a --host."""
+    from gpuctl.providers.ssh import HostProvider
+
+    if offer.provider == HostProvider.name:
+        return f"{offer.gpu_count} x {offer.gpu} at {offer.instance_type} (${offer.price_per_hour:.2f}/h)"
+    return f"{offer.provider} {offer.gpu_count} x {offer.gpu} in {offer.region} (${offer.price_per_hour:.2f}/h)"

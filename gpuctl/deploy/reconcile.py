@@ -1,8 +1,10 @@
 """``gpuctl gc``: whatever gpuctl launched that no healthy state record accounts for, and its removal.
 
-Two kinds of leftovers: instances at a provider carrying gpuctl's tags that the state file does not
-know (or knows as ended), and records of deployments that failed or whose ``gpuctl up`` died (kill -9)
-before cleaning up. A deployment whose ``up`` is still running is never touched.
+Three kinds of leftovers: instances at a provider carrying gpuctl's tags that the state file does not
+know (or knows as ended); records of deployments that failed or whose ``gpuctl up`` died (kill -9)
+before cleaning up; and, on the user's own machines the project's records name (``--host``), engine
+containers and TTL watchdogs of deployments whose records say they ended. A deployment whose ``up``
+is still running is never touched.
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ import logging
 import os
 import socket
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from gpuctl.deploy import tags
 from gpuctl.deploy.context import DeployContext
+from gpuctl.deploy.down import take_down, take_down_on_host
 from gpuctl.deploy.records import is_active
-from gpuctl.deploy.teardown import teardown, terminate_instance
+from gpuctl.deploy.removal import terminate_instance
 from gpuctl.errors import GpuctlError
 from gpuctl.models.deployment import Deployment
 from gpuctl.models.instance import Instance
@@ -34,8 +38,9 @@ TTL_GRACE = timedelta(minutes=5)
 class Leftover(BaseModel):
     """One row of ``gpuctl gc``."""
 
-    kind: Literal["instance", "deployment"]
+    kind: Literal["instance", "deployment", "host"]
     provider: str
+    host: str | None = Field(default=None, description="the user's machine it is on (kind 'host')")
     instance_id: str | None
     deployment: str | None
     project: str | None
@@ -111,7 +116,39 @@ def find_leftovers(ctx: DeployContext, *, all_projects: bool = False) -> Sweep:
             kind="instance", provider=provider_name, instance_id=instance.id, deployment=name, project=project,
             region=instance.region, gpu=instance.gpu, gpu_count=instance.gpu_count,
             price_per_hour=instance.price_per_hour, reason=reason))
+    sweep.leftovers += _host_leftovers(ctx, list(records.values()), sweep)
     return sweep
+
+
+def _host_leftovers(ctx: DeployContext, records: list[Deployment], sweep: Sweep) -> list[Leftover]:
+    """On each of the user's machines the records name: what deployments that ended there left running."""
+    from gpuctl.deploy.host_cleanup import leftovers
+    from gpuctl.deploy.hosts import connect, opened
+    from gpuctl.host.target import parse_target
+    from gpuctl.providers.ssh import HostProvider
+
+    ended: dict[str, list[Deployment]] = {}
+    for d in records:
+        if d.provider == HostProvider.name and d.host and d.status == "terminated":
+            ended.setdefault(d.host, []).append(d)
+    found: list[Leftover] = []
+    for host, deployments in ended.items():
+        identity = next((Path(d.identity) for d in deployments if d.identity), None)
+        try:
+            with ctx.reporter.step(f"looking for gpuctl's leftovers on {host}"), \
+                    opened(connect(parse_target(host), ctx.state_dir, identity=identity)) as shell:
+                on_host = leftovers(shell, deployments)
+        except GpuctlError as exc:
+            sweep.warnings.append(f"{host}: could not look for leftovers ({exc.one_line()})")
+            continue
+        found += [Leftover(kind="host", provider=HostProvider.name, host=host, instance_id=item.container,
+                           deployment=item.deployment, project=ctx.project_id,
+                           reason="its deployment ended; " + ", ".join(
+                               ([f"container {item.container}"] if item.container else [])
+                               + ([f"TTL watchdog (pid {', '.join(map(str, item.watchdog_pids))})"]
+                                  if item.watchdog_pids else [])) + " still there")
+                  for item in on_host]
+    return found
 
 
 def _tagged_instances(ctx: DeployContext, sweep: Sweep) -> list[tuple[str, Instance]]:
@@ -136,9 +173,17 @@ def _tagged_instances(ctx: DeployContext, sweep: Sweep) -> list[tuple[str, Insta
 
 def remove(ctx: DeployContext, leftover: Leftover) -> None:
     """Tear down one leftover (its record too, when it has one)."""
+    assert leftover.deployment is not None or leftover.instance_id is not None
     if leftover.kind == "deployment":
         assert leftover.deployment is not None
-        teardown(ctx, ctx.records.get(leftover.deployment), failed=True)
+        take_down(ctx, leftover.deployment, failed=True)
+    elif leftover.kind == "host":
+        assert leftover.host is not None and leftover.deployment is not None
+        from gpuctl.host.target import parse_target
+
+        record = ctx.records.get(leftover.deployment)
+        take_down_on_host(ctx, leftover.deployment, parse_target(leftover.host),
+                          Path(record.identity) if record.identity else None)
     else:
         assert leftover.instance_id is not None
         terminate_instance(ctx, ctx.provider(leftover.provider), leftover.instance_id)

@@ -1,15 +1,17 @@
 """Every change the deploy code makes to the state file, each one a transaction under the state lock.
 
 A record is written before each external call (launch, terminate), so a crash at any point leaves
-enough behind for ``gpuctl down`` or ``gpuctl gc`` to finish the job.
+enough behind for ``gpuctl down`` or ``gpuctl gc`` to finish the job. Every status change is checked
+against the state machine (:mod:`gpuctl.deploy.states`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from gpuctl.deploy.states import InvalidTransition, check_transition
 from gpuctl.errors import NotFoundError, UsageError
-from gpuctl.models.deployment import Deployment, utcnow
+from gpuctl.models.deployment import Deployment, DeploymentStatus, utcnow
 from gpuctl.models.engine import HOST_PORT
 from gpuctl.state import State, StateStore
 
@@ -60,14 +62,25 @@ class Records:
         return deployment
 
     def update(self, name: str, *, event: str | None = None, detail: str | None = None,
-               **changes: Any) -> Deployment:
-        """Apply ``changes`` to deployment ``name`` (and log ``event``); returns the new record."""
+               expect_status: DeploymentStatus | None = None, **changes: Any) -> Deployment:
+        """Apply ``changes`` to deployment ``name`` (and log ``event``); returns the new record.
+
+        InvalidTransition when ``changes`` move its status somewhere the state machine does not allow,
+        or, with ``expect_status`` (the caller checked the moves itself), when the record on file no
+        longer has that status: another process changed it.
+        """
         with self.store.transaction() as state:
             current = state.deployments.get(name)
             if current is None:
                 raise not_found(name, state)
-            updated = current.model_copy(update={**changes, "updated_at": utcnow()})
-            state.deployments[name] = Deployment.model_validate(updated.model_dump())
+            updated = Deployment.model_validate(
+                current.model_copy(update={**changes, "updated_at": utcnow()}).model_dump())
+            if expect_status is None:
+                check_transition(name, current.status, updated.status)
+            elif current.status != expect_status:
+                raise InvalidTransition(f"deployment '{name}' was changed by another process (it is {current.status},"
+                                        f" not {expect_status})")
+            state.deployments[name] = updated
             if event:
                 state.record(name, event, detail)
             return state.deployments[name]

@@ -28,9 +28,18 @@ def secret_file(state_dir: Path, name: str) -> Path:
 
 
 def create_api_key(state_dir: Path, name: str) -> str:
-    """A new random API key for deployment ``name``, stored 0600 before it is used anywhere."""
+    """A new random API key for deployment ``name``, stored 0600 before it is used anywhere.
+
+    StateWriteError (exit 2) when the project directory cannot take it.
+    """
+    from gpuctl.state import StateWriteError
+
     key = "gpuctl-" + secrets.token_urlsafe(32)
-    atomic_write(secrets_dir(state_dir) / f"{name}.env", f"{API_KEY_VAR}={key}\n", mode=0o600)
+    path = secret_file(state_dir, name)
+    try:
+        atomic_write(secrets_dir(state_dir) / path.name, f"{API_KEY_VAR}={key}\n", mode=0o600)
+    except OSError as exc:
+        raise StateWriteError(path, exc) from exc
     return key
 
 

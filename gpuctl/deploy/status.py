@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from gpuctl.deploy.context import DeployContext
 from gpuctl.deploy.endpoint import openai_base, reach
-from gpuctl.deploy.teardown import cost_between
+from gpuctl.deploy.teardown import billing_start, cost_between
 from gpuctl.errors import GpuctlError
 from gpuctl.models.deployment import Deployment, DeploymentStatus
 
@@ -39,20 +39,21 @@ class DeploymentRow(BaseModel):
 
 
 def row(deployment: Deployment, *, now: datetime | None = None, health: str | None = None) -> DeploymentRow:
+    """The status row of ``deployment``: uptime and cost count from when it bills until it ended (or now)."""
     now = now or datetime.now(timezone.utc)
-    until = deployment.ended_at or now
-    uptime = (until - deployment.launched_at).total_seconds() if deployment.launched_at else None
-    cost = deployment.cost_usd if deployment.ended_at and deployment.cost_usd is not None else cost_between(
-        deployment, until)
-    ttl_left = (deployment.expires_at - now).total_seconds() if deployment.expires_at and not deployment.ended_at \
-        else None
+    ended = deployment.ended_at if deployment.status == "terminated" else None  # only an ended record has an end
+    until = ended or now
+    started = billing_start(deployment)
+    uptime = max(0.0, (until - started).total_seconds()) if started else None
+    cost = deployment.cost_usd if ended and deployment.cost_usd is not None else cost_between(deployment, until)
+    ttl_left = (deployment.expires_at - now).total_seconds() if deployment.expires_at and not ended else None
     return DeploymentRow(
         name=deployment.name, status=deployment.status, model=deployment.model, provider=deployment.provider,
         gpu=deployment.gpu, gpu_count=deployment.gpu_count, region=deployment.region, host=deployment.host,
         endpoint=openai_base(deployment.endpoint) if deployment.endpoint else None, tunnel=deployment.tunnel,
         uptime_seconds=round(uptime, 1) if uptime is not None else None, price_per_hour=deployment.price_per_hour,
         cost_usd=cost, ttl_left_seconds=round(ttl_left, 1) if ttl_left is not None else None,
-        expires_at=deployment.expires_at if not deployment.ended_at else None, health=health, error=deployment.error)
+        expires_at=deployment.expires_at if not ended else None, health=health, error=deployment.error)
 
 
 def probe(ctx: DeployContext, deployment: Deployment) -> str:

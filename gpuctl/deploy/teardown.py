@@ -1,131 +1,113 @@
 """The one way anything gpuctl created goes away: ``gpuctl down``, a failed ``up``, and ``gpuctl gc``.
 
-Order: mark the record ``terminating``; on the user's own host remove the engine container and the
-TTL watchdog (the machine itself is never touched); at a provider terminate the instance (found by
-its tags when no id was recorded: a crash during launch) and poll until the provider reports it gone;
-then remove the local secrets and mark the record ``terminated`` with its uptime and cost. Every step
-is idempotent, so running it again after an interruption finishes the job.
+Order: take a service's replica out of its router (best effort); mark the record ``terminating``; let
+the deployment's runtime remove what it left besides the record
+(:meth:`gpuctl.deploy.runtimes.Runtime.release`: the engine container and watchdog on the user's host,
+the machine never; the instance at a provider, found by its tags when no id was recorded, and polled
+until the provider reports it gone; every node of a multi-node deployment, then what placed them
+together); remove the local secrets; mark the record ``terminated`` with its uptime and cost. Every step
+is idempotent, so running it again finishes the job.
+
+The teardown never depends on a write of the record: when the state file cannot be written (a
+read-only or full project directory) it goes on from what this process knows, and the caller says on
+stderr what existed and whether it is gone (:func:`report_unwritten`), then exits 2.
 """
 
 from __future__ import annotations
 
-import time
+import os
+import socket
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from gpuctl.deploy import tags
 from gpuctl.deploy.context import DeployContext
-from gpuctl.errors import NotFoundError, TimeoutError_
+from gpuctl.deploy.journal import Journal
+from gpuctl.deploy.removal import Removals
+from gpuctl.errors import GpuctlError
 from gpuctl.host.shell import Shell
 from gpuctl.models.deployment import Deployment
-from gpuctl.providers.base import Provider
-from gpuctl.providers.capabilities import Capability
+from gpuctl.state import StateWriteError
 
 
-def teardown(ctx: DeployContext, deployment: Deployment, *, shell: Shell | None = None,
-             failed: bool = False) -> Deployment:
-    """Remove everything of ``deployment``; returns the final (terminated) record.
+@dataclass
+class Outcome:
+    """A finished teardown: the final record (as written, or as this process knows it) and what was removed."""
 
-    ``shell`` reuses an open session to the host; ``failed`` keeps the record's error.
+    deployment: Deployment
+    removals: Removals = field(default_factory=Removals)
+    #: the first state write that failed (the record on disk is behind ``deployment``)
+    unwritten: StateWriteError | None = None
+    #: a running ``up`` of it was asked to stop (and tore it down itself)
+    stopped_launch: bool = False
+
+
+def teardown(ctx: DeployContext, journal: Journal, *, shell: Shell | None = None, failed: bool = False,
+             removals: Removals | None = None) -> Outcome:
+    """Remove everything of the journal's deployment; see the module docstring.
+
+    ``shell`` reuses an open session to the host; ``failed`` keeps the record's error; ``removals``
+    collects what was done (also when a step fails). Raises the first error of a step that could not be
+    done (the record is then ``failed``, naming it).
     """
-    name = deployment.name
-    if deployment.service:  # a replica leaves its router before it goes (gpuctl.deploy.service)
-        from gpuctl.deploy.router import detach
-
-        detach(ctx, deployment)
-    deployment = ctx.records.update(name, status="terminating", event="teardown")
-    provider = ctx.provider(deployment.provider)
-    user_host = provider.can(Capability.USER_HOST)
-    if deployment.host and deployment.container and user_host:
-        with ctx.reporter.step(f"removing {deployment.container} from {deployment.host}"):
-            _clean_host(ctx, deployment, shell)
-    if not user_host:
-        for provider_name, instance_id in _instances(ctx, deployment):
-            terminate_instance(ctx, ctx.provider(provider_name), instance_id)
-        if deployment.host:
-            _forget_host_key(ctx, deployment.host)
-        if deployment.nodes > 1:  # vLLM multi-node: every node went above (found by tags); now what placed them
-            provider = ctx.provider(deployment.provider)
-            if provider.can(Capability.MULTI_NODE):
-                with ctx.reporter.step(f"releasing the placement of '{name}' at {provider.display_name}"):
-                    provider.release_nodes(tags.deployment_tags(deployment.project_id or ctx.project_id, name))
-            for host in deployment.node_hosts[1:]:
-                _forget_host_key(ctx, host)
+    from gpuctl.deploy.runtimes import runtime_for
     from gpuctl.deploy.secrets import remove_secrets
 
-    remove_secrets(ctx.state_dir, name)
+    removals = Removals() if removals is None else removals
+    if journal.current.service:  # a replica leaves its router before it goes (best effort: gpuctl.deploy.service)
+        from gpuctl.deploy.router import detach
+
+        detach(ctx, journal.current)
+    deployment = journal.update(status="terminating", owner_pid=os.getpid(), owner_host=socket.gethostname(),
+                                event="teardown", persist=False)
+    try:
+        runtime_for(ctx.provider_class(deployment.provider)).release(ctx, deployment, removals, shell)
+        if deployment.nodes > 1:  # vLLM multi-node: every node went above (found by its tags); now what placed them
+            from gpuctl.deploy.removal import release_nodes
+
+            release_nodes(ctx, deployment, removals)
+    except GpuctlError as exc:
+        journal.update(status="failed", owner_pid=None, error=f"teardown: {exc.one_line()}", event="teardown-failed",
+                       detail=exc.one_line(), persist=False)
+        raise
+    try:
+        remove_secrets(ctx.state_dir, deployment.name)
+    except OSError as exc:
+        journal.unwritten = journal.unwritten or StateWriteError(ctx.state_dir / "secrets", exc)
     ended = datetime.now(timezone.utc)
-    changes: dict[str, Any] = {"status": "terminated", "ended_at": ended, "owner_pid": None,
-                                  "cost_usd": cost_between(deployment, ended)}
+    changes: dict[str, Any] = {"status": "terminated", "ended_at": ended, "owner_pid": None, "mirror_fill": None,
+                               "cost_usd": cost_between(journal.current, ended)}
     if not failed:
         changes["error"] = None
-    return ctx.records.update(name, event="terminated", **changes)
+    final = journal.update(event="terminated", persist=False, **changes)
+    return Outcome(final, removals, journal.unwritten)
+
+
+def report_unwritten(ctx: DeployContext, outcome: Outcome) -> None:
+    """When the record could not be written: say on stderr what existed and whether it is gone, then raise
+    the StateWriteError (exit 2, the path and the cause)."""
+    if outcome.unwritten is None:
+        return
+    name = outcome.deployment.name
+    done = "; ".join(r.line() for r in outcome.removals) or "nothing had been created yet"
+    ctx.reporter.warn(f"the record of '{name}' could not be written ({outcome.unwritten.message}); what gpuctl had "
+                      f"created for it: {done}")
+    raise outcome.unwritten
 
 
 def cost_between(deployment: Deployment, until: datetime) -> float | None:
     """What the deployment cost from launch to ``until`` (None when the price is unknown)."""
     if deployment.price_per_hour is None:
         return None
-    if deployment.launched_at is None:
+    started = billing_start(deployment)
+    if started is None:
         return 0.0
-    hours = max(0.0, (until - deployment.launched_at).total_seconds()) / 3600
+    hours = max(0.0, (until - started).total_seconds()) / 3600
     return round(deployment.price_per_hour * hours, 4)
 
 
-def _clean_host(ctx: DeployContext, deployment: Deployment, shell: Shell | None) -> None:
-    from gpuctl.deploy.access import open_host
-    from gpuctl.deploy.watchdog import disarm
-    from gpuctl.host.docker import DockerEngine
-
-    assert deployment.container is not None
-    with open_host(ctx, deployment, shell=shell) as host:
-        DockerEngine(host, sudo=deployment.docker_sudo).remove(deployment.container)
-        if deployment.watchdog_pid is not None or deployment.ttl_seconds:
-            disarm(host, name=deployment.name, pid=deployment.watchdog_pid, sudo=deployment.docker_sudo)
-
-
-def _forget_host_key(ctx: DeployContext, host: str) -> None:
-    """A terminated machine's address goes to someone else's machine next: drop its pinned key."""
-    from gpuctl.host.hostkeys import known_hosts_name, pinned_known_hosts, unpin_host_key
-    from gpuctl.host.sshconfig import resolve_ssh_options
-    from gpuctl.host.target import parse_target
-
-    options = resolve_ssh_options(parse_target(host))
-    unpin_host_key(pinned_known_hosts(ctx.state_dir), known_hosts_name(options.hostname, options.port))
-
-
-def _instances(ctx: DeployContext, deployment: Deployment) -> list[tuple[str, str]]:
-    """(provider, instance id) of everything this deployment may have launched."""
-    if deployment.instance_id:
-        return [(deployment.provider, deployment.instance_id)]
-    # no id was recorded (a crash or an interrupt during launch): ask each provider tried by the tags
-    wanted = tags.deployment_tags(deployment.project_id or ctx.project_id, deployment.name)
-    tried = list(dict.fromkeys(a.provider for a in deployment.attempts)) or [deployment.provider]
-    found: list[tuple[str, str]] = []
-    for provider_name in tried:
-        provider = ctx.provider(provider_name)
-        if not provider.can(Capability.LIST_BY_TAG):
-            continue
-        with ctx.reporter.step(f"looking for instances of '{deployment.name}' at {provider.display_name}"):
-            found += [(provider_name, instance.id) for instance in provider.list_by_tag(wanted)
-                      if instance.status != "terminated"]
-    return found
-
-
-def terminate_instance(ctx: DeployContext, provider: Provider, instance_id: str) -> None:
-    """Terminate and poll until the provider reports the instance gone (bounded)."""
-    timeouts = ctx.timeouts
-    with ctx.reporter.step(f"terminating {provider.display_name} instance {instance_id}"):
-        provider.terminate(instance_id)
-        deadline = time.monotonic() + timeouts.terminate
-        while True:
-            try:
-                status = provider.get(instance_id).status
-            except NotFoundError:
-                return
-            if status == "terminated":
-                return
-            if time.monotonic() + timeouts.poll > deadline:
-                raise TimeoutError_(f"{provider.display_name} instance {instance_id} is still {status} after "
-                                    f"{timeouts.terminate:.0f}s", "run 'gpuctl down' again to check on it")
-            time.sleep(timeouts.poll)
+def billing_start(deployment: Deployment) -> datetime | None:
+    """Since when the deployment bills: its launch, or (an instance known, its launch time not) its record's start."""
+    if deployment.launched_at is not None:
+        return deployment.launched_at
+    return deployment.created_at if deployment.instance_id else None

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gpuctl.models.engine import EngineSpec
+from gpuctl.models.phases import Phase
 
 DeploymentStatus = Literal[
     "provisioning", "starting", "running", "failed", "terminating", "terminated"
@@ -26,8 +27,13 @@ class LaunchAttempt(BaseModel):
     provider: str
     offer_id: str
     idempotency_token: str
+    #: when it began; from its create on, when the create was sent
     at: datetime = Field(default_factory=utcnow)
     error: str | None = None
+    #: False from just before the provider's create call until its answer is known: a create cut off
+    #: (kill -9, or an interrupt that waited in vain) may still make an instance, found by its tags
+    settled: bool = True
+    instance_id: str | None = None
 
 
 class Deployment(BaseModel):
@@ -62,6 +68,8 @@ class Deployment(BaseModel):
     engine: str | None = None
     engine_spec: EngineSpec | None = Field(default=None, description="the engine container as planned (no secret "
                                            "values); 'gpuctl export' rebuilds it elsewhere")
+    quantization: str | None = Field(default=None, description="how the engine serves the weights (None: as "
+                                     "published); with engine, gpu and gpu_count: the conditions of its benches")
     served_model_name: str | None = None
     health_path: str | None = None
     public: bool = False
@@ -72,6 +80,8 @@ class Deployment(BaseModel):
     host_port: int | None = Field(default=None, description="host port the engine is published on")
     tunnel: bool = Field(default=False, description="endpoint is on the host's loopback: reach it over SSH")
     weights_cache: str | None = Field(default=None, description="id of the provider's weights cache it uses")
+    mirror_fill: str | None = Field(default=None, description="repo being copied into a mirrored weights cache "
+                                    "(AWS S3): its open uploads are aborted on teardown")
     watchdog_pid: int | None = Field(default=None, description="TTL watchdog process on the host")
     launched_at: datetime | None = Field(default=None, description="when the provider accepted the launch")
     ready_at: datetime | None = None
@@ -84,6 +94,13 @@ class Deployment(BaseModel):
                        "covers all of them")
     node_hosts: list[str] = Field(default_factory=list, description="SSH target of each node, rank order")
     node_instances: list[str] = Field(default_factory=list, description="instance id of each node, rank order")
+    # -- operating it: limits, and the cold start on the record ---------------------------------------
+    idle_seconds: int | None = Field(default=None, description="ends after this long without a request (--idle)")
+    budget_usd: float | None = Field(default=None, description="ends when price x uptime reaches this (--budget)")
+    budget_ends_at: datetime | None = Field(default=None, description="when the host's watchdog ends it for the budget")
+    watchdog_activity: str | None = Field(default=None, description="file on the host where the watchdog notes "
+                                          "the engine's last request (Unix seconds)")
+    phases: list[Phase] = Field(default_factory=list, description="the cold start, phase by phase")
 
 
 class HistoryEvent(BaseModel):

@@ -35,6 +35,8 @@ class Capability(str, Enum):
     #: ``launch_nodes`` and ``release_nodes``: several machines placed together that reach each other on every
     #: port, for one engine across them (vLLM's multi-node mode); with ``SSH_MACHINE`` and ``LIST_BY_TAG``
     MULTI_NODE = "multi-node"
+    #: ``billed``: the provider's own billing records say what each instance cost (``gpuctl cost``)
+    BILLING = "billing"
 
 
 #: the provider methods each capability declares; gpuctl never calls one whose capability is undeclared
@@ -47,6 +49,7 @@ METHODS: dict[Capability, tuple[str, ...]] = {
     Capability.WEIGHTS_MIRROR: ("weights_mirror",),
     Capability.SEED_WEIGHTS: ("seed_weights",),
     Capability.MULTI_NODE: ("launch_nodes", "release_nodes"),
+    Capability.BILLING: ("billed",),
 }
 
 #: how a provider's machines run the engine: a provider that can deploy declares exactly one
@@ -65,7 +68,7 @@ def declaration_problems(capabilities: frozenset[Capability]) -> list[str]:
         problems.append("can launch but declares no machine kind (ssh-machine, engine-container or user-host)")
     needs = {Capability.ENGINE_LOGS: Capability.ENGINE_CONTAINER, Capability.SEED_WEIGHTS: Capability.ENGINE_CONTAINER,
              Capability.WEIGHTS_MIRROR: Capability.WEIGHTS_CACHE, Capability.LIST_BY_TAG: Capability.LAUNCH,
-             Capability.MULTI_NODE: Capability.SSH_MACHINE}
+             Capability.MULTI_NODE: Capability.SSH_MACHINE, Capability.BILLING: Capability.LAUNCH}
     problems += [f"declares {cap.value} without {needed.value}"
                  for cap, needed in needs.items() if cap in capabilities and needed not in capabilities]
     if Capability.MULTI_NODE in capabilities and Capability.LIST_BY_TAG not in capabilities:

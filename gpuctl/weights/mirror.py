@@ -74,3 +74,9 @@ class WeightsMirror(Protocol):
     def finish(self, manifest: Manifest, outcome: MirrorOutcome) -> MirrorResult:
         """Complete the uploads the fetcher reported, drop corrupted copies, write the manifest once all is there."""
         ...
+
+    def abort_uploads(self, repo: str) -> int:
+        """Abort the unfinished uploads of ``repo`` (a fill that never reached ``finish``: an interrupted or
+        killed ``up``); how many. Their parts stop costing storage at once. A fill of the same model
+        running meanwhile elsewhere loses only its mirror copy (the mirror only saves time)."""
+        ...

@@ -74,3 +74,40 @@ def test_refusals(gpuctl, fake_cloud: Cloud) -> None:
     assert gpuctl("down", "x", "--all").exit_code == 2
     unknown = gpuctl("down", "nope")
     assert unknown.exit_code == 3 and "no deployment named 'nope'" in unknown.stderr
+
+
+def test_down_all_attempts_every_deployment_and_exits_non_zero(gpuctl, fake_cloud: Cloud, isolated: Path) -> None:
+    add_deployment(isolated, "broken", provider="uninstalled-plugin", instance_id="x-1")
+    add_deployment(isolated, "fine", instance_id=fake_cloud.add_instance("fakecloud", {}))
+    result = gpuctl("down", "--all")
+    assert result.exit_code == 2, result.stderr
+    assert fake_cloud.live() == [], "the deployment after the broken one was taken down"
+    assert result.stdout.startswith("fine: down after ")
+    assert "broken: not down: " in result.stderr and "uninstalled-plugin" in result.stderr
+    assert "1 of 2 deployment(s) could not be taken down" in result.stderr
+    records = StateStore(isolated).read().deployments
+    assert (records["fine"].status, records["broken"].status) == ("terminated", "failed")
+
+
+@pytest.fixture
+def read_only_dir(isolated: Path):
+    from tests.integration.fault_kit import small_state_dir
+
+    with small_state_dir(isolated) as mounted:
+        yield mounted
+
+
+def test_down_with_a_read_only_project_dir_still_tears_down(gpuctl, fake_cloud: Cloud, isolated: Path,
+                                                            read_only_dir) -> None:
+    instance = fake_cloud.add_instance("fakecloud", {"gpuctl": "managed"}, price=2.0)
+    add_deployment(isolated, "vm", instance_id=instance, price_per_hour=2.0, launched_at=an_hour_ago())
+    read_only_dir.read_only()
+    result = gpuctl("down", "vm")
+    assert fake_cloud.live() == [] and fake_cloud.world["terminations"] == [instance]
+    assert result.exit_code == 2, result.stderr
+    assert f"Fake Cloud instance {instance}: terminated" in result.stderr
+    assert str(isolated / ".gpuctl") in result.stderr and "Read-only file system" in result.stderr
+    read_only_dir.writable()
+    assert StateStore(isolated).read().deployments["vm"].status == "running", "the record is as it was"
+    again = gpuctl("down", "vm")  # once writable: the record catches up, nothing is terminated twice
+    assert again.exit_code == 0 and StateStore(isolated).read().deployments["vm"].status == "terminated"

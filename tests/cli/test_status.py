@@ -71,3 +71,19 @@ def test_human_table(gpuctl, seeded: Path, engine: MockProcess) -> None:
     alive = next(line for line in lines if line.startswith("alive"))
     assert alive.split() == ["alive", "running", "fakepod", "1", "x", "L40S", "fake-east-1", f"{engine.url}/v1",
                              "2h", "$1.25", "$2.50", "30m", "-"]
+
+
+def test_a_live_instance_never_shows_a_negative_uptime_or_no_cost(gpuctl, fake_cloud: Cloud, isolated: Path) -> None:
+    """What 'down' racing 'up' once left behind: ended before it launched, then running."""
+    now = datetime.now(timezone.utc)
+    add_deployment(isolated, "raced", status="running", instance_id="fakecloud-9", price_per_hour=2.0,
+                   launched_at=now - timedelta(hours=1), ended_at=now - timedelta(hours=2), cost_usd=0.0,
+                   expires_at=now + timedelta(hours=1))
+    add_deployment(isolated, "launching", status="starting", instance_id="fakecloud-8", price_per_hour=2.0,
+                   launched_at=None, created_at=now - timedelta(minutes=30))
+    rows = {row["name"]: row for row in json.loads(gpuctl("status", "--no-probe", "--json").stdout)}
+    raced = rows["raced"]
+    assert raced["uptime_seconds"] == pytest.approx(3600, abs=30)
+    assert raced["cost_usd"] == pytest.approx(2.0, abs=0.02)
+    assert raced["ttl_left_seconds"] == pytest.approx(3600, abs=30)
+    assert rows["launching"]["cost_usd"] == pytest.approx(1.0, abs=0.02), "billing since it was created, at most"

@@ -206,3 +206,32 @@ def test_a_weights_cache_the_provider_refuses_only_warns(gpuctl, pods: Cloud, is
             "meta-llama/Meta-Llama-3-8B-Instruct is downloaded for this deployment only") in result.stderr
     record = deployments(isolated)["t1"]
     assert record.status == "running" and record.weights_cache is None
+
+
+def test_a_create_whose_answer_never_comes_is_found_and_removed(gpuctl, pods: Cloud, isolated: Path,
+                                                                monkeypatch) -> None:
+    """The create outlives the client's deadline and lands at the provider a moment later: the teardown keeps
+    looking for it by its tags (the create is unsettled) instead of declaring the deployment gone."""
+    import threading
+    import time
+
+    from gpuctl.errors import TimeoutError_
+    from tests.fakehost import cloud
+
+    class LateAnswer(cloud.FakePod):
+        def launch(self, request):
+            def land() -> None:
+                time.sleep(0.5)
+                cloud.FakePod.launch(self, request)
+
+            threading.Thread(target=land, daemon=True).start()
+            raise TimeoutError_("Fake Pods did not answer the create within 60s")
+
+    monkeypatch.setitem(cloud.CLASSES, "fakepod", LateAnswer)
+    pods.add_offer(make_offer("fakepod", "pod.a", 0.4))
+    result = gpuctl("up", "tiny", "--name", "late", "-y")
+    assert result.exit_code == 7, result.stderr
+    assert "for the create of 'late' that was cut off to show up" in result.stderr
+    assert len(pods.world["instances"]) == 1 and pods.live() == [], "found by its tags and terminated"
+    record = deployments(isolated)["late"]
+    assert record.status == "terminated" and not record.attempts[-1].settled

@@ -92,19 +92,21 @@ class FakeCloud(Provider):
 
     def _create(self, world: dict[str, Any], request: LaunchRequest) -> dict[str, Any]:
         instance_id = f"{self.name}-{len(world['instances']) + 1}"
-        hosts = world.get("hosts") or []
-        # several machines (Cloud.use_hosts): each new instance gets the next one, round robin
-        host = hosts[len(world["instances"]) % len(hosts)] if hosts else world["host"]
-        authorized = host.get("authorized_keys") or world.get("authorized_keys")
-        if request.ssh_public_key and authorized:
-            with open(authorized, "a", encoding="utf-8") as keys:
+        # a machine per instance type (Cloud.host_for), else the next of several (Cloud.use_hosts), round robin
+        host = world.get("hosts", {}).get(request.offer.instance_type)
+        if host is None:
+            pool = world.get("host_pool") or []
+            host = pool[len(world["instances"]) % len(pool)] if pool else world["host"]
+        authorized_keys = host.get("authorized_keys") or world.get("authorized_keys")
+        if request.ssh_public_key and authorized_keys:
+            with open(authorized_keys, "a", encoding="utf-8") as keys:
                 keys.write(request.ssh_public_key + "\n")
         instance = {"id": instance_id, "provider": self.name, "token": request.idempotency_token,
                     "tags": request.tags, "status": "running", "region": request.offer.region,
                     "gpu": request.offer.gpu, "gpu_count": request.offer.gpu_count,
                     "price": request.offer.price_per_hour, "ssh_host": host.get("address"),
                     "ssh_port": host.get("port", 22), "ssh_user": host.get("user", "root"),
-                    "endpoint_url": world.get("endpoint_url"), "docker_host": host.get("docker_host")}
+                    "docker_host": host.get("docker_host"), "endpoint_url": world.get("endpoint_url")}
         world["instances"][instance_id] = instance
         return instance
 
@@ -121,7 +123,7 @@ class FakeCloud(Provider):
             instance = world["instances"].get(instance_id)
             if instance is not None and instance["status"] != "terminated":
                 instance["status"] = "terminated"
-                _wipe(instance.get("docker_host", world["host"].get("docker_host")))
+                _wipe(instance.get("docker_host") or world["host"].get("docker_host"))
 
     def list_by_tag(self, tags: dict[str, str]) -> list[Instance]:
         with _world(self.path, write=False) as world:
@@ -225,9 +227,18 @@ class Cloud:
 
     def use_hosts(self, hosts: list[Any]) -> None:
         """Hand out ``hosts`` (FakeGpuHosts) round robin, one per new instance: several machines."""
-        self.set(hosts=[{"address": h.address, "port": h.port, "user": h.user,
-                         "docker_host": h.docker_env["DOCKER_HOST"],
-                         "authorized_keys": str(h.home / ".ssh" / "authorized_keys")} for h in hosts])
+        self.set(host_pool=[{"address": h.address, "port": h.port, "user": h.user,
+                             "docker_host": h.docker_env["DOCKER_HOST"],
+                             "authorized_keys": str(h.home / ".ssh" / "authorized_keys")} for h in hosts])
+
+    def host_for(self, instance_type: str, host: Any) -> None:
+        """Hand out ``host`` (a FakeGpuHost) as the machine of every instance of ``instance_type`` (a machine per
+        GPU model, for the sweep)."""
+        with _world(self.path) as world:
+            world.setdefault("hosts", {})[instance_type] = {
+                "address": host.address, "port": host.port, "user": host.user,
+                "docker_host": host.docker_env["DOCKER_HOST"],
+                "authorized_keys": str(host.home / ".ssh" / "authorized_keys")}
 
     def set(self, **values: Any) -> None:
         with _world(self.path) as world:
@@ -289,12 +300,13 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> N
 
 
 def write_recipe(project: Path, name: str = "tiny", env: dict[str, str] | None = None, gated: bool = False) -> str:
-    """A project recipe (Llama 3 8B, ungated unless ``gated``) whose engine gets ``env``: how tests steer the
-    fake engine (``FAKE_ENGINE_EXIT``, ``FAKE_ENGINE_MOCK_ARGS``, see engine_shim.py)."""
+    """A project recipe (Llama 3 8B, ungated unless ``gated``) whose engine (vLLM or SGLang) gets ``env``: how
+    tests steer the fake engine (``FAKE_ENGINE_EXIT``, ``FAKE_ENGINE_MOCK_ARGS``, ``FAKE_ENGINE_SPEED``, see
+    engine_shim.py)."""
     import yaml
 
     recipe = yaml.safe_load((REPO / "recipes" / "llama-3-8b.yaml").read_text())
-    recipe.update(name=name, gated=gated, engines={"vllm": {"env": env or {}}, "tgi": {}})
+    recipe.update(name=name, gated=gated, engines={"vllm": {"env": env or {}}, "sglang": {"env": env or {}}, "tgi": {}})
     (project / "recipes").mkdir(exist_ok=True)
     (project / "recipes" / f"{name}.yaml").write_text(yaml.safe_dump(recipe))
     return name

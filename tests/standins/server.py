@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.standins.openapi import OpenApiSpec, SpecViolation
 
-FaultKind = Literal["status", "payload", "malformed", "truncated", "hang"]
+FaultKind = Literal["status", "payload", "malformed", "truncated", "hang", "delay"]
 #: faults whose answers are broken on purpose, so they are exempt from the spec check
 OFF_SPEC_FAULTS = frozenset({"payload", "malformed", "truncated", "hang"})
 
@@ -68,6 +68,11 @@ class Fault:
     def truncated(cls, path: str | None = None) -> Fault:
         """200 whose body stops halfway, then the connection closes."""
         return cls("truncated", status=200, path=path)
+
+    @classmethod
+    def delay(cls, seconds: float, *, path: str | None = None, method: str | None = None) -> Fault:
+        """The usual answer, handled only after ``seconds`` (a slow create: the call is in flight meanwhile)."""
+        return cls("delay", seconds=seconds, path=path, method=method.upper() if method else None)
 
     @classmethod
     def hang(cls, seconds: float = 30.0, path: str | None = None) -> Fault:
@@ -258,6 +263,10 @@ class StandinServer:
             return
         fault = self.faults.take(path, http.command)
         rec.fault = fault.kind if fault else None
+        if fault is not None and fault.kind == "delay":
+            if self._stopping.wait(fault.seconds):
+                return
+            fault = None
         if fault is None:
             reply = self._route(rec, raw_body=bool(raw)) if rec.authorized else self.error(
                 401, "invalid bearer token" if auth else "missing bearer token")

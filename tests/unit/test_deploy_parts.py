@@ -13,8 +13,8 @@ import pytest
 
 from gpuctl.deploy.context import DeployContext
 from gpuctl.deploy.hosts import host_offer
-from gpuctl.deploy.lifecycle import required_secrets
 from gpuctl.deploy.planning import candidate_plans
+from gpuctl.deploy.proposal import required_secrets
 from gpuctl.deploy.reconcile import owner_alive, stale
 from gpuctl.deploy.signals import shielded, terminate_interrupts
 from gpuctl.errors import UsageError

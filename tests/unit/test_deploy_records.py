@@ -73,6 +73,7 @@ def test_reserve_refuses_an_active_name_and_reuses_an_ended_one(tmp_path: Path) 
     records.reserve(deployment("web"), allocate_port=False)
     with pytest.raises(UsageError, match=r"a deployment named 'web' already exists \(status provisioning\)"):
         records.reserve(deployment("web"), allocate_port=False)
+    records.update("web", status="terminating")
     records.update("web", status="terminated")
     assert records.reserve(deployment("web", model="other"), allocate_port=False).model == "other"
 
@@ -83,6 +84,7 @@ def test_ports_are_allocated_per_host_among_active_deployments(tmp_path: Path) -
     second = records.reserve(deployment("b", host="u@h"), allocate_port=True)
     elsewhere = records.reserve(deployment("c", host="u@other"), allocate_port=True)
     assert (first.host_port, second.host_port, elsewhere.host_port) == (8000, 8001, 8000)
+    records.update("a", status="terminating")
     records.update("a", status="terminated")
     assert records.reserve(deployment("d", host="u@h"), allocate_port=True).host_port == 8000
 

@@ -197,6 +197,17 @@ class S3Mirror:
                 self.s3.delete_object(Bucket=self.bucket, Key=key)
         return MirrorResult(added=sorted(added), dropped=sorted(outcome.corrupt), complete=complete)
 
+    def abort_uploads(self, repo: str) -> int:
+        """Abort the multipart uploads under ``repo``'s folder (an interrupted fill's); how many."""
+        aborted = 0
+        with aws_errors():
+            for page in self.s3.get_paginator("list_multipart_uploads").paginate(
+                    Bucket=self.bucket, Prefix=repo_folder(repo) + "/"):
+                for upload in page.get("Uploads", []):
+                    self.s3.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                    aborted += 1
+        return aborted
+
     def _held(self, repo: str) -> dict[str, int]:
         return {o["Key"]: o["Size"] for o in objects(self.s3, self.bucket, repo_folder(repo) + "/")}
 

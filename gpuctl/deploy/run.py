@@ -1,0 +1,28 @@
+"""One ``up`` (or ``weights pull --to``) in progress: what every step of it shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gpuctl.deploy.context import DeployContext
+from gpuctl.deploy.journal import Journal
+from gpuctl.deploy.request import UpRequest
+from gpuctl.models.deployment import Deployment
+
+
+@dataclass
+class DeployRun:
+    """One ``up`` (or ``weights pull --to``): its context, its request, its record and the secrets it made."""
+
+    ctx: DeployContext
+    request: UpRequest
+    journal: Journal
+    secrets: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return self.request.name
+
+    @property
+    def deployment(self) -> Deployment:
+        return self.journal.current

@@ -1,0 +1,199 @@
+"""The engine as a docker container on a machine gpuctl reaches over SSH (or this one): shared by the rented
+machine runtime (:mod:`.ssh_machine`) and the user's own host (:mod:`.user_host`).
+
+Steps: one SSH session for the whole run, the host check, the weights into the host's cache (or the
+provider's mounted cache, or through its mirror), the engine container, the TTL watchdog, the health
+wait. The container's state is read at every health poll, so an engine that exits, is killed or
+keeps restarting fails the wait at once (exit 8, with its log tail).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import TYPE_CHECKING
+
+from gpuctl.deploy import naming
+from gpuctl.deploy.endpoint import http_url
+from gpuctl.deploy.hosts import wait_for_shell
+from gpuctl.deploy.runtimes.base import Runtime
+from gpuctl.errors import GpuctlError
+from gpuctl.host.shell import Shell
+from gpuctl.host.target import HostTarget
+from gpuctl.models.engine import HOST_CACHE_DIR, HOST_PORT
+from gpuctl.models.instance import Instance
+from gpuctl.plan import DeployPlan
+from gpuctl.providers.capabilities import Capability
+
+if TYPE_CHECKING:
+    from gpuctl.host.docker import ContainerState, DockerEngine
+    from gpuctl.models.engine import EngineSpec
+    from gpuctl.weights.models import CacheReport
+
+
+class HostEngineRuntime(Runtime):
+    """A runtime whose engine gpuctl runs itself, in docker on the machine (see the module docstring)."""
+
+    _shell: Shell | None = None
+    _docker: DockerEngine | None = None
+
+    @property
+    def shell(self) -> Shell | None:
+        return self._shell
+
+    @abstractmethod
+    def target(self, instance: Instance) -> HostTarget:
+        """Where the machine is reached."""
+
+    @property
+    @abstractmethod
+    def pin_new_host_key(self) -> bool:
+        """Whether an unknown host key is pinned on first contact (a machine rented a minute ago)."""
+
+    @property
+    @abstractmethod
+    def stop_machine_on_ttl(self) -> bool:
+        """Whether the TTL watchdog also shuts the machine down."""
+
+    @property
+    def cache_dir(self) -> str:
+        """Where the weights live on the machine: the provider's mounted cache, else the host directory."""
+        return self.cache.mount_path if self.cache and self.cache.mount_path else HOST_CACHE_DIR
+
+    # -- steps ---------------------------------------------------------------------------------------
+    def connect(self, instance: Instance) -> Shell:
+        """The session for the whole run: the one the caller handed over, else a new one (retried while it boots)."""
+        if self._shell is None:
+            request = self.run.request
+            target = self.target(instance)
+            if request.session is not None:
+                self._shell = request.session
+            else:
+                with self.ctx.reporter.step(f"connecting to {target}"):
+                    self._shell = wait_for_shell(target, self.ctx.state_dir, timeout=self.ctx.timeouts.ssh,
+                                                 identity=request.identity,
+                                                 accept_host_key=request.accept_host_key or self.pin_new_host_key,
+                                                 decide=request.decide_host_key)
+        return self._shell
+
+    def connect_and_check(self, plan: DeployPlan, instance: Instance) -> DockerEngine:
+        """SSH to the machine, check its GPUs and docker; the docker engine to run containers with."""
+        from gpuctl.host.checks import check_host
+        from gpuctl.host.docker import DockerEngine
+
+        journal = self.run.journal
+        target = self.target(instance)
+        if journal.current.host is None:
+            journal.update(host=str(target), host_port=HOST_PORT)
+        shell = self.connect(instance)
+        offer = plan.offer
+        with self.ctx.reporter.step(f"checking {shell.where}"):
+            report = check_host(shell, expected_gpu=offer.gpu, expected_count=offer.gpu_count,
+                                reporter=self.ctx.reporter)
+        container = None if self.run.request.weights_only else naming.container_name(self.run.name)
+        journal.update(docker_sudo=report.docker_sudo, container=container, event="host-checked",
+                       detail=f"{report.gpu_count} x {report.gpu}, docker {report.docker.server_version}")
+        self._docker = DockerEngine(shell, sudo=report.docker_sudo)
+        return self._docker
+
+    def cache_weights(self, plan: DeployPlan, docker: DockerEngine) -> EngineSpec:
+        """The weights into the machine's cache (fetched once, verified); the engine then serves them offline.
+
+        A cache the machine does not mount (AWS: S3) is read and filled through the machine's own
+        cache; while that fill runs the record names it, so a teardown aborts its unfinished uploads.
+        """
+        from gpuctl.engines import HF_TOKEN_ENV
+        from gpuctl.weights import ensure_cached, serve_from_cache
+
+        model = plan.model
+        mirror = (self.provider.weights_mirror(self.cache)
+                  if self.cache and self.provider.can(Capability.WEIGHTS_MIRROR) else None)
+        if mirror is not None:
+            self.run.journal.update(mirror_fill=model.repo)
+        cached = ensure_cached(docker, model.repo, model.revision, image=plan.engine.image,
+                               cache_dir=self.cache_dir, hf_token=self.run.secrets.get(HF_TOKEN_ENV),
+                               allow_pickle=self.run.request.allow_pickle, reporter=self.ctx.reporter,
+                               manifest=self.run.request.manifest, mirror=mirror)
+        self.cache_report = cached
+        if self.cache is not None:
+            from gpuctl.weights.ledger import record_filled
+
+            record_filled(self.cache, cached)
+        self.run.journal.update(mirror_fill=None, event="weights-cached",
+                                detail=f"{cached.files} files, {cached.downloaded_bytes} bytes fetched")
+        return serve_from_cache(plan.engine, pickle=cached.format == "pickle")
+
+    def start_engine(self, plan: DeployPlan, instance: Instance) -> None:
+        docker = self.connect_and_check(plan, instance)
+        spec = self.cache_weights(plan, docker)
+        deployment = self.run.deployment
+        assert deployment.host_port is not None and deployment.container is not None
+        container = deployment.container
+        with self.ctx.reporter.step(f"starting {spec.engine} ({spec.image})"):
+            docker.run_engine(spec, secrets=self.run.secrets, name=container, host_port=deployment.host_port,
+                              cache_dir=self.cache_dir, reporter=self.ctx.reporter)
+        target = self.target(instance)
+        self.run.journal.update(endpoint=self._endpoint(plan, target, deployment.host_port),
+                                tunnel=target.kind == "ssh" and not plan.engine.public,
+                                event="engine-started", detail=container)
+        if plan.ttl_seconds:
+            self.arm_watchdog(plan, container, deployment.docker_sudo)
+        self.wait_healthy(plan)
+
+    def fill_cache(self, plan: DeployPlan, instance: Instance | None) -> CacheReport:
+        assert instance is not None
+        self.cache_weights(plan, self.connect_and_check(plan, instance))
+        assert self.cache_report is not None
+        return self.cache_report
+
+    def arm_watchdog(self, plan: DeployPlan, container: str, sudo: bool) -> None:
+        from datetime import datetime, timezone
+
+        from gpuctl.deploy.watchdog import arm
+
+        assert self._shell is not None
+        now = datetime.now(timezone.utc)
+        launched = self.run.deployment.launched_at or now
+        left = int((plan.ttl_seconds or 0) - (now - launched).total_seconds())
+        armed = arm(self._shell, name=self.run.name, container=container, seconds_left=left,
+                    stop_machine=self.stop_machine_on_ttl, sudo=sudo)
+        self.run.journal.update(watchdog_pid=armed.pid, expires_at=armed.expires_at, event="ttl-armed",
+                                detail=armed.expires_at.isoformat())
+
+    def _endpoint(self, plan: DeployPlan, target: HostTarget, port: int) -> str:
+        if target.kind == "local" or not plan.engine.public:
+            return http_url("127.0.0.1", port)
+        hostname = getattr(getattr(self._shell, "options", None), "hostname", None) or str(target.host)
+        return http_url(hostname, port)
+
+    # -- watching the engine -------------------------------------------------------------------------
+    def engine_stopped(self) -> str | None:
+        container = self.run.deployment.container
+        if self._docker is None or container is None:
+            return None
+        return stop_reason(self._docker.inspect(container))
+
+    def engine_log_tail(self) -> str:
+        container = self.run.deployment.container
+        if self._docker is None or container is None:
+            return ""
+        try:
+            return self._docker.logs(container, tail=30)
+        except GpuctlError:
+            return ""
+
+    def close(self) -> None:
+        close = getattr(self._shell, "close", None)
+        if close is not None and self._shell is not self.run.request.session:
+            close()
+        self._shell = None
+
+
+def stop_reason(state: ContainerState | None) -> str | None:
+    """Why the engine container is not serving (gone, exited, restarting), or None while it runs."""
+    if state is None:
+        return "the container is gone"
+    if state.status == "restarting" or state.restart_count > 0:
+        return f"it keeps restarting ({state.restart_count} restarts, last exit code {state.exit_code})"
+    if not state.running:
+        return f"{state.status}, exit code {state.exit_code}"
+    return None
