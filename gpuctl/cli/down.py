@@ -59,19 +59,25 @@ def down(app: App, name: str | None, everything: bool, host: str | None, identit
     if service is not None:  # a service: its replicas leave the router and go, then the router
         take_down_service(app, ctx, service)
         return
-    if everything:  # services first, so no router is left without its replicas
+    failures: list[GpuctlError] = []
+    tried: list[str] = []  # services
+    if everything:  # services first (router, then replicas), so no router is left without its replicas
         from gpuctl.deploy import service as services
 
         for active in [s for s in app.state.read().services.values() if s.status != "terminated"]:
-            services.take_down_service(ctx, active.name)
+            tried.append(active.name)
+            try:
+                services.take_down_service(ctx, active.name)
+            except GpuctlError as exc:
+                warn(app, f"service {active.name}: not down: {exc.one_line()}")
+                failures.append(exc)
     targets = [d for d in ctx.records.all() if is_active(d)] if everything else [ctx.records.get(name or "")]
-    if not [d for d in targets if is_active(d)]:
+    if not [d for d in targets if is_active(d)] and not failures:
         info(app, f"{name} is already down: nothing to do" if name else "no active deployments: nothing to do")
         if app.json:
             print_json([])
         return
     ended: list[Deployment] = []
-    failures: list[GpuctlError] = []
     for deployment in targets:  # each one, whatever happened to the one before: none may keep billing
         try:
             outcome = take_down(ctx, deployment.name)
@@ -84,9 +90,11 @@ def down(app: App, name: str | None, everything: bool, host: str | None, identit
         ended.append(outcome.deployment)
     _print_ended(app, ended)
     if failures:
-        if len(targets) == 1:
+        total = len(targets) + len(tried)
+        if total == 1:
             raise failures[0]
-        summary = GpuctlError(f"{len(failures)} of {len(targets)} deployment(s) could not be taken down",
+        what = "deployment(s) and service(s)" if tried else "deployment(s)"
+        summary = GpuctlError(f"{len(failures)} of {total} {what} could not be taken down",
                               "see the lines above; 'gpuctl down NAME' retries one")
         summary.exit_code = failures[0].exit_code  # the first failure's kind decides
         raise summary

@@ -14,21 +14,13 @@ if TYPE_CHECKING:
 
 
 def node_plans(app: App, ctx: DeployContext, request: PlanRequest, inputs: PlanInputs) -> list[DeployPlan]:
-    """The best offers for ``request.nodes`` machines at providers that can place them together, best first."""
-    from gpuctl.deploy.nodes import node_plan
-    from gpuctl.deploy.planning import MAX_OFFERS, candidate_plans
-    from gpuctl.errors import UsageError
-    from gpuctl.providers.capabilities import Capability
+    """The best offers for ``request.nodes`` machines at providers that can place them together, best first
+    (``--dry-run``: nothing is read from the model's hub)."""
+    from gpuctl.deploy.nodes import multi_node_plans
+    from gpuctl.deploy.planning import candidate_plans
 
     _look_up_first(app, request, inputs)
-    every = candidate_plans(ctx, request, inputs, limit=1_000)
-    plans = [node_plan(p, request.nodes) for p in every
-             if ctx.provider_class(p.offer.provider).can(Capability.MULTI_NODE)]
-    if not plans:
-        at = ", ".join(sorted({p.offer.provider for p in every}))
-        raise UsageError(f"{len(every)} offer(s) fit on {request.nodes} nodes, but their providers ({at}) cannot place "
-                         "machines together for one engine", "see 'gpuctl providers' (multi-node) and docs/scale.md")
-    return plans[:MAX_OFFERS]
+    return multi_node_plans(ctx, candidate_plans(ctx, request, inputs, limit=1_000), request.nodes)
 
 
 def _look_up_first(app: App, request: PlanRequest, inputs: PlanInputs) -> None:
@@ -48,28 +40,18 @@ def _look_up_first(app: App, request: PlanRequest, inputs: PlanInputs) -> None:
 
 def deploy_nodes(app: App, ctx: DeployContext, request: PlanRequest, inputs: PlanInputs, *, name: str | None,
                  allow_pickle: bool, keep_on_failure: bool) -> Deployment:
-    """Plan, show the price of every node, ask, deploy; the running deployment."""
+    """Plan (through ``up``'s proposal service), show the price of every node, ask, deploy; the running deployment."""
     from gpuctl.cli.confirm import confirm_or_refuse
-    from gpuctl.deploy import naming
-    from gpuctl.deploy.lifecycle import describe_offer
-    from gpuctl.deploy.nodes import up_nodes
-    from gpuctl.deploy.service import prepare
-    from gpuctl.durations import format_duration
+    from gpuctl.deploy.nodes import nodes_summary, propose_nodes, up_nodes
+    from gpuctl.deploy.request import UpRequest
 
-    plans = node_plans(app, ctx, request, inputs)
-    plan, nodes = plans[0], request.nodes
-    for note in plan.warnings:
+    _look_up_first(app, request, inputs)
+    proposal = propose_nodes(ctx, request, inputs, name=name, allow_pickle=allow_pickle)
+    for note in proposal.plan.warnings:
         warn(app, note)
-    name = naming.check_name(name or naming.default_name(plan.model.name, f"{nodes}n-{plan.offer.gpu}"))
-    secrets, manifest = prepare(ctx, plan, allow_pickle=allow_pickle)
-    total = plan.offer.price_per_hour * nodes
-    ttl = (f"TTL {format_duration(plan.ttl_seconds)} on every node, at most ${plan.estimated_cost_usd:.2f} in total"
-           if plan.ttl_seconds else f"no TTL: bills until 'gpuctl down {name}'")
-    shown = (f"deploy {name}: {plan.model.name} on {nodes} nodes of {describe_offer(plan.offer)} each, "
-             f"${total:.2f}/h in total, {ttl}\n  vLLM multi-node: pipeline parallel across the {nodes} nodes, "
-             f"tensor parallel over each node's {plan.offer.gpu_count} GPUs")
-    confirm_or_refuse(app, "Deploy?", shown=shown,
+    confirm_or_refuse(app, "Deploy?", shown=nodes_summary(proposal, request.nodes),
                       refused="not deploying without a confirmation, and there is no terminal to ask on",
                       hint="pass -y to confirm the price shown above")
-    return up_nodes(ctx, name=name, plans=plans, nodes=nodes, secrets=secrets, manifest=manifest,
-                    allow_pickle=allow_pickle, keep_on_failure=keep_on_failure)
+    return up_nodes(ctx, UpRequest(name=proposal.name, plans=proposal.plans, secrets=proposal.secrets,
+                                   manifest=proposal.manifest, allow_pickle=allow_pickle,
+                                   keep_on_failure=keep_on_failure), request.nodes)

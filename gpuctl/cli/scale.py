@@ -68,9 +68,9 @@ def scale(app: App, name: str, count: int | None, allow_pickle: bool) -> None:
         request = PlanRequest.model_validate(service.request)
         inputs = plan_inputs(request, project_root=app.project_root, registry=app.registry, reporter=ctx.reporter)
         names = services.replica_names(name, service.next_index, target - len(alive))
-        plans = services.plan_replicas(ctx, request, inputs, names, spread=service.spread)
-        secrets, manifest = services.prepare(ctx, plans[0].plans[0], allow_pickle=allow_pickle)
-        confirm_replicas(app, name, plans, router=_where(service), verb="add to")
+        proposal = services.propose_replicas(ctx, request, inputs, names, spread=service.spread,
+                                             allow_pickle=allow_pickle)
+        confirm_replicas(app, name, proposal.replicas, router=_where(service), adding=True)
         from gpuctl.deploy.secrets import read_api_key
 
         key = read_api_key(ctx.state_dir, name)
@@ -78,9 +78,10 @@ def scale(app: App, name: str, count: int | None, allow_pickle: bool) -> None:
             raise UsageError(f"the API key of service '{name}' is missing from .gpuctl/secrets",
                              f"'gpuctl down {name}' and deploy it again")
         services.add_replicas(ctx, services.ServiceRequest(
-            name=name, replicas=plans, plan_request=request, router=_where(service),
+            name=name, replicas=proposal.replicas, plan_request=request, router=_where(service),
             policy=service.router.policy if service.router else routing.DEFAULT_POLICY, spread=service.spread,
-            replace_failed=service.replace_failed, allow_pickle=allow_pickle, secrets=secrets, manifest=manifest,
+            replace_failed=service.replace_failed, allow_pickle=allow_pickle, secrets=proposal.secrets,
+            manifest=proposal.manifest,
             on_replica=lambda d: info(app, f"{d.name} is healthy and behind the router")), key)
     service = services.update(ctx, name, replicas=wanted, status="running" if target == wanted else "degraded",
                               event="scaled", detail=f"{target} of {wanted}")

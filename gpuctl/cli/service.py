@@ -25,14 +25,15 @@ def deploy_service(app: App, ctx: DeployContext, request: PlanRequest, inputs: P
     from gpuctl.deploy import service as services
 
     name = services.check_service_name(name or naming.default_name(inputs.recipe.name, f"x{replicas}"))
-    plans = services.plan_replicas(ctx, request, inputs, services.replica_names(name, 1, replicas), spread=spread)
-    secrets, manifest = services.prepare(ctx, plans[0].plans[0], allow_pickle=allow_pickle)
-    for note in plans[0].plans[0].warnings:
+    proposal = services.propose_replicas(ctx, request, inputs, services.replica_names(name, 1, replicas),
+                                         spread=spread, allow_pickle=allow_pickle)
+    for note in proposal.replicas[0].plans[0].warnings:
         warn(app, note)
-    confirm_replicas(app, name, plans, router=router, verb="deploy")
+    confirm_replicas(app, name, proposal.replicas, router=router)
     service_request = services.ServiceRequest(
-        name=name, replicas=plans, plan_request=request, router=router, policy=policy, spread=spread,
-        replace_failed=replace_failed, allow_pickle=allow_pickle, secrets=secrets, manifest=manifest,
+        name=name, replicas=proposal.replicas, plan_request=request, router=router, policy=policy, spread=spread,
+        replace_failed=replace_failed, allow_pickle=allow_pickle, secrets=proposal.secrets,
+        manifest=proposal.manifest,
         on_replica=lambda d: info(app, f"{d.name} is healthy and behind the router"))
     service = services.up_service(ctx, service_request)
     render_ready(app, ctx, service)
@@ -43,7 +44,7 @@ def dry_run_service(app: App, ctx: DeployContext, request: PlanRequest, inputs: 
     """``up --replicas N --dry-run``: every replica's plan and the total, nothing rented."""
     from gpuctl.deploy import naming
     from gpuctl.deploy import service as services
-    from gpuctl.deploy.lifecycle import describe_offer
+    from gpuctl.deploy.planning import describe_offer
 
     name = name or naming.default_name(inputs.recipe.name, f"x{replicas}")
     plans = services.plan_replicas(ctx, request, inputs, services.replica_names(name, 1, replicas), spread=spread)
@@ -60,22 +61,13 @@ def dry_run_service(app: App, ctx: DeployContext, request: PlanRequest, inputs: 
     click.echo("\n".join(lines))
 
 
-def confirm_replicas(app: App, name: str, plans: list[ReplicaPlan], *, router: str, verb: str) -> None:
+def confirm_replicas(app: App, name: str, plans: list[ReplicaPlan], *, router: str, adding: bool = False) -> None:
     """Every offer and the total $/h in one question: nothing is rented without it."""
     from gpuctl.cli.confirm import confirm_or_refuse
-    from gpuctl.deploy.lifecycle import describe_offer
-    from gpuctl.deploy.service import price_per_hour
-    from gpuctl.durations import format_duration
+    from gpuctl.deploy.service import replicas_summary
 
-    total = price_per_hour(plans)
-    ttl = plans[0].plans[0].ttl_seconds
-    lines = [f"{verb} {name}: {len(plans)} replica(s) of {plans[0].plans[0].model.name} behind vllm-router "
-             f"({'on this machine' if router == 'local' else 'on ' + router})"]
-    lines += [f"  {p.name}: {describe_offer(p.offer)}" for p in plans]
-    cap = (f", TTL {format_duration(ttl)}, at most ${total * ttl / 3600:.2f} in total" if ttl
-           else f", no TTL: bills until 'gpuctl down {name}'")
-    lines.append(f"  total ${total:.2f}/h{cap}")
-    confirm_or_refuse(app, "Deploy?" if verb == "deploy" else "Add them?", shown="\n".join(lines),
+    confirm_or_refuse(app, "Add them?" if adding else "Deploy?",
+                      shown=replicas_summary(name, plans, router=router, adding=adding),
                       refused="not deploying without a confirmation, and there is no terminal to ask on",
                       hint="pass -y to confirm the prices shown above")
 

@@ -8,36 +8,47 @@ its own private address, the others join it ``--headless``. The layers are split
 stage per node and each stage is tensor parallel over its node's GPUs. The containers use the host's
 network (torch.distributed opens ports of its own between the nodes).
 
-It is one deployment: one record (written before every provider call), one endpoint (rank 0's),
-health-checked on rank 0 while every rank's container is watched, a price and a TTL covering every
-node, and one teardown for all of them: a failure of any rank, Ctrl-C or ``gpuctl down`` ends them
-all. The record carries no single instance id: the teardown finds every node by the deployment's
-tags, then the provider releases what placed them together.
+It is one deployment, on ``up``'s own machinery: one record, written through a
+:class:`~gpuctl.deploy.journal.Journal` before every provider call (so every status change is checked
+against :mod:`gpuctl.deploy.states`), under the deployment's lock; each node is driven by the rented
+machine runtime (:class:`~gpuctl.deploy.runtimes.ssh_machine.SshMachineRuntime`: its connect, host
+check, weights cache, TTL watchdog and wait for the machine), only the engine's start is multi-node's
+own. One endpoint (rank 0's), health-checked on rank 0 while every rank's container is watched; a
+price and a TTL covering every node; and the one teardown (:func:`gpuctl.deploy.teardown.teardown`)
+for all of them: a failure of any rank, Ctrl-C or ``gpuctl down`` ends them all. The record carries
+no single instance id: the runtime's release finds every node by the deployment's tags, then
+:func:`gpuctl.deploy.removal.release_nodes` has the provider release what placed them together.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import time
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gpuctl.deploy import naming, tags
 from gpuctl.deploy.context import DeployContext
+from gpuctl.deploy.journal import Journal
+from gpuctl.deploy.locks import held_for_up
+from gpuctl.deploy.removal import Removals
+from gpuctl.deploy.request import UpRequest
+from gpuctl.deploy.run import DeployRun
+from gpuctl.deploy.runtimes.base import ensure_api_key
+from gpuctl.deploy.runtimes.ssh_machine import SshMachineRuntime
 from gpuctl.deploy.signals import shielded, terminate_interrupts
-from gpuctl.errors import GpuctlError, Interrupted, ProviderError, TimeoutError_, UsageError
-from gpuctl.host.target import HostTarget
+from gpuctl.deploy.teardown import Outcome, report_unwritten, teardown
+from gpuctl.errors import GpuctlError, Interrupted, ProviderError, UsageError
 from gpuctl.models.deployment import Deployment, LaunchAttempt
-from gpuctl.models.engine import HOST_CACHE_DIR, EngineSpec
-from gpuctl.models.instance import Instance, LaunchRequest
-from gpuctl.plan import DeployPlan
+from gpuctl.models.engine import EngineSpec
+from gpuctl.models.instance import Instance
+from gpuctl.plan import DeployPlan, PlanInputs, PlanRequest
 from gpuctl.providers.capabilities import Capability
 
 if TYPE_CHECKING:
+    from gpuctl.deploy.proposal import Proposal
     from gpuctl.host.docker import DockerEngine
-    from gpuctl.host.shell import Shell
-    from gpuctl.weights.models import Manifest
 
 
 def node_plan(plan: DeployPlan, nodes: int) -> DeployPlan:
@@ -53,6 +64,46 @@ def node_plan(plan: DeployPlan, nodes: int) -> DeployPlan:
     return plan.model_copy(update={"engine": engine, "estimated_cost_usd": cost, "nodes": nodes})
 
 
+def multi_node_plans(ctx: DeployContext, ranked: list[DeployPlan], nodes: int) -> list[DeployPlan]:
+    """Of ``ranked`` (plans whose fit counts ``nodes`` machines), the ``nodes``-node plans at providers that
+    place machines together, best first; UsageError (2) when no provider of them can."""
+    from gpuctl.deploy.planning import MAX_OFFERS
+
+    plans = [node_plan(p, nodes) for p in ranked if ctx.provider_class(p.offer.provider).can(Capability.MULTI_NODE)]
+    if not plans:
+        at = ", ".join(sorted({p.offer.provider for p in ranked}))
+        raise UsageError(f"{len(ranked)} offer(s) fit on {nodes} nodes, but their providers ({at}) cannot place "
+                         "machines together for one engine", "see 'gpuctl providers' (multi-node) and docs/scale.md")
+    return plans[:MAX_OFFERS]
+
+
+def propose_nodes(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs, *, name: str | None,
+                  allow_pickle: bool) -> Proposal:
+    """``up``'s proposal (:func:`gpuctl.deploy.proposal.propose`: secrets checked, the model's files read, before
+    anything is rented) for ``request.nodes`` machines; the name defaults to ``<model>-<N>n-<gpu>-<4 hex>``."""
+    from gpuctl.deploy.proposal import propose
+
+    proposal = propose(ctx, request, inputs, name=name, limit=1_000, allow_pickle=allow_pickle)
+    plans = multi_node_plans(ctx, proposal.plans, request.nodes)
+    first = plans[0]
+    return replace(proposal, plans=plans, name=naming.check_name(
+        name or naming.default_name(first.model.name, f"{request.nodes}n-{first.offer.gpu}")))
+
+
+def nodes_summary(proposal: Proposal, nodes: int) -> str:
+    """What ``up --nodes N`` shows before its question: the offer, the price of every node, the TTL's cap."""
+    from gpuctl.deploy.planning import describe_offer
+    from gpuctl.durations import format_duration
+
+    plan, name = proposal.plan, proposal.name
+    total = plan.offer.price_per_hour * nodes
+    ttl = (f"TTL {format_duration(plan.ttl_seconds)} on every node, at most ${plan.estimated_cost_usd:.2f} in total"
+           if plan.ttl_seconds else f"no TTL: bills until 'gpuctl down {name}'")
+    return (f"deploy {name}: {plan.model.name} on {nodes} nodes of {describe_offer(plan.offer)} each, "
+            f"${total:.2f}/h in total, {ttl}\n  vLLM multi-node: pipeline parallel across the {nodes} nodes, "
+            f"tensor parallel over each node's {plan.offer.gpu_count} GPUs")
+
+
 def rank_args(spec: EngineSpec, *, nodes: int, rank: int, master_addr: str, public: bool) -> list[str]:
     """The ``vllm serve`` arguments of node ``rank``: rank 0 serves (on all interfaces only when public)."""
     from gpuctl.engines import vllm
@@ -63,253 +114,199 @@ def rank_args(spec: EngineSpec, *, nodes: int, rank: int, master_addr: str, publ
     return vllm.node_args(args, nodes=nodes, node_rank=rank, master_addr=master_addr)
 
 
-def up_nodes(ctx: DeployContext, *, name: str, plans: list[DeployPlan], nodes: int, secrets: dict[str, str],
-             manifest: Manifest | None = None, allow_pickle: bool = False, keep_on_failure: bool = False) -> Deployment:
-    """Place ``nodes`` machines of ``plans[0]``'s offer, start the engine on each, health-check rank 0.
+def up_nodes(ctx: DeployContext, request: UpRequest, nodes: int) -> Deployment:
+    """Place ``nodes`` machines of ``request.plans[0]``'s offer, start the engine on each, health-check rank 0.
 
-    Raises the failing step's error after tearing every node down (130 for Ctrl-C).
+    Raises the failing step's error after tearing every node down (130 for Ctrl-C, 2 when the record could
+    not be written), unless ``request.keep_on_failure``.
     """
-    with terminate_interrupts():
-        run = _Nodes(ctx, name, plans[0], nodes, dict(secrets), manifest, allow_pickle)
-        run.reserve()
+    with held_for_up(ctx, request.name), terminate_interrupts():
+        launch = NodeLaunch(ctx, request, nodes)
+        launch.reserve()
         try:
-            return run.execute()
+            return launch.execute()
         except BaseException as exc:
-            error = run.fail(exc, keep=keep_on_failure)
+            error = launch.fail(exc)
             if error is exc:
                 raise
             raise error from exc
         finally:
-            run.close()
+            launch.close()
 
 
-class _Nodes:
-    def __init__(self, ctx: DeployContext, name: str, plan: DeployPlan, nodes: int, secrets: dict[str, str],
-                 manifest: Manifest | None, allow_pickle: bool) -> None:
-        self.ctx, self.name, self.plan, self.nodes = ctx, name, plan, nodes
-        self.secrets, self.manifest, self.allow_pickle = secrets, manifest, allow_pickle
-        self.provider = ctx.provider(plan.offer.provider)
-        self.shells: list[Shell] = []
-        self.engines: list[DockerEngine] = []
+class NodeLaunch:
+    """One ``up --nodes N``: its record (a journal) and a rented machine runtime per node, rank order."""
 
-    def update(self, event: str | None = None, detail: str | None = None, **changes: Any) -> Deployment:
-        return self.ctx.records.update(self.name, event=event, detail=detail, **changes)
+    def __init__(self, ctx: DeployContext, request: UpRequest, nodes: int) -> None:
+        self.ctx, self.request, self.nodes = ctx, request, nodes
+        self.plan = request.plans[0]
+        self.provider = ctx.provider(self.plan.offer.provider)
+        self._run: DeployRun | None = None
+        self.runtimes: list[SshMachineRuntime] = []
+
+    @property
+    def run(self) -> DeployRun:
+        assert self._run is not None, "reserve() first"
+        return self._run
+
+    @property
+    def journal(self) -> Journal:
+        return self.run.journal
 
     def reserve(self) -> None:
-        """The record, before any call to the provider."""
+        """The record, before any call to the provider; a runtime per node, sharing it."""
         if not self.provider.can(Capability.MULTI_NODE):
             raise UsageError(f"{self.provider.display_name} cannot place machines together for one engine",
                              "'gpuctl providers' shows which can (multi-node)")
-        plan, offer, created = self.plan, self.plan.offer, _now()
+        plan, offer, created, name = self.plan, self.plan.offer, _now(), self.request.name
         record = Deployment(
-            name=self.name, model=plan.model.name, provider=offer.provider, status="provisioning", created_at=created,
-            idempotency_token=naming.idempotency_token(self.ctx.project_id, self.name, 0, created),
-            project_id=self.ctx.project_id, tags=tags.deployment_tags(self.ctx.project_id, self.name),
+            name=name, model=plan.model.name, provider=offer.provider, status="provisioning", created_at=created,
+            idempotency_token=naming.idempotency_token(self.ctx.project_id, name, 0, created),
+            project_id=self.ctx.project_id, tags=tags.deployment_tags(self.ctx.project_id, name),
             ttl_seconds=plan.ttl_seconds, engine=plan.engine.engine, engine_spec=plan.engine,
             served_model_name=plan.engine.served_model_name, health_path=plan.engine.health_path,
             public=plan.engine.public, owner_pid=os.getpid(), owner_host=socket.gethostname(), offer_id=offer.id,
             region=offer.region, gpu=offer.gpu, gpu_count=offer.gpu_count, nodes=self.nodes,
-            price_per_hour=round(offer.price_per_hour * self.nodes, 4),
+            price_per_hour=round(offer.price_per_hour * self.nodes, 4), quantization=plan.engine.quantization,
         )
-        self.ctx.records.reserve(record, allocate_port=False)
+        reserved = self.ctx.records.reserve(record, allocate_port=False)
+        self._run = DeployRun(self.ctx, self.request, Journal(self.ctx.records, reserved), dict(self.request.secrets))
+        self.runtimes = [SshMachineRuntime(self._run, self.provider) for _ in range(self.nodes)]
 
     def execute(self) -> Deployment:
         instances = self.launch()
-        instances = self.wait_running(instances)
+        instances = [runtime.wait_for_instance(i) for runtime, i in zip(self.runtimes, instances, strict=True)]
         self.start_engines(instances)
-        return self.update(status="running", ready_at=_now(), owner_pid=None, error=None, event="ready",
-                           detail=self.ctx.records.get(self.name).endpoint)
+        deployment = self.run.deployment
+        return self.journal.update(status="running", ready_at=_now(), owner_pid=None, error=None, event="ready",
+                                   detail=deployment.endpoint)
 
     def launch(self) -> list[Instance]:
-        from gpuctl.host.keys import ensure_project_key
-
-        offer = self.plan.offer
-        deployment = self.ctx.records.get(self.name)
-        token = deployment.idempotency_token
-        self.ensure_api_key()
-        self.update(event="launching", detail=f"{self.nodes} x {offer.id}",
-                    attempts=[LaunchAttempt(provider=offer.provider, offer_id=offer.id, idempotency_token=token)])
-        request = LaunchRequest(name=self.name, offer=offer, idempotency_token=token, tags=deployment.tags,
-                                ssh_public_key=ensure_project_key(self.ctx.state_dir).public_key,
-                                ttl_seconds=self.plan.ttl_seconds, public=self.plan.engine.public)
+        """The provider places every node at once; the attempt is recorded (unsettled) before the call."""
+        offer, journal = self.plan.offer, self.journal
+        token = journal.current.idempotency_token
+        ensure_api_key(self.run, self.plan)
+        request = self.runtimes[0].launch_request(self.plan, token)
+        journal.update(event="launching", detail=f"{self.nodes} x {offer.id}", attempts=[LaunchAttempt(
+            provider=offer.provider, offer_id=offer.id, idempotency_token=token, settled=False)])
         with self.ctx.reporter.step(f"placing {self.nodes} machines of {offer.gpu_count} x {offer.gpu} together "
                                     f"at {self.provider.display_name}"):
-            instances = self.provider.launch_nodes(request, self.nodes)
+            try:
+                instances = self.provider.launch_nodes(request, self.nodes)
+            except GpuctlError as exc:  # an answer settles the create: what it made, its tags show now
+                journal.update(attempts=[a.model_copy(update={"settled": True, "error": exc.message})
+                                         for a in journal.current.attempts], persist=False)
+                raise
+        settled = [a.model_copy(update={"settled": True}) for a in journal.current.attempts]
         if len(instances) != self.nodes:
+            journal.update(attempts=settled, persist=False)
             raise ProviderError(f"{self.provider.display_name} placed {len(instances)} machines, not {self.nodes}")
         launched = _now()
         expires = launched + timedelta(seconds=self.plan.ttl_seconds) if self.plan.ttl_seconds else None
-        self.update(status="starting", launched_at=launched, expires_at=expires, event="launched",
-                    detail=", ".join(i.id for i in instances), node_instances=[i.id for i in instances])
-        return instances
-
-    def ensure_api_key(self) -> None:
-        key_env = self.plan.engine.api_key_env
-        if key_env and key_env not in self.secrets:
-            from gpuctl.deploy.secrets import create_api_key
-
-            self.secrets[key_env] = create_api_key(self.ctx.state_dir, self.name)
-
-    def wait_running(self, instances: list[Instance]) -> list[Instance]:
-        timeouts = self.ctx.timeouts
-        deadline = time.monotonic() + timeouts.launch
-        with self.ctx.reporter.step(f"waiting for {self.nodes} machines to start"):
-            while not all(_reachable(i) for i in instances):
-                broken = [i for i in instances if i.status in ("error", "terminated", "stopped")]
-                if broken:
-                    raise ProviderError(f"{self.provider.display_name} instance {broken[0].id} is "
-                                        f"{broken[0].provider_status or broken[0].status} instead of starting")
-                if time.monotonic() + timeouts.poll > deadline:
-                    raise TimeoutError_(f"the {self.nodes} machines were not all running after {timeouts.launch:.0f}s")
-                time.sleep(timeouts.poll)
-                instances = [self.provider.get(i.id) for i in instances]
+        journal.update(status="starting", launched_at=launched, expires_at=expires, attempts=settled,
+                       event="launched", detail=", ".join(i.id for i in instances),
+                       node_instances=[i.id for i in instances])
         return instances
 
     def start_engines(self, instances: list[Instance]) -> None:
-        """Every node checked and given the weights; then the engines, rank 0 first; then rank 0's health."""
-        from gpuctl.deploy.hosts import wait_for_shell
-
-        targets = [HostTarget(kind="ssh", host=i.ssh_host, user=i.ssh_user, port=i.ssh_port) for i in instances]
+        """Every node checked and given the weights (the runtime's steps); the engines, rank 0 first; rank 0's
+        health."""
+        plan, journal = self.plan, self.journal
         master = instances[0].private_ip or instances[0].ssh_host
         assert master is not None
-        self.update(host=str(targets[0]), host_port=self.plan.engine.port, node_hosts=[str(t) for t in targets],
-                    container=naming.container_name(self.name))
-        specs = []
-        for rank, target in enumerate(targets):
-            with self.ctx.reporter.step(f"connecting to node {rank} ({target})"):
-                shell = wait_for_shell(target, self.ctx.state_dir, timeout=self.ctx.timeouts.ssh, accept_host_key=True)
-            self.shells.append(shell)
-            specs.append(self.prepare(rank, shell))
-        container = naming.container_name(self.name)
-        for rank, (engine, spec) in enumerate(zip(self.engines, specs, strict=True)):
-            self.run_engine(rank, engine, spec, container, master)
-        endpoint_host = targets[0].host if self.plan.engine.public else "127.0.0.1"
+        targets = [runtime.target(i) for runtime, i in zip(self.runtimes, instances, strict=True)]
+        container = naming.container_name(self.request.name)
+        # host networking: the engine's own port is the machine's
+        journal.update(host=str(targets[0]), host_port=plan.engine.port, node_hosts=[str(t) for t in targets])
+        engines: list[tuple[DockerEngine, EngineSpec]] = []
+        for runtime, instance in zip(self.runtimes, instances, strict=True):
+            docker = runtime.connect_and_check(plan, instance)
+            engines.append((docker, runtime.cache_weights(plan, docker)))
+        for rank, (docker, spec) in enumerate(engines):
+            self.run_engine(rank, docker, spec, container, master)
         from gpuctl.deploy.endpoint import http_url
 
-        self.update(endpoint=http_url(str(endpoint_host), self.plan.engine.port), tunnel=not self.plan.engine.public,
-                    event="engine-started", detail=f"{self.nodes} nodes, master {master}")
-        if self.plan.ttl_seconds:
-            self.arm_watchdogs(container)
-        self.wait_healthy(container)
+        endpoint_host = targets[0].host if plan.engine.public else "127.0.0.1"
+        journal.update(endpoint=http_url(str(endpoint_host), plan.engine.port), tunnel=not plan.engine.public,
+                       event="engine-started", detail=f"{self.nodes} nodes, master {master}")
+        if plan.ttl_seconds:  # every node stops its engine and powers its machine off when the TTL ends
+            for runtime in self.runtimes:
+                runtime.arm_watchdog(plan, container, journal.current.docker_sudo)
+        self.wait_healthy()
 
-    def prepare(self, rank: int, shell: Shell) -> EngineSpec:
-        """One node: its GPUs and docker checked, the weights in its cache (fetched once, verified)."""
-        from gpuctl.engines import HF_TOKEN_ENV
-        from gpuctl.host.checks import check_host
-        from gpuctl.host.docker import DockerEngine
-        from gpuctl.weights import ensure_cached, serve_from_cache
-
-        offer, model = self.plan.offer, self.plan.model
-        with self.ctx.reporter.step(f"checking node {rank} ({shell.where})"):
-            report = check_host(shell, expected_gpu=offer.gpu, expected_count=offer.gpu_count,
-                                reporter=self.ctx.reporter)
-        if rank == 0:
-            self.update(docker_sudo=report.docker_sudo, event="host-checked",
-                        detail=f"node 0: {report.gpu_count} x {report.gpu}")
-        engine = DockerEngine(shell, sudo=report.docker_sudo)
-        self.engines.append(engine)
-        cached = ensure_cached(engine, model.repo, model.revision, image=self.plan.engine.image,
-                               cache_dir=HOST_CACHE_DIR, hf_token=self.secrets.get(HF_TOKEN_ENV),
-                               allow_pickle=self.allow_pickle, reporter=self.ctx.reporter, manifest=self.manifest)
-        self.update(event="weights-cached", detail=f"node {rank}: {cached.files} files")
-        return serve_from_cache(self.plan.engine, pickle=cached.format == "pickle")
-
-    def run_engine(self, rank: int, engine: DockerEngine, spec: EngineSpec, container: str, master: str) -> None:
-        from gpuctl.host.docker import engine_container
-        from gpuctl.host.labels import host_labels
-
-        deployment = self.ctx.records.get(self.name)
-        node_spec = spec.model_copy(update={"args": rank_args(spec, nodes=self.nodes, rank=rank, master_addr=master,
-                                                              public=self.plan.engine.public)})
-        labels = host_labels("engine", project=self.ctx.project_id, deployment=self.name,
-                             token=deployment.idempotency_token)
-        wanted = list(dict.fromkeys([*node_spec.secret_env, *node_spec.secret_flags.values()]))
-        # torch.distributed opens ports of its own between the nodes: the machine's network, not a mapped port
-        run = engine_container(node_spec, cache_dir=HOST_CACHE_DIR, host_port=node_spec.port, labels=labels)
-        run = run.model_copy(update={"network_mode": "host", "ports": {}})
-        role = "serving" if rank == 0 else "headless"
-        with self.ctx.reporter.step(f"starting {spec.engine} rank {rank} of {self.nodes} ({role})"):
-            engine.start(run, name=container, secrets={n: self.secrets[n] for n in wanted},
-                         reporter=self.ctx.reporter)
-
-    def arm_watchdogs(self, container: str) -> None:
-        """The TTL on every node: each stops its engine and powers its machine off when it ends."""
-        from gpuctl.deploy.watchdog import arm
-
-        deployment = self.ctx.records.get(self.name)
-        left = int((self.plan.ttl_seconds or 0) - (_now() - (deployment.launched_at or _now())).total_seconds())
-        armed = None
-        for shell, engine in zip(self.shells, self.engines, strict=True):
-            armed = arm(shell, name=self.name, container=container, seconds_left=left, stop_machine=True,
-                        sudo=engine.sudo, token=deployment.idempotency_token, project=self.ctx.project_id)
-        if armed is not None:
-            self.update(expires_at=armed.expires_at, event="ttl-armed", detail=armed.expires_at.isoformat())
-
-    def wait_healthy(self, container: str) -> None:
-        """Rank 0's health path, /v1/models and a smoke completion; any rank's container ending fails it."""
+    def wait_healthy(self) -> None:
+        """Rank 0's health path, /v1/models and a smoke completion; any rank's engine stopping fails it (exit 8)."""
         from gpuctl.deploy.endpoint import reach
         from gpuctl.host.health import wait_for_engine
 
-        def exited() -> str | None:
-            for rank, engine in enumerate(self.engines):
-                state = engine.inspect(container)
-                if state is None:
-                    return f"rank {rank}'s container is gone"
-                if not state.running:
-                    return f"rank {rank} {state.status}, exit code {state.exit_code}"
-            return None
+        plan = self.plan
+        with reach(self.run.deployment, self.runtimes[0].shell) as base_url:
+            wait_for_engine(base_url, health_path=plan.engine.health_path, timeout=self.ctx.timeouts.health,
+                            api_key=self.run.secrets.get(plan.engine.api_key_env or ""), exited=self.stopped_rank,
+                            log_tail=self.log_tails, interval=min(1.0, self.ctx.timeouts.poll),
+                            reporter=self.ctx.reporter)
 
-        def log_tail() -> str:
-            tails = []
-            for rank, engine in enumerate(self.engines):
-                try:
-                    tails.append(f"[rank {rank}]\n{engine.logs(container, tail=15)}")
-                except GpuctlError:
-                    continue
-            return "\n".join(tails)
+    def run_engine(self, rank: int, docker: DockerEngine, spec: EngineSpec, container: str, master: str) -> None:
+        from gpuctl.host.docker import engine_container
+        from gpuctl.host.labels import host_labels
 
-        deployment = self.ctx.records.get(self.name)
-        with reach(deployment, self.shells[0]) as base_url:
-            wait_for_engine(base_url, health_path=self.plan.engine.health_path, timeout=self.ctx.timeouts.health,
-                            api_key=self.secrets.get(self.plan.engine.api_key_env or ""), exited=exited,
-                            log_tail=log_tail, interval=min(1.0, self.ctx.timeouts.poll), reporter=self.ctx.reporter)
+        deployment = self.run.deployment
+        node_spec = spec.model_copy(update={"args": rank_args(spec, nodes=self.nodes, rank=rank, master_addr=master,
+                                                              public=self.plan.engine.public)})
+        labels = host_labels("engine", project=self.ctx.project_id, deployment=deployment.name,
+                             token=deployment.idempotency_token)
+        wanted = list(dict.fromkeys([*node_spec.secret_env, *node_spec.secret_flags.values()]))
+        # torch.distributed opens ports of its own between the nodes: the machine's network, not a mapped port
+        run = engine_container(node_spec, cache_dir=self.runtimes[rank].cache_dir, host_port=node_spec.port,
+                               labels=labels)
+        run = run.model_copy(update={"network_mode": "host", "ports": {}})
+        role = "serving" if rank == 0 else "headless"
+        with self.ctx.reporter.step(f"starting {spec.engine} rank {rank} of {self.nodes} ({role})"):
+            docker.start(run, name=container, secrets={n: self.run.secrets[n] for n in wanted},
+                         reporter=self.ctx.reporter)
 
-    def fail(self, exc: BaseException, *, keep: bool) -> BaseException:
-        """Record the failure and tear every node down (unless kept); the error to raise."""
+    def stopped_rank(self) -> str | None:
+        """Why a rank's engine stopped (the first one found), or None while every rank runs."""
+        for rank, runtime in enumerate(self.runtimes):
+            reason = runtime.engine_stopped()
+            if reason is not None:
+                return f"rank {rank}: {reason}"
+        return None
+
+    def log_tails(self) -> str:
+        return "\n".join(f"[rank {rank}]\n{runtime.engine_log_tail()}" for rank, runtime in enumerate(self.runtimes))
+
+    def fail(self, exc: BaseException) -> BaseException:
+        """Record the failure, tear every node down through the one teardown (unless kept); the error to raise."""
         error: BaseException = Interrupted() if isinstance(exc, KeyboardInterrupt) else exc
         message = error.one_line() if isinstance(error, GpuctlError) else f"{type(error).__name__}: {error}"
-        reporter = self.ctx.reporter
+        reporter, name = self.ctx.reporter, self.request.name
+        outcome = Outcome(self.journal.current)
         with shielded(reporter):
-            self.update(status="failed", error=message, event="failed", detail=message)
-            if keep:
-                reporter.warn(f"kept the {self.nodes} machines of '{self.name}' (--keep-on-failure); "
-                              f"'gpuctl down {self.name}' removes them")
+            self.journal.update(status="failed", error=message, event="failed", detail=message, persist=False)
+            if self.request.keep_on_failure:
+                reporter.warn(f"kept the {self.nodes} machines of '{name}' (--keep-on-failure); "
+                              f"'gpuctl down {name}' removes them")
             else:
+                self.close()
+                removals = Removals()
                 try:
-                    take_down(self.ctx, self.name, failed=True)
+                    outcome = teardown(self.ctx, self.journal, failed=True, removals=removals)
                 except GpuctlError as cleanup:
-                    reporter.warn(f"cleaning up '{self.name}' failed: {cleanup.one_line()}; "
-                                  f"run 'gpuctl down {self.name}' to finish it")
+                    done = "".join(f"; {r.line()}" for r in removals)
+                    reporter.warn(f"cleaning up '{name}' failed: {cleanup.one_line()}{done}; "
+                                  f"run 'gpuctl down {name}' to finish it")
+        outcome.unwritten = self.journal.unwritten
+        if outcome.unwritten is not None:
+            try:
+                report_unwritten(self.ctx, outcome)
+            except GpuctlError as unwritten:
+                return unwritten
         return error
 
     def close(self) -> None:
-        for engine in self.engines:
-            engine.close()
-        for shell in self.shells:
-            close = getattr(shell, "close", None)
-            if close is not None:
-                close()
-
-
-def take_down(ctx: DeployContext, name: str, *, failed: bool = False) -> Deployment:
-    """The ordinary teardown: it finds every node by the deployment's tags, then has the provider release them."""
-    from gpuctl.deploy.teardown import teardown
-
-    return teardown(ctx, ctx.records.get(name), failed=failed)
-
-
-def _reachable(instance: Instance) -> bool:
-    return instance.status == "running" and bool(instance.ssh_host)
+        for runtime in self.runtimes:
+            runtime.close()
 
 
 def _now() -> datetime:

@@ -329,13 +329,14 @@ def reach(ctx: DeployContext, router: RouterRecord) -> Iterator[str]:
 
 def detach(ctx: DeployContext, deployment: Deployment) -> None:
     """Take a replica out of its service's router before it is torn down (``down``, ``scale``, ``gc``, a failed
-    ``up``). Best effort: a router that is gone routes nothing, and the replica goes regardless."""
-    service = ctx.store.read().services.get(deployment.service or "")
-    if service is None or service.router is None or service.router.stopped_at or not deployment.endpoint:
-        return
+    ``up``). Best effort: a router that is gone routes nothing, and the replica goes regardless (also when
+    the state file cannot be read: the teardown never depends on it)."""
     try:
+        service = ctx.store.read().services.get(deployment.service or "")
+        if service is None or service.router is None or service.router.stopped_at or not deployment.endpoint:
+            return
         with reach(ctx, service.router) as url:
             remove_worker(url, worker_url(deployment, service.router))
     except GpuctlError as exc:
-        ctx.reporter.warn(f"could not take {deployment.name} out of the router of {service.name} "
+        ctx.reporter.warn(f"could not take {deployment.name} out of the router of {deployment.service} "
                           f"({exc.one_line()}); removing it anyway")

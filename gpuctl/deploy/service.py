@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpuctl.deploy import router as routing
 from gpuctl.deploy.context import DeployContext
@@ -32,8 +32,13 @@ from gpuctl.models.deployment import Deployment, RouterRecord, Service, utcnow
 from gpuctl.models.offer import Offer
 from gpuctl.plan import DeployPlan, PlanInputs, PlanRequest
 
+if TYPE_CHECKING:
+    from gpuctl.weights.models import Manifest
+
 #: a replica's name is the service's plus "-N"; deployment names are at most 48 characters
 MAX_NAME = 44
+#: how many ranked offers replicas are planned from (spread over, and fallbacks taken from)
+MAX_RANKED = 1_000
 ROUTER_LOCAL = "local"
 ROUTER_ON_REPLICA = "host"
 
@@ -92,18 +97,41 @@ class ReplicaPlan:
         return self.plans[0].offer
 
 
+@dataclass
+class ReplicaProposal:
+    """Replicas planned, with what every one of them needs (read before anything is rented, as for ``up``)."""
+
+    replicas: list[ReplicaPlan]
+    secrets: dict[str, str] = field(repr=False)
+    manifest: Manifest | None
+
+
+def propose_replicas(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs, names: list[str], *,
+                     spread: bool, allow_pickle: bool) -> ReplicaProposal:
+    """The replicas' plans through ``up``'s own proposal service (:func:`gpuctl.deploy.proposal.propose`): the
+    offers, the secrets the engine needs and the model's file list, so a gated, missing or pickle-only repo
+    stops here having cost nothing. See :func:`spread_over` for which offer each replica gets."""
+    from gpuctl.deploy.proposal import propose
+
+    proposal = propose(ctx, _public(request), inputs, name=names[0], limit=MAX_RANKED, allow_pickle=allow_pickle)
+    return ReplicaProposal(spread_over(proposal.plans, names, spread=spread), proposal.secrets, proposal.manifest)
+
+
 def plan_replicas(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs, names: list[str], *,
                   spread: bool) -> list[ReplicaPlan]:
-    """The cheapest offers that fit, one per name; with ``spread``, round-robin over (provider, region).
-
-    Replicas are planned public (the router reaches them over the network, each guarded by the
-    service's key). Without ``spread`` every replica takes the cheapest offer (a provider rents the
-    same machine type many times); with it, the cheapest offer of each provider and region in turn.
-    """
+    """The replicas' plans alone (``up --replicas N --dry-run``): nothing is read from the model's hub."""
     from gpuctl.deploy.planning import candidate_plans
 
-    public = request.model_copy(update={"public": True})
-    ranked = candidate_plans(ctx, public, inputs, limit=1_000)
+    return spread_over(candidate_plans(ctx, _public(request), inputs, limit=MAX_RANKED), names, spread=spread)
+
+
+def spread_over(ranked: list[DeployPlan], names: list[str], *, spread: bool) -> list[ReplicaPlan]:
+    """One replica per name: the cheapest offer that fits, or with ``spread`` round-robin over (provider, region).
+
+    Without ``spread`` every replica takes the cheapest offer (a provider rents the same machine type
+    many times); with it, the cheapest offer of each provider and region in turn. Each replica keeps
+    two more offers as fallbacks for a capacity error.
+    """
     if spread:
         places: dict[tuple[str, str], DeployPlan] = {}
         for plan in ranked:
@@ -119,17 +147,28 @@ def plan_replicas(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs, 
     return out
 
 
-def prepare(ctx: DeployContext, plan: DeployPlan, *, allow_pickle: bool) -> tuple[dict[str, str], Any]:
-    """The secrets every replica needs and the model's file list, read before anything is rented."""
-    from gpuctl.credentials import credential_value
-    from gpuctl.deploy.lifecycle import required_secrets
-    from gpuctl.weights.preflight import model_manifest
+def _public(request: PlanRequest) -> PlanRequest:
+    """Replicas are planned public: the router reaches them over the network, each guarded by the service's key."""
+    return request.model_copy(update={"public": True})
 
-    hf_token = credential_value("hf.token")
-    secrets = required_secrets(plan, hf_token)
-    manifest = model_manifest(plan.model.repo, plan.model.revision, token=hf_token, allow_pickle=allow_pickle,
-                              reporter=ctx.reporter)
-    return secrets, manifest
+
+def replicas_summary(name: str, replicas: list[ReplicaPlan], *, router: str, adding: bool = False) -> str:
+    """What ``up --replicas N`` (or ``scale``, ``adding``) shows before its one question: every offer, the total."""
+    from gpuctl.deploy.planning import describe_offer
+    from gpuctl.durations import format_duration
+
+    total = price_per_hour(replicas)
+    first = replicas[0].plans[0]
+    where = "on this machine" if router == ROUTER_LOCAL else ("on a replica's machine" if router == ROUTER_ON_REPLICA
+                                                              else f"on {router}")
+    lines = [f"{'add to' if adding else 'deploy'} {name}: {len(replicas)} replica(s) of {first.model.name} behind "
+             f"vllm-router ({where})"]
+    lines += [f"  {r.name}: {describe_offer(r.offer)}" for r in replicas]
+    ttl = first.ttl_seconds
+    cap = (f", TTL {format_duration(ttl)}, at most ${total * ttl / 3600:.2f} in total" if ttl
+           else f", no TTL: bills until 'gpuctl down {name}'")
+    lines.append(f"  total ${total:.2f}/h{cap}")
+    return "\n".join(lines)
 
 
 def price_per_hour(replicas: list[ReplicaPlan]) -> float:
@@ -157,7 +196,7 @@ class ServiceRequest:
     accept_host_key: bool = False
     allow_pickle: bool = False
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
-    manifest: Any = None
+    manifest: Manifest | None = None
     #: called with each replica once it is healthy and behind the router
     on_replica: Callable[[Deployment], None] | None = None
 
@@ -206,7 +245,8 @@ def add_replicas(ctx: DeployContext, request: ServiceRequest, key: str) -> list[
 
 def deploy_replica(ctx: DeployContext, request: ServiceRequest, replica: ReplicaPlan, key: str) -> Deployment:
     """One replica through the ordinary ``up`` (record first, health, smoke), then behind the router."""
-    from gpuctl.deploy.lifecycle import UpRequest, up
+    from gpuctl.deploy.lifecycle import up
+    from gpuctl.deploy.request import UpRequest
     from gpuctl.deploy.secrets import secret_file, secrets_dir
     from gpuctl.fsutil import atomic_write
 
@@ -226,8 +266,8 @@ def deploy_replica(ctx: DeployContext, request: ServiceRequest, replica: Replica
         secrets[key_env] = key
     deployment = up(ctx, UpRequest(name=name, plans=replica.plans, identity=_path(request.identity),
                                    accept_host_key=request.accept_host_key, secrets=secrets,
-                                   allow_pickle=request.allow_pickle, manifest=request.manifest))
-    deployment = ctx.records.update(name, service=request.name, event="replica-of", detail=request.name)
+                                   allow_pickle=request.allow_pickle, manifest=request.manifest,
+                                   service=request.name))
     service = get(ctx, request.name)
     if service.router is None and request.router == ROUTER_ON_REPLICA:
         _start_router_on(ctx, request, key, deployment)
@@ -332,10 +372,10 @@ def remove_replica(ctx: DeployContext, service: Service, name: str) -> Deploymen
 
 
 def take_down_replica(ctx: DeployContext, name: str) -> Deployment:
-    """The ordinary ``gpuctl down`` of one replica."""
-    from gpuctl.deploy.teardown import teardown
+    """The ordinary ``gpuctl down`` of one replica (its lock, an ``up`` still at it stopped first, the one teardown)."""
+    from gpuctl.deploy.down import take_down
 
-    return teardown(ctx, ctx.records.get(name))
+    return take_down(ctx, name).deployment
 
 
 def take_down_service(ctx: DeployContext, name: str, *, failed: bool = False) -> Service:
