@@ -270,7 +270,7 @@ class NodeLaunch:
         for rank, runtime in enumerate(self.runtimes):
             reason = runtime.engine_stopped()
             if reason is not None:
-                return f"rank {rank}: {reason}"
+                return f"rank {rank} {reason}"
         return None
 
     def log_tails(self) -> str:

@@ -7,7 +7,8 @@ the rest, takes the API key from ``VLLM_API_KEY`` / ``API_KEY`` or ``--api-key``
 and runs the mock in this same process, so the key never lands in any process's command line.
 
 Test knobs (environment): ``FAKE_ENGINE_EXIT="CODE message"`` crashes at start after printing the
-message (only on node ``FAKE_ENGINE_EXIT_RANK`` when that is set); ``FAKE_ENGINE_MOCK_ARGS`` adds
+message (only on node ``FAKE_ENGINE_EXIT_RANK`` when that is set: rank 0 then waits for it to join and
+never serves, as vLLM's does); ``FAKE_ENGINE_MOCK_ARGS`` adds
 mock_openai flags (e.g. ``--ttft-ms 50``); ``FAKE_ENGINE_SPEED`` gives each GPU model a speed
 (engine_speed.py), which then paces every answer.
 
@@ -101,11 +102,21 @@ def _local(address: str) -> bool:
     return True
 
 
+def _wait_to_be_stopped() -> int:
+    import signal
+    import time
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    while True:
+        time.sleep(3600)
+
+
 def main() -> int:
     argv = sys.argv[1:]
     rank = node_rank(argv)
     crash = os.environ.get("FAKE_ENGINE_EXIT")
     only = os.environ.get("FAKE_ENGINE_EXIT_RANK")
+    crash_rank = only if crash else None
     if crash and only is not None and str(rank) != only:
         crash = None
     if crash:
@@ -114,13 +125,12 @@ def main() -> int:
         return int(code)
     mock_args, model = translate(argv)
     if rank:  # a headless node: it holds its pipeline stage and serves nothing
-        import signal
-        import time
-
         print(f"INFO fake engine: rank {rank} joined {argv[argv.index('--master-addr') + 1]} headless", flush=True)
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        while True:
-            time.sleep(3600)
+        return _wait_to_be_stopped()
+    if rank == 0 and crash_rank is not None and crash_rank != "0":
+        # as vLLM's rank 0 does, it serves only once every rank joined: the one that crashed never does
+        print(f"INFO fake engine: waiting for rank {crash_rank} to join", flush=True)
+        return _wait_to_be_stopped()
     print(f"INFO fake engine: serving {model} (GPUs: {os.environ.get('NVIDIA_VISIBLE_DEVICES', 'none')})",
           flush=True)
     import engine_metrics
