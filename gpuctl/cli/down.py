@@ -71,9 +71,12 @@ def down(app: App, name: str | None, everything: bool, host: str | None, identit
             except GpuctlError as exc:
                 warn(app, f"service {active.name}: not down: {exc.one_line()}")
                 failures.append(exc)
+                continue
+            info(app, f"service {active.name}: down (its router and replicas)")
     targets = [d for d in ctx.records.all() if is_active(d)] if everything else [ctx.records.get(name or "")]
     if not [d for d in targets if is_active(d)] and not failures:
-        info(app, f"{name} is already down: nothing to do" if name else "no active deployments: nothing to do")
+        if not tried:
+            info(app, f"{name} is already down: nothing to do" if name else "no active deployments: nothing to do")
         if app.json:
             print_json([])
         return
@@ -82,6 +85,8 @@ def down(app: App, name: str | None, everything: bool, host: str | None, identit
         try:
             outcome = take_down(ctx, deployment.name)
         except GpuctlError as exc:
+            if len(targets) == 1 and not tried:  # its own error line says it; a warning would repeat it
+                raise
             warn(app, f"{deployment.name}: not down: {exc.one_line()}")
             failures.append(exc)
             continue
@@ -91,8 +96,6 @@ def down(app: App, name: str | None, everything: bool, host: str | None, identit
     _print_ended(app, ended)
     if failures:
         total = len(targets) + len(tried)
-        if total == 1:
-            raise failures[0]
         what = "deployment(s) and service(s)" if tried else "deployment(s)"
         summary = GpuctlError(f"{len(failures)} of {total} {what} could not be taken down",
                               "see the lines above; 'gpuctl down NAME' retries one")
