@@ -213,4 +213,9 @@ def test_replace_failed_replaces_a_dead_replica(gpuctl, cloud: Cloud, hosts: lis
     assert sorted(r["name"] for r in view["replicas"] if r["status"] == "running") == ["rf-2", "rf-3"]
     base, key = _env(gpuctl, "rf")
     assert [_complete(base, key) for _ in range(4)] == [200] * 4
-    assert gpuctl("down", "rf").exit_code == 0 and cloud.live() == []
+    down = gpuctl("down", "--all")  # the service first: its router, then its replicas
+    assert down.exit_code == 0, down.stderr
+    assert "service rf: down (its router and replicas)" in down.stderr and cloud.live() == []
+    service = StateStore(isolated).read().services["rf"]
+    assert service.status == "terminated" and service.router is not None
+    assert not is_ours(service.router.pid, service.router.pid_start), "no router left"
