@@ -22,28 +22,25 @@ no single instance id: the runtime's release finds every node by the deployment'
 
 from __future__ import annotations
 
-import os
-import socket
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from gpuctl.deploy import naming, tags
+from gpuctl.deploy import naming
 from gpuctl.deploy.context import DeployContext
 from gpuctl.deploy.journal import Journal
 from gpuctl.deploy.locks import held_for_up
-from gpuctl.deploy.removal import Removals
 from gpuctl.deploy.request import UpRequest
 from gpuctl.deploy.run import DeployRun
 from gpuctl.deploy.runtimes.base import ensure_api_key
 from gpuctl.deploy.runtimes.ssh_machine import SshMachineRuntime
-from gpuctl.deploy.signals import shielded, terminate_interrupts
-from gpuctl.deploy.teardown import Outcome, report_unwritten, teardown
-from gpuctl.errors import GpuctlError, Interrupted, ProviderError, UsageError
+from gpuctl.deploy.signals import terminate_interrupts
+from gpuctl.errors import GpuctlError, ProviderError, UsageError
 from gpuctl.models.deployment import Deployment, LaunchAttempt
 from gpuctl.models.engine import EngineSpec
 from gpuctl.models.instance import Instance
 from gpuctl.plan import DeployPlan, PlanInputs, PlanRequest
+from gpuctl.providers.base import Provider
 from gpuctl.providers.capabilities import Capability
 
 if TYPE_CHECKING:
@@ -117,63 +114,45 @@ def rank_args(spec: EngineSpec, *, nodes: int, rank: int, master_addr: str, publ
 def up_nodes(ctx: DeployContext, request: UpRequest, nodes: int) -> Deployment:
     """Place ``nodes`` machines of ``request.plans[0]``'s offer, start the engine on each, health-check rank 0.
 
-    Raises the failing step's error after tearing every node down (130 for Ctrl-C, 2 when the record could
-    not be written), unless ``request.keep_on_failure``.
+    The record, the lock and the failure path are ``up``'s own (:class:`gpuctl.deploy.lifecycle.Launch`):
+    any failure, Ctrl-C included, tears every node down and raises the step's error (130 for Ctrl-C, 2
+    when the record could not be written), unless ``request.keep_on_failure``.
     """
+    from gpuctl.deploy.lifecycle import Launch
+
+    provider = ctx.provider(request.plans[0].offer.provider)
+    if not provider.can(Capability.MULTI_NODE):
+        raise UsageError(f"{provider.display_name} cannot place machines together for one engine",
+                         "'gpuctl providers' shows which can (multi-node)")
     with held_for_up(ctx, request.name), terminate_interrupts():
-        launch = NodeLaunch(ctx, request, nodes)
+        launch = Launch(ctx, request)
         launch.reserve()
-        try:
-            return launch.execute()
-        except BaseException as exc:
-            error = launch.fail(exc)
-            if error is exc:
-                raise
-            raise error from exc
-        finally:
-            launch.close()
+        placed = NodeLaunch(launch.run, provider, nodes)
+        with launch.torn_down_on_failure():
+            try:
+                return placed.execute()
+            finally:
+                placed.close()  # every node's session, before the teardown
+    raise AssertionError("unreachable")  # pragma: no cover (the context manager re-raises)
 
 
 class NodeLaunch:
-    """One ``up --nodes N``: its record (a journal) and a rented machine runtime per node, rank order."""
+    """One ``up --nodes N`` under way: its run (record, secrets) and a rented machine runtime per node, rank order."""
 
-    def __init__(self, ctx: DeployContext, request: UpRequest, nodes: int) -> None:
-        self.ctx, self.request, self.nodes = ctx, request, nodes
-        self.plan = request.plans[0]
-        self.provider = ctx.provider(self.plan.offer.provider)
-        self._run: DeployRun | None = None
-        self.runtimes: list[SshMachineRuntime] = []
-
-    @property
-    def run(self) -> DeployRun:
-        assert self._run is not None, "reserve() first"
-        return self._run
+    def __init__(self, run: DeployRun, provider: Provider, nodes: int) -> None:
+        self.run, self.provider, self.nodes = run, provider, nodes
+        self.ctx = run.ctx
+        self.plan = run.request.plans[0]
+        self.runtimes = [SshMachineRuntime(run, provider) for _ in range(nodes)]
 
     @property
     def journal(self) -> Journal:
         return self.run.journal
 
-    def reserve(self) -> None:
-        """The record, before any call to the provider; a runtime per node, sharing it."""
-        if not self.provider.can(Capability.MULTI_NODE):
-            raise UsageError(f"{self.provider.display_name} cannot place machines together for one engine",
-                             "'gpuctl providers' shows which can (multi-node)")
-        plan, offer, created, name = self.plan, self.plan.offer, _now(), self.request.name
-        record = Deployment(
-            name=name, model=plan.model.name, provider=offer.provider, status="provisioning", created_at=created,
-            idempotency_token=naming.idempotency_token(self.ctx.project_id, name, 0, created),
-            project_id=self.ctx.project_id, tags=tags.deployment_tags(self.ctx.project_id, name),
-            ttl_seconds=plan.ttl_seconds, engine=plan.engine.engine, engine_spec=plan.engine,
-            served_model_name=plan.engine.served_model_name, health_path=plan.engine.health_path,
-            public=plan.engine.public, owner_pid=os.getpid(), owner_host=socket.gethostname(), offer_id=offer.id,
-            region=offer.region, gpu=offer.gpu, gpu_count=offer.gpu_count, nodes=self.nodes,
-            price_per_hour=round(offer.price_per_hour * self.nodes, 4), quantization=plan.engine.quantization,
-        )
-        reserved = self.ctx.records.reserve(record, allocate_port=False)
-        self._run = DeployRun(self.ctx, self.request, Journal(self.ctx.records, reserved), dict(self.request.secrets))
-        self.runtimes = [SshMachineRuntime(self._run, self.provider) for _ in range(self.nodes)]
-
     def execute(self) -> Deployment:
+        offer = self.plan.offer
+        self.journal.update(nodes=self.nodes, price_per_hour=round(offer.price_per_hour * self.nodes, 4),
+                            event="nodes", detail=f"{self.nodes} machines of {offer.id}")
         instances = self.launch()
         instances = [runtime.wait_for_instance(i) for runtime, i in zip(self.runtimes, instances, strict=True)]
         self.start_engines(instances)
@@ -215,7 +194,7 @@ class NodeLaunch:
         master = instances[0].private_ip or instances[0].ssh_host
         assert master is not None
         targets = [runtime.target(i) for runtime, i in zip(self.runtimes, instances, strict=True)]
-        container = naming.container_name(self.request.name)
+        container = naming.container_name(self.run.name)
         # host networking: the engine's own port is the machine's
         journal.update(host=str(targets[0]), host_port=plan.engine.port, node_hosts=[str(t) for t in targets])
         engines: list[tuple[DockerEngine, EngineSpec]] = []
@@ -275,34 +254,6 @@ class NodeLaunch:
 
     def log_tails(self) -> str:
         return "\n".join(f"[rank {rank}]\n{runtime.engine_log_tail()}" for rank, runtime in enumerate(self.runtimes))
-
-    def fail(self, exc: BaseException) -> BaseException:
-        """Record the failure, tear every node down through the one teardown (unless kept); the error to raise."""
-        error: BaseException = Interrupted() if isinstance(exc, KeyboardInterrupt) else exc
-        message = error.one_line() if isinstance(error, GpuctlError) else f"{type(error).__name__}: {error}"
-        reporter, name = self.ctx.reporter, self.request.name
-        outcome = Outcome(self.journal.current)
-        with shielded(reporter):
-            self.journal.update(status="failed", error=message, event="failed", detail=message, persist=False)
-            if self.request.keep_on_failure:
-                reporter.warn(f"kept the {self.nodes} machines of '{name}' (--keep-on-failure); "
-                              f"'gpuctl down {name}' removes them")
-            else:
-                self.close()
-                removals = Removals()
-                try:
-                    outcome = teardown(self.ctx, self.journal, failed=True, removals=removals)
-                except GpuctlError as cleanup:
-                    done = "".join(f"; {r.line()}" for r in removals)
-                    reporter.warn(f"cleaning up '{name}' failed: {cleanup.one_line()}{done}; "
-                                  f"run 'gpuctl down {name}' to finish it")
-        outcome.unwritten = self.journal.unwritten
-        if outcome.unwritten is not None:
-            try:
-                report_unwritten(self.ctx, outcome)
-            except GpuctlError as unwritten:
-                return unwritten
-        return error
 
     def close(self) -> None:
         for runtime in self.runtimes:
