@@ -382,33 +382,52 @@ def take_down_service(ctx: DeployContext, name: str, *, failed: bool = False) ->
     """The router first (so nothing routes to a replica being torn down), then every replica, then the key.
 
     The record ends ``terminated``; an error (raised once everything was tried) leaves it ``terminating``
-    for ``gpuctl down NAME`` to finish.
+    for ``gpuctl down NAME`` to finish. Like a deployment's teardown it never depends on a write of the
+    record: when the state file cannot be written it goes on from what it knows, and raises that
+    StateWriteError (exit 2) once everything is gone.
     """
     from gpuctl.deploy.secrets import remove_secrets
+    from gpuctl.state import StateWriteError
 
-    service = update(ctx, name, status="terminating", event="service-teardown")
-    errors = []
+    service = get(ctx, name)
+    unwritten: list[StateWriteError] = []
+
+    def note(event: str, **changes: Any) -> None:
+        nonlocal service
+        try:
+            service = update(ctx, name, event=event, **changes)
+        except StateWriteError as exc:
+            unwritten.append(exc)
+            service = service.model_copy(update=changes)
+
+    note("service-teardown", status="terminating")
+    errors: list[GpuctlError] = []
     if service.router is not None and service.router.stopped_at is None:
         try:
             stop_router(ctx, service.router)
         except GpuctlError as exc:
             errors.append(exc)
         else:
-            stopped = service.router.model_copy(update={"stopped_at": datetime.now(timezone.utc)})
-            service = update(ctx, name, router=stopped, event="router-stopped")
+            note("router-stopped", router=service.router.model_copy(update={"stopped_at": datetime.now(timezone.utc)}))
     for member in reversed(service.members):
         try:
             remove_replica(ctx, service, member)
         except GpuctlError as exc:
             errors.append(exc)
     if errors:
-        update(ctx, name, error=errors[0].one_line())
+        note("service-teardown-failed", error=errors[0].one_line())
         raise errors[0]
-    remove_secrets(ctx.state_dir, name)
+    try:
+        remove_secrets(ctx.state_dir, name)
+    except OSError as exc:
+        unwritten.append(StateWriteError(ctx.state_dir / "secrets", exc))
     changes: dict[str, Any] = {"status": "terminated", "ended_at": datetime.now(timezone.utc)}
     if not failed:
         changes["error"] = None
-    return update(ctx, name, event="service-terminated", **changes)
+    note("service-terminated", **changes)
+    if unwritten:
+        raise unwritten[0]
+    return service
 
 
 def stop_router(ctx: DeployContext, router: RouterRecord) -> None:
