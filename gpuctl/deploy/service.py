@@ -15,6 +15,7 @@ when the user asks, and replaces replicas that died when the service was made ``
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from gpuctl.errors import GpuctlError, Interrupted, NotFoundError, UsageError
 from gpuctl.models.deployment import Deployment, RouterRecord, Service, utcnow
 from gpuctl.models.offer import Offer
 from gpuctl.plan import DeployPlan, PlanInputs, PlanRequest
+from gpuctl.state import StateWriteError
 
 if TYPE_CHECKING:
     from gpuctl.weights.models import Manifest
@@ -350,7 +352,8 @@ def _torn_down_on_failure(ctx: DeployContext, name: str) -> Iterator[None]:
         error: BaseException = Interrupted() if isinstance(exc, KeyboardInterrupt) else exc
         message = error.one_line() if isinstance(error, GpuctlError) else f"{type(error).__name__}: {error}"
         with shielded(ctx.reporter):
-            update(ctx, name, status="failed", error=message, event="service-failed", detail=message)
+            with contextlib.suppress(StateWriteError):  # the teardown never depends on a write of the record
+                update(ctx, name, status="failed", error=message, event="service-failed", detail=message)
             try:
                 take_down_service(ctx, name, failed=True)
             except GpuctlError as cleanup:
@@ -387,7 +390,6 @@ def take_down_service(ctx: DeployContext, name: str, *, failed: bool = False) ->
     StateWriteError (exit 2) once everything is gone.
     """
     from gpuctl.deploy.secrets import remove_secrets
-    from gpuctl.state import StateWriteError
 
     service = get(ctx, name)
     unwritten: list[StateWriteError] = []
