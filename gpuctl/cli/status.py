@@ -67,8 +67,9 @@ def status(app: App, name: str | None, no_probe: bool, include_ended: bool) -> N
     health.
 
     With NAME, that deployment (ended or not), its idle limit and budget, and its cold start phase by
-    phase (--json: one object, with 'cold_start'). With -q, print only the names, one per line
-    (without contacting the endpoints).
+    phase (--json: one object, with 'cold_start'); with the NAME of a service (up --replicas), its
+    router, each replica and the router's view of it, the summed cost. With -q, print only the names,
+    one per line (without contacting the endpoints).
     """
     from gpuctl.cli.up import deploy_context
     from gpuctl.deploy.context import Timeouts
@@ -76,7 +77,14 @@ def status(app: App, name: str | None, no_probe: bool, include_ended: bool) -> N
 
     ctx = deploy_context(app, Timeouts(), quiet=True)
     if name is not None:
-        ctx.records.get(name)  # exit 3, naming the known ones, for a name that is not
+        from gpuctl.cli.service import render_view, service_target
+        from gpuctl.deploy.service_view import service_view
+
+        service = service_target(app, name)
+        if service is not None:
+            render_view(app, service_view(ctx, service, probe_health=not no_probe))
+            return
+        ctx.records.get(name)  # exit 3, naming the known ones, for a name that is neither
     names_only = app.quiet and not app.json
     rows = status_rows(ctx, include_ended=include_ended, probe_health=not (no_probe or names_only), name=name)
     if names_only:
@@ -110,3 +118,10 @@ def status(app: App, name: str | None, no_probe: bool, include_ended: bool) -> N
             lines += breakdown_lines(row.cold_start, row.price_per_hour)
         if lines:
             click.echo("\n" + "\n".join(lines))
+    elif not app.json:  # replicas are rows above; their services (and routers) are one command away
+        from gpuctl.cli.output import info
+
+        for service in app.state.read().services.values():
+            if service.status != "terminated":
+                info(app, f"service {service.name} ({service.status}): {len(service.members)} replica(s) behind "
+                          f"vllm-router; 'gpuctl status {service.name}' shows it")

@@ -76,6 +76,18 @@ _CLOUD_ONLY = ("gpu", "count", "provider", "region", "spot", "max_price")
               help="Choose model, GPU offer, engine and TTL in a wizard (needs a terminal); writes gpuctl.yaml.")
 @click.option("--print-command", is_flag=True,
               help="Run the wizard (-i), then print the equivalent 'gpuctl up' command instead of deploying.")
+@click.option("--nodes", type=click.IntRange(min=1), default=1, metavar="N",
+              help="One engine across N machines (vLLM multi-node), for a model no single machine holds.")
+@click.option("--replicas", type=click.IntRange(min=1), default=None, metavar="N",
+              help="N replicas behind vllm-router (default: 1, or the project's replicas:).")
+@click.option("--spread", is_flag=True, help="With --replicas: spread them over providers and regions.")
+@click.option("--router", "router", default="local", show_default=True, metavar="local|host|USER@HOST",
+              help="With --replicas: where vllm-router runs (this machine, a replica's machine, or one you name).")
+@click.option("--router-policy", type=click.Choice(["cache_aware", "round_robin", "power_of_two", "random",
+                                                    "consistent_hash"]), default="cache_aware", show_default=True,
+              help="With --replicas: how the router picks a replica.")
+@click.option("--replace-failed", is_flag=True,
+              help="With --replicas: 'gpuctl scale NAME' replaces replicas that died.")
 @serving_options
 @click.option("--optimize", type=click.Choice(["price", "token-cost"]), default="price", show_default=True,
               help="Choose the offer cheapest per hour, or cheapest per output token by estimate (see "
@@ -91,7 +103,8 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
        image: str | None, max_model_len: int | None,
        served_model_name: str | None, public: bool, keep_on_failure: bool, allow_pickle: bool, launch_timeout: str,
        ssh_timeout: str,
-       health_timeout: str, dry_run: bool, wizard: bool, print_command: bool, engine: str | None,
+       health_timeout: str, dry_run: bool, wizard: bool, print_command: bool, nodes: int, replicas: int | None,
+       spread: bool, router: str, router_policy: str, replace_failed: bool, engine: str | None,
        gpu_memory_utilization: float | None, quantization: str | None, hf_config: str | None, optimize: str,
        input_len: int, output_len: int, concurrency: int | Literal["max"] | None, slo: Slo | None) -> None:
     """Deploy MODEL (a recipe name or hf:ORG/NAME; default: the project's) to the cheapest GPU that fits.
@@ -115,11 +128,18 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
     cloud_flags = {"gpu": gpu, "count": count, "provider": provider, "region": region, "spot": spot,
                    "max_price": max_price}
     _check_host_flags(host, cloud_flags, identity, accept_host_key, price_per_hour)
+    project = app.project
+    as_service = replicas is not None or project.replicas is not None or spread or replace_failed
+    replicas = replicas or project.replicas or 1
+    if nodes > 1 and (host is not None or as_service):
+        raise UsageError("--nodes spans rented machines with one engine; it takes neither --host nor --replicas")
+    if as_service and host is not None:
+        raise UsageError("--replicas deploys to rented machines; --host names one machine",
+                         "drop --host, or deploy one replica to it")
     if name:
         from gpuctl.deploy.naming import check_name
 
         check_name(name)
-    project = app.project
     model = model or project.model
     if not model:
         raise UsageError("no model given", "pass MODEL (see 'gpuctl models') or set model: in gpuctl.yaml")
@@ -139,13 +159,27 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
         ttl_seconds=parse_duration(ttl) if ttl else None, idle_seconds=parse_duration(idle) if idle else None,
         budget_usd=budget, max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization, quantization=quantization,
-        served_model_name=served_model_name, public=public, image=image, optimize=optimize,  # type: ignore[arg-type]
+        served_model_name=served_model_name, public=public, image=image, nodes=nodes,
+        optimize=optimize,  # type: ignore[arg-type]
         load=_load(optimize, input_len, output_len, concurrency, slo),
     )
     timeouts = _timeouts(launch_timeout, ssh_timeout, health_timeout)
     # a plan alone stays quiet off a terminal; a deploy always reports its steps (plain lines there)
     ctx = deploy_context(app, timeouts, quiet=dry_run and not sys.stderr.isatty())
     inputs, session = _inputs(app, ctx, request, host, identity, accept_host_key, price_per_hour or 0.0)
+    if nodes > 1:
+        _up_nodes(app, ctx, request, inputs, name=name, dry_run=dry_run, allow_pickle=allow_pickle,
+                  keep_on_failure=keep_on_failure)
+        return
+    if as_service:  # a service, of one replica too (it can be scaled later)
+        from gpuctl.cli.service import deploy_service, dry_run_service
+
+        if dry_run:
+            dry_run_service(app, ctx, request, inputs, replicas=replicas, name=name, spread=spread)
+            return
+        deploy_service(app, ctx, request, inputs, replicas=replicas, name=name, router=router, policy=router_policy,
+                       spread=spread, replace_failed=replace_failed, allow_pickle=allow_pickle)
+        return
     with _closing(session):
         if dry_run:
             from gpuctl.deploy.planning import candidate_plans
@@ -159,6 +193,23 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
             return
         _deploy(app, ctx, request, inputs, host=host, identity=identity, accept_host_key=accept_host_key, name=name,
                 keep_on_failure=keep_on_failure, allow_pickle=allow_pickle, session=session)
+
+
+def _up_nodes(app: App, ctx: DeployContext, request: PlanRequest, inputs: PlanInputs, *, name: str | None,
+              dry_run: bool, allow_pickle: bool, keep_on_failure: bool) -> None:
+    """``--nodes N``: plan (``--dry-run``) or deploy one engine across N machines."""
+    from gpuctl.cli.nodes import deploy_nodes, node_plans
+
+    if dry_run:
+        plan = node_plans(app, ctx, request, inputs)[0]
+        _warn_all(app, plan.warnings)
+        if app.json:
+            print_json(plan.model_dump(mode="json"))
+        else:
+            _render_plan(plan)
+        return
+    _render_ready(app, deploy_nodes(app, ctx, request, inputs, name=name, allow_pickle=allow_pickle,
+                                    keep_on_failure=keep_on_failure))
 
 
 def _load(optimize: str, input_len: int, output_len: int, concurrency: int | Literal["max"] | None,
@@ -370,10 +421,12 @@ def _render_plan(plan: DeployPlan) -> None:
     where = f"{offer.region}" + (f", {offer.tier}" if offer.tier else "") + (", spot" if offer.spot else "")
     cost = (f"{format_duration(plan.ttl_seconds)}, about ${plan.estimated_cost_usd:.2f}" if plan.ttl_seconds
             else "none (runs until 'gpuctl down')")
+    nodes = f"{plan.nodes} nodes of " if plan.nodes > 1 else ""
     lines = [
         f"plan for {model.name} ({model.repo} @ {model.revision[:12]})",
-        f"  offer    {offer.provider} {offer.instance_type}: {offer.gpu_count} x {offer.gpu} ({where}) "
-        f"${offer.price_per_hour:.2f}/h, {offer.source} price of {offer.as_of:%Y-%m-%d}",
+        f"  offer    {nodes}{offer.provider} {offer.instance_type}: {offer.gpu_count} x {offer.gpu} ({where}) "
+        f"${offer.price_per_hour:.2f}/h{' each' if plan.nodes > 1 else ''}, {offer.source} price of "
+        f"{offer.as_of:%Y-%m-%d}",
         f"  fit      weights {row.weights_gb:.1f} GB/GPU, KV cache {row.kv_cache_gb:.1f} GB/GPU = "
         f"{row.kv_cache_tokens} tokens: {row.concurrent_sequences} sequences of {row.context}, "
         f"max context {row.max_context}",

@@ -131,7 +131,7 @@ class Launch:
             health_path=plan.engine.health_path, public=plan.engine.public,
             host=str(request.host) if request.host else None,
             identity=str(request.identity) if request.identity else None,
-            owner_pid=os.getpid(), owner_host=socket.gethostname(), **_offer_fields(plan),
+            owner_pid=os.getpid(), owner_host=socket.gethostname(), service=request.service, **_offer_fields(plan),
         )
         reserved = self.ctx.records.reserve(record, allocate_port=request.host is not None)
         self._run = DeployRun(self.ctx, request, Journal(self.ctx.records, reserved), dict(request.secrets))
