@@ -69,7 +69,7 @@ def run_candidate(ctx: DeployContext, prepared: Prepared, candidate: Candidate, 
         deployment = up(ctx, UpRequest(name=candidate.name, plans=candidate.plans, secrets=dict(prepared.secrets),
                                        manifest=prepared.manifest))
     except GpuctlError as exc:  # the lifecycle tore down what it had made
-        return _ended(ctx, result, error=exc.one_line(), interrupted=isinstance(exc, Interrupted))
+        return _ended(ctx, result, error=exc.message, interrupted=isinstance(exc, Interrupted))
     except KeyboardInterrupt:
         return _ended(ctx, result, error="interrupted", interrupted=True)
     result = result.model_copy(update={
@@ -80,14 +80,14 @@ def run_candidate(ctx: DeployContext, prepared: Prepared, candidate: Candidate, 
     try:
         result = result.model_copy(update={"runs": bench_candidate(ctx, deployment, candidate, request)})
     except GpuctlError as exc:
-        error = f"bench: {exc.one_line()}"
+        error = f"bench: {exc.message}"
     except KeyboardInterrupt:
         error, interrupted = "interrupted during the bench", True
     with shielded(reporter):
         try:
             take_down_candidate(ctx, candidate.name)
         except GpuctlError as exc:  # the sweep's final check tries once more, and says so if it fails too
-            error = "; ".join(p for p in (error, f"teardown: {exc.one_line()}") if p)
+            error = "; ".join(p for p in (error, f"teardown: {exc.message}") if p)
     return _ended(ctx, result, error=error, interrupted=interrupted)
 
 

@@ -197,7 +197,8 @@ def test_a_budget_stops_launching_and_says_so(world: World, isolated: Path) -> N
     assert result.returncode == 0, result.stderr
     world.assert_nothing_left()
     assert "not launching H100, A100: the budget of $" in result.stderr
-    assert "(not launched: over the budget)" in result.stderr, "the plan says so before the question"
+    assert "(over the budget: launched only if those before cost less than estimated)" in result.stderr, (
+        "the plan says so before the question")
     rows = {r["label"]: r for r in _rows(result.stdout)}
     assert rows["L40S"]["status"] == "measured"
     assert rows["H100"]["status"] == rows["A100"]["status"] == "not launched"
