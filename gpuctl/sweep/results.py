@@ -80,11 +80,14 @@ def best_run(runs: list[BenchRun], slo: Slo | None) -> BenchRun | None:
 
 
 def planned_row(candidate: Candidate, detail: str | None = None) -> SweepRow:
-    """The row of a candidate before (or without) running it: its offer and the estimate that chose it."""
+    """The row of a candidate before (or without) running it: its offer and its estimate, at its one bench load
+    (at the best load, which chose the offer, when it is benched at several)."""
     offer = candidate.plan.offer
+    estimate = candidate.estimates[0] if len(candidate.estimates) == 1 else candidate.estimate
     return SweepRow(label=candidate.label, name=candidate.name, status="not launched", provider=offer.provider,
                     gpu=offer.gpu, gpu_count=offer.gpu_count, offer=offer.id, price_per_hour=offer.price_per_hour,
-                    estimate=candidate.estimate, estimated_usd_per_1m_output_tokens=candidate.usd_per_1m_output_tokens,
+                    estimate=estimate,
+                    estimated_usd_per_1m_output_tokens=usd_per_1m_output_tokens(estimate, offer.price_per_hour),
                     detail=detail)
 
 

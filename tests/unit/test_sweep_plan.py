@@ -70,7 +70,10 @@ def test_each_bench_load_has_its_estimate_and_the_row_shows_the_one_measured(ctx
     assert row.estimated_usd_per_1m_output_tokens == pytest.approx(
         0.79 / 3600 / only.estimates[1].output_tokens_per_s * 1e6, rel=1e-3)
     (planned,) = sweep_rows(sweep.candidates, [], {}, {only.name: "not launched"}, None)
-    assert planned.estimate == only.estimate and planned.detail == "not launched"
+    assert planned.estimate == only.estimate and planned.detail == "not launched", "two loads: the best one"
+    single = plan(ctx, ("l40s",), concurrency=[4], requests=30).candidates
+    (unmeasured,) = sweep_rows(single, [], {}, {}, None)
+    assert unmeasured.estimate == single[0].estimates[0] and unmeasured.estimate.inputs.concurrency == 4
 
 
 def test_the_plan_marks_every_candidate_from_the_first_over_the_budget(ctx: DeployContext) -> None:
