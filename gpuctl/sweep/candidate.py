@@ -72,12 +72,12 @@ def run_candidate(ctx: DeployContext, prepared: Prepared, candidate: Candidate, 
         return _ended(ctx, result, error=exc.message, interrupted=isinstance(exc, Interrupted))
     except KeyboardInterrupt:
         return _ended(ctx, result, error="interrupted", interrupted=True)
-    result = result.model_copy(update={
-        "provider": deployment.provider, "offer": deployment.offer_id, "gpu": deployment.gpu,
-        "gpu_count": deployment.gpu_count, "price_per_hour": deployment.price_per_hour})
     error: str | None = None
     interrupted = False
-    try:
+    try:  # at once: from here on, the deployment runs until the teardown below
+        result = result.model_copy(update={
+            "provider": deployment.provider, "offer": deployment.offer_id, "gpu": deployment.gpu,
+            "gpu_count": deployment.gpu_count, "price_per_hour": deployment.price_per_hour})
         result = result.model_copy(update={"runs": bench_candidate(ctx, deployment, candidate, request)})
     except GpuctlError as exc:
         error = f"bench: {exc.message}"
