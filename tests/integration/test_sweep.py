@@ -9,6 +9,7 @@ instance left at the provider and no container on any host, whatever happened to
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from collections.abc import Callable
@@ -158,18 +159,24 @@ def test_a_failed_candidate_has_its_row_and_the_others_are_measured(world: World
     assert {r.status for r in records.values()} == {"terminated"}, "every candidate's record ends terminated"
 
 
-def test_ctrl_c_mid_sweep_tears_down_every_launched_candidate(world: World, isolated: Path) -> None:
+@pytest.mark.parametrize("group", [False, True], ids=["sigint-to-gpuctl", "ctrl-c-to-its-process-group"])
+def test_ctrl_c_mid_sweep_tears_down_every_launched_candidate(world: World, isolated: Path, group: bool) -> None:
+    """SIGINT to gpuctl alone (it passes it on to its candidates), or to its whole process group as a terminal's
+    Ctrl-C sends it (the candidates and their load generators get it too, and then gpuctl's again)."""
     # slow enough that the bench is still running when the interrupt comes
     slow = {gpu: {**speed, "decode_ms": 200} for gpu, speed in SPEEDS.items()}
     write_recipe(isolated, env={"FAKE_ENGINE_SPEED": json.dumps(slow)})
     sweep = gpuctl_process("bench", "--sweep", "--for", "tiny", "--gpu", "l40s,a100,h100", "--input-len", "32",
-                           "--output-len", "64", "-c", "2", "-n", "500", "-y", "--json")
+                           "--output-len", "64", "-c", "2", "-n", "500", "-y", "--json", start_new_session=True)
     try:
         running = [world.hosts["l40s"], world.hosts["a100"]]  # the first two, launched side by side
         wait_until(lambda: all(any(c.endswith(" running") for c in h.containers()) for h in running),
                    "both engines to run", timeout=120)
         wait_until(lambda: all(_served(h) for h in running), "both benches to send requests", timeout=60)
-        sweep.send_signal(signal.SIGINT)
+        if group:
+            os.killpg(sweep.pid, signal.SIGINT)
+        else:
+            sweep.send_signal(signal.SIGINT)
         stdout, stderr = sweep.communicate(timeout=120)
     finally:
         sweep.kill()
