@@ -208,8 +208,10 @@ def test_a_budget_stops_launching_and_says_so(world: World, isolated: Path) -> N
     costs = {c["label"]: c["cost_usd"] for c in json.loads(plan.stdout)["candidates"]}
     assert costs["L40S"] < costs["H100"], "the same times at a dearer hour"
     budget = (costs["L40S"] + costs["H100"]) / 2  # the L40S fits, the H100 does not
-    result = world.sweep(*args, "--budget", f"{budget:.4f}", "-y", "--json")
+    # one at a time (in gpuctl's own process): after the L40S, what it cost is known, and the H100 alone exceeds
+    result = world.sweep(*args, "--budget", f"{budget:.4f}", "--parallel", "1", "-y", "--json")
     assert result.returncode == 0, result.stderr
+    assert "3 candidate(s), one after the other" in result.stderr
     world.assert_nothing_left()
     assert "not launching H100, A100: the budget of $" in result.stderr
     assert "(over the budget: launched only if those before cost less than estimated)" in result.stderr, (
