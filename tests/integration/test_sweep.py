@@ -141,6 +141,26 @@ def test_every_candidate_is_measured_and_ranked_by_measured_cost_per_token(world
     assert basis == {"L40S": "measured", "A100-80GB-SXM": "measured", "H100-SXM": "measured"}
 
 
+def test_the_slo_picks_the_load_each_candidate_is_shown_at(world: World, isolated: Path) -> None:
+    # at 16 requests in flight a step takes 72 ms on the L40S (misses itl=60) and 32 ms on the A100 (meets)
+    write_recipe(isolated, env={"FAKE_ENGINE_SPEED": json.dumps(SPEEDS)})
+    result = world.sweep("--gpu", "l40s,a100", "--input-len", "32", "--output-len", "16", "-c", "4,16", "-n", "32",
+                         "--slo", "itl=60", "-y", "--json")
+    assert result.returncode == 0, result.stderr
+    world.assert_nothing_left()
+    rows = {r["label"]: r for r in _rows(result.stdout)}
+    assert (rows["L40S"]["concurrency"], rows["L40S"]["meets_slo"]) == (4, True), "its cheaper load misses the SLO"
+    assert (rows["A100"]["concurrency"], rows["A100"]["meets_slo"]) == (16, True), "its cheapest load meets it"
+    assert rows["L40S"]["estimate"]["inputs"]["concurrency"] == 4 and rows["A100"]["estimate"]["inputs"][
+        "concurrency"] == 16
+    history = StateStore(isolated).read().bench_runs
+    assert sorted((h.gpu, h.run.concurrency) for h in history) == [
+        ("A100-80GB-SXM", 4), ("A100-80GB-SXM", 16), ("L40S", 4), ("L40S", 16)], "every load is kept, shown or not"
+    l40s_16 = next(h.run for h in history if (h.gpu, h.run.concurrency) == ("L40S", 16))
+    assert l40s_16.itl_ms is not None and l40s_16.itl_ms.p50 > 60
+    assert l40s_16.cost_per_1m_output_tokens < rows["L40S"]["usd_per_1m_output_tokens"]
+
+
 def test_a_failed_candidate_has_its_row_and_the_others_are_measured(world: World, isolated: Path) -> None:
     # the H100's engine dies at start (the speed table does not know its GPU); the L4 offer has no capacity
     known = {gpu: speed for gpu, speed in SPEEDS.items() if "H100" not in gpu}
