@@ -20,6 +20,8 @@ import pytest
 from gpuctl.state import StateStore
 from tests.fakehost.cloud import Cloud, gpuctl_process, make_offer, run_gpuctl, wait_until, write_recipe
 from tests.fakehost.host import FakeGpu, FakeGpuHost
+from tests.standins.hub_server import HubServer
+from tests.standins.mock_openai import MockProcess
 
 pytestmark = pytest.mark.integration
 
@@ -241,3 +243,26 @@ def test_a_budget_stops_launching_and_says_so(world: World, isolated: Path) -> N
     assert rows["H100"]["status"] == rows["A100"]["status"] == "not launched"
     assert "would be exceeded" in rows["H100"]["detail"]
     assert [launch["offer"] for launch in world.cloud.world["launches"]] == ["fakecloud:fc.l40s:fake-east-1"]
+
+
+def test_a_candidate_whose_provider_runs_the_engine(fake_cloud: Cloud, isolated: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container-style provider (RunPod's kind): the endpoint is public, behind the API key gpuctl made."""
+    write_recipe(isolated)
+    with HubServer(auto=True) as hub, MockProcess("--model", "meta-llama/Meta-Llama-3-8B-Instruct", "--ttft-ms", "5",
+                                                  "--itl-ms", "5") as engine:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        fake_cloud.set(endpoint_url=engine.url)
+        fake_cloud.add_offer(make_offer("fakepod", "fp.l40s", 0.79))
+        result = run_gpuctl("bench", "--sweep", "--for", "tiny", "--gpu", "l40s", "--input-len", "32", "--output-len",
+                            "16", "-c", "2", "-n", "10", "-y", "--json")
+        served = engine.stats()["records"]
+    assert result.returncode == 0, result.stderr
+    assert fake_cloud.live() == []
+    (row,) = _rows(result.stdout)
+    assert (row["status"], row["provider"], row["concurrency"], row["run"]["requests_ok"]) == ("measured", "fakepod", 2,
+                                                                                               10)
+    (launch,) = fake_cloud.world["launches"]
+    assert launch["engine"] and launch["secrets"] == ["VLLM_API_KEY"], "the provider runs the engine, with its key"
+    assert len(served) >= 10 + 2, "the bench reached the provider's endpoint"
+    assert not (isolated / ".gpuctl" / "secrets").exists() or not any((isolated / ".gpuctl" / "secrets").iterdir())
