@@ -14,7 +14,7 @@ import pytest
 from gpuctl.engines import image_facts
 from gpuctl.state import StateStore
 from tests.fakehost.cloud import wait_until, write_recipe
-from tests.fakehost.host import FakeGpuHost, FakeHostEnv
+from tests.fakehost.host import FakeGpu, FakeGpuHost, FakeHostEnv
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("fake_host_hub")]
 
@@ -115,3 +115,26 @@ def test_a_short_idle_limit_ends_a_quiet_engine(gpuctl, fake_gpu_host: FakeGpuHo
     log = watchdog_log(fake_gpu_host, "quiet")
     assert "idle clock started" in log and "idle for" in log
     assert gpuctl("down", "quiet").exit_code == 0
+
+
+def test_top_reads_the_hosts_gpus_and_the_engines_own_counters(gpuctl, make_fake_gpu_host, fakehost_env: FakeHostEnv,
+                                                               isolated: Path) -> None:
+    """top's GPU figures are the host's nvidia-smi, its request figures the engine's /metrics, both over SSH."""
+    host = make_fake_gpu_host([FakeGpu(memory_used_mib=30001, utilization_pct=87)])
+    write_recipe(isolated)
+    up = gpuctl("up", "tiny", *host_args(host, fakehost_env), "--name", "seen", "-y", "--ttl", "1h")
+    assert up.exit_code == 0, up.stderr
+    try:
+        before = json.loads(gpuctl("top", "seen", "--json", "-n", "1").stdout.splitlines()[0])
+        bench = gpuctl("bench", "seen", "-n", "6", "--warmup", "0", "-c", "2", "--output-len", "4", "--json")
+        assert bench.exit_code == 0, bench.stderr
+        result = gpuctl("top", "seen", "--json", "-n", "1")
+        assert result.exit_code == 0, result.stderr
+        (row,) = [json.loads(line) for line in result.stdout.splitlines()]
+        assert row["gpus"] == [{"index": 0, "name": "NVIDIA L40S", "memory_total_mib": 46068,
+                                "memory_used_mib": 30001, "utilization_pct": 87}]
+        assert row["requests_total"] == before["requests_total"] + 6, "the engine counted the bench's requests"
+        assert (row["running"], row["waiting"], row["problems"]) == (0, 0, [])
+        assert row["ttft"] is not None and row["limits_enforced_by"] == "host"
+    finally:
+        assert gpuctl("down", "seen").exit_code == 0
