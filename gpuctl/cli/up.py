@@ -132,7 +132,7 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
         if dry_run:
             from gpuctl.deploy.planning import candidate_plans
 
-            plan = candidate_plans(ctx, request, inputs, limit=1)[0]  # exactly what 'up' would launch first
+            plan = candidate_plans(ctx, request, inputs, limit=1, keyless_ok=True)[0]  # what 'up' would launch first
             _warn_all(app, plan.warnings)
             if app.json:
                 print_json(plan.model_dump(mode="json"))
