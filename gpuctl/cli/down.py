@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from gpuctl.app import App
+from gpuctl.cli.names import deployment_name
 from gpuctl.cli.options import json_option, quiet_option
 from gpuctl.cli.output import info, print_json, warn
 
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 @click.pass_obj
 def down(app: App, name: str | None, everything: bool, host: str | None, identity: Path | None,
          terminate_timeout: str) -> None:
-    """Remove deployment NAME (or --all): the container, the instance, the local key. Safe to repeat.
+    """Remove deployment NAME (default: the only one) or --all: the container, the instance, the local key.
+    Safe to repeat.
 
     \b
     A deployment whose 'gpuctl up' is still running is stopped first (it removes what it created).
@@ -44,9 +46,11 @@ def down(app: App, name: str | None, everything: bool, host: str | None, identit
     from gpuctl.durations import parse_duration
     from gpuctl.errors import GpuctlError, UsageError
 
-    if bool(name) == everything:
+    if name and everything:
         raise UsageError("name one deployment, or pass --all", "'gpuctl status' lists them")
     ctx = deploy_context(app, Timeouts(terminate=parse_duration(terminate_timeout)), quiet=False)
+    if host is None and not everything:
+        name = deployment_name(app, name, "down")
     if host is not None:
         _down_on_host(app, ctx, name or "", host, identity)
         return

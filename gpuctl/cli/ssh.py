@@ -5,18 +5,21 @@ from __future__ import annotations
 import click
 
 from gpuctl.app import App
+from gpuctl.cli.names import deployment_name
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("name")
+@click.argument("name", required=False)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option("--tunnel", is_flag=True, help="Forward the private engine port to this machine instead of a shell.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, metavar="PORT",
               help="Local port of --tunnel (default: the engine's port on the host).")
 @click.option("--print", "print_only", is_flag=True, help="Print the ssh command line instead of running it.")
 @click.pass_obj
-def ssh(app: App, name: str, command: tuple[str, ...], tunnel: bool, port: int | None, print_only: bool) -> None:
-    """Open an SSH session on the host of deployment NAME, with the project's key and pinned host keys."""
+def ssh(app: App, name: str | None, command: tuple[str, ...], tunnel: bool, port: int | None,
+        print_only: bool) -> None:
+    """Open an SSH session on the host of deployment NAME (default: the only one), with the project's key and
+    pinned host keys."""
     import os
     import shlex
 
@@ -28,6 +31,7 @@ def ssh(app: App, name: str, command: tuple[str, ...], tunnel: bool, port: int |
     if tunnel and command:
         raise UsageError("--tunnel takes no command")
     ctx = deploy_context(app, Timeouts(), quiet=True)
+    name = deployment_name(app, name, "ssh")
     deployment = ctx.records.get(name)
     tunnel_port = (port or deployment.host_port) if tunnel else None
     argv = ssh_argv(ctx, deployment, list(command), tunnel_port=tunnel_port, pin=not print_only)
