@@ -49,12 +49,26 @@ def run_translated(invoke: Callable[[], Any]) -> int:
         # the reader went away (gpuctl ... | head); stop quietly
         sys.stderr.close()
         return ExitCode.OK
-    except Exception as exc:
+    except OSError as exc:
+        if exc.filename is None:  # not a file-system problem (a socket, a process): a bug
+            return _unexpected(exc, debug)
         if debug:
             traceback.print_exc()
-        _report(f"unexpected {type(exc).__name__}: {exc} "
-                f"(hint: rerun with {Env.DEBUG}=1 and report it with the traceback)")
-        return ExitCode.UNEXPECTED
+        from gpuctl.errors import FileSystemError
+
+        error = FileSystemError.from_os_error(exc)
+        _report(error.one_line())
+        return int(error.exit_code)
+    except Exception as exc:
+        return _unexpected(exc, debug)
+
+
+def _unexpected(exc: BaseException, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    _report(f"unexpected {type(exc).__name__}: {exc} "
+            f"(hint: rerun with {Env.DEBUG}=1 and report it with the traceback)")
+    return ExitCode.UNEXPECTED
 
 
 def _name_broken_plugins(app: Any) -> None:

@@ -95,7 +95,7 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
         up_wizard(click.get_current_context(), print_command=print_command)
         return
     from gpuctl.catalog import resolve_gpu
-    from gpuctl.durations import parse_duration
+    from gpuctl.durations import parse_ttl
     from gpuctl.plan import PlanRequest
 
     cloud_flags = {"gpu": gpu, "count": count, "provider": provider, "region": region, "spot": spot,
@@ -120,7 +120,7 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
         model=model, hf_config=hf_config, gpu=resolve_gpu(gpu) if gpu else None, count=count,
         providers=None if provider in (None, "auto") else [provider], region=region,
         engine=engine or project.engine or "vllm", spot=spot, max_price=max_price,
-        ttl_seconds=parse_duration(ttl) if ttl else None, max_model_len=max_model_len,
+        ttl_seconds=parse_ttl(ttl) if ttl else None, max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization, quantization=quantization,
         served_model_name=served_model_name, public=public, image=image,
     )

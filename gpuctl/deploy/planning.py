@@ -30,7 +30,7 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
         if not keyless_ok:
             raise CredentialsError(
                 "no provider with an offer that fits has credentials: "
-                + "; ".join(f"{name} ({hint})" for name, hint in sorted(keyless.items())),
+                + "; ".join(hint for _name, hint in sorted(keyless.items())),
                 "set one of them, or deploy to a machine you have: --host USER@ADDR[:PORT] or --host local")
         warnings = [f"no provider has credentials ({', '.join(sorted(keyless))}): 'gpuctl up' would stop here "
                     "('gpuctl providers' shows how to set them, or use --host)"]
@@ -67,11 +67,12 @@ def _keyless(ctx: DeployContext, names: set[str]) -> dict[str, str]:
     keyless: dict[str, str] = {}
     for name in names:
         try:
-            status = ctx.provider(name).credentials()
+            provider = ctx.provider(name)
+            status = provider.credentials()
         except PluginError:
             continue  # a broken plugin fails (and is named) where it is used
         if not status.present:
-            keyless[name] = status.hint or f"'gpuctl providers' shows what {name} needs"
+            keyless[name] = f"{provider.display_name}: {status.hint or 'gpuctl providers shows what it needs'}"
     return keyless
 
 
