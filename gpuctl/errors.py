@@ -121,3 +121,10 @@ class Interrupted(GpuctlError):
 
     def __init__(self, message: str = "interrupted", hint: str | None = None) -> None:
         super().__init__(message, hint)
+
+
+class Declined(Interrupted):
+    """The user answered no at a confirmation: nothing was done (exit 130, as an interrupt or the wizard's Esc)."""
+
+    def __init__(self, message: str = "not done: the answer was no", hint: str | None = "nothing was changed") -> None:
+        super().__init__(message, hint)
