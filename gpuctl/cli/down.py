@@ -43,6 +43,7 @@ def down(app: App, name: str | None, everything: bool, host: str | None, identit
     from gpuctl.deploy.context import Timeouts
     from gpuctl.deploy.down import take_down
     from gpuctl.deploy.records import is_active
+    from gpuctl.deploy.tunnels import stop_tunnel
     from gpuctl.durations import parse_duration
     from gpuctl.errors import GpuctlError, UsageError
 
@@ -73,6 +74,8 @@ def down(app: App, name: str | None, everything: bool, host: str | None, identit
             continue
         if outcome.stopped_launch:
             info(app, f"{deployment.name}: its launch was stopped and removed what it had created")
+        if stop_tunnel(ctx.state_dir, deployment.name) is not None:
+            info(app, f"{deployment.name}: stopped its tunnel")
         ended.append(outcome.deployment)
     _print_ended(app, ended)
     if failures:

@@ -18,10 +18,12 @@ def env(app: App, name: str | None) -> None:
     from gpuctl.cli.up import deploy_context
     from gpuctl.deploy.access import env_lines
     from gpuctl.deploy.context import Timeouts
+    from gpuctl.deploy.tunnels import live_tunnel
 
     ctx = deploy_context(app, Timeouts(), quiet=True)
     name = deployment_name(app, name, "env")
     deployment = ctx.records.get(name)
-    click.echo("\n".join(env_lines(ctx, deployment)))
-    if deployment.tunnel:
+    tunnel = live_tunnel(ctx.state_dir, name)
+    click.echo("\n".join(env_lines(ctx, deployment, tunnel.base_url if tunnel else None)))
+    if deployment.tunnel and tunnel is None:
         info(app, f"{name} is private: keep 'gpuctl ssh {name} --tunnel' running while you use it")

@@ -40,7 +40,7 @@ def test_identity_file_that_is_not_a_private_key(fake_gpu_host: FakeGpuHost, pin
     assert "--identity" in caught.value.hint
 
 
-def test_a_public_key_given_as_identity(fake_gpu_host: FakeGpuHost, pinned: Path, fakehost_env) -> None:  # noqa: ANN001
+def test_a_public_key_given_as_identity(fake_gpu_host: FakeGpuHost, pinned: Path, fakehost_env) -> None:
     public = Path(str(fakehost_env.client_key) + ".pub")
     with pytest.raises(CredentialsError) as caught:
         open_session(parse_target(fake_gpu_host.target), pinned, identity=public, timeout=10)
