@@ -25,9 +25,9 @@ def ssh(app: App, name: str | None, command: tuple[str, ...], tunnel: bool, port
     pinned host keys.
 
     \b
-    With --tunnel, forward 127.0.0.1:PORT to the engine and print its OPENAI_BASE_URL on stdout; a local
-    port in use is an error (exit 2), never a tunnel to another server. 'gpuctl env' then prints that
-    URL, and 'gpuctl down' stops the tunnel.
+    With --tunnel, forward 127.0.0.1:PORT to the engine and print its OPENAI_BASE_URL on
+    stdout; a local port in use is an error (exit 2), never a tunnel to another server.
+    'gpuctl env' then prints that URL, and 'gpuctl down' stops the tunnel.
     """
     import os
     import shlex
