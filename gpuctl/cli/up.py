@@ -87,7 +87,8 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
     Shows the price and asks before launching (-y skips). Ctrl-C or a failed step tears down
     what was created (unless --keep-on-failure); 'gpuctl down NAME' finishes any cleanup.
     Defaults for MODEL, --gpu, --provider, --engine, --region and --ttl come from gpuctl.yaml.
-    With -i, a wizard asks for what the flags do not say; -q prints only the endpoint's base URL.
+    With -i, a wizard asks for what the flags do not say; -q prints only the endpoint's base URL
+    (with --dry-run, only the engine's command line).
     """
     if wizard or print_command:
         from gpuctl.cli.wizard import up_wizard
@@ -136,6 +137,8 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
             _warn_all(app, plan.warnings)
             if app.json:
                 print_json(plan.model_dump(mode="json"))
+            elif app.quiet:  # the essential value: what would run on the GPU host
+                click.echo(plan.command)
             else:
                 _render_plan(plan)
             return
