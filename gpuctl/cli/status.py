@@ -35,6 +35,13 @@ def _endpoint(row: object) -> str | None:
     return f"{endpoint} (tunnel)" if endpoint and getattr(row, "tunnel", False) else endpoint
 
 
+def _status(row: object) -> str:
+    """The record's status, except 'expired' for a running one whose TTL has passed (it was stopped)."""
+    status = str(getattr(row, "status", ""))
+    left = getattr(row, "ttl_left_seconds", None)
+    return "expired" if status == "running" and left is not None and left <= 0 else status
+
+
 @click.command()
 @click.option("--no-probe", is_flag=True, help="Do not contact the endpoints (faster; HEALTH stays empty).")
 @click.option("--all", "include_ended", is_flag=True, help="Include deployments that have ended.")
@@ -59,7 +66,7 @@ def status(app: App, no_probe: bool, include_ended: bool) -> None:
         return
     print_rows(app, rows, [
         Column("NAME", "name"),
-        Column("STATUS", "status"),
+        Column("STATUS", _status),
         Column("PROVIDER", "provider"),
         Column("GPU", _gpu),
         Column("REGION", "region"),
