@@ -35,13 +35,26 @@ class HostLeftover(BaseModel):
     watchdog_pids: list[int] = []
 
 
+#: seconds an engine that never served gets between SIGTERM and SIGKILL (one that served gets docker's 30):
+#: a model still loading has no requests to finish, and an interrupted 'up' should not hang on it
+UNSERVED_STOP_TIMEOUT_S = 5
+
+
+def stop_timeout(deployment: Deployment) -> int:
+    """How long ``deployment``'s engine gets to stop before it is killed."""
+    from gpuctl.host.docker import STOP_TIMEOUT_S
+
+    return STOP_TIMEOUT_S if deployment.ready_at is not None else UNSERVED_STOP_TIMEOUT_S
+
+
 def clean_deployment(shell: Shell, deployment: Deployment, removals: Removals) -> None:
     """Remove ``deployment``'s engine container and stop its watchdog (its recorded pid, or found by name)."""
     from gpuctl.host.docker import DockerEngine
 
     where = shell.where
     if deployment.container:
-        removed = DockerEngine(shell, sudo=deployment.docker_sudo).remove(deployment.container)
+        removed = DockerEngine(shell, sudo=deployment.docker_sudo).remove(deployment.container,
+                                                                          stop_timeout=stop_timeout(deployment))
         removals.gone(f"container {deployment.container} on {where}", "removed" if removed else "already gone")
     pids = {deployment.watchdog_pid} if deployment.watchdog_pid else set()
     stop_watchdogs(shell, deployment.name, pids | set(find_watchdogs(shell, deployment.name)),
