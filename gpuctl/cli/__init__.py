@@ -104,7 +104,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 @click.option("--project-dir", envvar=Env.PROJECT_DIR, show_envvar=True, metavar="DIR",
               help="Project directory (default: nearest one holding gpuctl.yaml or .gpuctl/).")
 @click.option("--no-color", is_flag=True, help=f"Plain output without colour (also {Env.NO_COLOR}).")
-@click.option("-y", "--yes", is_flag=True, help="Answer yes to confirmations.")
+@click.option("-y", "--yes", is_flag=True, envvar=Env.YES, show_envvar=True, help="Answer yes to confirmations.")
 @click.option("--interactive/--no-interactive", default=None,
               help="Allow or forbid prompts (default: prompt only on a TTY).")
 @click.version_option(__version__, "--version", prog_name="gpuctl", message="%(prog)s %(version)s")

@@ -98,7 +98,7 @@ def test_public_endpoint_keeps_its_secrets(gpuctl, fake_gpu_host: FakeGpuHost, f
             "--accept-host-key", "--public", "--price-per-hour", "1.5", "--name", "pub", "-y"]
 
     no_token = gpuctl(*args)
-    assert no_token.exit_code == 2 and "is gated and no Hugging Face token is set" in no_token.stderr
+    assert no_token.exit_code == 6 and "is gated and no Hugging Face token is set" in no_token.stderr
     assert fake_gpu_host.containers() == [] and StateStore(isolated).read().deployments == {}
 
     monkeypatch.setenv("HF_TOKEN", HF_TOKEN)
