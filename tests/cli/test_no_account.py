@@ -98,3 +98,10 @@ def test_a_refused_create_is_recorded_as_refused(gpuctl, isolated: Path, monkeyp
     [record] = _deployments(isolated)
     assert record["attempts"][-1]["refused"] is True
     assert record["status"] == "terminated", record  # its own teardown needed no key either
+
+
+def test_weights_pull_to_a_provider_without_its_key_names_the_key(gpuctl, isolated: Path) -> None:
+    result = gpuctl("weights", "pull", "qwen2.5-7b", "--to", "runpod", "-y")
+    assert result.exit_code == ExitCode.CREDENTIALS, result.stderr
+    assert "RUNPOD_API_KEY" in result.stderr and result.stderr.count("\n") == 1
+    assert _deployments(isolated) == []
