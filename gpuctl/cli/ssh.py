@@ -45,7 +45,8 @@ def ssh(app: App, name: str | None, command: tuple[str, ...], tunnel: bool, port
     ctx = deploy_context(app, Timeouts(), quiet=True)
     name = deployment_name(app, name, "ssh")
     deployment = ctx.records.get(name)
-    binds, tunnel_port = [], None
+    binds: list[str] = []
+    tunnel_port: int | None = None
     if tunnel:
         from gpuctl.deploy.tunnels import LOOPBACK_V4, LOOPBACK_V6, claim_port
 

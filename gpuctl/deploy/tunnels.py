@@ -103,10 +103,9 @@ def _is_tunnel(record: TunnelRecord) -> bool:
 
 
 def _command_line(pid: int) -> str | None:
-    proc = Path(f"/proc/{pid}/cmdline")
-    if proc.parent.parent.is_dir() and Path("/proc/self").exists():
+    if Path("/proc/self").exists():
         try:
-            return proc.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             return None
     try:  # no /proc (macOS): ask ps
