@@ -32,7 +32,7 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
                 "no provider with an offer that fits has credentials: "
                 + "; ".join(hint for _name, hint in sorted(keyless.items())),
                 "set one of them, or deploy to a machine you have: --host USER@ADDR[:PORT] or --host local")
-        warnings = [f"no provider has credentials ({', '.join(sorted(keyless))}): 'gpuctl up' would stop here "
+        warnings = ["no provider with an offer that fits has credentials: 'gpuctl up' would stop here "
                     "('gpuctl providers' shows how to set them, or use --host)"]
         keyless = {}
     else:

@@ -59,7 +59,7 @@ def test_a_dry_run_without_any_key_still_plans_and_warns(gpuctl) -> None:
     result = gpuctl("up", "qwen2.5-7b", "--dry-run", "--json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["offer"]["provider"]
-    assert "no provider has credentials" in result.stderr
+    assert "has credentials: 'gpuctl up' would stop here" in result.stderr
 
 
 def _never_launched(project: Path, name: str, provider: str) -> None:

@@ -155,7 +155,7 @@ def test_ttl_watchdog_stops_the_container_but_not_the_machine(gpuctl, fake_gpu_h
     assert "passed: stopping " in log and " and shutting down" in log  # the container, by its id
     assert fake_gpu_host.docker("version", check=False).returncode == 0, "the user's machine keeps running"
     (row,) = json.loads(gpuctl("status", "--json").stdout)
-    assert row["ttl_left_seconds"] < 0 and row["health"].startswith("unreachable")
+    assert row["ttl_left_seconds"] < 0 and row["health"].startswith("expired: its TTL stopped it")  # not probed
     assert "expired" in gpuctl("status", "--no-probe").stdout
     assert gpuctl("down", "ttl").exit_code == 0
     assert fake_gpu_host.containers() == []
