@@ -15,11 +15,21 @@ from gpuctl.cli.output import info
 def env(app: App, name: str | None) -> None:
     """Print OPENAI_BASE_URL and OPENAI_API_KEY of deployment NAME (default: the only one; the only
     command that shows the key)."""
+    from gpuctl.cli.service import env_lines as service_env_lines
+    from gpuctl.cli.service import service_target
     from gpuctl.cli.up import deploy_context
     from gpuctl.deploy.access import env_lines
     from gpuctl.deploy.context import Timeouts
     from gpuctl.deploy.tunnels import live_tunnel
 
+    service = service_target(app, name) if name else None
+    if service is not None:  # a service: its router
+        click.echo("\n".join(service_env_lines(app, service)))
+        if service.router is not None and service.router.host is not None:
+            port = service.router.port
+            info(app, f"the router listens on {service.router.host}'s loopback: keep "
+                      f"'ssh -N -L {port}:127.0.0.1:{port} {service.router.host}' running")
+        return
     ctx = deploy_context(app, Timeouts(), quiet=True)
     name = deployment_name(app, name, "env")
     deployment = ctx.records.get(name)

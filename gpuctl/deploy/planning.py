@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from gpuctl.deploy.context import DeployContext
 from gpuctl.errors import CredentialsError, UsageError
 from gpuctl.models.offer import Offer
 from gpuctl.plan import DeployPlan, PlanInputs, PlanRequest, build_plan, ranked_offers
 from gpuctl.providers.capabilities import Capability
+
+if TYPE_CHECKING:
+    from gpuctl.deploy.coldstart import ColdStartRecord
+    from gpuctl.models.phases import ColdStartPrediction
+    from gpuctl.providers.base import Provider
 
 #: offers tried in turn when a provider reports no capacity
 MAX_OFFERS = 3
@@ -24,6 +32,8 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
     is always planned public, with an API key; and there is no machine to arm gpuctl's TTL watchdog on,
     so its plan says that only gpuctl enforces the TTL.
     """
+    from gpuctl.deploy.coldstart import history
+
     ranked, _ = ranked_offers(inputs.recipe, inputs.offers, request, inputs.history)
     keyless = _keyless(ctx, {offer.provider for offer, _row in ranked})
     if keyless and all(offer.provider in keyless for offer, _row in ranked):
@@ -38,6 +48,7 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
     else:
         warnings = [f"offers at {', '.join(sorted(keyless))} left out: without credentials "
                     "('gpuctl providers' shows how to set them)"] if keyless else []
+    past = history()
     plans: list[DeployPlan] = []
     skipped: set[str] = set()
     for rank, (offer, _row) in enumerate(ranked):
@@ -49,9 +60,10 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
             continue
         public = provider_cls.can(Capability.ENGINE_CONTAINER)
         planned = request.model_copy(update={"public": True}) if public else request
-        plans.append(build_plan(planned, inputs.recipe, inputs.offers, hf_token_present=inputs.hf_token_present,
-                                warnings=[*inputs.warnings, *warnings], rank=rank, ttl_by_gpuctl=public,
-                                history=inputs.history))
+        plan = build_plan(planned, inputs.recipe, inputs.offers, hf_token_present=inputs.hf_token_present,
+                          warnings=[*inputs.warnings, *warnings], rank=rank, ttl_by_gpuctl=public,
+                          history=inputs.history)
+        plans.append(plan.model_copy(update={"cold_start": forecast(plan, provider_cls, past)}))
         if len(plans) == limit:
             break
     if not plans:
@@ -75,6 +87,19 @@ def _keyless(ctx: DeployContext, names: set[str]) -> dict[str, str]:
         if not status.present:
             keyless[name] = f"{provider.display_name}: {status.hint or 'gpuctl providers shows what it needs'}"
     return keyless
+
+
+def forecast(plan: DeployPlan, provider: type[Provider], past: Sequence[ColdStartRecord]) -> ColdStartPrediction:
+    """The cold start of ``plan`` as past ups on its provider (else stated assumptions) suggest."""
+    from gpuctl.deploy.coldstart import predict
+
+    kind = next((k for k in (Capability.SSH_MACHINE, Capability.ENGINE_CONTAINER, Capability.USER_HOST)
+                 if provider.can(k)), Capability.SSH_MACHINE)
+    offer = plan.offer
+    return predict(provider=offer.provider, kind=kind, gpu=offer.gpu, engine=plan.engine.engine,
+                   image=plan.engine.image, weights_bytes=plan.fit.weights_gb * offer.gpu_count * 1e9,
+                   weights_basis="the weights' size in GPU memory, from the fit", price_per_hour=offer.price_per_hour,
+                   past=past)
 
 
 def describe_offer(offer: Offer) -> str:

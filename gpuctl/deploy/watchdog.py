@@ -40,6 +40,8 @@ class Armed(BaseModel):
     token: str
     #: when the budget runs out (None: no budget)
     budget_ends_at: datetime | None = None
+    #: where it notes the engine's last request (None: no idle limit)
+    activity_file: str | None = None
 
 
 class IdleLimit(BaseModel):
@@ -95,7 +97,7 @@ def arm(shell: Shell, *, name: str, container: str, seconds_left: int | None, st
         watch = IdleWatch(seconds=idle.seconds, port=idle.port, busy_metrics=tuple(busy),
                           request_metrics=tuple(requests), activity_file=activity_path(directory, name))
     script = watchdog_script(deadline=deadline, container=container, deadline_file=deadline_path,
-                             interval_s=interval_for(seconds_left, budget_seconds_left, idle and idle.seconds),
+                             interval_s=interval_for(seconds_left, budget_seconds_left, idle.seconds if idle else None),
                              shutdown_command=STOP_MACHINE if stop_machine else KEEP_MACHINE,
                              budget_deadline=budget_deadline, idle=watch)
     shell.run(["sh", "-c", 'umask 077 && mkdir -p "$1"', "sh", directory]).check(f"creating {directory}", shell.where)
@@ -119,7 +121,8 @@ def arm(shell: Shell, *, name: str, container: str, seconds_left: int | None, st
     def local(host_deadline: int) -> datetime | None:
         return local_before + timedelta(seconds=host_deadline - host_now) if host_deadline else None
 
-    return Armed(pid=pid, expires_at=local(deadline), token=key, budget_ends_at=local(budget_deadline))
+    return Armed(pid=pid, expires_at=local(deadline), token=key, budget_ends_at=local(budget_deadline),
+                 activity_file=watch.activity_file if idle is not None else None)
 
 
 def host_seconds(date_output: str) -> float:
