@@ -83,7 +83,9 @@ class App:
         """stderr: progress, warnings, errors."""
         from rich.console import Console
 
-        return Console(stderr=True, no_color=not self.color, highlight=False, soft_wrap=True)
+        # no colour means no styling at all: rich's no_color alone still prints bold
+        return Console(stderr=True, no_color=not self.color, color_system="auto" if self.color else None,
+                       highlight=False, soft_wrap=True)
 
     @cached_property
     def out(self) -> Console:
@@ -92,4 +94,5 @@ class App:
         from rich.console import Console
 
         width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
-        return Console(no_color=self.no_color or bool(os.environ.get(Env.NO_COLOR)), highlight=False, width=width)
+        plain = self.no_color or bool(os.environ.get(Env.NO_COLOR))
+        return Console(no_color=plain, color_system=None if plain else "auto", highlight=False, width=width)

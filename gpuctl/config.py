@@ -16,7 +16,7 @@ from typing import Any
 
 from gpuctl.envvars import Env
 from gpuctl.errors import ConfigError, NotFoundError, UsageError
-from gpuctl.fsutil import atomic_write
+from gpuctl.fsutil import atomic_write, read_text_file
 from gpuctl.paths import config_dir
 from gpuctl.yamlio import load_yaml
 
@@ -99,7 +99,7 @@ class UserConfig:
         import yaml
 
         try:
-            data = load_yaml(self.path.read_text(encoding="utf-8")) or {}
+            data = load_yaml(read_text_file(self.path)) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{self.path}: not valid YAML ({exc.__class__.__name__})") from exc
         if not isinstance(data, dict):

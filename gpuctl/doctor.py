@@ -276,3 +276,36 @@ def _tool(name: str, why: str, fix: str) -> CheckResult:
     if found:
         return CheckResult(name=name, status="ok", detail=found)
     return CheckResult(name=name, status="warning", detail=f"'{name}' not found on PATH: {why}", fix=fix)
+
+
+def host_checks(target: str, state_dir: Path, *, identity: Path | None = None, accept_host_key: bool = False
+                ) -> tuple[list[CheckResult], GpuctlError | None]:
+    """``doctor --host``: can gpuctl deploy to this machine of the user's? Login, GPUs (free, known), docker
+    and its NVIDIA runtime, each a check of the ``ssh`` provider; and the first error met (None: ready).
+
+    Nothing on the machine is changed (no bootstrap: it is the user's).
+    """
+    from gpuctl.deploy.hosts import connect, host_offer, opened
+    from gpuctl.host.checks import check_host
+    from gpuctl.host.target import parse_target
+    from gpuctl.providers.ssh import HostProvider
+
+    where = HostProvider.name
+    checks: list[CheckResult] = []
+    try:
+        parsed = parse_target(target)
+        with opened(connect(parsed, state_dir, identity=identity, accept_host_key=accept_host_key)) as shell:
+            checks.append(CheckResult(name="login", provider=where, status="ok", detail=shell.where))
+            offer = host_offer(shell, parsed)
+            checks.append(CheckResult(name="gpus", provider=where, status="ok",
+                                      detail=f"{offer.gpu_count} x {offer.gpu}, free"))
+            report = check_host(shell, expected_gpu=offer.gpu, expected_count=offer.gpu_count, bootstrap=False,
+                                user_owned=True)
+            checks.append(CheckResult(name="docker", provider=where, status="ok",
+                                      detail=f"docker {report.docker.server_version}, runtime {report.nvidia_runtime}"
+                                      + (" (through sudo)" if report.docker_sudo else "")))
+    except GpuctlError as exc:
+        step = ("login", "gpus", "docker")[min(len(checks), 2)]
+        checks.append(CheckResult(name=step, provider=where, status="problem", detail=exc.message, fix=exc.hint))
+        return checks, exc
+    return checks, None

@@ -9,6 +9,8 @@ class Env:
     CACHE_DIR = "GPUCTL_CACHE_DIR"
     DEBUG = "GPUCTL_DEBUG"
     NO_COLOR = "NO_COLOR"
+    #: answers yes to every confirmation, like -y (scripts, CI)
+    YES = "GPUCTL_YES"
 
     RUNPOD_API_KEY = "RUNPOD_API_KEY"
     LAMBDA_API_KEY = "LAMBDA_API_KEY"

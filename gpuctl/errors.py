@@ -60,6 +60,31 @@ class StateError(UsageError):
     default_hint = "inspect .gpuctl/state.json; gpuctl will not overwrite it"
 
 
+class FileSystemError(UsageError):
+    """A file or directory gpuctl needs cannot be read or written: names the path and the cause (exit 2)."""
+
+    default_hint = "check the path and its permissions"
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, doing: str = "use") -> FileSystemError:
+        """The one line for an OSError that carries a path: 'cannot read PATH: Permission denied'."""
+        import errno
+
+        path = exc.filename or "?"
+        cause = exc.strerror or str(exc)
+        hints = {
+            errno.EACCES: f"check the permissions of {path} and its directories (ls -ld)",
+            errno.EPERM: f"check the permissions of {path} and its directories (ls -ld)",
+            errno.EISDIR: f"{path} should be a file, not a directory: move it away",
+            errno.ENOTDIR: "a part of that path is a file where a directory should be: move it away",
+            errno.EEXIST: f"{path} is in the way: move it away",
+            errno.ENOSPC: "free some space on that disk",
+            errno.EROFS: "that file system is read-only: use another project directory (--project-dir)",
+            errno.ENOENT: "check that the path exists",
+        }
+        return cls(f"cannot {doing} {path}: {cause}", hints.get(exc.errno or 0, cls.default_hint))
+
+
 class NotFoundError(GpuctlError):
     exit_code = ExitCode.NOT_FOUND
     default_hint = "check the name for typos"
@@ -95,4 +120,11 @@ class Interrupted(GpuctlError):
     default_hint = ""
 
     def __init__(self, message: str = "interrupted", hint: str | None = None) -> None:
+        super().__init__(message, hint)
+
+
+class Declined(Interrupted):
+    """The user answered no at a confirmation: nothing was done (exit 130, as an interrupt or the wizard's Esc)."""
+
+    def __init__(self, message: str = "not done: the answer was no", hint: str | None = "nothing was changed") -> None:
         super().__init__(message, hint)

@@ -1,4 +1,4 @@
-"""Small filesystem helpers: atomic writes and private files."""
+"""Small filesystem helpers: atomic writes, private files, and reading the text files users edit."""
 
 from __future__ import annotations
 
@@ -28,6 +28,19 @@ def atomic_write(path: Path, data: str, mode: int = 0o644, durable: bool = True)
         raise
     if durable:
         _fsync_dir(path.parent)
+
+
+def read_text_file(path: Path) -> str:
+    """A file the user edits, as text: unreadable or not UTF-8 (binary garbage) is bad input naming it (exit 2)."""
+    from gpuctl.errors import ConfigError, FileSystemError
+
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FileSystemError.from_os_error(exc, "read") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x})",
+                          f"fix or remove {path}") from exc
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -44,12 +44,16 @@ def known_secrets(keys: Iterable[ConfigKey]) -> list[str]:
 def configure_logging(verbosity: int, keys: Callable[[], Iterable[ConfigKey]]) -> None:
     """``-v`` shows gpuctl's info messages, ``-vv`` debug messages from gpuctl and its libraries; the value of
     every secret of ``keys()`` (gpuctl's and every installed provider's, asked only here) is scrubbed."""
+    root = logging.getLogger()
     if verbosity <= 0:
+        # without -v, libraries (paramiko's transport thread above all) print nothing: with no handler at all,
+        # Python's last-resort handler would write their warnings and tracebacks raw onto stderr
+        if not root.handlers:
+            root.addHandler(logging.NullHandler())
         return
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     handler.addFilter(SecretFilter(known_secrets(keys())))
-    root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
     logging.getLogger("gpuctl").setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from gpuctl.durations import parse_duration
+from gpuctl.durations import parse_ttl
 from gpuctl.errors import ConfigError, UsageError
-from gpuctl.fsutil import atomic_write
+from gpuctl.fsutil import atomic_write, read_text_file
 from gpuctl.models.recipe import EngineName
 from gpuctl.yamlio import load_yaml
 
@@ -38,7 +38,7 @@ class ProjectFile(BaseModel):
     def _ttl_is_duration(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                parse_duration(value)
+                parse_ttl(value)
             except UsageError as exc:
                 raise ValueError(exc.message) from None
         return value
@@ -71,7 +71,7 @@ def load_project_file(root: Path) -> ProjectFile:
     import yaml
 
     try:
-        data = load_yaml(path.read_text(encoding="utf-8"))
+        data = load_yaml(read_text_file(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

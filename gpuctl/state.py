@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gpuctl.errors import StateError, TimeoutError_, UsageError
+from gpuctl.errors import FileSystemError, StateError, TimeoutError_, UsageError
 from gpuctl.fsutil import atomic_write
 from gpuctl.models.bench import BenchRecord
 from gpuctl.models.deployment import Deployment, HistoryEvent, Service
@@ -62,10 +62,15 @@ class StateStore:
 
     def read(self) -> State:
         """The current state (empty if there is none yet). Safe without the lock: writes are atomic."""
+        if self.dir.exists() and not self.dir.is_dir():
+            raise StateError(f"{self.dir} is a file, not gpuctl's state directory",
+                             f"move {self.dir} away: gpuctl keeps this project's deployments in that directory")
         if not self.path.exists():
             return State()
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise FileSystemError.from_os_error(exc, "read") from exc
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise StateError(f"{self.path} is corrupt ({exc.__class__.__name__}: {exc})") from exc
         if not isinstance(raw, dict):

@@ -49,12 +49,26 @@ def run_translated(invoke: Callable[[], Any]) -> int:
         # the reader went away (gpuctl ... | head); stop quietly
         sys.stderr.close()
         return ExitCode.OK
-    except Exception as exc:
+    except OSError as exc:
+        if exc.filename is None:  # not a file-system problem (a socket, a process): a bug
+            return _unexpected(exc, debug)
         if debug:
             traceback.print_exc()
-        _report(f"unexpected {type(exc).__name__}: {exc} "
-                f"(hint: rerun with {Env.DEBUG}=1 and report it with the traceback)")
-        return ExitCode.UNEXPECTED
+        from gpuctl.errors import FileSystemError
+
+        error = FileSystemError.from_os_error(exc)
+        _report(error.one_line())
+        return int(error.exit_code)
+    except Exception as exc:
+        return _unexpected(exc, debug)
+
+
+def _unexpected(exc: BaseException, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    _report(f"unexpected {type(exc).__name__}: {exc} "
+            f"(hint: rerun with {Env.DEBUG}=1 and report it with the traceback)")
+    return ExitCode.UNEXPECTED
 
 
 def _name_broken_plugins(app: Any) -> None:
@@ -90,7 +104,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 @click.option("--project-dir", envvar=Env.PROJECT_DIR, show_envvar=True, metavar="DIR",
               help="Project directory (default: nearest one holding gpuctl.yaml or .gpuctl/).")
 @click.option("--no-color", is_flag=True, help=f"Plain output without colour (also {Env.NO_COLOR}).")
-@click.option("-y", "--yes", is_flag=True, help="Answer yes to confirmations.")
+@click.option("-y", "--yes", is_flag=True, envvar=Env.YES, show_envvar=True, help="Answer yes to confirmations.")
 @click.option("--interactive/--no-interactive", default=None,
               help="Allow or forbid prompts (default: prompt only on a TTY).")
 @click.version_option(__version__, "--version", prog_name="gpuctl", message="%(prog)s %(version)s")

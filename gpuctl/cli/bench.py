@@ -11,6 +11,7 @@ import click
 from pydantic import BaseModel
 
 from gpuctl.app import App
+from gpuctl.cli.names import deployment_name
 from gpuctl.cli.options import json_option, quiet_option, yes_option
 from gpuctl.cli.output import Column, ConsoleReporter, info, print_json, print_rows, warn
 from gpuctl.durations import parse_duration
@@ -198,7 +199,7 @@ def bench(app: App, name: str | None, url: str | None, model: str | None, api_ke
           sweep_providers: tuple[str, ...], sweep_count: int | None, sweep_engine: str | None,
           sweep_quantization: str | None, budget: float | None, parallel: int, dry_run: bool) -> None:
     """Measure TTFT, inter-token latency, TPOT, end-to-end latency, throughput, goodput and the cost per
-    1M tokens of deployment NAME, or of any OpenAI-compatible server given by --url.
+    1M tokens of deployment NAME (default: the only one), or of any OpenAI-compatible server given by --url.
 
     \b
     Examples:
@@ -233,8 +234,10 @@ def bench(app: App, name: str | None, url: str | None, model: str | None, api_ke
         target_for_deployment,
     )
 
-    if bool(name) == bool(url):
-        raise UsageError("give a deployment NAME or --url, not both" if name else "give a deployment NAME or --url")
+    if name and url:
+        raise UsageError("give a deployment NAME or --url, not both")
+    if not url:
+        name = deployment_name(app, name, "bench")
     if source == "host" and not name:
         raise UsageError("--from host benchmarks a deployment: give its NAME instead of --url")
     service = None

@@ -6,14 +6,15 @@ import click
 
 from gpuctl.app import App
 from gpuctl.cli.output import info
-from gpuctl.errors import UsageError
+from gpuctl.errors import Declined, UsageError
 
 
 def confirm_or_refuse(app: App, question: str, *, refused: str, hint: str, shown: str | None = None) -> None:
     """Go on only with a yes: ``-y``, or an answer on the terminal; without one raise UsageError(``refused``, ``hint``).
 
     ``shown`` (the price, what is deleted) is printed first; with ``-y`` it is still shown unless ``-q``.
-    Answering no aborts (exit 1, as click's confirmations do).
+    Answering no raises Declined: exit 130, like Ctrl-C or the wizard's Esc (the user stopped it; nothing
+    was done), with a line saying so rather than "interrupted".
     """
     if app.yes:
         if shown:
@@ -24,4 +25,4 @@ def confirm_or_refuse(app: App, question: str, *, refused: str, hint: str, shown
     if not app.can_prompt:
         raise UsageError(refused, hint)
     if not click.confirm(question, default=False, err=True):
-        raise click.Abort()
+        raise Declined()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from gpuctl.app import App
+from gpuctl.cli.names import deployment_name
 from gpuctl.cli.options import json_option, quiet_option
 from gpuctl.cli.output import info, print_json, warn
 
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
 @click.pass_obj
 def down(app: App, name: str | None, everything: bool, host: str | None, identity: Path | None,
          terminate_timeout: str) -> None:
-    """Remove deployment NAME (or --all): the container, the instance, the local key. Safe to repeat.
+    """Remove deployment NAME (default: the only one) or --all: the container, the instance, the local key.
+    Safe to repeat.
 
     \b
     A deployment whose 'gpuctl up' is still running is stopped first (it removes what it created).
@@ -41,10 +43,11 @@ def down(app: App, name: str | None, everything: bool, host: str | None, identit
     from gpuctl.deploy.context import Timeouts
     from gpuctl.deploy.down import take_down
     from gpuctl.deploy.records import is_active
+    from gpuctl.deploy.tunnels import stop_tunnel
     from gpuctl.durations import parse_duration
     from gpuctl.errors import GpuctlError, UsageError
 
-    if bool(name) == everything:
+    if name and everything:
         raise UsageError("name one deployment, or pass --all", "'gpuctl status' lists them")
     ctx = deploy_context(app, Timeouts(terminate=parse_duration(terminate_timeout)), quiet=False)
     if host is not None:  # before the state file is read: it may be what is lost
@@ -52,6 +55,8 @@ def down(app: App, name: str | None, everything: bool, host: str | None, identit
         return
     if identity is not None:
         raise UsageError("--identity only applies with --host")
+    if not name and not everything:
+        name = deployment_name(app, None, "down")
     from gpuctl.cli.service import service_target
     from gpuctl.cli.service import take_down as take_down_service
 
@@ -92,6 +97,8 @@ def down(app: App, name: str | None, everything: bool, host: str | None, identit
             continue
         if outcome.stopped_launch:
             info(app, f"{deployment.name}: its launch was stopped and removed what it had created")
+        if stop_tunnel(ctx.state_dir, deployment.name) is not None:
+            info(app, f"{deployment.name}: stopped its tunnel")
         ended.append(outcome.deployment)
     _print_ended(app, ended)
     if failures:

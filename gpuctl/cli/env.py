@@ -5,21 +5,24 @@ from __future__ import annotations
 import click
 
 from gpuctl.app import App
+from gpuctl.cli.names import deployment_name
 from gpuctl.cli.output import info
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", required=False)
 @click.pass_obj
-def env(app: App, name: str) -> None:
-    """Print OPENAI_BASE_URL and OPENAI_API_KEY of deployment NAME (the only command that shows the key)."""
+def env(app: App, name: str | None) -> None:
+    """Print OPENAI_BASE_URL and OPENAI_API_KEY of deployment NAME (default: the only one; the only
+    command that shows the key)."""
     from gpuctl.cli.service import env_lines as service_env_lines
     from gpuctl.cli.service import service_target
     from gpuctl.cli.up import deploy_context
     from gpuctl.deploy.access import env_lines
     from gpuctl.deploy.context import Timeouts
+    from gpuctl.deploy.tunnels import live_tunnel
 
-    service = service_target(app, name)
+    service = service_target(app, name) if name else None
     if service is not None:  # a service: its router
         click.echo("\n".join(service_env_lines(app, service)))
         if service.router is not None and service.router.host is not None:
@@ -28,7 +31,9 @@ def env(app: App, name: str) -> None:
                       f"'ssh -N -L {port}:127.0.0.1:{port} {service.router.host}' running")
         return
     ctx = deploy_context(app, Timeouts(), quiet=True)
+    name = deployment_name(app, name, "env")
     deployment = ctx.records.get(name)
-    click.echo("\n".join(env_lines(ctx, deployment)))
-    if deployment.tunnel:
+    tunnel = live_tunnel(ctx.state_dir, name)
+    click.echo("\n".join(env_lines(ctx, deployment, tunnel.base_url if tunnel else None)))
+    if deployment.tunnel and tunnel is None:
         info(app, f"{name} is private: keep 'gpuctl ssh {name} --tunnel' running while you use it")

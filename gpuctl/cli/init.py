@@ -40,6 +40,14 @@ def init(app: App, force: bool, wizard: bool, **values: str | None) -> None:
     root = resolve_project_root(app.project_dir) if app.project_dir else Path.cwd()
     if (root / PROJECT_FILE).exists() and not force:
         raise UsageError(f"{root / PROJECT_FILE} already exists", "pass --force to overwrite it")
+    if values["model"]:
+        from gpuctl.recipes import RecipeBook
+        from gpuctl.recipes.hub import is_hf_ref, parse_hf_ref
+
+        if is_hf_ref(values["model"]):
+            parse_hf_ref(values["model"])  # the form only: the hub is asked when it is deployed
+        else:
+            RecipeBook(root).get(values["model"])  # unknown: exit 3 with close names
     if values["gpu"]:
         values["gpu"] = resolve_gpu(values["gpu"])
     if values["provider"] and values["provider"] != "auto":

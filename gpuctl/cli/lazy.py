@@ -22,7 +22,9 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(entry.module), entry.attr)
         if not isinstance(command, click.Command):
             raise TypeError(f"{entry.module}.{entry.attr} is not a click command")
-        return command
+        from gpuctl.cli.options import with_global_flags
+
+        return with_global_flags(command)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]

@@ -5,21 +5,23 @@ from __future__ import annotations
 import click
 
 from gpuctl.app import App
+from gpuctl.cli.names import deployment_name
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C or the engine stops.")
 @click.option("--tail", type=click.IntRange(min=0), default=200, show_default=True, metavar="N",
               help="Lines from the end to start with.")
 @click.pass_obj
-def logs(app: App, name: str, follow: bool, tail: int) -> None:
-    """Print the engine log of deployment NAME."""
+def logs(app: App, name: str | None, follow: bool, tail: int) -> None:
+    """Print the engine log of deployment NAME (default: the only one)."""
     from gpuctl.cli.up import deploy_context
     from gpuctl.deploy.access import engine_logs, follow_engine_logs
     from gpuctl.deploy.context import Timeouts
 
     ctx = deploy_context(app, Timeouts(), quiet=True)
+    name = deployment_name(app, name, "logs")
     deployment = ctx.records.get(name)
     if not follow:
         click.echo(engine_logs(ctx, deployment, tail), nl=False)

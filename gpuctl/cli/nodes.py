@@ -20,7 +20,7 @@ def node_plans(app: App, ctx: DeployContext, request: PlanRequest, inputs: PlanI
     from gpuctl.deploy.planning import candidate_plans
 
     _look_up_first(app, request, inputs)
-    return multi_node_plans(ctx, candidate_plans(ctx, request, inputs, limit=1_000), request.nodes)
+    return multi_node_plans(ctx, candidate_plans(ctx, request, inputs, limit=1_000, keyless_ok=True), request.nodes)
 
 
 def _look_up_first(app: App, request: PlanRequest, inputs: PlanInputs) -> None:

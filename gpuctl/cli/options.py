@@ -32,3 +32,32 @@ def quiet_option(func: F) -> F:
 def yes_option(func: F) -> F:
     return click.option("-y", "--yes", is_flag=True, expose_value=False, callback=_set_flag("yes"),
                         help="Answer yes to confirmations.")(func)
+
+
+#: the root's flags every command also takes after its name: (option strings, App attribute, help)
+GLOBAL_FLAGS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("--json",), "json", "Print JSON on stdout."),
+    (("-q", "--quiet"), "quiet", "Print only the essential value."),
+    (("-y", "--yes"), "yes", "Answer yes to confirmations."),
+    (("--no-color",), "no_color", "Plain output without colour."),
+)
+
+
+def with_global_flags(command: click.Command) -> click.Command:
+    """Let ``command`` (and a group's subcommands) take the root's flags after its name: ``gpuctl down --all -y``.
+
+    A flag the command declares itself is left as it is; the others are added hidden (the root's help
+    shows them). Done once per command object.
+    """
+    if getattr(command, "_gpuctl_global_flags", False):
+        return command
+    taken = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+    for opts, attr, help_text in GLOBAL_FLAGS:
+        if taken.isdisjoint(opts):
+            command.params.append(click.Option(list(opts), is_flag=True, expose_value=False, hidden=True,
+                                               callback=_set_flag(attr), help=help_text))
+    command._gpuctl_global_flags = True  # type: ignore[attr-defined]
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            with_global_flags(sub)
+    return command

@@ -52,12 +52,50 @@ def print_rows(app: App, rows: Sequence[BaseModel], columns: Sequence[Column], *
     from rich import box
     from rich.table import Table
 
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for column in columns:
-        table.add_column(column.header, justify=column.justify, overflow="fold")  # type: ignore[arg-type]
-    for row in rows:
-        table.add_row(*(column.cell(row) for column in columns))
+    if app.quiet:  # the essential value: the first column, one per line
+        for row in rows:
+            click.echo(columns[0].cell(row))
+        return
+    cells = [[column.cell(row) for column in columns] for row in rows]
+    texts = [(column.header, *(line[index] for line in cells)) for index, column in enumerate(columns)]
+    widths, padding, collapse = _fit_widths(app.out.width, [max(map(len, t)) for t in texts],
+                                            [max(map(_unbreakable, t)) for t in texts])
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=padding, collapse_padding=collapse)
+    for column, width in zip(columns, widths, strict=True):
+        table.add_column(column.header, justify=column.justify, overflow="fold", width=width)  # type: ignore[arg-type]
+    for line in cells:
+        table.add_row(*line)
     app.out.print(table)
+
+
+def _fit_widths(total: int, natural: list[int], least: list[int]) -> tuple[list[int | None], tuple[int, int], bool]:
+    """Column widths for a table ``total`` wide: the natural ones when they fit; else never below a column's
+    longest word (a narrow terminal wraps between words, not inside them), with the gaps between columns
+    shrunk (divider and padding: 3, collapsed 2, none 1) and the room left shared out by what each wants."""
+    gaps = len(natural) - 1
+    if sum(natural) + 3 * gaps <= total:
+        return [None] * len(natural), (0, 1), False
+    spare = total - sum(least)
+    padding, collapse, gap = next(((p, c, g) for p, c, g in (((0, 1), False, 3), ((0, 1), True, 2), ((0, 0), False, 1))
+                                   if spare >= g * gaps), ((0, 0), False, 1))
+    widths = list(least)
+    room = total - gap * gaps - sum(widths)
+    while room > 0 and any(w < n for w, n in zip(widths, natural, strict=True)):
+        wanting = max(range(len(widths)), key=lambda i: natural[i] - widths[i])
+        widths[wanting] += 1
+        room -= 1
+    return list(widths), padding, collapse
+
+
+#: a cell up to this long is never wrapped ("80 GB", "gpuctl 0.1", "1 x L40S")
+_SHORT_CELL = 10
+
+
+def _unbreakable(text: str) -> int:
+    """The narrowest width ``text`` fits without breaking a word."""
+    if len(text) <= _SHORT_CELL:
+        return len(text)
+    return max((len(word) for word in text.split()), default=0)
 
 
 def info(app: App, message: str) -> None:

@@ -78,7 +78,7 @@ def _columns(now: datetime, unrunnable: set[str]) -> list[Column]:
         Column("REGION", "region"),
         Column("$/GPU-HR", lambda o: f"{o.price_per_gpu_hour:.3f}", "right"),
         Column("$/HR", lambda o: f"{o.price_per_hour:.3f}", "right"),
-        Column("AVAILABILITY", "availability"),
+        Column("STOCK", "availability"),
         Column("SOURCE", lambda o: _source(o, now)),
     ]
 

@@ -41,6 +41,13 @@ def _endpoint(row: object) -> str | None:
     return f"{endpoint} (tunnel)" if endpoint and getattr(row, "tunnel", False) else endpoint
 
 
+def _status(row: object) -> str:
+    """The record's status, except 'expired' for a running one whose TTL has passed (it was stopped)."""
+    status = str(getattr(row, "status", ""))
+    left = getattr(row, "ttl_left_seconds", None)
+    return "expired" if status == "running" and left is not None and left <= 0 else status
+
+
 def _limits(row: DeploymentRow) -> list[str]:
     """The idle limit and the budget of one deployment, as lines."""
     from gpuctl.durations import format_duration
@@ -97,7 +104,7 @@ def status(app: App, name: str | None, no_probe: bool, include_ended: bool) -> N
     budgets = any(row.budget_usd is not None for row in rows)
     print_rows(app, rows, [
         Column("NAME", "name"),
-        Column("STATUS", "status"),
+        Column("STATUS", _status),
         Column("PROVIDER", "provider"),
         Column("GPU", _gpu),
         Column("REGION", "region"),

@@ -114,7 +114,8 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
     what was created (unless --keep-on-failure); 'gpuctl down NAME' finishes any cleanup.
     Defaults for MODEL, --gpu, --provider, --engine, --region, --ttl, --idle and --budget come from
     gpuctl.yaml.
-    With -i, a wizard asks for what the flags do not say; -q prints only the endpoint's base URL.
+    With -i, a wizard asks for what the flags do not say; -q prints only the endpoint's base URL
+    (with --dry-run, only the engine's command line).
     """
     if wizard or print_command:
         from gpuctl.cli.wizard import up_wizard
@@ -122,7 +123,7 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
         up_wizard(click.get_current_context(), print_command=print_command)
         return
     from gpuctl.catalog import resolve_gpu
-    from gpuctl.durations import parse_duration
+    from gpuctl.durations import parse_duration, parse_ttl
     from gpuctl.plan import PlanRequest
 
     cloud_flags = {"gpu": gpu, "count": count, "provider": provider, "region": region, "spot": spot,
@@ -156,7 +157,7 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
         model=model, hf_config=hf_config, gpu=resolve_gpu(gpu) if gpu else None, count=count,
         providers=None if provider in (None, "auto") else [provider], region=region,
         engine=engine or project.engine or "vllm", spot=spot, max_price=max_price,
-        ttl_seconds=parse_duration(ttl) if ttl else None, idle_seconds=parse_duration(idle) if idle else None,
+        ttl_seconds=parse_ttl(ttl) if ttl else None, idle_seconds=parse_duration(idle) if idle else None,
         budget_usd=budget, max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization, quantization=quantization,
         served_model_name=served_model_name, public=public, image=image, nodes=nodes,
@@ -184,10 +185,12 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
         if dry_run:
             from gpuctl.deploy.planning import candidate_plans
 
-            plan = candidate_plans(ctx, request, inputs, limit=1)[0]  # exactly what 'up' would launch first
+            plan = candidate_plans(ctx, request, inputs, limit=1, keyless_ok=True)[0]  # what 'up' would launch first
             _warn_all(app, plan.warnings)
             if app.json:
                 print_json(plan.model_dump(mode="json"))
+            elif app.quiet:  # the essential value: what would run on the GPU host
+                click.echo(plan.command)
             else:
                 _render_plan(plan)
             return

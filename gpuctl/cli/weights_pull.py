@@ -27,6 +27,12 @@ def pull_to_provider(app: App, model: str, to: str, *, gpu: str | None, engine: 
 
     name, region = parse_to(to)
     provider = cache_provider(app.registry, name)
+    status = provider.credentials()
+    if not status.present:  # before any offer is looked at: the cache and its machine are rented with the key
+        from gpuctl.errors import CredentialsError
+
+        raise CredentialsError(f"{provider.display_name} has no credentials, so its weights cache cannot be filled",
+                               status.hint or "'gpuctl providers' shows what it needs")
     request = PlanRequest(model=model, gpu=resolve_gpu(gpu) if gpu else None, providers=[name], region=region,
                           engine=engine or app.project.engine or "vllm", ttl_seconds=FILL_TTL_SECONDS)
     ctx = deploy_context(app, Timeouts(), quiet=False)

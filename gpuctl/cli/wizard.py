@@ -193,7 +193,7 @@ def _ask_engine(app: App, asker: Asker, recipe: Recipe, offer: Offer, request: P
 
 
 def _ask_ttl(asker: Asker, price: float, default: str | None) -> str | None:
-    from gpuctl.durations import parse_duration
+    from gpuctl.durations import parse_ttl
 
     options = list(dict.fromkeys([*TTL_CHOICES, *([default] if default else [])]))
     choices: list[tuple[str, Any, str | None]] = [
@@ -207,7 +207,7 @@ def _ask_ttl(asker: Asker, price: float, default: str | None) -> str | None:
 
     def valid(text: str) -> bool | str:
         try:
-            parse_duration(text)
+            parse_ttl(text)
         except UsageError as exc:
             return exc.one_line()
         return True
@@ -251,7 +251,7 @@ def up_wizard(ctx: click.Context, *, print_command: bool) -> None:
 def _up_start(app: App, ctx: click.Context) -> WizardStart:
     """What ``up``'s flags already decide; bad values fail here, before any question."""
     from gpuctl.catalog import resolve_gpu
-    from gpuctl.durations import parse_duration
+    from gpuctl.durations import parse_ttl
 
     params = ctx.params
     given = {name for name in params if _given(ctx, name)}
@@ -266,7 +266,7 @@ def _up_start(app: App, ctx: click.Context) -> WizardStart:
         app.registry.create(params["provider"])  # an unknown name fails with close matches
         constraints["providers"] = [params["provider"]]
     if "ttl" in given:
-        parse_duration(params["ttl"])
+        parse_ttl(params["ttl"])
     return WizardStart(model=params.get("model"), engine=params.get("engine"), ttl=params.get("ttl"),
                        constraints=constraints, defaults=app.project)
 

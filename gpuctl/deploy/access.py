@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -156,13 +156,16 @@ def _container(deployment: Deployment) -> str:
 
 
 def ssh_argv(ctx: DeployContext, deployment: Deployment, command: list[str], *,
-             tunnel_port: int | None = None, pin: bool = False) -> list[str]:
+             tunnel_port: int | None = None, tunnel_binds: Sequence[str] = ("127.0.0.1",),
+             pin: bool = False) -> list[str]:
     """The OpenSSH command line for a shell (or ``command``, or a tunnel) on the deployment's host.
 
     Trust is the same as gpuctl's own: the user's known_hosts plus the project's pinned keys, strictly.
     A deployment without a host (a RunPod pod) is reached on the SSH port its provider publishes;
-    ``pin`` pins that machine's key on first contact.
+    ``pin`` pins that machine's key on first contact. A tunnel binds ``tunnel_port`` on each of
+    ``tunnel_binds`` explicitly (never every address ssh would pick) and exits when it cannot.
     """
+    from gpuctl.deploy.tunnels import forward_spec
     from gpuctl.host.hostkeys import pinned_known_hosts
     from gpuctl.host.keys import KEY_FILE, SSH_DIR
     from gpuctl.host.ssh import openssh_argv
@@ -181,17 +184,19 @@ def ssh_argv(ctx: DeployContext, deployment: Deployment, command: list[str], *,
     if tunnel_port is not None:
         if deployment.host_port is None:
             raise UsageError(f"'{deployment.name}' has no engine port yet (status {deployment.status})")
-        argv[1:1] = ["-N", "-o", "ExitOnForwardFailure=yes", "-L", f"{tunnel_port}:127.0.0.1:{deployment.host_port}"]
+        forwards = [arg for bind in tunnel_binds for arg in ("-L", forward_spec(bind, tunnel_port,
+                                                                                deployment.host_port))]
+        argv[1:1] = ["-N", "-o", "ExitOnForwardFailure=yes", *forwards]
     return argv
 
 
-def env_lines(ctx: DeployContext, deployment: Deployment) -> list[str]:
-    """``export`` lines for OpenAI clients, ready for ``eval``."""
+def env_lines(ctx: DeployContext, deployment: Deployment, endpoint: str | None = None) -> list[str]:
+    """``export`` lines for OpenAI clients, ready for ``eval``; ``endpoint`` replaces the recorded one (a tunnel's)."""
     from gpuctl.deploy.secrets import read_api_key
 
     if not deployment.endpoint or deployment.status != "running":
         raise UsageError(f"'{deployment.name}' has no endpoint (status {deployment.status})",
                          "'gpuctl status' shows its state")
     key = read_api_key(ctx.state_dir, deployment.name) or NO_KEY
-    return [f"export OPENAI_BASE_URL={shlex.quote(openai_base(deployment.endpoint))}",
+    return [f"export OPENAI_BASE_URL={shlex.quote(openai_base(endpoint or deployment.endpoint))}",
             f"export OPENAI_API_KEY={shlex.quote(key)}"]

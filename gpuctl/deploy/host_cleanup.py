@@ -15,6 +15,17 @@ from gpuctl.deploy.removal import Removals
 from gpuctl.host.shell import Shell
 from gpuctl.models.deployment import Deployment
 
+#: seconds an engine that never served gets between SIGTERM and SIGKILL (one that served gets SERVED_STOP_S):
+#: a model still loading has no requests to finish, and an interrupted 'up' should not hang on it
+UNSERVED_STOP_TIMEOUT_S = 5
+
+
+def stop_timeout(deployment: Deployment) -> int:
+    """How long ``deployment``'s engine gets to stop before it is killed."""
+    from gpuctl.host.leftovers import SERVED_STOP_S
+
+    return SERVED_STOP_S if deployment.ready_at is not None else UNSERVED_STOP_TIMEOUT_S
+
 
 def clean_deployment(shell: Shell, deployment: Deployment, removals: Removals) -> None:
     """Remove what ``deployment`` started on the host: by its token, plus its recorded container by name."""
@@ -24,7 +35,8 @@ def clean_deployment(shell: Shell, deployment: Deployment, removals: Removals) -
     with DockerEngine(shell, sudo=deployment.docker_sudo) as docker:
         gone = remove_deployment(shell, project=deployment.project_id, name=deployment.name,
                                  token=deployment.idempotency_token, container=deployment.container,
-                                 docker=docker, watchdog_pid=deployment.watchdog_pid)
+                                 docker=docker, watchdog_pid=deployment.watchdog_pid,
+                                 stop_timeout=stop_timeout(deployment))
     _note(removals, gone, deployment.name, shell.where)
 
 

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from gpuctl.errors import NoCapacityError
 from gpuctl.host.errors import HostCheckError, UnknownHostKeyError
 from gpuctl.host.shell import LocalShell, Shell
 from gpuctl.host.target import LOCAL, HostTarget
@@ -21,6 +22,8 @@ from gpuctl.providers.ssh import HostProvider
 #: asked on first contact with a host whose key no known_hosts file lists; True pins the key
 HostKeyDecision = Callable[[UnknownHostKeyError], bool]
 SSH_CONNECT_TIMEOUT_S = 15.0
+#: GPU memory in use above which a GPU counts as taken: the engine claims 90% of it (vLLM's default share)
+BUSY_FRACTION = 0.1
 
 
 def host_offer(shell: Shell, target: HostTarget, price_per_hour: float = 0.0) -> Offer:
@@ -38,6 +41,14 @@ def host_offer(shell: Shell, target: HostTarget, price_per_hour: float = 0.0) ->
     if len(names) > 1:
         raise HostCheckError(f"{shell.where} mixes GPU models ({', '.join(sorted(map(str, names)))})",
                              "gpuctl serves one model per GPU kind; limit it with CUDA_VISIBLE_DEVICES on the host")
+    busy = [g for g in gpus if g.memory_used_mib is not None and g.memory_total_mib
+            and g.memory_used_mib > BUSY_FRACTION * g.memory_total_mib]
+    if busy:
+        first = busy[0]
+        raise NoCapacityError(
+            f"GPU {first.index} of {shell.where} has {first.memory_used_mib / 1024:.1f} of "
+            f"{first.memory_total_mib / 1024:.1f} GiB in use: another model or process holds it",
+            "free it (nvidia-smi shows what uses it; 'gpuctl status' lists gpuctl's deployments), or deploy elsewhere")
     gpu = str(names.pop())
     return Offer(provider=HostProvider.name, gpu=gpu, gpu_count=len(gpus), vram_gb=gpu_spec(gpu).vram_gb,
                  region=LOCAL if target.kind == "local" else str(target.host), price_per_hour=price_per_hour,

@@ -35,7 +35,7 @@ from gpuctl.deploy.runtimes import Runtime, runtime_for
 from gpuctl.deploy.runtimes.base import ensure_api_key
 from gpuctl.deploy.signals import shielded, terminate_interrupts
 from gpuctl.deploy.teardown import Outcome, report_unwritten, teardown
-from gpuctl.errors import GpuctlError, Interrupted, NoCapacityError, ProviderError, TimeoutError_
+from gpuctl.errors import CredentialsError, GpuctlError, Interrupted, NoCapacityError, ProviderError, TimeoutError_
 from gpuctl.host.shell import Shell
 from gpuctl.limits import budget_seconds
 from gpuctl.models.deployment import Deployment, LaunchAttempt
@@ -202,7 +202,8 @@ class Launch:
                 # an answer (an error, even a 5xx) settles the create: what it made, its tags show now; no
                 # answer in time does not: the provider may still be making the instance
                 journal.update(attempts=self._settled(token, error=exc.message,
-                                                      settled=not isinstance(exc, TimeoutError_)), persist=False)
+                                                      settled=not isinstance(exc, TimeoutError_),
+                                                      refused=isinstance(exc, CredentialsError)), persist=False)
                 raise
             launched = _now()
             expires = launched + timedelta(seconds=plan.ttl_seconds) if plan.ttl_seconds else None

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from gpuctl.deploy.context import DeployContext
-from gpuctl.errors import UsageError
+from gpuctl.errors import CredentialsError, UsageError
 from gpuctl.models.offer import Offer
 from gpuctl.plan import DeployPlan, PlanInputs, PlanRequest, build_plan, ranked_offers
 from gpuctl.providers.capabilities import Capability
@@ -21,8 +21,12 @@ MAX_OFFERS = 3
 
 
 def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs,
-                    limit: int = MAX_OFFERS) -> list[DeployPlan]:
-    """Plans for the ``limit`` best offers at providers that can deploy.
+                    limit: int = MAX_OFFERS, *, keyless_ok: bool = False) -> list[DeployPlan]:
+    """Plans for the ``limit`` best offers at providers that can deploy and have credentials.
+
+    Offers at providers without credentials are left out, and the first plan's warnings say which
+    were; when no provider with a fitting offer has credentials, CredentialsError (6) names how to set
+    each, and ``--host``. ``keyless_ok`` (a dry run) plans the keyless offers then, with a warning.
 
     An offer at a provider that runs the engine itself (its endpoint is reachable from anywhere)
     is always planned public, with an API key; and there is no machine to arm gpuctl's TTL watchdog on,
@@ -31,10 +35,25 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
     from gpuctl.deploy.coldstart import history
 
     ranked, _ = ranked_offers(inputs.recipe, inputs.offers, request, inputs.history)
+    keyless = _keyless(ctx, {offer.provider for offer, _row in ranked})
+    if keyless and all(offer.provider in keyless for offer, _row in ranked):
+        if not keyless_ok:
+            raise CredentialsError(
+                "no provider with an offer that fits has credentials: "
+                + "; ".join(hint for _name, hint in sorted(keyless.items())),
+                "set one of them, or deploy to a machine you have: --host USER@ADDR[:PORT] or --host local")
+        warnings = ["no provider with an offer that fits has credentials: 'gpuctl up' would stop here "
+                    "('gpuctl providers' shows how to set them, or use --host)"]
+        keyless = {}
+    else:
+        warnings = [f"offers at {', '.join(sorted(keyless))} left out: without credentials "
+                    "('gpuctl providers' shows how to set them)"] if keyless else []
     past = history()
     plans: list[DeployPlan] = []
     skipped: set[str] = set()
     for rank, (offer, _row) in enumerate(ranked):
+        if offer.provider in keyless:
+            continue
         provider_cls = ctx.provider_class(offer.provider)
         if not provider_cls.can(Capability.LAUNCH):
             skipped.add(offer.provider)
@@ -42,7 +61,8 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
         public = provider_cls.can(Capability.ENGINE_CONTAINER)
         planned = request.model_copy(update={"public": True}) if public else request
         plan = build_plan(planned, inputs.recipe, inputs.offers, hf_token_present=inputs.hf_token_present,
-                          warnings=inputs.warnings, rank=rank, ttl_by_gpuctl=public, history=inputs.history)
+                          warnings=[*inputs.warnings, *warnings], rank=rank, ttl_by_gpuctl=public,
+                          history=inputs.history)
         plans.append(plan.model_copy(update={"cold_start": forecast(plan, provider_cls, past)}))
         if len(plans) == limit:
             break
@@ -51,6 +71,22 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
                          "cannot deploy in this version of gpuctl",
                          "deploy to a machine you have with --host user@addr, or pick another --provider")
     return plans
+
+
+def _keyless(ctx: DeployContext, names: set[str]) -> dict[str, str]:
+    """Of the providers ``names``, those without credentials, each with how to set them (offline)."""
+    from gpuctl.providers.guard import PluginError
+
+    keyless: dict[str, str] = {}
+    for name in names:
+        try:
+            provider = ctx.provider(name)
+            status = provider.credentials()
+        except PluginError:
+            continue  # a broken plugin fails (and is named) where it is used
+        if not status.present:
+            keyless[name] = f"{provider.display_name}: {status.hint or 'gpuctl providers shows what it needs'}"
+    return keyless
 
 
 def forecast(plan: DeployPlan, provider: type[Provider], past: Sequence[ColdStartRecord]) -> ColdStartPrediction:

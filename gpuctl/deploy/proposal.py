@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from gpuctl.deploy import naming
 from gpuctl.deploy.context import DeployContext
 from gpuctl.deploy.planning import candidate_plans, describe_offer
-from gpuctl.errors import UsageError
+from gpuctl.errors import CredentialsError
 from gpuctl.plan import DeployPlan, PlanInputs, PlanRequest
 
 if TYPE_CHECKING:
@@ -43,8 +43,8 @@ def propose(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs, *, nam
     """The plans for the ``limit`` best offers, the secrets they need and the model's manifest.
 
     ``name`` defaults to ``<model>-<gpu or name_suffix>-<4 hex>``. Raises before anything is rented:
-    UsageError (2) for a gated model without a token or pickle-only weights, NotFoundError (3) for a
-    missing repo, and the planning errors.
+    CredentialsError (6) for a gated model without a token, UsageError (2) for pickle-only weights,
+    NotFoundError (3) for a missing repo, and the planning errors.
     """
     from gpuctl.credentials import credential_value
     from gpuctl.weights.preflight import model_manifest
@@ -66,8 +66,8 @@ def required_secrets(plan: DeployPlan, hf_token: str | None) -> dict[str, str]:
     values: dict[str, str] = {}
     if HF_TOKEN_ENV in plan.engine.secret_env:
         if not hf_token:
-            raise UsageError(f"{plan.model.repo} is gated and no Hugging Face token is set",
-                             "export HF_TOKEN=... or 'gpuctl config set hf.token VALUE' (and accept the licence)")
+            raise CredentialsError(f"{plan.model.repo} is gated and no Hugging Face token is set",
+                                   "export HF_TOKEN=... or 'gpuctl config set hf.token VALUE' (and accept the licence)")
         values[HF_TOKEN_ENV] = hf_token
     return values
 

@@ -89,7 +89,10 @@ def instances_of(ctx: DeployContext, deployment: Deployment) -> list[tuple[str, 
 
 def _tagged(ctx: DeployContext, deployment: Deployment) -> list[tuple[str, str]]:
     wanted = tags.deployment_tags(deployment.project_id or ctx.project_id, deployment.name)
-    tried = list(dict.fromkeys(a.provider for a in deployment.attempts)) or [deployment.provider]
+    if deployment.attempts:  # the providers a create was sent to, unless it was refused for its key
+        tried = list(dict.fromkeys(a.provider for a in deployment.attempts if not a.refused))
+    else:
+        tried = [deployment.provider]
     found: list[tuple[str, str]] = []
     for provider_name in tried:
         provider = ctx.provider(provider_name)

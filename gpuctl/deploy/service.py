@@ -124,7 +124,8 @@ def plan_replicas(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs, 
     """The replicas' plans alone (``up --replicas N --dry-run``): nothing is read from the model's hub."""
     from gpuctl.deploy.planning import candidate_plans
 
-    return spread_over(candidate_plans(ctx, _public(request), inputs, limit=MAX_RANKED), names, spread=spread)
+    return spread_over(candidate_plans(ctx, _public(request), inputs, limit=MAX_RANKED, keyless_ok=True), names,
+                       spread=spread)
 
 
 def spread_over(ranked: list[DeployPlan], names: list[str], *, spread: bool) -> list[ReplicaPlan]:

@@ -97,6 +97,11 @@ def _get(url: str, deployment: Deployment, headers: dict[str, str]) -> str:
     return "healthy" if response.status_code == 200 else f"unhealthy: HTTP {response.status_code}"
 
 
+def has_expired(deployment: Deployment, now: datetime) -> bool:
+    """Whether a running deployment's TTL has passed (its watchdog stopped it, or gpuctl's gc will)."""
+    return deployment.status == "running" and deployment.expires_at is not None and deployment.expires_at <= now
+
+
 def status_rows(ctx: DeployContext, *, include_ended: bool = False, probe_health: bool = True,
                 name: str | None = None) -> list[DeploymentRow]:
     """Rows for the deployments of this project (ended ones too with ``include_ended``), probed concurrently;
@@ -107,12 +112,17 @@ def status_rows(ctx: DeployContext, *, include_ended: bool = False, probe_health
 
     deployments = [d for d in ctx.records.all()
                    if (d.name == name if name is not None else include_ended or is_active(d))]
-    to_probe = {d.name: d for d in deployments if probe_health and d.status == "running" and d.endpoint}
+    now = datetime.now(timezone.utc)
+    # a TTL that ran out stopped the engine (and a rented machine): nothing to probe there
+    expired = {d.name: f"expired: its TTL stopped it at {d.expires_at:%Y-%m-%d %H:%M} UTC; 'gpuctl down {d.name}' "
+                       "settles the record" for d in deployments if has_expired(d, now) and d.expires_at}
+    to_probe = {d.name: d for d in deployments
+                if probe_health and d.status == "running" and d.endpoint and d.name not in expired}
     outcomes = run_all({name: partial(probe, ctx, d) for name, d in to_probe.items()},
                        timeout=PROBE_TIMEOUT_S * 4) if to_probe else {}
-    now = datetime.now(timezone.utc)
     health = {name: (o.value if o.finished and o.error is None else "unreachable: no answer")
               for name, o in outcomes.items()}
+    health.update(expired)
     for d in deployments:
         if is_active(d) and stale(d):  # its 'up' died (kill -9) or its cleanup failed
             health[d.name] = f"abandoned: 'gpuctl down {d.name}' cleans up"

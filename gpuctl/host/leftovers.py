@@ -117,9 +117,13 @@ def remove_leftovers(shell: Shell, items: Iterable[HostItem], *, docker: DockerE
     return removed
 
 
+#: seconds a container that served gets between SIGTERM and SIGKILL when a deployment is removed
+SERVED_STOP_S = 10
+
+
 def remove_deployment(shell: Shell, *, project: str | None, name: str, token: str | None,
                       container: str | None = None, docker: DockerEngine | None = None,
-                      watchdog_pid: int | None = None) -> list[str]:
+                      watchdog_pid: int | None = None, stop_timeout: int = SERVED_STOP_S) -> list[str]:
     """Everything of one deployment off the host (``gpuctl down``): its engine and fetcher containers (by
     token, and ``container`` by name for records from before labels), its watchdog and its files.
 
@@ -140,7 +144,7 @@ def remove_deployment(shell: Shell, *, project: str | None, name: str, token: st
             refs.append(state.id)
     for ref in dict.fromkeys(refs):
         state = engine.inspect(ref)
-        if state is not None and engine.remove(ref, stop_timeout=10):
+        if state is not None and engine.remove(ref, stop_timeout=stop_timeout):
             gone.append(f"container {state.name} ({state.labels.get(labels.ROLE, 'engine')})")
     stopped = watchdogs.disarm(shell, name=name, pid=watchdog_pid, sudo=engine.sudo, token=token, project=project)
     gone += [f"TTL watchdog (pid {w.pid})" for w in stopped]

@@ -32,6 +32,29 @@ from gpuctl.host.sshconfig import SshOptions, resolve_ssh_options
 from gpuctl.host.target import HostTarget
 
 _KEEPALIVE_S = 30
+#: how paramiko says that it had no key (nor agent, nor password) to offer
+_NO_AUTH_METHODS = "No authentication methods available"
+
+
+class IdentityFileError(CredentialsError):
+    """A key file named for the login is not a private key gpuctl can use: waiting will not fix it."""
+
+    default_hint = ("pass a private key file (not the .pub) with --identity KEYFILE, or fix IdentityFile in "
+                    "~/.ssh/config")
+
+
+def check_private_key(path: Path) -> None:
+    """Raise IdentityFileError unless ``path`` holds a private key (an encrypted one counts: the agent may hold it)."""
+    import paramiko
+
+    try:
+        paramiko.PKey.from_path(path)
+    except paramiko.PasswordRequiredException:
+        return
+    except (paramiko.SSHException, ValueError, UnicodeDecodeError) as exc:
+        raise IdentityFileError(f"{path} is not a private key ({exc})") from exc
+    except OSError as exc:
+        raise IdentityFileError(f"cannot read the key file {path}: {exc.strerror or exc}") from exc
 
 
 class SshSession:
@@ -246,6 +269,8 @@ def connect(
     accept = accept_host_key or accepts_new_keys(options.strict_host_key_checking)
     client.set_missing_host_key_policy(PinningPolicy(pinned_file, accept))
     keys = [str(p) for p in (*identity_files, *options.identity_files) if p.is_file()]
+    for key in keys:
+        check_private_key(Path(key))
     where = f"{options.user}@{options.hostname}:{options.port}"
     try:
         client.connect(
@@ -269,6 +294,10 @@ def connect(
         ) from exc
     except (paramiko.SSHException, OSError, EOFError) as exc:
         client.close()
+        if _NO_AUTH_METHODS in str(exc):  # paramiko's word for "no key to offer": no --identity, agent, ~/.ssh key
+            raise CredentialsError(f"SSH login to {where} failed: no key to offer",
+                                   "pass the private key the host accepts with --identity KEYFILE (or load it into "
+                                   "the ssh agent, or name it as IdentityFile in ~/.ssh/config)") from exc
         raise HostError(f"cannot reach {where} over SSH: {exc or exc.__class__.__name__}") from exc
     client.get_transport().set_keepalive(_KEEPALIVE_S)
     return SshSession(client, options)
@@ -288,7 +317,7 @@ def open_session(
     project_key = state_dir / SSH_DIR / KEY_FILE
     identities = [p for p in (identity, project_key) if p is not None]
     if identity is not None and not identity.is_file():
-        raise CredentialsError(f"identity file {identity} does not exist", "fix --identity")
+        raise IdentityFileError(f"identity file {identity} does not exist", "fix --identity")
     return connect(options, pinned_file=pinned_known_hosts(state_dir), identity_files=identities,
                    accept_host_key=accept_host_key, timeout=timeout)
 
@@ -303,6 +332,8 @@ def wait_for_ssh(connect_once: Callable[[], SshSession], timeout: float, interva
     while True:
         try:
             return connect_once()
+        except IdentityFileError:
+            raise
         except (HostError, CredentialsError) as exc:
             last: GpuctlError = exc
         if time.monotonic() + interval > deadline:

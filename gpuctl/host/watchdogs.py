@@ -163,6 +163,28 @@ def disarm(shell: Shell, *, name: str, pid: int | None = None, sudo: bool = Fals
     return stopped
 
 
+# FILE SECONDS: add SECONDS to the deadline in FILE (epoch seconds on the host's clock), atomically
+_MOVE_DEADLINE = ('f=$1; d=$(cat "$f") || exit 1; case "$d" in ""|*[!0-9]*) exit 2;; esac; '
+                  'umask 077 && echo $((d + $2)) > "$f.new" && mv -f "$f.new" "$f" && cat "$f"')
+
+
+def move_deadline(shell: Shell, name: str, seconds: int) -> int:
+    """Move the deadline of deployment ``name``'s running watchdog by ``seconds`` (it re-reads the file at
+    every tick); the new deadline, in epoch seconds on the host's clock. HostError when none runs."""
+    from gpuctl.host.errors import HostError
+
+    found = [w for w in find_watchdogs(shell, deployment=name) if w.script]
+    if not found:
+        raise HostError(f"no TTL watchdog of '{name}' runs on {shell.where}",
+                        "its TTL may have run out already ('gpuctl status' shows it)")
+    deadline = 0
+    for watchdog in found:
+        directory = watchdog.script.rsplit("/", 1)[0]
+        moved = shell.run(["sh", "-c", _MOVE_DEADLINE, "sh", paths(directory, name)[1], str(seconds)])
+        deadline = int(moved.check("moving the TTL watchdog's deadline", shell.where).stdout.strip())
+    return deadline
+
+
 # every watchdog.*.TOKEN directory of ~/.gpuctl, for each TOKEN given
 _REMOVE_TOKENS = (f'cd "$HOME/{PRIVATE_DIR}" 2>/dev/null || exit 0; '
                   'for t in "$@"; do rm -rf -- watchdog.*."$t"; done')

@@ -34,6 +34,9 @@ class LaunchAttempt(BaseModel):
     #: (kill -9, or an interrupt that waited in vain) may still make an instance, found by its tags
     settled: bool = True
     instance_id: str | None = None
+    #: the create was refused for its credentials (a missing or rejected key): the provider made nothing,
+    #: so removing the record asks it nothing either
+    refused: bool = False
 
 
 class Deployment(BaseModel):

@@ -260,7 +260,6 @@ def test_an_unreachable_server_is_a_health_error(gpuctl: Gpuctl, mock: MockProce
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    ((), "give a deployment NAME or --url"),
     (("llama", "--url", "http://127.0.0.1:9"), "not both"),
     (("--url", "http://127.0.0.1:9", "-n", "3", "--duration", "5s"), "not both"),
     (("--url", "http://127.0.0.1:9", "--slo", "ttft"), "KEY=MS"),

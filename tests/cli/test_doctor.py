@@ -70,7 +70,8 @@ def test_table_lists_each_problem_with_its_fix(gpuctl) -> None:
     assert "  lambda credentials: export LAMBDA_API_KEY=... or gpuctl config set lambda.api_key VALUE" in fixes
     assert "  hf-token: export HF_TOKEN=... or gpuctl config set hf.token VALUE" in fixes
     assert result.stderr == ("error: no provider has usable credentials "
-                             "(hint: set one provider's credentials as its fix says)\n")
+                             "(hint: set one provider's credentials as its fix says, or check a machine of yours with "
+                             "'gpuctl doctor --host USER@ADDR')\n")
 
 
 def test_a_working_key_is_proven_with_one_read_and_the_clock_compared(gpuctl, runpod_api) -> None:  # noqa: F811

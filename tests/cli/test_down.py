@@ -70,7 +70,7 @@ def test_down_all_and_json(gpuctl, fake_cloud: Cloud, isolated: Path) -> None:
 
 
 def test_refusals(gpuctl, fake_cloud: Cloud) -> None:
-    assert gpuctl("down").exit_code == 2
+    assert gpuctl("down").exit_code == 3  # no NAME and no deployment to default to
     assert gpuctl("down", "x", "--all").exit_code == 2
     unknown = gpuctl("down", "nope")
     assert unknown.exit_code == 3 and "no deployment named 'nope'" in unknown.stderr

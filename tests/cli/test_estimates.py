@@ -117,7 +117,7 @@ def test_prices_csv_and_table_with_estimates(gpuctl: Gpuctl, fakes) -> None:
     assert records[0]["basis"] == "model" and float(records[0]["usd_per_1m_output_tokens"]) > 0
     table = gpuctl("prices", "--for", "llama-3.1-8b", "--sort", "cost-per-token", env={"COLUMNS": "250"})
     header = table.stdout.splitlines()[0]
-    for column in ("TOK/S", "$/1M OUT", "BASIS", "AVAILABILITY"):
+    for column in ("TOK/S", "$/1M OUT", "BASIS", "STOCK"):
         assert column in header
     assert "estimates: 1024/256 tokens, vllm, at the best load" in table.stderr
 

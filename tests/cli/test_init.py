@@ -46,3 +46,12 @@ def test_project_dir_option(gpuctl, tmp_path):
     other.mkdir()
     assert gpuctl("--project-dir", str(other), "init", "--model", "qwen2.5-7b").exit_code == 0
     assert yaml.safe_load((other / "gpuctl.yaml").read_text())["model"] == "qwen2.5-7b"
+
+
+def test_an_unknown_model_is_refused_with_close_names(gpuctl, isolated) -> None:
+    """Issue 15: 'init --model nosuch' wrote it, and every later 'up' failed."""
+    result = gpuctl("init", "--model", "qwen2.5-7", "--name", "x")
+    assert result.exit_code == 3, result.stderr
+    assert "unknown model 'qwen2.5-7'" in result.stderr and "qwen2.5-7b" in result.stderr
+    assert not (isolated / "gpuctl.yaml").exists()
+    assert gpuctl("init", "--model", "hf:Qwen/Qwen2.5-0.5B-Instruct").exit_code == 0

@@ -61,7 +61,7 @@ def test_the_table_lists_offers_cheapest_per_gpu_hour_first(gpuctl: Gpuctl, fake
     result = gpuctl("prices")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["PROVIDER", "GPU", "GPUS", "VRAM", "REGION", "$/GPU-HR", "$/HR", "AVAILABILITY",
+    assert lines[0].split() == ["PROVIDER", "GPU", "GPUS", "VRAM", "REGION", "$/GPU-HR", "$/HR", "STOCK",
                                 "SOURCE"]
     rows = [line.split() for line in lines[2:]]
     assert [row[:-1] for row in rows] == [

@@ -98,7 +98,7 @@ def test_public_endpoint_keeps_its_secrets(gpuctl, fake_gpu_host: FakeGpuHost, f
             "--accept-host-key", "--public", "--price-per-hour", "1.5", "--name", "pub", "-y"]
 
     no_token = gpuctl(*args)
-    assert no_token.exit_code == 2 and "is gated and no Hugging Face token is set" in no_token.stderr
+    assert no_token.exit_code == 6 and "is gated and no Hugging Face token is set" in no_token.stderr
     assert fake_gpu_host.containers() == [] and StateStore(isolated).read().deployments == {}
 
     monkeypatch.setenv("HF_TOKEN", HF_TOKEN)
@@ -155,7 +155,7 @@ def test_ttl_watchdog_stops_the_container_but_not_the_machine(gpuctl, fake_gpu_h
     assert "passed: stopping " in log and " and shutting down" in log  # the container, by its id
     assert fake_gpu_host.docker("version", check=False).returncode == 0, "the user's machine keeps running"
     (row,) = json.loads(gpuctl("status", "--json").stdout)
-    assert row["ttl_left_seconds"] < 0 and row["health"].startswith("unreachable")
+    assert row["ttl_left_seconds"] < 0 and row["health"].startswith("expired: its TTL stopped it")  # not probed
     assert "expired" in gpuctl("status", "--no-probe").stdout
     assert gpuctl("down", "ttl").exit_code == 0
     assert fake_gpu_host.containers() == []

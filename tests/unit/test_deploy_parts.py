@@ -17,7 +17,7 @@ from gpuctl.deploy.planning import candidate_plans
 from gpuctl.deploy.proposal import required_secrets
 from gpuctl.deploy.reconcile import owner_alive, stale
 from gpuctl.deploy.signals import shielded, terminate_interrupts
-from gpuctl.errors import UsageError
+from gpuctl.errors import CredentialsError, UsageError
 from gpuctl.host.errors import HostCheckError
 from gpuctl.host.nvidia import QUERY_ARGV
 from gpuctl.host.target import parse_target
@@ -60,7 +60,7 @@ def test_a_gated_model_needs_the_token_before_launch(tmp_path: Path) -> None:
 
     inputs = plan_inputs(PlanRequest(model="llama-3-8b"), offers=[make_offer("fakecloud", "fc.a", 1.0)])
     plan = build_plan(PlanRequest(model="llama-3-8b"), inputs.recipe, inputs.offers, hf_token_present=False)
-    with pytest.raises(UsageError, match="is gated and no Hugging Face token is set"):
+    with pytest.raises(CredentialsError, match="is gated and no Hugging Face token is set"):
         required_secrets(plan, None)
     assert required_secrets(plan, "hf_x") == {"HF_TOKEN": "hf_x"}
 

@@ -49,6 +49,9 @@ class UserHostRuntime(HostEngineRuntime):
 
         if not deployment.host or not deployment.container:
             return  # it never got as far as the host check: nothing was started there
-        with ctx.reporter.step(f"removing what gpuctl started for {deployment.name} on {deployment.host}"), \
+        from gpuctl.deploy.host_cleanup import stop_timeout
+
+        with ctx.reporter.step(f"removing what gpuctl started for {deployment.name} on {deployment.host} (the "
+                               f"engine stopped, or killed after {stop_timeout(deployment)}s)"), \
                 open_host(ctx, deployment, shell=shell) as host:
             clean_deployment(host, deployment, removals)

@@ -71,7 +71,7 @@ def credentials_status() -> CredentialStatus:
     return CredentialStatus(
         key="aws",
         present=False,
-        hint="export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run 'aws configure'",
+        hint="export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run 'aws configure'",
     )
 
 
