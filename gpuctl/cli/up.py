@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from gpuctl.host.errors import UnknownHostKeyError
     from gpuctl.host.shell import Shell
     from gpuctl.models.deployment import Deployment
+    from gpuctl.models.recipe import EngineName, QuantMethod
     from gpuctl.plan import DeployPlan, PlanInputs, PlanRequest
 
 _CLOUD_ONLY = ("gpu", "count", "provider", "region", "spot", "max_price")
@@ -79,8 +80,8 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
        price_per_hour: float | None, ttl: str | None, name: str | None, image: str | None, max_model_len: int | None,
        served_model_name: str | None, public: bool, keep_on_failure: bool, allow_pickle: bool, launch_timeout: str,
        ssh_timeout: str,
-       health_timeout: str, dry_run: bool, wizard: bool, print_command: bool, engine: str | None,
-       gpu_memory_utilization: float | None, quantization: str | None, hf_config: str | None) -> None:
+       health_timeout: str, dry_run: bool, wizard: bool, print_command: bool, engine: EngineName | None,
+       gpu_memory_utilization: float | None, quantization: QuantMethod | None, hf_config: str | None) -> None:
     """Deploy MODEL (a recipe name or hf:ORG/NAME; default: the project's) to the cheapest GPU that fits.
 
     \b

@@ -6,11 +6,12 @@ from typing import TYPE_CHECKING
 
 from gpuctl.errors import UsageError
 from gpuctl.models.engine import EngineSpec
+from gpuctl.models.recipe import EngineName
 
 if TYPE_CHECKING:
     from gpuctl.engines import Resolved
 
-NAME = "tgi"
+NAME: EngineName = "tgi"
 IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.6"
 #: the platforms IMAGE is published for (its release workflow builds linux/amd64 only, and v3.3.6's
 #: Dockerfile copies x86_64 kernels)
