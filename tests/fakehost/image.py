@@ -11,6 +11,7 @@ works offline through dockerd's ``--registry-mirror``. This takes about 1 s once
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -65,9 +66,9 @@ def build_rootfs(dest: Path) -> Path:
         tar.add(stdlib, arcname=str(stdlib).lstrip("/"), filter=_stdlib_filter(stdlib))
         for extension in extensions:
             tar.add(_slim(extension, scratch), arcname=str(extension).lstrip("/"))
-        site = Path(sysconfig.get_paths()["purelib"])
-        for package in _SITE_PACKAGES:
-            tar.add(site / package, arcname=str(site / package).lstrip("/"), filter=_no_bytecode)
+        site = _base_site_packages()
+        for source in _site_package_sources():
+            tar.add(source, arcname=str(site / source.name).lstrip("/"), filter=_no_bytecode)
         shutil.rmtree(scratch)
         _add_link(tar, "usr/bin/python3", str(exe))
         if BUSYBOX.is_file():
@@ -81,6 +82,24 @@ def build_rootfs(dest: Path) -> Path:
         for name in ("vllm", "text-generation-launcher"):
             _add_bytes(tar, f"usr/local/bin/{name}", launcher.encode(), mode=0o755)
     return dest
+
+
+def _base_site_packages() -> Path:
+    """The site-packages the image's python3 (this machine's base interpreter, not a venv's) searches."""
+    paths = sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix})
+    return Path(paths["purelib"])
+
+
+def _site_package_sources() -> list[Path]:
+    """Where this interpreter imports each of aiohttp's packages from: a venv's site-packages or the system's."""
+    sources = []
+    for entry in _SITE_PACKAGES:
+        spec = importlib.util.find_spec(entry.removesuffix(".py"))
+        if spec is None or spec.origin is None:
+            raise RuntimeError(f"the fake engine image needs {entry}: pip install -e '.[test]'")
+        origin = Path(spec.origin)
+        sources.append(origin.parent if origin.name == "__init__.py" else origin)
+    return sources
 
 
 def _slim(path: Path, scratch: Path) -> Path:
