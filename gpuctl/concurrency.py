@@ -91,6 +91,10 @@ class ChildCall(Generic[T]):
         self._lock = threading.Lock()
         self._status: int | None = None
 
+    def fileno(self) -> int:
+        """The pipe its answer comes through: readable once the child is done (for ``select``)."""
+        return self._answer.fileno()
+
     def result(self) -> T:
         """The child's value; its exception is raised here (as a RuntimeError if it cannot be pickled)."""
         import pickle

@@ -33,14 +33,24 @@ from gpuctl.models.recipe import Architecture, EngineName, Quantization, QuantMe
 GB = 1e9
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
-#: per-GPU memory an engine needs besides weights and KV cache: CUDA context, CUDA graphs, activations
-#: of the profiling batch, NCCL buffers. Estimates from vLLM/TGI start-up logs of 7-70B models.
-ENGINE_OVERHEAD_GB: dict[str, float] = {"vllm": 1.5, "tgi": 2.0}
+#: engines whose share means something else: SGLang's --mem-fraction-static covers weights and KV cache
+#: only (activations and CUDA graphs live in the rest), and its own default on 24-80 GB cards at one to
+#: two GPUs works out at 0.83-0.85 (server_args.py, _handle_gpu_memory_settings)
+ENGINE_GPU_MEMORY_UTILIZATION: dict[str, float] = {"sglang": 0.85}
+#: per-GPU memory an engine needs besides weights and KV cache within its share: CUDA context, CUDA graphs,
+#: activations of the profiling batch, NCCL buffers. Estimates from vLLM/TGI start-up logs of 7-70B
+#: models; SGLang's share leaves those out, so only its CUDA context counts against it.
+ENGINE_OVERHEAD_GB: dict[str, float] = {"vllm": 1.5, "sglang": 0.5, "tgi": 2.0}
 DEFAULT_GPU_COUNTS = (1, 2, 4, 8)
 #: methods that need a checkpoint quantized ahead of time (the engines cannot quantize on load)
 PREQUANTIZED_ONLY = frozenset({"awq", "gptq"})
 #: memory layout of the methods engines apply while loading a 16-bit checkpoint
 ON_THE_FLY_BITS: dict[str, int] = {"fp8": 8, "eetq": 8, "bitsandbytes": 8}
+
+
+def default_utilization(engine: EngineName) -> float:
+    """The GPU-memory share gpuctl gives ``engine`` when neither the user nor the recipe names one."""
+    return ENGINE_GPU_MEMORY_UTILIZATION.get(engine, DEFAULT_GPU_MEMORY_UTILIZATION)
 
 
 def estimate_parameters(*, layers: int, hidden_size: int, attention_heads: int, kv_heads: int, head_dim: int,
@@ -150,7 +160,7 @@ class FitSettings:
 
     def utilization(self, recipe: Recipe) -> float:
         return (self.gpu_memory_utilization or recipe.engine_defaults(self.engine).gpu_memory_utilization
-                or DEFAULT_GPU_MEMORY_UTILIZATION)
+                or default_utilization(self.engine))
 
     @property
     def overhead_gb(self) -> float:

@@ -2,6 +2,10 @@
 
 ``gpuctl up --dry-run`` prints it; the deploy lifecycle executes it. Building a plan never changes
 anything at a provider: it only reads prices (live, cached or from the shipped snapshot).
+
+Offers are ranked by price per hour, or (``--optimize token-cost``) by the estimated price per
+million output tokens (gpuctl.perf.offers); ``--slo`` leaves out offers whose estimate misses the
+latency targets. A plan chosen with estimates says why it took its offer over the cheapest hour.
 """
 
 from __future__ import annotations
@@ -15,14 +19,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from gpuctl.errors import NoCapacityError, UsageError
 from gpuctl.events import NullReporter, Reporter
 from gpuctl.fit import FitRow, FitSettings, check_context, fit
+from gpuctl.models.bench import BenchRecord
 from gpuctl.models.engine import EngineOptions, EngineSpec
+from gpuctl.models.limits import Limits
 from gpuctl.models.offer import AVAILABILITY_RANK, Offer, OfferQuery
+from gpuctl.models.phases import ColdStartPrediction
 from gpuctl.models.recipe import EngineName, QuantMethod, Recipe, RecipeOrigin
+from gpuctl.perf.cost import Slo
+from gpuctl.perf.estimate import Estimate
+from gpuctl.perf.offers import Serving
 
 if TYPE_CHECKING:
+    from gpuctl.perf.offers import EstimatedOffer
     from gpuctl.plugins import ProviderRegistry
 
 HfTokenStatus = Literal["present", "missing", "not needed"]
+Optimize = Literal["price", "token-cost"]
 
 
 class PlanRequest(BaseModel):
@@ -41,6 +53,8 @@ class PlanRequest(BaseModel):
     spot: bool = False
     max_price: float | None = Field(default=None, gt=0, description="USD per hour for the whole instance")
     ttl_seconds: int | None = Field(default=None, gt=0)
+    idle_seconds: int | None = Field(default=None, gt=0, description="end it after this long without a request")
+    budget_usd: float | None = Field(default=None, gt=0, description="end it when price x uptime reaches this")
     max_model_len: int | None = Field(default=None, ge=1)
     gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
     quantization: QuantMethod | None = None
@@ -48,6 +62,9 @@ class PlanRequest(BaseModel):
     public: bool = False
     image: str | None = Field(default=None, description="an image to run instead of the engine's own; its CPU "
                                                         "architecture and CUDA version are then the user's call")
+    optimize: Optimize = Field(default="price", description="rank offers by price per hour, or per output token")
+    load: Serving | None = Field(default=None, description="what estimates are for (--optimize token-cost, --slo); "
+                                 "its engine and quantization are this request's")
 
     def offer_query(self) -> OfferQuery:
         """What the providers are asked: with the engine's own image, only machines whose driver runs its CUDA."""
@@ -62,6 +79,74 @@ class PlanRequest(BaseModel):
         return FitSettings(engine=self.engine, gpu_memory_utilization=self.gpu_memory_utilization,
                            quantization=self.quantization)
 
+    def serving(self) -> Serving | None:
+        """The estimates' settings, with this request's engine and quantization; None without estimates."""
+        if self.load is None:
+            return None
+        return self.load.model_copy(update={"engine": self.engine, "quantization": self.quantization})
+
+
+class OfferCost(BaseModel):
+    """One offer as an estimate sees it."""
+
+    offer: str = Field(description="offer id")
+    description: str
+    price_per_hour: float
+    estimate: Estimate | None
+    usd_per_1m_output_tokens: float | None
+    meets_slo: bool | None
+
+    @classmethod
+    def of(cls, row: EstimatedOffer) -> OfferCost:
+        where = f"{row.provider}{f' {row.tier}' if row.tier else ''} {row.gpu_count} x {row.gpu}"
+        return cls(offer=row.id, description=where, price_per_hour=row.price_per_hour, estimate=row.estimate,
+                   usd_per_1m_output_tokens=row.usd_per_1m_output_tokens, meets_slo=row.meets_slo)
+
+    def line(self) -> str:
+        """``runpod community 1 x L40S at $0.79/h: est. 1,273 tok/s at concurrency 152 = $0.172/1M tokens``."""
+        head = f"{self.description} at ${self.price_per_hour:.2f}/h"
+        est = self.estimate
+        if est is None or self.usd_per_1m_output_tokens is None:
+            return f"{head}: no estimate"
+        return (f"{head}: est. {est.output_tokens_per_s:,.0f} tok/s at concurrency {est.inputs.concurrency} "
+                f"(TTFT {est.ttft_ms:,.0f} ms, ITL {est.itl_ms:.1f} ms, {est.basis}) = "
+                f"${self.usd_per_1m_output_tokens:.3f}/1M output tokens")
+
+
+class OfferChoice(BaseModel):
+    """Why the plan's offer was chosen, when estimates chose it (``--optimize token-cost`` or ``--slo``)."""
+
+    optimize: Optimize
+    load: str = Field(description="what the estimates are for")
+    slo: Slo | None
+    chosen: OfferCost
+    cheapest_hour: OfferCost = Field(description="the cheapest available offer per hour that fits and is affordable")
+    reason: str
+
+
+def _choice(request: PlanRequest, chosen: EstimatedOffer, cheapest: EstimatedOffer) -> OfferChoice:
+    serving = request.serving()
+    assert serving is not None
+    mine, hourly = OfferCost.of(chosen), OfferCost.of(cheapest)
+    slo = serving.slo
+    if chosen.id == cheapest.id:
+        reason = "the cheapest hour" + (" is also the cheapest token" if request.optimize == "token-cost" else "")
+        if slo:
+            reason += f" and meets {slo.describe()}"
+    elif cheapest.meets_slo is False:
+        assert slo is not None
+        missed = cheapest.estimate
+        reason = (f"the cheapest hour ({hourly.description}, ${hourly.price_per_hour:.2f}/h) misses {slo.describe()}"
+                  + (f": est. TTFT {missed.ttft_ms:,.0f} ms, ITL {missed.itl_ms:.1f} ms at concurrency 1"
+                     if missed and missed.inputs.concurrency == 1 else ""))
+    elif mine.usd_per_1m_output_tokens is not None and hourly.usd_per_1m_output_tokens is not None:
+        ratio = hourly.usd_per_1m_output_tokens / mine.usd_per_1m_output_tokens
+        reason = (f"{ratio:.1f}x cheaper per token than the cheapest hour ({hourly.description}, "
+                  f"${hourly.price_per_hour:.2f}/h, ${hourly.usd_per_1m_output_tokens:.3f}/1M output tokens)")
+    else:
+        reason = f"the cheapest hour ({hourly.description}) has no estimate"
+    return OfferChoice(optimize=request.optimize, load=serving.describe(), slo=slo, chosen=mine,
+                       cheapest_hour=hourly, reason=reason)
 
 class ModelSummary(BaseModel):
     name: str
@@ -90,8 +175,11 @@ class DeployPlan(BaseModel):
     hf_token: HfTokenStatus
     ttl_seconds: int | None
     estimated_cost_usd: float | None = Field(description="price_per_hour x TTL; None without a TTL")
+    limits: Limits | None = Field(default=None, description="TTL, idle limit, budget, who enforces them, worst case")
+    cold_start: ColdStartPrediction | None = Field(default=None, description="the wait forecast for this offer")
     offers_considered: int
     offers_fitting: int
+    choice: OfferChoice | None = Field(default=None, description="why this offer, when estimates chose it")
     warnings: list[str] = Field(default_factory=list)
 
 
@@ -99,12 +187,13 @@ SECRET_PLACEHOLDERS = {"HF_TOKEN": "<secret: your Hugging Face token>"}
 API_KEY_PLACEHOLDER = "<secret: generated at launch>"
 
 
-def ranked_offers(recipe: Recipe, offers: Sequence[Offer],
-                  request: PlanRequest) -> tuple[list[tuple[Offer, FitRow]], int]:
-    """Every available offer that fits and is affordable, best first, and how many fit at all.
+def ranked_offers(recipe: Recipe, offers: Sequence[Offer], request: PlanRequest,
+                  history: Sequence[BenchRecord] = ()) -> tuple[list[tuple[Offer, FitRow]], int]:
+    """Every available offer that fits, is affordable (and meets ``--slo``), best first, and how many fit at all.
 
-    Best is cheapest, then better availability; ``gpuctl up`` tries them in this order when a
-    provider has no capacity. Raises like ``choose_offer`` when none qualifies.
+    Best is cheapest (per hour, or per output token with ``--optimize token-cost``; estimates are
+    corrected by ``history``), then better availability; ``gpuctl up`` tries them in this order
+    when a provider has no capacity. Raises like ``choose_offer`` when none qualifies.
     """
     context = request.max_model_len or recipe.default_context
     check_context(recipe, context)
@@ -136,6 +225,8 @@ def ranked_offers(recipe: Recipe, offers: Sequence[Offer],
                               f"${request.max_price:.2f}/h", "raise --max-price or try a smaller context")
     ranked = sorted(affordable, key=lambda pair: (pair[0].price_per_hour, AVAILABILITY_RANK[pair[0].availability],
                                                   pair[0].provider, pair[0].id))
+    if request.load is not None:
+        ranked = _by_estimate(recipe, ranked, request, history)
     return ranked, len(fitting)
 
 
@@ -160,13 +251,42 @@ def runnable_offers(offers: Sequence[Offer], request: PlanRequest) -> list[Offer
     return runnable
 
 
+def _estimated(recipe: Recipe, offers: Sequence[Offer], request: PlanRequest,
+               history: Sequence[BenchRecord]) -> list[EstimatedOffer]:
+    from gpuctl.perf.offers import Estimator
+
+    serving = request.serving()
+    assert serving is not None
+    estimator = Estimator(recipe, serving, history)
+    return [estimator.offer(offer) for offer in offers]
+
+
+def _by_estimate(recipe: Recipe, ranked: list[tuple[Offer, FitRow]], request: PlanRequest,
+                 history: Sequence[BenchRecord]) -> list[tuple[Offer, FitRow]]:
+    """``ranked`` without the offers whose estimate misses --slo, by token cost when asked."""
+    from gpuctl.perf.offers import token_cost_key
+
+    rows = _estimated(recipe, [offer for offer, _ in ranked], request, history)
+    pairs = {offer.id: (offer, row) for offer, row in ranked}
+    kept = [row for row in rows if row.meets_slo is not False]
+    if not kept:
+        slo = request.load.slo if request.load else None
+        best = min(rows, key=lambda r: r.estimate.itl_ms if r.estimate else float("inf"))
+        quickest = f" (the quickest, {OfferCost.of(best).line()})" if best.estimate else ""
+        raise NoCapacityError(f"none of the {len(rows)} offers that fit meets {slo.describe() if slo else 'the SLO'}"
+                              f" by its estimate{quickest}", "relax --slo, or allow more GPUs (--count)")
+    if request.optimize == "token-cost":
+        kept.sort(key=token_cost_key)
+    return [pairs[row.id] for row in kept]
+
+
 def choose_offer(recipe: Recipe, offers: Sequence[Offer], request: PlanRequest,
-                 rank: int = 0) -> tuple[Offer, FitRow, int]:
+                 rank: int = 0, history: Sequence[BenchRecord] = ()) -> tuple[Offer, FitRow, int]:
     """The cheapest available offer that fits (ties: better availability); also how many fit.
 
     ``rank`` picks the next-best offers instead (1: the runner-up), for falling back on a capacity error.
     """
-    ranked, fitting = ranked_offers(recipe, offers, request)
+    ranked, fitting = ranked_offers(recipe, offers, request, history)
     if rank >= len(ranked):
         raise NoCapacityError(f"only {len(ranked)} offer(s) for {_describe(request)} fit and are affordable")
     offer, row = ranked[rank]
@@ -185,16 +305,18 @@ def _describe(request: PlanRequest) -> str:
 
 
 def build_plan(request: PlanRequest, recipe: Recipe, offers: Sequence[Offer], *, hf_token_present: bool,
-               warnings: Sequence[str] = (), rank: int = 0, ttl_by_gpuctl: bool = False) -> DeployPlan:
+               warnings: Sequence[str] = (), rank: int = 0, ttl_by_gpuctl: bool = False,
+               history: Sequence[BenchRecord] = ()) -> DeployPlan:
     """The plan for ``request`` given the offers found; pure, so the same inputs give the same plan.
 
-    ``rank`` plans the next-best offer instead (see ``choose_offer``). ``ttl_by_gpuctl``: nothing at the
-    offer's provider ends the instance at its TTL (no machine to arm gpuctl's watchdog on, no expiry of the
-    provider's own), so only a later gpuctl run does; the plan says so.
+    ``rank`` plans the next-best offer instead (see ``choose_offer``); ``history`` corrects estimates.
+    ``ttl_by_gpuctl``: nothing at the offer's provider ends the instance at its TTL (no machine to arm
+    gpuctl's watchdog on, no expiry of the provider's own), so only a later gpuctl run does; the plan says so.
     """
-    from gpuctl.engines import build_engine_spec
+    from gpuctl.engines import build_engine_spec, engine_notice
+    from gpuctl.limits import plan_limits
 
-    offer, row, fitting = choose_offer(recipe, offers, request, rank)
+    offer, row, fitting = choose_offer(recipe, offers, request, rank, history)
     needs_token = recipe.gated is not False
     options = EngineOptions(
         engine=request.engine, gpu_count=offer.gpu_count, max_model_len=row.context,
@@ -207,6 +329,9 @@ def build_plan(request: PlanRequest, recipe: Recipe, offers: Sequence[Offer], *,
     if request.image is not None:
         spec = spec.model_copy(update={"image": request.image, "cuda_version": None})
     notes = list(warnings)
+    notice = engine_notice(spec.engine)
+    if notice:
+        notes.append(notice)
     if needs_token and not hf_token_present:
         gated = "is gated" if recipe.gated else "may be gated"
         notes.append(f"{recipe.repo} {gated}: set HF_TOKEN (or 'gpuctl config set hf.token') before deploying")
@@ -214,31 +339,42 @@ def build_plan(request: PlanRequest, recipe: Recipe, offers: Sequence[Offer], *,
         notes.append(f"revision '{recipe.revision}' is a branch, not a pinned commit: weights may change")
     if not spec.safetensors_only:
         notes.append(f"{spec.engine} converts pickled .bin weights when a repo has no safetensors")
-    if request.ttl_seconds is None:
-        notes.append("no --ttl: the instance runs (and bills) until 'gpuctl down'")
-    elif ttl_by_gpuctl:
+    if request.ttl_seconds is None and request.budget_usd is None:
+        notes.append("no --ttl or --budget: the instance runs (and bills) until 'gpuctl down'")
+    elif request.ttl_seconds is not None and ttl_by_gpuctl:
         notes.append(f"{offer.provider} cannot end an instance at its TTL by itself: the TTL is enforced only when "
                      "gpuctl runs after the deadline ('gpuctl gc' or 'gpuctl down' terminates it); until then it bills")
+    limits = plan_limits(price_per_hour=offer.price_per_hour, ttl_seconds=request.ttl_seconds,
+                         idle_seconds=request.idle_seconds, budget_usd=request.budget_usd,
+                         enforced_by="gpuctl" if ttl_by_gpuctl else "host", provider=offer.provider)
+    notes += limits.notes
     if offer.source != "live":
         notes.append(f"price from the {offer.source} ({offer.as_of:%Y-%m-%d}); the live price may differ")
     environment = {**spec.env, **{name: SECRET_PLACEHOLDERS.get(name, API_KEY_PLACEHOLDER)
                                   for name in spec.secret_env}}
     cost = round(offer.price_per_hour * request.ttl_seconds / 3600, 2) if request.ttl_seconds else None
+    choice = None
+    if request.load is not None:
+        by_hour = ranked_offers(recipe, offers, request.model_copy(update={"load": None}))[0][0][0]
+        chosen, cheapest = _estimated(recipe, [offer, by_hour], request, history)
+        choice = _choice(request, chosen, cheapest)
     return DeployPlan(
         model=ModelSummary.of(recipe), offer=offer, fit=row, engine=spec, command=spec.command_line(),
         environment=environment, hf_token=("present" if hf_token_present else "missing") if needs_token
         else "not needed", ttl_seconds=request.ttl_seconds, estimated_cost_usd=cost,
-        offers_considered=len(offers), offers_fitting=fitting, warnings=notes,
+        offers_considered=len(offers), offers_fitting=fitting, choice=choice, warnings=notes, limits=limits,
     )
 
 
 class PlanInputs(BaseModel):
-    """What a plan is built from: the recipe, the offers found, and what collecting them had to say."""
+    """What a plan is built from: the recipe, the offers found, what collecting them had to say, and the
+    project's benches (which correct estimates)."""
 
     recipe: Recipe
     offers: list[Offer]
     warnings: list[str] = Field(default_factory=list)
     hf_token_present: bool
+    history: list[BenchRecord] = Field(default_factory=list)
 
 
 def plan_inputs(request: PlanRequest, *, project_root: Path | None = None, registry: ProviderRegistry | None = None,
@@ -255,8 +391,23 @@ def plan_inputs(request: PlanRequest, *, project_root: Path | None = None, regis
         result = collect_offers(request.offer_query(), providers=request.providers, registry=registry,
                                 reporter=reporter or NullReporter())
         offers, warnings = result.offers, result.warnings
+    history: list[BenchRecord] = []
+    if request.load is not None and project_root is not None:
+        history = _bench_history(project_root, warnings)
     return PlanInputs(recipe=recipe, offers=list(offers), warnings=warnings,
-                      hf_token_present=resolve_credential("hf.token").present)
+                      hf_token_present=resolve_credential("hf.token").present, history=history)
+
+
+def _bench_history(project_root: Path, warnings: list[str]) -> list[BenchRecord]:
+    """The project's stored benches; none (and a warning) when its state file cannot be read."""
+    from gpuctl.errors import StateError
+    from gpuctl.state import StateStore
+
+    try:
+        return StateStore(project_root).read().bench_runs
+    except StateError as exc:
+        warnings.append(f"estimates ignore bench history: {exc.one_line()}")
+        return []
 
 
 def plan_deployment(request: PlanRequest, *, project_root: Path | None = None, registry: ProviderRegistry | None = None,
@@ -264,4 +415,4 @@ def plan_deployment(request: PlanRequest, *, project_root: Path | None = None, r
     """Resolve the model, read the offers (live, else cache, else snapshot) and build the plan."""
     inputs = plan_inputs(request, project_root=project_root, registry=registry, reporter=reporter)
     return build_plan(request, inputs.recipe, inputs.offers, warnings=inputs.warnings,
-                      hf_token_present=inputs.hf_token_present)
+                      hf_token_present=inputs.hf_token_present, history=inputs.history)

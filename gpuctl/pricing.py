@@ -163,6 +163,30 @@ def collect_offers(
                        sources={name: gathered.outcomes[name] for name in names})
 
 
+def known_offers(query: OfferQuery, *, registry: ProviderRegistry | None = None) -> list[Offer]:
+    """Offers known here without asking any provider: its cached answer of any age, else its dated snapshot.
+
+    For commands that price what they show but must not wait on the network (``gpuctl fit``).
+    """
+    from gpuctl.plugins import ProviderRegistry
+
+    registry = registry or ProviderRegistry.discover()
+    asked = _provider_query(query)
+    gathered = _Gathered(query, [])
+    names = [name for name in registry.names() if not registry.classes[name].can(Capability.USER_HOST)]
+    for name in names:
+        cached = read_cached(name, asked, float("inf"))
+        if cached is not None:
+            gathered.add(name, "cache", [offer.model_copy(update={"source": "cache"}) for offer in cached.offers])
+            continue
+        try:
+            gathered.providers[name] = registry.create(name)
+        except GpuctlError:  # a broken plugin: the registry names it
+            continue
+        gathered.fall_back(name, "no-credentials", None)
+    return sorted((offer for name in names for offer in gathered.rows.get(name, [])), key=_SORT_KEYS["price"])
+
+
 def filter_and_sort(offers: Iterable[Offer], filters: OfferFilters) -> list[Offer]:
     """The offers passing every filter, ranked by ``filters.sort`` and cut to ``filters.limit``."""
     kept = sorted((offer for offer in offers if all(check(offer, filters) for check in _CHECKS)),

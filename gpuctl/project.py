@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gpuctl.durations import parse_duration
 from gpuctl.errors import ConfigError, UsageError
 from gpuctl.fsutil import atomic_write
+from gpuctl.models.recipe import EngineName
 from gpuctl.yamlio import load_yaml
 
 PROJECT_FILE = "gpuctl.yaml"
@@ -26,11 +26,13 @@ class ProjectFile(BaseModel):
     model: str | None = None
     gpu: str | None = None
     provider: str | None = None
-    engine: Literal["vllm", "tgi"] | None = None
+    engine: EngineName | None = None
     region: str | None = None
     ttl: str | None = None
+    idle: str | None = None
+    budget: float | None = Field(default=None, gt=0)
 
-    @field_validator("ttl")
+    @field_validator("ttl", "idle")
     @classmethod
     def _ttl_is_duration(cls, value: str | None) -> str | None:
         if value is not None:

@@ -66,11 +66,34 @@ def bootstrap_script(*, cache_dir: str, config_dir: str = HOST_CONFIG_DIR) -> st
 
 
 def watchdog_script(*, deadline: int, container: str, deadline_file: str = DEADLINE_FILE,
-                    interval_s: int = WATCHDOG_INTERVAL_S, shutdown_command: str = "shutdown -h now") -> str:
-    """The TTL watchdog; ``deadline`` (Unix seconds) applies until the deadline file says otherwise."""
+                    interval_s: int = WATCHDOG_INTERVAL_S, shutdown_command: str = "shutdown -h now",
+                    budget_deadline: int = 0, idle: IdleWatch | None = None) -> str:
+    """The watchdog; ``deadline`` (Unix seconds, 0: no TTL) applies until the deadline file says otherwise.
+
+    ``budget_deadline`` (Unix seconds, 0: none) is when the budget runs out; ``idle`` ends it after that
+    long without a request to the engine.
+    """
+    idle = idle or IdleWatch()
     return render("watchdog.sh", {"DEADLINE_FILE": deadline_file, "FALLBACK_DEADLINE": deadline,
                                   "CONTAINER_NAME": container, "INTERVAL_SECONDS": interval_s,
-                                  "SHUTDOWN_COMMAND": shutdown_command})
+                                  "SHUTDOWN_COMMAND": shutdown_command, "BUDGET_DEADLINE": budget_deadline,
+                                  "IDLE_SECONDS": idle.seconds, "METRICS_PORT": idle.port,
+                                  "BUSY_METRICS": " ".join(idle.busy_metrics),
+                                  "REQUEST_METRICS": " ".join(idle.request_metrics),
+                                  "ACTIVITY_FILE": idle.activity_file})
+
+
+@dataclass(frozen=True)
+class IdleWatch:
+    """How the watchdog tells an idle engine: after ``seconds`` (0: never) without a request, read from
+    ``http://127.0.0.1:PORT/metrics`` (gauges of requests in the engine, counters of finished ones); the
+    last activity is written to ``activity_file``."""
+
+    seconds: int = 0
+    port: int = 0
+    busy_metrics: tuple[str, ...] = ()
+    request_metrics: tuple[str, ...] = ()
+    activity_file: str = "/dev/null"
 
 
 def aws_user_data(*, deadline: int, container: str, cache_dir: str) -> str:

@@ -13,7 +13,7 @@ import shlex
 from collections.abc import Callable, Sequence
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, Field
 
@@ -27,7 +27,7 @@ from gpuctl.project import ProjectFile
 
 TTL_CHOICES = ("1h", "2h", "4h", "8h", "24h")
 DEFAULT_TTL = "2h"
-ENGINES: tuple[EngineName, ...] = ("vllm", "tgi")
+ENGINES: tuple[EngineName, ...] = get_args(EngineName)
 #: follows a price that comes from gpuctl's dated snapshot rather than the provider's API
 SNAPSHOT_MARK = "*"
 

@@ -35,6 +35,7 @@ from gpuctl.models.bench import BenchRecord, BenchRun, LoadgenReport, LoadgenRun
 if TYPE_CHECKING:
     from gpuctl.bench.loadgen import LoadSpec
     from gpuctl.models.deployment import Deployment
+    from gpuctl.perf.history import Conditions
     from gpuctl.state import State, StateStore
 
 LOADGEN_PATH = Path(__file__).with_name("loadgen.py")
@@ -222,10 +223,29 @@ def store_results(store: StateStore, target: BenchTarget, spec: LoadSpec, report
                     errors=loadgen_run.errors, run=run)
         for loadgen_run, run in zip(report.runs, runs, strict=True)
     ]
+    conditions = bench_conditions(deployment, store.dir.parent)
+    if conditions is not None:  # what later estimates learn from (gpuctl.perf.history)
+        records = [conditions.apply(record, random_prompts=spec.dataset == "random") for record in records]
     with store.transaction() as state:
         state.bench_runs.extend(records)
         del state.bench_runs[:-MAX_STORED_RUNS]
     return records
+
+
+def bench_conditions(deployment: Deployment, project_root: Path) -> Conditions | None:
+    """What ``deployment`` serves how, for its bench records; None when that is not known (an ad-hoc hf: model
+    is not looked up again, an old record names no engine)."""
+    from gpuctl.perf.history import Conditions
+    from gpuctl.recipes import is_hf_ref, resolve_model
+
+    if not (deployment.engine and deployment.gpu and deployment.gpu_count) or is_hf_ref(deployment.model):
+        return None
+    try:
+        recipe = resolve_model(deployment.model, project_root)
+    except GpuctlError:  # the recipe is gone or broken since: the run is still kept, without conditions
+        return None
+    return Conditions(recipe, gpu=deployment.gpu, gpu_count=deployment.gpu_count, engine=deployment.engine,
+                      quantization=deployment.quantization)
 
 
 def smoke_bench(url: str, *, model: str | None = None, api_key: str | None = None,

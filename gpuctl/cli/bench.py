@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import click
 from pydantic import BaseModel
 
 from gpuctl.app import App
-from gpuctl.cli.options import json_option, quiet_option
+from gpuctl.cli.options import json_option, quiet_option, yes_option
 from gpuctl.cli.output import Column, ConsoleReporter, info, print_json, print_rows, warn
 from gpuctl.durations import parse_duration
 from gpuctl.envvars import Env
 from gpuctl.errors import UsageError
+from gpuctl.models.recipe import EngineName, QuantMethod
 
 if TYPE_CHECKING:
     from gpuctl.bench.loadgen import LoadSpec
@@ -46,6 +48,13 @@ def _loadgen_parser(name: str) -> Callable[[str], Any]:
         return getattr(loadgen, name)(text)
 
     return parse
+
+
+def _parse_slo(text: str) -> dict[str, float]:
+    """The load generator's SLO keys, with ``itl`` (as ``prices --slo`` has it) meaning ``tpot``."""
+    from gpuctl.bench import loadgen
+
+    return loadgen.parse_slo(re.sub(r"\bitl(?=\s*=)", "tpot", text, flags=re.IGNORECASE))
 
 
 def _ms(stats: Any, key: str) -> str | None:
@@ -149,13 +158,34 @@ _HISTORY_COLUMNS = [
               help="Exit 0 while at most this fraction of a run's requests failed. [default: 0, any failure "
                    "exits 8]")
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Per-request timeout, seconds.")
-@click.option("--slo", type=_Parsed("slo", _loadgen_parser("parse_slo")), metavar="ttft=MS,tpot=MS",
-              help="Service levels for goodput (keys ttft, tpot, e2e).")
+@click.option("--slo", type=_Parsed("slo", _parse_slo), metavar="ttft=MS,tpot=MS",
+              help="Service levels for goodput (keys ttft, tpot or itl, e2e); with --sweep, the medians a "
+                   "candidate must meet.")
 @click.option("--price-per-hour", type=click.FloatRange(min=0), metavar="USD",
               help="Price of the endpoint (default: the deployment's).")
 @click.option("--from", "source", type=click.Choice(["local", "host"]), default="local", show_default=True,
               help="Where the load generator runs: here, or on the deployment's GPU host against localhost.")
 @click.option("--history", is_flag=True, help="List stored deployment benches instead of running one.")
+@click.option("--sweep", is_flag=True,
+              help="Rent the offer of each --gpu that is cheapest per token by estimate, bench it, tear it down, "
+                   "and rank them by measured $ per 1M output tokens (needs --for and --gpu).")
+@click.option("--for", "sweep_model", metavar="MODEL", help="With --sweep: the model to serve (recipe or hf:ORG/NAME).")
+@click.option("--gpu", "sweep_gpus", multiple=True, metavar="GPU[,GPU...]",
+              help="With --sweep: the GPUs (or families) to compare, one candidate each.")
+@click.option("--provider", "sweep_providers", multiple=True, metavar="NAME",
+              help="With --sweep: rent from these providers only.")
+@click.option("--count", "sweep_count", type=click.IntRange(min=1), metavar="N",
+              help="With --sweep: GPUs per instance [default: the offers that fit].")
+@click.option("--engine", "sweep_engine", type=click.Choice(get_args(EngineName)), default=None,
+              help="With --sweep: the engine to deploy (default: vllm, or the project's).")
+@click.option("--quantization", "sweep_quantization", type=click.Choice(get_args(QuantMethod)), default=None,
+              help="With --sweep: serve quantized, as 'gpuctl up --quantization'.")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), metavar="USD",
+              help="With --sweep: launch no candidate that would take the sweep's estimated cost above USD.")
+@click.option("--parallel", type=click.IntRange(min=1), default=2, show_default=True, metavar="N",
+              help="With --sweep: candidates deployed at once.")
+@click.option("--dry-run", is_flag=True, help="With --sweep: print the sweep's plan and rent nothing.")
+@yes_option
 @json_option
 @quiet_option
 @click.pass_obj
@@ -164,7 +194,9 @@ def bench(app: App, name: str | None, url: str | None, model: str | None, api_ke
           requests: int | None, duration: str | None, warmup: int | None, input_len: int, output_len: int,
           ignore_eos: bool, dataset: str, endpoint: str, seed: int | None, prefix_share: float,
           allow_failures: float, timeout: float, slo: dict[str, float] | None, price_per_hour: float | None,
-          source: str, history: bool) -> None:
+          source: str, history: bool, sweep: bool, sweep_model: str | None, sweep_gpus: tuple[str, ...],
+          sweep_providers: tuple[str, ...], sweep_count: int | None, sweep_engine: str | None,
+          sweep_quantization: str | None, budget: float | None, parallel: int, dry_run: bool) -> None:
     """Measure TTFT, inter-token latency, TPOT, end-to-end latency, throughput, goodput and the cost per
     1M tokens of deployment NAME, or of any OpenAI-compatible server given by --url.
 
@@ -173,11 +205,22 @@ def bench(app: App, name: str | None, url: str | None, model: str | None, api_ke
       gpuctl bench my-llama -c 1,8,32,128
       gpuctl bench --url http://10.0.0.5:8000 --rate 5 --duration 2m --slo ttft=500,tpot=50
       gpuctl bench --history
+      gpuctl bench --sweep --for llama-3.1-8b --gpu l40s,a100,h100 --slo itl=50 --budget 5
 
     Every run sends prompts no server has seen (a server's prefix cache would make TTFT read low);
     --seed repeats a run's prompts. A run in which requests failed exits 8 (4 when the server's answers
     are not OpenAI event streams) after printing its figures; see docs/bench.md.
     """
+    sweep_only = {"--for": sweep_model, "--gpu": sweep_gpus, "--provider": sweep_providers, "--count": sweep_count,
+                  "--engine": sweep_engine, "--quantization": sweep_quantization, "--budget": budget,
+                  "--dry-run": dry_run}
+    if sweep:
+        _sweep(app, name, url, rate, duration, concurrency, requests, input_len, output_len, slo, sweep_model,
+               sweep_gpus, sweep_providers, sweep_count, sweep_engine, sweep_quantization, budget, parallel, dry_run)
+        return
+    given = [flag for flag, value in sweep_only.items() if value]
+    if given:
+        raise UsageError(f"{', '.join(given)} only apply with --sweep", "add --sweep, or drop them")
     if history:
         _show_history(app, name)
         return
@@ -224,6 +267,41 @@ def bench(app: App, name: str | None, url: str | None, model: str | None, api_ke
     failed = failure_error(report, allow_failures, target.url)
     if failed:
         raise failed
+
+
+def _sweep(app: App, name: str | None, url: str | None, rate: list[float | None] | None, duration: str | None,
+           concurrency: list[int | None] | None, requests: int | None, input_len: int, output_len: int,
+           slo: dict[str, float] | None, model: str | None, gpus: tuple[str, ...], providers: tuple[str, ...],
+           count: int | None, engine: str | None, quantization: str | None, budget: float | None, parallel: int,
+           dry_run: bool) -> None:
+    """``--sweep``: check the flags, then gpuctl.cli.sweep does the work."""
+    from gpuctl.catalog import resolve_gpu
+    from gpuctl.cli.estimates import serving
+    from gpuctl.cli.sweep import run_sweep
+    from gpuctl.perf.cost import Slo
+    from gpuctl.sweep.plan import SweepRequest
+
+    if name or url:
+        raise UsageError("--sweep deploys its own candidates: give no deployment NAME or --url")
+    if rate not in (None, [None]) or duration:
+        raise UsageError("--sweep benches at concurrencies (-c) for a number of requests (-n)",
+                         "drop --rate and --duration")
+    if not model or not gpus:
+        raise UsageError("--sweep needs --for MODEL and --gpu GPU[,GPU...]",
+                         "e.g. gpuctl bench --sweep --for llama-3.1-8b --gpu l40s,a100,h100")
+    if slo and "e2e" in slo:
+        raise UsageError("--sweep ranks by time to first token and inter-token latency: use ttft= and itl=")
+    names = [part.strip() for value in gpus for part in value.split(",") if part.strip()]
+    target = Slo(ttft_ms=slo.get("ttft"), itl_ms=slo.get("tpot")) if slo else None
+    load = serving(app, engine=engine, quantization=quantization, input_len=input_len, output_len=output_len,
+                   concurrency=None, slo=target)
+    chosen = [c for c in concurrency or [] if c is not None]
+    run_sweep(app, SweepRequest(
+        model=model, gpus=list(dict.fromkeys(resolve_gpu(n) for n in names)), count=count,
+        providers=[p.strip().lower() for v in providers for p in v.split(",") if p.strip()] or None,
+        engine=load.engine, quantization=load.quantization,  # type: ignore[arg-type]
+        load=load, concurrency=chosen or None, requests=requests, budget_usd=budget, parallel=parallel,
+    ), dry_run=dry_run)
 
 
 def _notes(app: App, report: LoadgenReport, price: float | None) -> None:

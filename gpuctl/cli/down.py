@@ -64,6 +64,8 @@ def down(app: App, name: str | None, everything: bool, host: str | None, identit
         try:
             outcome = take_down(ctx, deployment.name)
         except GpuctlError as exc:
+            if len(targets) == 1:  # its own error line says it; a warning would repeat it
+                raise
             warn(app, f"{deployment.name}: not down: {exc.one_line()}")
             failures.append(exc)
             continue
@@ -72,8 +74,6 @@ def down(app: App, name: str | None, everything: bool, host: str | None, identit
         ended.append(outcome.deployment)
     _print_ended(app, ended)
     if failures:
-        if len(targets) == 1:
-            raise failures[0]
         summary = GpuctlError(f"{len(failures)} of {len(targets)} deployment(s) could not be taken down",
                               "see the lines above; 'gpuctl down NAME' retries one")
         summary.exit_code = failures[0].exit_code  # the first failure's kind decides

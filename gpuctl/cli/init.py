@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import click
 
 from gpuctl.app import App
 from gpuctl.cli.options import json_option
 from gpuctl.cli.output import info, print_json
+from gpuctl.models.recipe import EngineName
 
 
 @click.command()
@@ -16,7 +18,7 @@ from gpuctl.cli.output import info, print_json
 @click.option("--model", help="Default model recipe, e.g. llama-3-8b.")
 @click.option("--gpu", help="Default GPU, e.g. l40s.")
 @click.option("--provider", help="Default provider (runpod, lambda, aws, ...) or auto.")
-@click.option("--engine", type=click.Choice(["vllm", "tgi"]), help="Default serving engine.")
+@click.option("--engine", type=click.Choice(get_args(EngineName)), help="Default serving engine.")
 @click.option("--region", help="Default region.")
 @click.option("--ttl", help="Default time to live of a deployment, e.g. 2h.")
 @click.option("--force", is_flag=True, help="Overwrite an existing gpuctl.yaml.")

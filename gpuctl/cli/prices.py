@@ -1,24 +1,28 @@
-"""``gpuctl prices``: GPU offers across providers, cheapest per GPU-hour first."""
+"""``gpuctl prices``: GPU offers across providers, cheapest per GPU-hour first (or per token, ``--for MODEL``)."""
 
 from __future__ import annotations
 
 import sys
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 import click
 
 from gpuctl.app import App
+from gpuctl.cli.estimates import ESTIMATE_COLUMNS, bench_history, load_options, serving
 from gpuctl.cli.options import json_option, quiet_option
 from gpuctl.cli.output import Column, ConsoleReporter, dump, info, print_json, print_rows, warn
 from gpuctl.durations import format_duration, parse_duration
 from gpuctl.errors import ConfigError, NoCapacityError, UsageError
 from gpuctl.events import NullReporter
+from gpuctl.models.recipe import EngineName, QuantMethod
 
 if TYPE_CHECKING:
     from gpuctl.engines import ImageFacts
     from gpuctl.models.offer import Offer
-    from gpuctl.pricing import ProviderOutcome
+    from gpuctl.perf.cost import Slo
+    from gpuctl.perf.offers import EstimatedOffer
+    from gpuctl.pricing import ProviderOutcome, SortKey
 
 
 class Seconds(click.ParamType):
@@ -89,18 +93,29 @@ def _config_seconds(app: App, key: str, default: float) -> float:
         raise ConfigError(f"{app.config.path}: '{key}' must be a number of seconds, not '{raw}'") from None
 
 
-def _print_csv(offers: list[Offer]) -> None:
-    """The ``--json`` rows as CSV, the same keys as header (in the same order)."""
+#: with --for, the estimate's figures as CSV columns (the --json rows nest them under "estimate")
+_CSV_ESTIMATE = ("concurrency", "output_tokens_per_s", "ttft_ms", "itl_ms", "basis")
+
+
+def _print_csv(offers: list[Offer], estimated: bool = False) -> None:
+    """The ``--json`` rows as CSV, the same keys as header (in the same order); with ``estimated`` the
+    estimate's figures flattened, then usd_per_1m_output_tokens and meets_slo."""
     import csv
     import io
 
     from gpuctl.models.offer import Offer
 
+    extra = [*_CSV_ESTIMATE, "usd_per_1m_output_tokens", "meets_slo"] if estimated else []
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=[*Offer.model_fields, *Offer.model_computed_fields],
+    writer = csv.DictWriter(text, fieldnames=[*Offer.model_fields, *Offer.model_computed_fields, *extra],
                             lineterminator="\n")
     writer.writeheader()
-    writer.writerows(dump(offers))
+    for row in dump(offers):
+        found = row.pop("estimate", None) or {}
+        if estimated:
+            row.update({key: found.get(key) if key != "concurrency" else (found.get("inputs") or {}).get(key)
+                        for key in _CSV_ESTIMATE})
+        writer.writerow(row)
     click.echo(text.getvalue(), nl=False)
 
 
@@ -121,15 +136,17 @@ offers show availability 'unknown'.""")
               help="At most USD per GPU-hour.")
 @click.option("--count", type=click.IntRange(min=1), metavar="N", help="Exactly N GPUs per instance.")
 @click.option("--for", "model", metavar="MODEL",
-              help="Only offers that can serve MODEL (recipe or hf:ORG/NAME) at its default context ('gpuctl fit').")
+              help="Only offers that can serve MODEL (recipe or hf:ORG/NAME) at its default context ('gpuctl fit'), "
+                   "with the estimated tokens/s and $ per 1M output tokens of each.")
 @click.option("--image", metavar="IMAGE",
               help="With --for: the image you will deploy instead of the engine's own; offers on machines the "
                    "engine's image has no build for (arm64) are then listed too.")
 @click.option("--spot/--on-demand", default=False, help="Spot (interruptible) offers instead of on-demand ones.")
 @click.option("--available-only", is_flag=True, help="Only offers reported in stock (drops 'unknown').")
 @click.option("--all", "include_all", is_flag=True, help="Include sold-out offers.")
-@click.option("--sort", type=click.Choice(["price", "vram", "provider"]), default="price", show_default=True,
-              help="Ranking: price per GPU-hour, memory per GPU (largest first), or provider.")
+@click.option("--sort", type=click.Choice(["price", "vram", "provider", "cost-per-token"]), default="price",
+              show_default=True, help="Ranking: price per GPU-hour, memory per GPU (largest first), provider, or "
+                                      "estimated $ per 1M output tokens (with --for).")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Show the first N offers.")
 @click.option("--refresh", is_flag=True, help="Ask the providers again instead of using cached answers.")
 @click.option("--max-age", type=Seconds(), metavar="SECONDS",
@@ -140,6 +157,11 @@ offers show availability 'unknown'.""")
 @click.option("-v", "--verbose", "verbose", is_flag=True,
               help="Also say where each provider's rows come from and which entries of its answer were skipped, "
                    "and why (with --json: an object with 'offers' and 'providers').")
+@click.option("--engine", type=click.Choice(get_args(EngineName)), default=None,
+              help="With --for: the engine the estimates are for (default: vllm, or the project's).")
+@click.option("--quantization", type=click.Choice(get_args(QuantMethod)), default=None,
+              help="With --for: serve quantized (as 'gpuctl up --quantization').")
+@load_options
 @json_option
 @quiet_option
 @click.pass_obj
@@ -147,11 +169,16 @@ def prices(app: App, gpus: tuple[str, ...], providers: tuple[str, ...], regions:
            min_vram: float | None, max_price: float | None, count: int | None, spot: bool,
            available_only: bool, include_all: bool, sort: str, limit: int | None, refresh: bool,
            max_age: float | None, timeout: float | None, csv_output: bool, model: str | None, image: str | None,
-           verbose: bool) -> None:
+           verbose: bool, engine: str | None, quantization: str | None, input_len: int, output_len: int,
+           concurrency: int | Literal["max"] | None, slo: Slo | None) -> None:
     """GPU offers across providers, cheapest per GPU-hour first.
 
     Works without any credentials: providers you have no key for show dated snapshot prices.
     With -q, print only the id of the first offer (the cheapest unless --sort says otherwise).
+    With --for MODEL, each offer that can serve it carries the performance model's estimate
+    (tokens/s, TTFT, ITL at --input-len, --output-len and --concurrency; corrected by this
+    project's benches where it has some) and $ per 1M output tokens; --sort cost-per-token ranks
+    by it, --slo drops offers whose estimate misses the targets. See docs/cost-per-token.md.
     """
     from gpuctl.catalog import resolve_gpus
     from gpuctl.models.offer import OfferQuery
@@ -165,20 +192,28 @@ def prices(app: App, gpus: tuple[str, ...], providers: tuple[str, ...], regions:
         raise UsageError("--timeout must be more than 0 seconds")
     if image and not model:
         raise UsageError("--image only applies with --for MODEL", "add --for MODEL, or drop --image")
-    facts = _engine_image(model, image)
+    per_token = {"--sort cost-per-token": sort == "cost-per-token", "--slo": slo is not None,
+                 "--concurrency": concurrency is not None, "--engine": engine is not None,
+                 "--quantization": quantization is not None}
+    if not model and any(per_token.values()):
+        given = ", ".join(name for name, used in per_token.items() if used)
+        raise UsageError(f"{given} estimate(s) serving a model: add --for MODEL", "e.g. --for llama-3.1-8b")
+    if model:
+        from gpuctl.recipes import resolve_model
+
+        recipe = resolve_model(model, app.project_root)  # an unknown model fails before any provider is asked
+        wanted = serving(app, engine=engine, quantization=quantization, input_len=input_len,
+                         output_len=output_len, concurrency=concurrency, slo=slo)
+    facts = _engine_image(wanted.engine if model else None, image)
     gpu_names = _names(gpus)
     query = OfferQuery(
         gpus=resolve_gpus(gpu_names) if gpu_names else None,
         regions=_names(regions), gpu_count=count, spot=spot, include_unavailable=include_all,
         min_cuda_version=facts.cuda if facts else None,
     )
-    filters = OfferFilters(min_vram_gb=min_vram, max_price_per_gpu_hour=max_price,
-                           available_only=available_only, sort=sort, limit=limit)  # type: ignore[arg-type]
+    filters = OfferFilters(min_vram_gb=min_vram, max_price_per_gpu_hour=max_price, available_only=available_only,
+                           sort=cast("SortKey", "price" if model else sort), limit=None if model else limit)
     provider_names = _names(providers)
-    if model:
-        from gpuctl.recipes import resolve_model
-
-        recipe = resolve_model(model, app.project_root)  # an unknown model fails before any provider is asked
     result = collect_offers(
         query, providers=[name.lower() for name in provider_names] if provider_names else None,
         refresh=refresh,
@@ -196,14 +231,17 @@ def prices(app: App, gpus: tuple[str, ...], providers: tuple[str, ...], regions:
     candidates = result.offers
     unrunnable: set[str] = set()
     if model:
-        from gpuctl.fit import fitting_offers
+        from gpuctl.fit import FitSettings, fitting_offers
 
-        candidates = fitting_offers(recipe, candidates)
+        candidates = fitting_offers(recipe, candidates, settings=FitSettings(
+            engine=wanted.engine, quantization=wanted.quantization))  # type: ignore[arg-type]
     if facts is not None:
         candidates, unrunnable = _by_architecture(app, candidates, facts, show=include_all)
-    offers = filter_and_sort(candidates, filters)
+    offers: list[Any] = filter_and_sort(candidates, filters)
+    if model:
+        offers = _estimated(app, recipe, wanted, offers, sort, limit)
     if csv_output:
-        _print_csv(offers)
+        _print_csv(offers, estimated=bool(model))
     elif app.quiet and not app.json:
         if not offers:
             raise NoCapacityError("no offer matches these filters", "relax the filters, or add --all")
@@ -212,7 +250,11 @@ def prices(app: App, gpus: tuple[str, ...], providers: tuple[str, ...], regions:
         print_json({"offers": dump(offers),
                     "providers": {name: o.model_dump(mode="json") for name, o in result.sources.items()}})
     else:
-        print_rows(app, offers, _columns(datetime.now(timezone.utc), unrunnable),
+        columns = _columns(datetime.now(timezone.utc), unrunnable)
+        if model:
+            columns[-2:-2] = ESTIMATE_COLUMNS
+            info(app, f"estimates: {wanted.describe()} ('gpuctl fit {recipe.name}' shows the memory)")
+        print_rows(app, offers, columns,
                    empty="no offer matches these filters (relax them, or add --all for sold-out offers)")
     if verbose and not app.json:
         for outcome in result.sources.values():
@@ -220,14 +262,13 @@ def prices(app: App, gpus: tuple[str, ...], providers: tuple[str, ...], regions:
                 info(app, line)
 
 
-def _engine_image(model: str | None, image: str | None) -> ImageFacts | None:
+def _engine_image(engine: str | None, image: str | None) -> ImageFacts | None:
     """With --for and the engine's own image (not --image): what that image needs of a machine."""
-    if not model or image:
+    if engine is None or image:
         return None
     from gpuctl.engines import image_facts
-    from gpuctl.fit import FitSettings
 
-    return image_facts(FitSettings().engine)  # the engine --for fits the model with
+    return image_facts(engine)  # the engine --for fits the model with
 
 
 def _by_architecture(app: App, offers: list[Offer], facts: ImageFacts, *, show: bool) -> tuple[list[Offer], set[str]]:
@@ -260,3 +301,24 @@ def _outcome_lines(outcome: ProviderOutcome) -> list[str]:
         more = f", +{skipped.count - len(skipped.entries)} more" if skipped.count > len(skipped.entries) else ""
         lines.append(f"  {skipped.count} {skipped.reason} ({', '.join(skipped.entries)}{more})")
     return lines
+
+
+def _estimated(app: App, recipe: Any, wanted: Any, offers: list[Offer], sort: str,
+               limit: int | None) -> list[EstimatedOffer]:
+    """The offers with their estimates, the ones missing --slo dropped, ranked by --sort and cut to --limit."""
+    from gpuctl.perf.offers import Estimator, token_cost_key
+    from gpuctl.pricing import OfferFilters, filter_and_sort
+
+    estimator = Estimator(recipe, wanted, bench_history(app))
+    rows = [estimator.offer(offer) for offer in offers]
+    if wanted.slo is not None:
+        missing = sum(row.meets_slo is False for row in rows)
+        rows = [row for row in rows if row.meets_slo is not False]
+        if missing:
+            info(app, f"{missing} offer(s) dropped: their estimate misses {wanted.slo.describe()}")
+    if sort == "cost-per-token":
+        rows.sort(key=token_cost_key)
+    else:
+        order = {offer.id: i for i, offer in enumerate(filter_and_sort(rows, OfferFilters(sort=cast("SortKey", sort))))}
+        rows.sort(key=lambda row: order[row.id])
+    return rows[:limit] if limit else rows

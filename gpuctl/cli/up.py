@@ -6,11 +6,12 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import click
 
 from gpuctl.app import App
+from gpuctl.cli.estimates import load_options
 from gpuctl.cli.fit import serving_options
 from gpuctl.cli.options import json_option, quiet_option, yes_option
 from gpuctl.cli.output import ConsoleReporter, info, print_json, warn
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from gpuctl.host.shell import Shell
     from gpuctl.models.deployment import Deployment
     from gpuctl.models.recipe import EngineName, QuantMethod
+    from gpuctl.perf.cost import Slo
+    from gpuctl.perf.offers import Serving
     from gpuctl.plan import DeployPlan, PlanInputs, PlanRequest
 
 _CLOUD_ONLY = ("gpu", "count", "provider", "region", "spot", "max_price")
@@ -71,6 +74,10 @@ _CLOUD_ONLY = ("gpu", "count", "provider", "region", "spot", "max_price")
 @click.option("--print-command", is_flag=True,
               help="Run the wizard (-i), then print the equivalent 'gpuctl up' command instead of deploying.")
 @serving_options
+@click.option("--optimize", type=click.Choice(["price", "token-cost"]), default="price", show_default=True,
+              help="Choose the offer cheapest per hour, or cheapest per output token by estimate (see "
+                   "--input-len, --output-len, --concurrency, --slo).")
+@load_options
 @yes_option
 @quiet_option
 @json_option
@@ -81,7 +88,8 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
        served_model_name: str | None, public: bool, keep_on_failure: bool, allow_pickle: bool, launch_timeout: str,
        ssh_timeout: str,
        health_timeout: str, dry_run: bool, wizard: bool, print_command: bool, engine: EngineName | None,
-       gpu_memory_utilization: float | None, quantization: QuantMethod | None, hf_config: str | None) -> None:
+       gpu_memory_utilization: float | None, quantization: QuantMethod | None, hf_config: str | None, optimize: str,
+       input_len: int, output_len: int, concurrency: int | Literal["max"] | None, slo: Slo | None) -> None:
     """Deploy MODEL (a recipe name or hf:ORG/NAME; default: the project's) to the cheapest GPU that fits.
 
     \b
@@ -123,7 +131,8 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
         engine=engine or project.engine or "vllm", spot=spot, max_price=max_price,
         ttl_seconds=parse_duration(ttl) if ttl else None, max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization, quantization=quantization,
-        served_model_name=served_model_name, public=public, image=image,
+        served_model_name=served_model_name, public=public, image=image, optimize=optimize,  # type: ignore[arg-type]
+        load=_load(optimize, input_len, output_len, concurrency, slo),
     )
     timeouts = _timeouts(launch_timeout, ssh_timeout, health_timeout)
     # a plan alone stays quiet off a terminal; a deploy always reports its steps (plain lines there)
@@ -142,6 +151,25 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
             return
         _deploy(app, ctx, request, inputs, host=host, identity=identity, accept_host_key=accept_host_key, name=name,
                 keep_on_failure=keep_on_failure, allow_pickle=allow_pickle, session=session)
+
+
+def _load(optimize: str, input_len: int, output_len: int, concurrency: int | Literal["max"] | None,
+          slo: Slo | None) -> Serving | None:
+    """What estimates are for, when they choose the offer (--optimize token-cost) or filter it (--slo)."""
+    if optimize == "price" and slo is None:
+        return None
+    from gpuctl.perf.offers import Serving
+
+    return Serving(input_tokens=input_len, output_tokens=output_len, concurrency=concurrency, slo=slo)
+
+
+def _choice_lines(plan: DeployPlan) -> list[str]:
+    """Why the plan took its offer, when estimates chose it."""
+    choice = plan.choice
+    if choice is None:
+        return []
+    return [f"  choice   {choice.chosen.line()}", f"           {choice.reason}",
+            f"           (estimates: {choice.load})"]
 
 
 def _check_host_flags(host: str | None, cloud_flags: Mapping[str, object], identity: Path | None,
@@ -329,6 +357,7 @@ def _render_plan(plan: DeployPlan) -> None:
         + ("public, API key required" if spec.public else "private (SSH tunnel)"),
         f"  ttl      {cost}",
         f"  offers   {plan.offers_fitting} of {plan.offers_considered} fit",
+        *_choice_lines(plan),
         "command:",
         f"  {plan.command}",
         "environment:",

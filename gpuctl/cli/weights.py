@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
 import click
 
@@ -14,6 +14,7 @@ from gpuctl.cli.options import json_option, quiet_option, yes_option
 from gpuctl.cli.output import Column, ConsoleReporter, format_bytes, print_json, print_rows
 from gpuctl.errors import UsageError
 from gpuctl.models.engine import HOST_CACHE_DIR
+from gpuctl.models.recipe import EngineName
 
 if TYPE_CHECKING:
     from gpuctl.host.docker import DockerEngine
@@ -34,7 +35,7 @@ def host_options(func: F) -> F:
         click.option("--accept-host-key", is_flag=True, help="Pin the machine's SSH key on first contact."),
         click.option("--cache-dir", default=HOST_CACHE_DIR, show_default=True, metavar="DIR",
                      help="The cache directory on the machine."),
-        click.option("--engine", type=click.Choice(["vllm", "tgi"]), default=None,
+        click.option("--engine", type=click.Choice(get_args(EngineName)), default=None,
                      help="Whose image runs the fetcher there (default: the project's engine, else vllm)."),
     ]
     for option in reversed(options):

@@ -285,7 +285,7 @@ def _as_error(exc: BaseException) -> BaseException:
 def _offer_fields(plan: DeployPlan) -> dict[str, Any]:
     offer = plan.offer
     return {"offer_id": offer.id, "region": offer.region, "gpu": offer.gpu, "gpu_count": offer.gpu_count,
-            "price_per_hour": offer.price_per_hour}
+            "price_per_hour": offer.price_per_hour, "quantization": plan.engine.quantization}
 
 
 def _now() -> datetime:

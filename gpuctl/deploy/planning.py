@@ -20,7 +20,7 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
     is always planned public, with an API key; and there is no machine to arm gpuctl's TTL watchdog on,
     so its plan says that only gpuctl enforces the TTL.
     """
-    ranked, _ = ranked_offers(inputs.recipe, inputs.offers, request)
+    ranked, _ = ranked_offers(inputs.recipe, inputs.offers, request, inputs.history)
     plans: list[DeployPlan] = []
     skipped: set[str] = set()
     for rank, (offer, _row) in enumerate(ranked):
@@ -31,7 +31,8 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
         public = provider_cls.can(Capability.ENGINE_CONTAINER)
         planned = request.model_copy(update={"public": True}) if public else request
         plans.append(build_plan(planned, inputs.recipe, inputs.offers, hf_token_present=inputs.hf_token_present,
-                                warnings=inputs.warnings, rank=rank, ttl_by_gpuctl=public))
+                                warnings=inputs.warnings, rank=rank, ttl_by_gpuctl=public,
+                                history=inputs.history))
         if len(plans) == limit:
             break
     if not plans:

@@ -1,6 +1,7 @@
-"""The TTL watchdog on a host (templates/watchdog.sh): it stops the engine when the TTL runs out,
-whether or not gpuctl is still running. On the user's own machine it stops only the container; on a
-rented machine it also shuts the machine down.
+"""The watchdog on a host (templates/watchdog.sh): it stops the engine when the TTL runs out, when the
+budget is spent (price x uptime) or after the idle limit without a request, whether or not gpuctl is
+still running. On the user's own machine it stops only the container; on a rented machine it also
+shuts the machine down.
 
 It is keyed to one deployment, never to a name a later deployment could reuse: it stops the engine
 container by its id, its files live in a directory of the deployment's token
@@ -23,7 +24,7 @@ from gpuctl.host.errors import HostError
 from gpuctl.host.shell import Shell
 from gpuctl.host.watchdogs import directory_name, disarm, paths, private_dir
 
-__all__ = ["Armed", "arm", "disarm", "host_seconds", "interval_for"]
+__all__ = ["Armed", "IdleLimit", "activity_path", "arm", "disarm", "host_seconds", "interval_for"]
 
 STOP_MACHINE = "sudo -n shutdown -h now || shutdown -h now"
 KEEP_MACHINE = "true"
@@ -33,26 +34,47 @@ _START = 'setsid "$@" </dev/null >>"$LOG" 2>&1 & echo $!'
 
 class Armed(BaseModel):
     pid: int
-    expires_at: datetime
+    #: when the TTL stops it (None: no TTL)
+    expires_at: datetime | None
     #: what keys the watchdog: the deployment's token, else the container's id
     token: str
+    #: when the budget runs out (None: no budget)
+    budget_ends_at: datetime | None = None
 
 
-def interval_for(ttl_seconds: int) -> int:
-    """Tick often enough that a short TTL is honoured closely (a tenth of it, 1 to 30 s)."""
-    return max(1, min(MAX_INTERVAL_S, ttl_seconds // 10))
+class IdleLimit(BaseModel):
+    """End the deployment after ``seconds`` without a request to ``engine`` (vllm, sglang, tgi) on host ``port``."""
+
+    seconds: int
+    engine: str
+    port: int
 
 
-def arm(shell: Shell, *, name: str, container: str, seconds_left: int, stop_machine: bool, sudo: bool = False,
-        token: str | None = None, project: str | None = None) -> Armed:
-    """Start the watchdog for ``container`` (a name or id), due ``seconds_left`` from now by the host's clock.
+def interval_for(*limits_seconds: int | None) -> int:
+    """Tick often enough that the shortest limit is honoured closely (a tenth of it, 1 to 30 s)."""
+    shortest = min((s for s in limits_seconds if s), default=MAX_INTERVAL_S * 10)
+    return max(1, min(MAX_INTERVAL_S, shortest // 10))
+
+
+def activity_path(directory: str, name: str) -> str:
+    """The file where the watchdog writes when it last saw the engine busy (Unix seconds)."""
+    return f"{directory}/{name}.activity"
+
+
+def arm(shell: Shell, *, name: str, container: str, seconds_left: int | None, stop_machine: bool, sudo: bool = False,
+        token: str | None = None, project: str | None = None, budget_seconds_left: int | None = None,
+        idle: IdleLimit | None = None) -> Armed:
+    """Start the watchdog for ``container`` (a name or id), due ``seconds_left`` from now by the host's clock
+    (None: no TTL), or ``budget_seconds_left`` from now (when price x uptime reaches the budget), or after
+    ``idle`` without a request, whichever comes first.
 
     The watchdog stops the container by its id, so it never stops a later container of the same name.
     ``token`` (the deployment's idempotency token) and ``project`` label it; without a token the
     container's id keys it.
     """
     from gpuctl.host.docker import DockerEngine
-    from gpuctl.templating import watchdog_script
+    from gpuctl.metrics.engines import activity_names
+    from gpuctl.templating import IdleWatch, watchdog_script
 
     with DockerEngine(shell, sudo=sudo) as docker:
         state = docker.inspect(container)
@@ -64,13 +86,21 @@ def arm(shell: Shell, *, name: str, container: str, seconds_left: int, stop_mach
     script_path, deadline_path, log_path = paths(directory, name)
     local_before = datetime.now(timezone.utc)
     host_now = host_seconds(shell.run(["date", "+%s.%N"]).check("date", shell.where).stdout.strip())
-    # whole seconds on the host, rounded up: the TTL is never shorter than asked
-    deadline = math.ceil(host_now + max(0, seconds_left))
+    # whole seconds on the host, rounded up: a limit is never shorter than asked
+    deadline = math.ceil(host_now + max(0, seconds_left)) if seconds_left is not None else 0
+    budget_deadline = math.ceil(host_now + max(0, budget_seconds_left)) if budget_seconds_left is not None else 0
+    watch = IdleWatch()
+    if idle is not None:
+        busy, requests = activity_names(idle.engine)
+        watch = IdleWatch(seconds=idle.seconds, port=idle.port, busy_metrics=tuple(busy),
+                          request_metrics=tuple(requests), activity_file=activity_path(directory, name))
     script = watchdog_script(deadline=deadline, container=container, deadline_file=deadline_path,
-                             interval_s=interval_for(seconds_left),
-                             shutdown_command=STOP_MACHINE if stop_machine else KEEP_MACHINE)
+                             interval_s=interval_for(seconds_left, budget_seconds_left, idle.seconds if idle else None),
+                             shutdown_command=STOP_MACHINE if stop_machine else KEEP_MACHINE,
+                             budget_deadline=budget_deadline, idle=watch)
     shell.run(["sh", "-c", 'umask 077 && mkdir -p "$1"', "sh", directory]).check(f"creating {directory}", shell.where)
-    for path, body in ((script_path, script), (deadline_path, f"{deadline}\n")):
+    files = [(script_path, script)] + ([(deadline_path, f"{deadline}\n")] if seconds_left is not None else [])
+    for path, body in files:
         shell.run(["sh", "-c", 'umask 077 && cat > "$1"', "sh", path], input=body.encode()).check(
             f"writing {path}", shell.where)
     label_set = {**labels.host_labels("watchdog", project=project, deployment=name, token=key),
@@ -83,9 +113,13 @@ def arm(shell: Shell, *, name: str, container: str, seconds_left: int, stop_mach
         pid = int(started.stdout.split()[-1])
     except (IndexError, ValueError):
         raise HostError(f"the TTL watchdog on {shell.where} did not start: {started.stdout!r}") from None
-    # the host's deadline in this machine's clock, taken from before the host was asked: never later than
+
+    # the host's deadlines in this machine's clock, taken from before the host was asked: never later than
     # the real stop, so 'status' never shows time left on a stopped engine
-    return Armed(pid=pid, expires_at=local_before + timedelta(seconds=deadline - host_now), token=key)
+    def local(host_deadline: int) -> datetime | None:
+        return local_before + timedelta(seconds=host_deadline - host_now) if host_deadline else None
+
+    return Armed(pid=pid, expires_at=local(deadline), token=key, budget_ends_at=local(budget_deadline))
 
 
 def host_seconds(date_output: str) -> float:

@@ -1,4 +1,4 @@
-"""Engine container specs (vLLM, TGI) from a recipe and the user's options.
+"""Engine container specs (vLLM, SGLang, TGI) from a recipe and the user's options.
 
 The checks every engine shares live here; each engine module only knows its own flags.
 """
@@ -8,14 +8,16 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
+from typing import get_args
 
 from gpuctl.errors import ConfigError, UsageError
-from gpuctl.fit import DEFAULT_GPU_MEMORY_UTILIZATION, check_context, effective_architecture, tensor_parallel_problem
+from gpuctl.fit import check_context, default_utilization, effective_architecture, tensor_parallel_problem
 from gpuctl.models.engine import EngineOptions, EngineSpec
 from gpuctl.models.offer import HostArch
-from gpuctl.models.recipe import Architecture, EngineDefaults, Recipe
+from gpuctl.models.recipe import Architecture, EngineDefaults, EngineName, Recipe
 
-ENGINES = ("vllm", "tgi")
+#: the engines gpuctl deploys (vLLM is the default); ``EngineName`` lists the same names
+ENGINES = get_args(EngineName)
 HF_TOKEN_ENV = "HF_TOKEN"
 
 
@@ -40,12 +42,20 @@ def engine_module(name: str) -> ModuleType:
     return importlib.import_module(f"gpuctl.engines.{name}")
 
 
+def engine_notice(name: str) -> str | None:
+    """What a user choosing engine ``name`` should know (TGI: archived upstream), or None."""
+    notice = getattr(engine_module(name), "NOTICE", None)
+    return str(notice) if notice else None
+
+
 def build_engine_spec(recipe: Recipe, options: EngineOptions) -> EngineSpec:
     """The container spec serving ``recipe`` with ``options``; impossible combinations exit 2 with the reason."""
     engine = engine_module(options.engine)
     resolved = resolve(recipe, options, engine)
     spec = engine.build(resolved)
-    return spec.model_copy(update={"secret_env": secret_env(options, engine.API_KEY_ENV),
+    # a key the engine takes as a flag (SGLang) reaches it that way, not through its environment
+    in_env = engine.API_KEY_ENV not in spec.secret_flags.values()
+    return spec.model_copy(update={"secret_env": secret_env(options, engine.API_KEY_ENV if in_env else None),
                                    "api_key_env": engine.API_KEY_ENV if options.api_key else None,
                                    "cuda_version": engine.IMAGE_CUDA})
 
@@ -88,7 +98,7 @@ def resolve(recipe: Recipe, options: EngineOptions, engine: ModuleType) -> Resol
         raise UsageError(f"{name} cannot rename the served model; it answers as {recipe.repo}",
                          "drop --served-model-name or use --engine vllm")
     _check_recipe_args(recipe, defaults, engine)
-    utilization = options.gpu_memory_utilization or defaults.gpu_memory_utilization or DEFAULT_GPU_MEMORY_UTILIZATION
+    utilization = options.gpu_memory_utilization or defaults.gpu_memory_utilization or default_utilization(name)
     return Resolved(recipe=recipe, options=options, arch=arch, defaults=defaults, context=context,
                     utilization=utilization, served_model_name=options.served_model_name or recipe.repo,
                     quantize_flag=quantize_flag)
@@ -128,7 +138,7 @@ def allow_pickle_weights(spec: EngineSpec) -> EngineSpec:
     return spec.model_copy(update={"args": args, "safetensors_only": False})
 
 
-def secret_env(options: EngineOptions, api_key_env: str) -> list[str]:
-    """Names of the secrets the container reads from the env-file."""
+def secret_env(options: EngineOptions, api_key_env: str | None) -> list[str]:
+    """Names of the secrets the container reads from the env-file (``api_key_env`` None: the key is a flag)."""
     names = [HF_TOKEN_ENV] if options.hf_token else []
-    return [*names, api_key_env] if options.api_key else names
+    return [*names, api_key_env] if options.api_key and api_key_env else names

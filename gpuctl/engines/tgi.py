@@ -1,4 +1,7 @@
-"""Hugging Face Text Generation Inference (``text-generation-launcher``) in the official image."""
+"""Hugging Face Text Generation Inference (``text-generation-launcher``) in the official image.
+
+TGI is archived upstream; gpuctl still serves it (users asked for it) and says so on every use.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,9 @@ if TYPE_CHECKING:
     from gpuctl.engines import Resolved
 
 NAME: EngineName = "tgi"
+#: what every plan or fit with --engine tgi warns
+NOTICE = ("TGI is archived: Hugging Face put it in maintenance mode on 2025-12-11 and archived its repository on "
+          "2026-03-21, so it gets no more fixes; --engine vllm (the default) or --engine sglang are maintained")
 IMAGE = "ghcr.io/huggingface/text-generation-inference:3.3.6"
 #: the platforms IMAGE is published for (its release workflow builds linux/amd64 only, and v3.3.6's
 #: Dockerfile copies x86_64 kernels)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
@@ -30,6 +31,8 @@ class HealthResult(BaseModel):
     models: list[str]
     smoke_text: str
     seconds: float
+    #: when the engine listed its model (the smoke completion, its first token, came after)
+    listed_at: datetime
 
 
 class EngineHealthError(HealthCheckError):
@@ -138,11 +141,13 @@ def wait_for_engine(
             if time.monotonic() + interval > deadline:
                 raise fail(f"the engine at {base_url} was not healthy after {timeout:g}s ({problem})")
             time.sleep(interval)
+        listed_at = datetime.now(timezone.utc)
         try:
             text = _smoke_completion(client, models[0], max(1.0, deadline - time.monotonic()))
         except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
             raise fail(f"the smoke completion against {base_url} failed ({_describe(exc)})") from exc
-    return HealthResult(base_url=base_url, models=models, smoke_text=text, seconds=time.monotonic() - started)
+    return HealthResult(base_url=base_url, models=models, smoke_text=text, seconds=time.monotonic() - started,
+                        listed_at=listed_at)
 
 
 def _ready_models(client: httpx.Client, health_path: str) -> list[str]:

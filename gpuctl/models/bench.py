@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gpuctl.models.deployment import utcnow
+from gpuctl.perf.estimate import Estimate
 
 TokenSource = Literal["usage", "counted", "mixed"]
 
@@ -119,7 +120,9 @@ class BenchReport(BaseModel):
 
 
 class BenchRecord(BaseModel):
-    """A deployment bench kept in the state file, for ``gpuctl bench --history``."""
+    """A deployment bench kept in the state file, for ``gpuctl bench --history``, with its exact conditions:
+    what was served how on which hardware, and what the performance model expected there (later
+    estimates for the same GPU, engine and model family are corrected by it: gpuctl.perf.history)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -130,6 +133,11 @@ class BenchRecord(BaseModel):
     gpu: str | None = None
     gpu_count: int | None = None
     price_per_hour: float | None = None
+    recipe: str | None = Field(default=None, description="gpuctl's name of the model (model: what it answers as)")
+    engine: str | None = None
+    quantization: str | None = Field(default=None, description="how the weights were served (None: as published)")
+    family: str | None = Field(default=None, description="the model's architecture family (gpuctl.perf.history)")
+    estimate: Estimate | None = Field(default=None, description="the performance model's estimate for these conditions")
     endpoint: Literal["completions", "chat"] = "completions"
     input_len: int
     output_len: int

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gpuctl.models.engine import EngineSpec
+from gpuctl.models.phases import Phase
 
 DeploymentStatus = Literal[
     "provisioning", "starting", "running", "failed", "terminating", "terminated"
@@ -67,6 +68,8 @@ class Deployment(BaseModel):
     engine: str | None = None
     engine_spec: EngineSpec | None = Field(default=None, description="the engine container as planned (no secret "
                                            "values); 'gpuctl export' rebuilds it elsewhere")
+    quantization: str | None = Field(default=None, description="how the engine serves the weights (None: as "
+                                     "published); with engine, gpu and gpu_count: the conditions of its benches")
     served_model_name: str | None = None
     health_path: str | None = None
     public: bool = False
@@ -86,6 +89,13 @@ class Deployment(BaseModel):
     cost_usd: float | None = Field(default=None, description="final cost, set when it ended")
     owner_pid: int | None = Field(default=None, description="the 'gpuctl up' process still working on it")
     owner_host: str | None = None
+    # -- operating it: limits, and the cold start on the record ---------------------------------------
+    idle_seconds: int | None = Field(default=None, description="ends after this long without a request (--idle)")
+    budget_usd: float | None = Field(default=None, description="ends when price x uptime reaches this (--budget)")
+    budget_ends_at: datetime | None = Field(default=None, description="when the host's watchdog ends it for the budget")
+    watchdog_activity: str | None = Field(default=None, description="file on the host where the watchdog notes "
+                                          "the engine's last request (Unix seconds)")
+    phases: list[Phase] = Field(default_factory=list, description="the cold start, phase by phase")
 
 
 class HistoryEvent(BaseModel):

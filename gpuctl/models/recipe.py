@@ -8,7 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Dtype = Literal["float16", "bfloat16", "float32"]
-EngineName = Literal["vllm", "tgi"]
+#: the engines gpuctl deploys; vLLM is the default (TGI is archived upstream but still served)
+EngineName = Literal["vllm", "sglang", "tgi"]
 #: gpuctl's own names for quantization methods; each engine maps them to its flag values
 QuantMethod = Literal["awq", "gptq", "fp8", "eetq", "bitsandbytes"]
 RecipeOrigin = Literal["builtin", "user", "project", "hf"]

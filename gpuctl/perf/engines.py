@@ -52,7 +52,8 @@ PROFILES: dict[str, EngineProfile] = {
 # SGLang and TGI run the same kernel families as vLLM (FlashInfer / FlashAttention, CUDA graphs) and
 # land within about 10% of it in every head-to-head we found; with one published SGLang point and
 # none for TGI, they borrow vLLM's figures (SGLang's default cap on running requests is higher).
-PROFILES["sglang"] = PROFILES["vllm"].model_copy(update={"max_batch": 1024, "calibrated": False})
+PROFILES["sglang"] = PROFILES["vllm"].model_copy(update={"max_batch": 1024, "calibrated": False,
+                                                         "gpu_memory_utilization": 0.85})
 PROFILES["tgi"] = PROFILES["vllm"].model_copy(update={"calibrated": False})
 
 

@@ -56,11 +56,24 @@ class EstimateInputs(BaseModel):
     efficiency: EngineProfile
 
 
+class Correction(BaseModel):
+    """How measured benches of the same GPU SKU, engine and model family compare with the model: measured /
+    modelled per figure (medians over the runs), and the runs behind them (gpuctl.perf.history)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    output_tokens_per_s: float = Field(gt=0)
+    ttft_ms: float = Field(gt=0)
+    itl_ms: float = Field(gt=0)
+    runs: int = Field(ge=1)
+    same_load: bool = Field(description="the runs were at this estimate's exact load (else at other loads)")
+
+
 class Estimate(BaseModel):
     """Predicted serving performance of one instance: the ``estimate`` of ``gpuctl fit --json`` rows.
 
     ``basis`` is ``model`` for a first-principles estimate; an estimate corrected by measured bench
-    results says ``measured`` and how many ``runs`` back it.
+    results says ``measured``, how many ``runs`` back it, and the ``correction`` applied.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -72,7 +85,17 @@ class Estimate(BaseModel):
     bound: Bound = Field(description="what limits a decode step at this load")
     basis: Basis = "model"
     runs: int | None = Field(default=None, description="measured runs behind a 'measured' basis")
+    correction: Correction | None = Field(default=None, description="the factors a 'measured' basis applied")
     inputs: EstimateInputs
+
+    def corrected(self, correction: Correction) -> Estimate:
+        """This estimate scaled by what measurements of the same hardware, engine and model family found."""
+        return self.model_copy(update={
+            "output_tokens_per_s": round(self.output_tokens_per_s * correction.output_tokens_per_s, 1),
+            "ttft_ms": round(self.ttft_ms * correction.ttft_ms, 1),
+            "itl_ms": round(self.itl_ms * correction.itl_ms, 2),
+            "basis": "measured", "runs": correction.runs, "correction": correction,
+        })
 
 
 def estimate(recipe: Recipe, gpu: str, gpu_count: int = 1, *, engine: PerfEngine = "vllm",
@@ -90,7 +113,7 @@ def estimate(recipe: Recipe, gpu: str, gpu_count: int = 1, *, engine: PerfEngine
     eff = efficiency or profile(engine)
     arch = effective_architecture(recipe, quantization)
     sequence = workload.input_tokens + workload.output_tokens
-    settings = FitSettings(engine="tgi" if engine == "tgi" else "vllm",  # the others need vLLM's overhead
+    settings = FitSettings(engine="vllm" if engine == "trtllm" else engine,  # TensorRT-LLM: as vLLM's overhead
                            gpu_memory_utilization=eff.gpu_memory_utilization, quantization=quantization)
     row = fit(recipe, spec.name, spec.vram_gb, gpu_count, sequence, settings)
     if not row.fits:

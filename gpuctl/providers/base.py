@@ -26,7 +26,10 @@ from gpuctl.models.offer import Offer, OfferQuery
 from gpuctl.providers.capabilities import Capability
 
 if TYPE_CHECKING:  # listing prices never needs the lifecycle models; importing them costs ~40 ms
+    from datetime import datetime
+
     from gpuctl.events import Reporter
+    from gpuctl.models.billing import BilledAmount
     from gpuctl.models.instance import Instance, LaunchRequest
     from gpuctl.models.weights_cache import WeightsCache
     from gpuctl.providers.catalog import ProviderCatalog
@@ -175,6 +178,12 @@ class Provider(ABC):
         Machines reached over SSH get their weights from the lifecycle instead (``gpuctl.weights.ensure_cached``).
         """
         raise self._unsupported("fill a weights cache by itself")
+
+    def billed(self, instance_ids: list[str], start: datetime, end: datetime) -> list[BilledAmount]:
+        """What the provider's billing records charge each of ``instance_ids`` between ``start`` and ``end``
+        (``BILLING``); an instance it has no record of is left out. Records come in the provider's own time
+        buckets, so the window it answers for (``BilledAmount.start``/``end``) may be wider."""
+        raise self._unsupported("report what it billed")
 
 
 class ProviderInfo(BaseModel):

@@ -32,6 +32,8 @@ class Capability(str, Enum):
     WEIGHTS_MIRROR = "weights-mirror"
     #: ``seed_weights``: the provider fills its cache itself, before the engine starts (with ``ENGINE_CONTAINER``)
     SEED_WEIGHTS = "seed-weights"
+    #: ``billed``: the provider's own billing records say what each instance cost (``gpuctl cost``)
+    BILLING = "billing"
 
 
 #: the provider methods each capability declares; gpuctl never calls one whose capability is undeclared
@@ -43,6 +45,7 @@ METHODS: dict[Capability, tuple[str, ...]] = {
                                "delete_weights_cache"),
     Capability.WEIGHTS_MIRROR: ("weights_mirror",),
     Capability.SEED_WEIGHTS: ("seed_weights",),
+    Capability.BILLING: ("billed",),
 }
 
 #: how a provider's machines run the engine: a provider that can deploy declares exactly one
@@ -60,7 +63,8 @@ def declaration_problems(capabilities: frozenset[Capability]) -> list[str]:
     if Capability.LAUNCH in capabilities and not kinds:
         problems.append("can launch but declares no machine kind (ssh-machine, engine-container or user-host)")
     needs = {Capability.ENGINE_LOGS: Capability.ENGINE_CONTAINER, Capability.SEED_WEIGHTS: Capability.ENGINE_CONTAINER,
-             Capability.WEIGHTS_MIRROR: Capability.WEIGHTS_CACHE, Capability.LIST_BY_TAG: Capability.LAUNCH}
+             Capability.WEIGHTS_MIRROR: Capability.WEIGHTS_CACHE, Capability.LIST_BY_TAG: Capability.LAUNCH,
+             Capability.BILLING: Capability.LAUNCH}
     problems += [f"declares {cap.value} without {needed.value}"
                  for cap, needed in needs.items() if cap in capabilities and needed not in capabilities]
     return problems

@@ -31,7 +31,10 @@ from gpuctl.providers.base import Provider, ProviderCheck
 from gpuctl.providers.capabilities import METHODS
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from gpuctl.events import Reporter
+    from gpuctl.models.billing import BilledAmount
     from gpuctl.models.instance import Instance, LaunchRequest
     from gpuctl.models.weights_cache import WeightsCache
     from gpuctl.providers.catalog import ProviderCatalog
@@ -147,6 +150,11 @@ class GuardedProvider(Provider):
         from gpuctl.weights.models import CacheReport
 
         return self._call("seed_weights", CacheReport, cache, request, reporter, bounded=False)
+
+    def billed(self, instance_ids: list[str], start: datetime, end: datetime) -> list[BilledAmount]:
+        from gpuctl.models.billing import BilledAmount
+
+        return self._call_list("billed", BilledAmount, instance_ids, start, end)
 
     # -- how ---------------------------------------------------------------------------------------------
     def _call(self, method: str, returns: type | tuple[type, ...] | None, *args: Any, bounded: bool = True,

@@ -13,7 +13,8 @@ def test_invalid_project_file_stops_up_with_file_and_field(gpuctl, isolated: Pat
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith(f"error: {isolated / 'gpuctl.yaml'}: field 'engine': Input should be 'vllm' or 'tgi'")
+    assert lines[0].startswith(f"error: {isolated / 'gpuctl.yaml'}: field 'engine': "
+                               "Input should be 'vllm', 'sglang' or 'tgi'")
 
 
 def test_corrupt_state_file_stops_status_and_is_left_as_it_was(gpuctl, isolated: Path) -> None:

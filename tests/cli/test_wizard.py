@@ -154,7 +154,7 @@ def test_engine_choices_reject_what_the_recipe_does_not_support() -> None:
     recipe = recipe.model_copy(update={"engines": {"vllm": EngineDefaults(), "tgi": EngineDefaults(supported=False)}})
     choices = engine_choices(recipe, offer("runpod", "L40S", 1, 0.79), PlanRequest(model="phi-3-mini"),
                              public=True)
-    assert [(c.engine, c.problem) for c in choices] == [("vllm", None),
+    assert [(c.engine, c.problem) for c in choices] == [("vllm", None), ("sglang", None),
                                                         ("tgi", "phi-3-mini cannot be served with tgi")]
 
 

@@ -92,16 +92,17 @@ class FakeCloud(Provider):
 
     def _create(self, world: dict[str, Any], request: LaunchRequest) -> dict[str, Any]:
         instance_id = f"{self.name}-{len(world['instances']) + 1}"
-        host = world["host"]
-        if request.ssh_public_key and world.get("authorized_keys"):
-            with open(world["authorized_keys"], "a", encoding="utf-8") as keys:
+        host = world.get("hosts", {}).get(request.offer.instance_type) or world["host"]
+        authorized_keys = host.get("authorized_keys") or world.get("authorized_keys")
+        if request.ssh_public_key and authorized_keys:
+            with open(authorized_keys, "a", encoding="utf-8") as keys:
                 keys.write(request.ssh_public_key + "\n")
         instance = {"id": instance_id, "provider": self.name, "token": request.idempotency_token,
                     "tags": request.tags, "status": "running", "region": request.offer.region,
                     "gpu": request.offer.gpu, "gpu_count": request.offer.gpu_count,
                     "price": request.offer.price_per_hour, "ssh_host": host.get("address"),
                     "ssh_port": host.get("port", 22), "ssh_user": host.get("user", "root"),
-                    "endpoint_url": world.get("endpoint_url")}
+                    "docker_host": host.get("docker_host"), "endpoint_url": world.get("endpoint_url")}
         world["instances"][instance_id] = instance
         return instance
 
@@ -118,7 +119,7 @@ class FakeCloud(Provider):
             instance = world["instances"].get(instance_id)
             if instance is not None and instance["status"] != "terminated":
                 instance["status"] = "terminated"
-                _wipe(world["host"].get("docker_host"))
+                _wipe(instance.get("docker_host") or world["host"].get("docker_host"))
 
     def list_by_tag(self, tags: dict[str, str]) -> list[Instance]:
         with _world(self.path, write=False) as world:
@@ -186,6 +187,15 @@ class Cloud:
                        "docker_host": host.docker_env["DOCKER_HOST"]},
                  authorized_keys=str(host.home / ".ssh" / "authorized_keys"))
 
+    def host_for(self, instance_type: str, host: Any) -> None:
+        """Hand out ``host`` (a FakeGpuHost) as the machine of every instance of ``instance_type`` (a machine per
+        GPU model, for the sweep)."""
+        with _world(self.path) as world:
+            world.setdefault("hosts", {})[instance_type] = {
+                "address": host.address, "port": host.port, "user": host.user,
+                "docker_host": host.docker_env["DOCKER_HOST"],
+                "authorized_keys": str(host.home / ".ssh" / "authorized_keys")}
+
     def set(self, **values: Any) -> None:
         with _world(self.path) as world:
             world.update(values)
@@ -246,12 +256,13 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> N
 
 
 def write_recipe(project: Path, name: str = "tiny", env: dict[str, str] | None = None, gated: bool = False) -> str:
-    """A project recipe (Llama 3 8B, ungated unless ``gated``) whose engine gets ``env``: how tests steer the
-    fake engine (``FAKE_ENGINE_EXIT``, ``FAKE_ENGINE_MOCK_ARGS``, see engine_shim.py)."""
+    """A project recipe (Llama 3 8B, ungated unless ``gated``) whose engine (vLLM or SGLang) gets ``env``: how
+    tests steer the fake engine (``FAKE_ENGINE_EXIT``, ``FAKE_ENGINE_MOCK_ARGS``, ``FAKE_ENGINE_SPEED``, see
+    engine_shim.py)."""
     import yaml
 
     recipe = yaml.safe_load((REPO / "recipes" / "llama-3-8b.yaml").read_text())
-    recipe.update(name=name, gated=gated, engines={"vllm": {"env": env or {}}, "tgi": {}})
+    recipe.update(name=name, gated=gated, engines={"vllm": {"env": env or {}}, "sglang": {"env": env or {}}, "tgi": {}})
     (project / "recipes").mkdir(exist_ok=True)
     (project / "recipes" / f"{name}.yaml").write_text(yaml.safe_dump(recipe))
     return name

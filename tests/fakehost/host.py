@@ -11,9 +11,10 @@ Layout of one host (index N, workdir H):
 * sshd on 10.200.N.2:22 (ed25519 host key made per host, root logs in with the session's client key,
   ``SetEnv PATH`` puts the fake ``nvidia-smi`` first);
 * dockerd with the default socket ``/run/docker.sock`` inside (plus ``H/docker.sock`` for the tests),
-  a fake ``nvidia-container-runtime-hook`` on its PATH so ``--gpus all`` works, and
+  a fake ``nvidia-container-runtime-hook`` on its PATH so ``--gpus all`` works (it shows the container
+  the host's GPU table, as the real one shows it the driver), and
   ``--registry-mirror`` pointing at a ``docker-registry`` on 127.0.0.1:5000 inside the namespace that
-  holds the fake engine image under vLLM's image name;
+  holds the fake engine image under vLLM's and SGLang's image names;
 * a stand-in Hugging Face hub (``hub``, tests/standins/hub_server.py) on 10.200.N.1, this side of the
   veth pair, serving a tiny model for any repo: point ``HF_ENDPOINT`` at ``hub.url`` and ``gpuctl up``
   fetches the weights from it, both here (the file list) and on the host (the download).
@@ -37,7 +38,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.fakehost.image import ENGINE_IMAGE, PYTHON_IMAGE, build_rootfs, copy_registry, write_registry
+from tests.fakehost.image import (
+    ENGINE_IMAGE,
+    ENGINE_IMAGES,
+    PYTHON_IMAGE,
+    build_rootfs,
+    copy_registry,
+    write_registry,
+)
 from tests.standins.hub_server import HubServer
 
 HERE = Path(__file__).resolve().parent
@@ -325,10 +333,7 @@ class FakeGpuHost:
         (ssh_dir / "authorized_keys").write_text(self.client_public_key.strip() + "\n")
         self.bin_dir.mkdir()
         shutil.copy2(HERE / "nvidia-smi", self.bin_dir / "nvidia-smi")
-        hook = self.bin_dir / "nvidia-container-runtime-hook"
-        hook.write_text("#!/bin/sh\n# fake NVIDIA prestart hook: accept the container state, change nothing\n"
-                        "cat > /dev/null\nexit 0\n")
-        hook.chmod(0o755)
+        shutil.copy2(HERE / "nvidia-container-runtime-hook", self.bin_dir / "nvidia-container-runtime-hook")
         (self.bin_dir / "driver-version").write_text(DRIVER_VERSION + "\n")
         self.set_gpus(self.gpus)
         _write_keypair(self.host_key_path, f"root@{self.netns}")
@@ -558,7 +563,8 @@ def prepare_env(workdir: Path) -> FakeHostEnv:
     client_key = workdir / "client_ed25519"
     public = write_client_key(client_key)
     rootfs = build_rootfs(workdir / "rootfs.tar")
-    write_registry(workdir / "registry-seed", rootfs, ENGINE_IMAGE, entrypoint=["vllm", "serve"])
+    for image, entrypoint in ENGINE_IMAGES.items():
+        write_registry(workdir / "registry-seed", rootfs, image, entrypoint=entrypoint)
     write_registry(workdir / "registry-seed", rootfs, PYTHON_IMAGE, cmd=["python3"])
     rootfs.unlink()  # the registry holds its own copy of the layer
     return FakeHostEnv(workdir=workdir, client_key=client_key, client_public_key=public,

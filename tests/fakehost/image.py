@@ -1,4 +1,4 @@
-"""The fake engine image: this machine's Python plus mock_openai, served by a registry under vLLM's name.
+"""The fake engine image: this machine's Python plus mock_openai, served by a registry under the engines' names.
 
 The image is built without docker: a root filesystem tar (the host's python3, the libraries ``ldd``
 lists, the stdlib, busybox, the engine shim and mock_openai) becomes one uncompressed layer, and the
@@ -11,7 +11,6 @@ works offline through dockerd's ``--registry-mirror``. This takes about 1 s once
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -24,14 +23,19 @@ import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
-from gpuctl.engines import vllm
+from gpuctl.engines import sglang, vllm
 from gpuctl.providers.runpod.seeding import SEED_IMAGE
 
 HERE = Path(__file__).resolve().parent
 MOCK_SERVER = HERE.parent / "standins" / "mock_openai.py"
 ENGINE_SHIM = HERE / "engine_shim.py"
+ENGINE_METRICS = HERE / "engine_metrics.py"
+ENGINE_SPEED = HERE / "engine_speed.py"
 #: the image name gpuctl's vLLM engine spec runs; the fake hosts serve the fake image under it
 ENGINE_IMAGE = vllm.IMAGE
+#: every Docker Hub engine image the fake hosts serve (the same root filesystem), with its entrypoint
+#: (TGI's lives on ghcr.io, which no mirror reaches: tests tag it with FakeGpuHost.preload)
+ENGINE_IMAGES: dict[str, list[str] | None] = {vllm.IMAGE: ["vllm", "serve"], sglang.IMAGE: None}
 #: the Python image RunPod's weights-seeding pods run; the same root filesystem, started as ``python3``
 PYTHON_IMAGE = SEED_IMAGE
 APP_DIR = "/opt/fake-engine"
@@ -66,9 +70,11 @@ def build_rootfs(dest: Path) -> Path:
         tar.add(stdlib, arcname=str(stdlib).lstrip("/"), filter=_stdlib_filter(stdlib))
         for extension in extensions:
             tar.add(_slim(extension, scratch), arcname=str(extension).lstrip("/"))
-        site = _base_site_packages()
-        for source in _site_package_sources():
-            tar.add(source, arcname=str(site / source.name).lstrip("/"), filter=_no_bytecode)
+        site = Path(sysconfig.get_paths()["purelib"])
+        for package in _SITE_PACKAGES:
+            # next to the stand-in, on the image's PYTHONPATH: this machine's site directory may be a venv's,
+            # which the image's python would not search
+            tar.add(site / package, arcname=f"{APP_DIR.lstrip('/')}/{package}", filter=_no_bytecode)
         shutil.rmtree(scratch)
         _add_link(tar, "usr/bin/python3", str(exe))
         if BUSYBOX.is_file():
@@ -77,29 +83,17 @@ def build_rootfs(dest: Path) -> Path:
                 _add_link(tar, f"bin/{tool}", "busybox")
         tar.add(MOCK_SERVER, arcname=f"{APP_DIR.lstrip('/')}/mock_openai.py")
         tar.add(ENGINE_SHIM, arcname=f"{APP_DIR.lstrip('/')}/engine_shim.py")
+        tar.add(ENGINE_METRICS, arcname=f"{APP_DIR.lstrip('/')}/engine_metrics.py")
+        tar.add(ENGINE_SPEED, arcname=f"{APP_DIR.lstrip('/')}/engine_speed.py")
         launcher = (f"#!/usr/bin/python3\nimport runpy\n"
                     f"runpy.run_path('{APP_DIR}/engine_shim.py', run_name='__main__')\n")
         for name in ("vllm", "text-generation-launcher"):
             _add_bytes(tar, f"usr/local/bin/{name}", launcher.encode(), mode=0o755)
+        # SGLang runs as 'python3 -m sglang.launch_server': a package of that name on PYTHONPATH
+        _add_bytes(tar, f"{APP_DIR.lstrip('/')}/sglang/__init__.py", b"")
+        _add_bytes(tar, f"{APP_DIR.lstrip('/')}/sglang/launch_server.py",
+                   b"import sys\n\nimport engine_shim\n\nsys.exit(engine_shim.main())\n")
     return dest
-
-
-def _base_site_packages() -> Path:
-    """The site-packages the image's python3 (this machine's base interpreter, not a venv's) searches."""
-    paths = sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix})
-    return Path(paths["purelib"])
-
-
-def _site_package_sources() -> list[Path]:
-    """Where this interpreter imports each of aiohttp's packages from: a venv's site-packages or the system's."""
-    sources = []
-    for entry in _SITE_PACKAGES:
-        spec = importlib.util.find_spec(entry.removesuffix(".py"))
-        if spec is None or spec.origin is None:
-            raise RuntimeError(f"the fake engine image needs {entry}: pip install -e '.[test]'")
-        origin = Path(spec.origin)
-        sources.append(origin.parent if origin.name == "__init__.py" else origin)
-    return sources
 
 
 def _slim(path: Path, scratch: Path) -> Path:

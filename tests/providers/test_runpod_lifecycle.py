@@ -130,6 +130,8 @@ def test_offer_without_tier_is_refused_before_any_call(runpod_api):
     ({"engine": None}, "has no engine"),
     ({"engine": vllm_engine(api_key_env=None, secret_env=["HF_TOKEN"])}, "only with an API key"),
     ({"secrets": {"HF_TOKEN": HF_TOKEN}}, "no value for the engine's secret variable"),
+    ({"engine": vllm_engine(engine="sglang", secret_flags={"--api-key": "SGLANG_API_KEY"})},
+     "sglang takes its API key only as a command-line flag"),
 ])
 def test_pods_without_an_engine_or_its_api_key_are_refused(runpod_api, changes, message):
     with pytest.raises(UsageError, match=message):

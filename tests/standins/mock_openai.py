@@ -9,7 +9,9 @@ checked against.
 
 Timing model: the first content event leaves ``ttft_ms`` after the request was read; after that an
 event leaves every ``tokens_per_event * itl_ms``, each carrying ``tokens_per_event`` tokens. Every
-send is scheduled against the request's start, so lateness does not accumulate.
+send is scheduled against the request's start, so lateness does not accumulate. A subclass may pace
+responses otherwise by overriding ``Mock.pacing`` (the fake GPU hosts' engine stand-in simulates a
+GPU's speed that way), and ``serve``/``main`` take the class to run.
 
     python3 mock_openai.py --host 127.0.0.1 --port 8000 --model NAME --ttft-ms 100 --itl-ms 20
 
@@ -35,6 +37,7 @@ import json
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -45,6 +48,9 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"
 # Placeholder for the request number inside cached, already HTTP-chunked event templates. The number
 # is written with the same width, so the chunk sizes stay right.
 _ID = b"@@@@@@@@@@@@"
+#: routes added by whoever runs the mock in-process (the fake engine's /metrics): (method, path) ->
+#: a function of the mock and the request body returning the whole HTTP response
+EXTRA_ROUTES: dict[tuple[str, str], Callable[[Mock, bytes], bytes]] = {}
 
 
 @dataclass
@@ -83,6 +89,25 @@ class _StampingProtocol(asyncio.StreamReaderProtocol):
     def data_received(self, data: bytes) -> None:
         self.last_data = time.monotonic()
         super().data_received(data)
+
+
+class Pacing:
+    """When each token of one response is due: ``ttft_ms`` after ``start``, then one every ``itl_ms``.
+
+    ``wait(i)`` returns once token ``i`` (0-based) may be sent; ``done()`` is called once the response
+    ended, however it ended. ``timed`` False means every token is due at once.
+    """
+
+    def __init__(self, start: float, ttft_ms: float, itl_ms: float) -> None:
+        self.first_due = start + ttft_ms / 1000
+        self.step = itl_ms / 1000
+        self.timed = ttft_ms > 0 or itl_ms > 0 or start > time.monotonic()
+
+    async def wait(self, token: int) -> None:
+        await _sleep_until(self.first_due + token * self.step)
+
+    def done(self) -> None:
+        """Nothing to release for a fixed schedule."""
 
 
 class Mock:
@@ -172,11 +197,18 @@ class Mock:
                 writer.write(_plain(400, {"error": str(exc)}))
                 return True
             writer.write(_plain(200, asdict(self.settings)))
+        elif (method, path) in EXTRA_ROUTES:
+            writer.write(EXTRA_ROUTES[(method, path)](self, body))
         else:
             writer.write(_plain(404, {"error": f"no route {method} {path}"}))
         return True
 
     # -- generation ------------------------------------------------------------------------------
+    def pacing(self, start: float, prompt_tokens: int, prefill_tokens: int, tokens: int) -> Pacing:
+        """The schedule of one response whose prefill (of ``prefill_tokens`` uncached prompt tokens) ends at
+        ``start``: the settings' fixed TTFT and ITL."""
+        return Pacing(start, self.settings.ttft_ms, self.settings.itl_ms)
+
     async def generate(self, chat: bool, headers: dict, body: bytes, recv: float,
                        reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         s = self.settings
@@ -187,6 +219,7 @@ class Mock:
         record: dict[str, Any] = {"n": n, "request_id": headers.get("x-request-id"), "recv": recv, "first": None,
                   "end": None, "status": 200, "tokens": 0, "events": []}
         self.records.append(record)
+        pacing: Pacing | None = None
         try:
             status, error, req = self._check(headers, body, n)
             if status == -1:  # hang: hold the connection until the client gives up
@@ -218,8 +251,9 @@ class Mock:
             record["prompt_tokens"] = prompt_tokens
             record["cached_tokens"] = cached
             rid = b"%012d" % n
+            pacing = self.pacing(recv + prefill_ms / 1000, prompt_tokens, prompt_tokens - cached, tokens)
             if not req.get("stream"):
-                await _sleep_until(recv + (s.ttft_ms + prefill_ms + max(tokens - 1, 0) * s.itl_ms) / 1000)
+                await pacing.wait(max(tokens - 1, 0))
                 writer.write(_plain(200, _full_response(chat, s.model, rid.decode(), tokens, finish,
                                                         prompt_tokens)))
                 record["first"] = record["end"] = time.monotonic()
@@ -227,10 +261,12 @@ class Mock:
             include_usage = s.usage and bool((req.get("stream_options") or {}).get("include_usage"))
             cut = bool(s.cut_every and n % s.cut_every == 0)
             truncate = bool(s.truncate_every and n % s.truncate_every == 0)
-            keep = await self._stream(writer, record, recv + prefill_ms / 1000, rid, chat, tokens, finish,
+            keep = await self._stream(writer, record, pacing, rid, chat, tokens, finish,
                                       prompt_tokens, include_usage, cut, truncate)
         finally:
             self.in_flight -= 1
+            if pacing is not None:
+                pacing.done()
         if keep and s.close_after_stream:
             await self._drop_next_request(reader)
             return False
@@ -266,10 +302,10 @@ class Mock:
             return 404, f"The model `{model}` does not exist.", {}
         return 200, "", req
 
-    async def _stream(self, writer: asyncio.StreamWriter, record: dict, recv: float, rid: bytes, chat: bool,
+    async def _stream(self, writer: asyncio.StreamWriter, record: dict, pacing: Pacing, rid: bytes, chat: bool,
                       tokens: int, finish: str, prompt_tokens: int, include_usage: bool, cut: bool,
                       truncate: bool = False) -> bool:
-        """Stream the response; ``recv`` here is when the first token's clock starts (after prefill)."""
+        """Stream the response, each event when ``pacing`` says its first token is due."""
         s = self.settings
         k = max(1, s.tokens_per_event)
         events = self._events(chat, tokens, k, finish)
@@ -285,8 +321,7 @@ class Mock:
         head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
                 b"Transfer-Encoding: chunked\r\n\r\n")
         stop_at = len(events) // 2 if cut else len(events)
-        timed = s.ttft_ms > 0 or s.itl_ms > 0 or recv > time.monotonic()
-        if not timed and not cut:
+        if not pacing.timed and not cut:
             # zero delay: the whole response in one write, as fast as the mock can go
             writer.write(head + b"".join(lead) + b"".join(events).replace(_ID, rid) + b"".join(tail))
             now = time.monotonic()
@@ -296,10 +331,8 @@ class Mock:
             await _drain_if_needed(writer)
             return True
         writer.write(head + b"".join(lead))
-        step = k * s.itl_ms / 1000
-        first_due = recv + s.ttft_ms / 1000
         for i in range(stop_at):
-            await _sleep_until(first_due + i * step)
+            await pacing.wait(i * k)
             writer.write(events[i].replace(_ID, rid))
             now = time.monotonic()
             if i == 0:
@@ -556,8 +589,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Setti
     return args, settings
 
 
-async def serve(host: str, port: int, settings: Settings) -> None:
-    mock = Mock(settings)
+async def serve(host: str, port: int, settings: Settings, mock_class: type[Mock] = Mock) -> None:
+    mock = mock_class(settings)
 
     def factory() -> _StampingProtocol:
         protocol = _StampingProtocol(asyncio.StreamReader(), lambda r, w: mock.serve_connection(r, w, protocol))
@@ -578,10 +611,10 @@ async def serve(host: str, port: int, settings: Settings) -> None:
         await stop
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, mock_class: type[Mock] = Mock) -> int:
     args, settings = parse_args(argv)
     try:
-        asyncio.run(serve(args.host, args.port, settings))
+        asyncio.run(serve(args.host, args.port, settings, mock_class))
     except OSError as exc:
         print(f"mock_openai: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1

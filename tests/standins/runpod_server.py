@@ -3,7 +3,9 @@
 Serves the GPU and CPU catalogs (``GET /v2/catalog/gpus[/{id}]``, with per-cloud, per-datacenter
 stock; ``GET /v2/catalog/cpus``), the account's SSH keys (``GET/PUT /v2/account/ssh-keys``), network
 volumes (``GET/POST /v2/network-volumes``, ``GET/PATCH/DELETE /v2/network-volumes/{id}``) and pods
-(``POST/GET /v2/pods``, ``GET/DELETE /v2/pods/{id}``, ``POST /v2/pods/{id}/action``), GPU or CPU. A
+(``POST/GET /v2/pods``, ``GET/DELETE /v2/pods/{id}``, ``POST /v2/pods/{id}/action``), GPU or CPU, and
+what each pod was billed (``GET /v2/billing/pods``: the pod's cost per hour while it existed, plus its
+disk, in time buckets; ``state.usage`` holds each pod's billed span, which tests may move). A
 create is placed only where the catalog shows stock, in the cloud asked for, and with a network volume
 only in the volume's data center and in Secure Cloud; a pod goes PROVISIONING -> STARTING -> RUNNING as
 it is polled (``state.boot_polls`` reads, and at least ``state.boot_seconds``), and its SSH address is
@@ -27,7 +29,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
 from typing import Any
 
@@ -218,6 +220,27 @@ class PodRecord:
         }
 
 
+#: what RunPod charges for a pod's container and volume disk, per GB and hour (the stand-in's figure)
+DISK_USD_PER_GB_HOUR = 0.10 / 730
+_BUCKETS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
+
+
+@dataclass
+class PodUsage:
+    """What one pod is billed for: from ``start`` until ``end`` (None: still billing), per hour."""
+
+    start: datetime
+    gpu_per_hour: float
+    disk_per_hour: float
+    end: datetime | None = None
+
+    def amounts(self, start: datetime, end: datetime) -> tuple[float, float]:
+        """(compute, disk) USD billed between ``start`` and ``end``."""
+        stop = min(end, self.end or datetime.now(timezone.utc))
+        hours = max(0.0, (stop - max(start, self.start)).total_seconds() / 3600)
+        return self.gpu_per_hour * hours, self.disk_per_hour * hours
+
+
 @dataclass
 class RunPodState:
     datacenters: dict[str, DataCenter] = field(default_factory=dict)
@@ -243,6 +266,8 @@ class RunPodState:
     docker_host: str | None = None
     #: without docker: what a new CPU pod's container prints (None: the GPU pods' default lines)
     cpu_log: list[str] | None = None
+    #: what each pod (terminated ones too) is billed for, by pod id
+    usage: dict[str, PodUsage] = field(default_factory=dict)
     #: the ``RateLimit`` header every authenticated answer carries (the quota left per window), e.g.
     #: ``"minute";r=5;t=30``; None: none (a rate-limit-exempt caller, as the spec allows)
     rate_limit: str | None = None
@@ -330,6 +355,7 @@ class RunPodStandin(StandinServer):
             ("GET", "/v2/pods/{id}/logs", self.pod_logs),
             ("DELETE", "/v2/pods/{id}", self.delete_pod),
             ("POST", "/v2/pods/{id}/action", self.pod_action),
+            ("GET", "/v2/billing/pods", self.pod_billing),
         ]
 
     def _route(self, rec: RecordedRequest, *, raw_body: bool) -> Reply:
@@ -490,6 +516,9 @@ class RunPodStandin(StandinServer):
             pod.status = "ERROR"
         self.state.pods[pod.id] = pod
         self.state.created.append(body)
+        disk_gb = body.get("disk", 50)
+        self.state.usage[pod.id] = PodUsage(start=datetime.now(timezone.utc), gpu_per_hour=cost,
+                                            disk_per_hour=disk_gb * DISK_USD_PER_GB_HOUR)
         return Reply(201, pod.view(self.state))
 
     def _docker(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
@@ -558,7 +587,51 @@ class RunPodStandin(StandinServer):
         if self.state.docker_host:
             self._docker("rm", "--force", f"runpod-{req.params['id']}")
         self.state.terminated.append(req.params["id"])
+        usage = self.state.usage.get(req.params["id"])
+        if usage is not None and usage.end is None:
+            usage.end = datetime.now(timezone.utc)
         return Reply(204)
+
+    # -- billing ------------------------------------------------------------------------------------------
+
+    def pod_billing(self, req: Request) -> Reply:
+        """Pod billing records per pod per bucket (only buckets a pod was billed in), over the window the query
+        resolves to: startTime snapped down and endTime up to bucket boundaries, or the last ``lastN`` buckets."""
+        query = {key: values[-1] for key, values in req.query.items()}
+        size = query.get("bucketSize", "day")
+        if size not in _BUCKETS:
+            return self.error(400, f"bucketSize {size!r} is not supported by this stand-in")
+        if "lastN" in query and ("startTime" in query or "endTime" in query):
+            return self.error(400, "lastN is mutually exclusive with startTime/endTime")
+        now = datetime.now(timezone.utc)
+        if "lastN" in query:
+            end = _bucket_start(now, size) + _BUCKETS[size]
+            start = end - int(query["lastN"]) * _BUCKETS[size]
+        else:
+            start = _bucket_start(_parse_time(query["startTime"]) if "startTime" in query else now - timedelta(days=30),
+                                  size)
+            end = _parse_time(query["endTime"]) if "endTime" in query else now
+            if end != _bucket_start(end, size):
+                end = _bucket_start(end, size) + _BUCKETS[size]
+        wanted = query.get("podId")
+        records = []
+        bucket = start
+        while bucket < end:
+            bucket_end = bucket + _BUCKETS[size]
+            for pod_id, usage in self.state.usage.items():
+                if wanted is not None and pod_id != wanted:
+                    continue
+                gpu, disk = usage.amounts(bucket, bucket_end)
+                if gpu + disk > 0:
+                    records.append({"startTime": _iso(bucket), "endTime": _iso(bucket_end), "podId": pod_id,
+                                    "totalAmount": round(gpu + disk, 6), "gpuAmount": round(gpu, 6),
+                                    "cpuAmount": 0.0, "diskAmount": round(disk, 6)})
+            bucket = bucket_end
+        totals = {key: round(sum(r[key] for r in records), 6)
+                  for key in ("totalAmount", "gpuAmount", "cpuAmount", "diskAmount")}
+        return Reply(200, {"records": records, "metadata": {
+            "query": {"startTime": _iso(start), "endTime": _iso(end), "bucketSize": size, "podId": wanted},
+            "recordCount": len(records), "uniquePodCount": len({r["podId"] for r in records}), "totals": totals}})
 
     def pod_action(self, req: Request) -> Reply:
         pod = self.state.pods.get(req.params["id"])
@@ -572,6 +645,24 @@ class RunPodStandin(StandinServer):
         pod.status, pod.polls = {"stop": ("EXITED", 0), "start": ("PROVISIONING", 0),
                                  "restart": ("STARTING", 0)}[action]
         return Reply(200, pod.view(self.state))
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _bucket_start(moment: datetime, size: str) -> datetime:
+    """The start of the bucket ``moment`` falls in (weeks start on Monday)."""
+    start = moment.replace(minute=0, second=0, microsecond=0)
+    if size != "hour":
+        start = start.replace(hour=0)
+    if size == "week":
+        start -= timedelta(days=start.weekday())
+    return start
 
 
 def _volume_ids(body: dict[str, Any]) -> list[str]:

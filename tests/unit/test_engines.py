@@ -156,3 +156,60 @@ def test_recipe_utilization_is_the_default_and_the_option_wins() -> None:
     tuned = recipe.model_copy(update={"engines": {"vllm": EngineDefaults(gpu_memory_utilization=0.8)}})
     assert build_engine_spec(tuned, EngineOptions()).gpu_memory_utilization == 0.8
     assert build_engine_spec(tuned, EngineOptions(gpu_memory_utilization=0.95)).gpu_memory_utilization == 0.95
+
+
+def test_sglang_spec_for_llama_70b_on_four_gpus() -> None:
+    recipe = BOOK.get("llama-3.1-70b")
+    spec = build_engine_spec(recipe, EngineOptions(engine="sglang", gpu_count=4, max_model_len=16384))
+    assert re.fullmatch(r"lmsysorg/sglang:v\d+\.\d+\.\d+-cu12\d", spec.image)
+    assert spec.entrypoint == ["python3", "-m", "sglang.launch_server"]
+    args = spec.args
+    assert flag(args, "--model-path") == recipe.repo and flag(args, "--revision") == recipe.revision
+    assert flag(args, "--tp-size") == "4"
+    assert flag(args, "--context-length") == "16384"
+    assert flag(args, "--mem-fraction-static") == "0.85", "SGLang's own share: weights and KV cache only"
+    assert flag(args, "--load-format") == "safetensors"
+    assert flag(args, "--dtype") == "bfloat16"
+    assert flag(args, "--served-model-name") == recipe.repo
+    assert "--enable-metrics" in args and "--quantization" not in args
+    assert (spec.port, spec.health_path, spec.gpus, spec.tensor_parallel_size) == (30000, "/health", 4, 4)
+    assert spec.safetensors_only and spec.cache_mount == "/root/.cache/huggingface"
+    assert spec.secret_env == [] and spec.secret_flags == {} and spec.api_key_env is None
+
+
+def test_sglang_takes_its_key_as_a_flag_passed_inside_the_process() -> None:
+    spec = build_engine_spec(BOOK.get("llama-3-8b"), EngineOptions(engine="sglang", public=True, api_key=True,
+                                                                    hf_token=True))
+    assert spec.secret_flags == {"--api-key": "SGLANG_API_KEY"} and spec.api_key_env == "SGLANG_API_KEY"
+    assert spec.secret_env == ["HF_TOKEN"], "the key is not in the engine's environment"
+    assert "--api-key" not in spec.args and spec.supports_api_key
+
+
+def test_sglang_quantizes_fp8_while_loading_and_loads_pickles_only_when_allowed() -> None:
+    from gpuctl.engines import allow_pickle_weights
+
+    spec = build_engine_spec(BOOK.get("llama-3-8b"), EngineOptions(engine="sglang", quantization="fp8"))
+    assert flag(spec.args, "--quantization") == "fp8" and spec.quantization == "fp8"
+    awq = build_engine_spec(BOOK.get("qwen2.5-7b-awq"), EngineOptions(engine="sglang"))
+    assert "--quantization" not in awq.args and awq.quantization == "awq"
+    with pytest.raises(UsageError, match="sglang cannot quantize to eetq while loading"):
+        build_engine_spec(BOOK.get("llama-3-8b"), EngineOptions(engine="sglang", quantization="eetq"))
+    pickled = allow_pickle_weights(spec)
+    assert flag(pickled.args, "--load-format") == "pt" and not pickled.safetensors_only
+
+
+def test_sglang_refuses_flags_gpuctl_sets() -> None:
+    recipe = BOOK.get("llama-3-8b")
+    broken = recipe.model_copy(update={"engines": {"sglang": EngineDefaults(args=["--tp-size=2"])}})
+    with pytest.raises(ConfigError, match=r"field 'engines\.sglang.args': --tp-size is set by gpuctl"):
+        build_engine_spec(broken, EngineOptions(engine="sglang"))
+    extra = recipe.model_copy(update={"engines": {"sglang": EngineDefaults(args=["--enable-torch-compile"])}})
+    assert build_engine_spec(extra, EngineOptions(engine="sglang")).args[-1] == "--enable-torch-compile"
+
+
+def test_tgi_is_archived_and_says_so() -> None:
+    from gpuctl.engines import engine_notice
+
+    assert engine_notice("vllm") is None and engine_notice("sglang") is None
+    notice = engine_notice("tgi")
+    assert notice is not None and "archived" in notice and "2026-03-21" in notice and "2025-12-11" in notice

@@ -29,7 +29,7 @@ def test_absent_file_gives_empty_defaults(tmp_path):
 @pytest.mark.parametrize(
     ("content", "needle"),
     [
-        ("engine: triton\n", "field 'engine': Input should be 'vllm' or 'tgi'"),
+        ("engine: triton\n", "field 'engine': Input should be 'vllm', 'sglang' or 'tgi'"),
         ("ttl: forever\n", "field 'ttl': 'forever' is not a duration"),
         ("colour: red\n", "field 'colour': unknown field"),
         ("model: [unclosed\n", "not valid YAML at line 2"),

@@ -191,5 +191,7 @@ def test_watchdog_rereads_the_deadline_file(tmp_path: Path) -> None:
 
 def test_render_reads_the_shipped_file() -> None:
     text = render("watchdog.sh", {"DEADLINE_FILE": "/f", "FALLBACK_DEADLINE": 1, "CONTAINER_NAME": "c",
-                                  "INTERVAL_SECONDS": 5, "SHUTDOWN_COMMAND": "poweroff"})
+                                  "INTERVAL_SECONDS": 5, "SHUTDOWN_COMMAND": "poweroff", "BUDGET_DEADLINE": 0,
+                                  "IDLE_SECONDS": 0, "METRICS_PORT": 0, "BUSY_METRICS": "", "REQUEST_METRICS": "",
+                                  "ACTIVITY_FILE": "/dev/null"})
     assert "deadline=1\n" in text and "interval=5\n" in text and "shutdown_command=poweroff\n" in text

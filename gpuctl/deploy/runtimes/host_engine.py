@@ -88,7 +88,7 @@ class HostEngineRuntime(Runtime):
         offer = plan.offer
         with self.ctx.reporter.step(f"checking {shell.where}"):
             report = check_host(shell, expected_gpu=offer.gpu, expected_count=offer.gpu_count,
-                                reporter=self.ctx.reporter)
+                                user_owned=self.provider.can(Capability.USER_HOST), reporter=self.ctx.reporter)
         container = None if self.run.request.weights_only else naming.container_name(self.run.name)
         journal.update(docker_sudo=report.docker_sudo, container=container, event="host-checked",
                        detail=f"{report.gpu_count} x {report.gpu}, docker {report.docker.server_version}")
@@ -157,7 +157,7 @@ class HostEngineRuntime(Runtime):
         armed = arm(self._shell, name=self.run.name, container=container, seconds_left=left,
                     stop_machine=self.stop_machine_on_ttl, sudo=sudo)
         self.run.journal.update(watchdog_pid=armed.pid, expires_at=armed.expires_at, event="ttl-armed",
-                                detail=armed.expires_at.isoformat())
+                                detail=armed.expires_at.isoformat() if armed.expires_at else None)
 
     def _endpoint(self, plan: DeployPlan, target: HostTarget, port: int) -> str:
         if target.kind == "local" or not plan.engine.public:

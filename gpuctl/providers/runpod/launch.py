@@ -38,6 +38,9 @@ def pod_request(request: LaunchRequest) -> dict[str, Any]:
                          "pick an offer from 'gpuctl prices --provider runpod'")
     if engine is None:
         raise UsageError("a RunPod pod is the engine container, but the launch request has no engine")
+    if engine.secret_flags:
+        raise UsageError(f"{engine.engine} takes its API key only as a command-line flag, and a RunPod pod gets "
+                         "its secrets only as environment variables", "use --engine vllm on RunPod")
     missing = [name for name in engine.secret_env if name not in request.secrets]
     if missing:
         raise UsageError(f"no value for the engine's secret variable(s) {', '.join(missing)}")

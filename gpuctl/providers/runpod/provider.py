@@ -27,6 +27,7 @@ from gpuctl.providers.tagging import LAUNCH_TOKEN, carries
 
 if TYPE_CHECKING:  # the API and lifecycle models load on first use: discovering providers stays cheap
     from gpuctl.events import Reporter
+    from gpuctl.models.billing import BilledAmount
     from gpuctl.models.instance import Instance, LaunchRequest
     from gpuctl.models.weights_cache import WeightsCache
     from gpuctl.providers.runpod.client import RunPodApi
@@ -42,7 +43,8 @@ class RunPodProvider(Provider):
     catalog_file = CATALOG_FILE
     #: the pod is the engine container: there is no machine to SSH into and run docker on
     capabilities = frozenset({Capability.LAUNCH, Capability.LIST_BY_TAG, Capability.ENGINE_CONTAINER,
-                              Capability.ENGINE_LOGS, Capability.WEIGHTS_CACHE, Capability.SEED_WEIGHTS})
+                              Capability.ENGINE_LOGS, Capability.WEIGHTS_CACHE, Capability.SEED_WEIGHTS,
+                              Capability.BILLING})
 
     def _api(self) -> RunPodApi:
         from gpuctl.providers.runpod.client import RunPodApi
@@ -191,11 +193,12 @@ class RunPodProvider(Provider):
         with self._api() as api:
             return seed(api, cache, request, reporter)
 
+    def billed(self, instance_ids: list[str], start: datetime, end: datetime) -> list[BilledAmount]:
+        from gpuctl.providers.runpod.billing import pod_charges
+
+        with self._api() as api:
+            return pod_charges(api, instance_ids, start, end)
+
 
 def _no_pod(pod_id: str) -> NotFoundError:
     return NotFoundError(f"RunPod has no pod {pod_id}", "it may have been terminated")
-
-
-
-
-
