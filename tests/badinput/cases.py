@@ -144,6 +144,11 @@ UP = [
          xfail=NO_ACCOUNT),
     case("up-no-credentials-for-the-provider", f"up {MODEL} --provider lambda -y", 6, r"LAMBDA_API_KEY"),
     case("up-spot-on-own-host", f"up {MODEL} --spot --host local --dry-run", 2, r"--spot"),
+    case("up-unknown-optimize", f"up {MODEL} --optimize speed --dry-run", 2, r"'speed' is not one of"),
+    case("up-slo-word", f"up {MODEL} --slo ttft=fast --dry-run", 2, r"fast"),
+    case("up-slo-unknown-key", f"up {MODEL} --slo speed=1 --dry-run", 2, r"speed"),
+    case("up-concurrency-word", f"up {MODEL} --concurrency lots --dry-run", 2, r"lots"),
+    case("up-input-len-zero", f"up {MODEL} --input-len 0 --dry-run", 2, r"input-len"),
     case("up-extra-argument", f"up {MODEL} extra", 2, r"unexpected extra argument"),
 ]
 
@@ -325,6 +330,18 @@ INIT = [
     case("init-yaml-a-directory", "init --force", 2, r"gpuctl\.yaml", files={PROJECT_YAML: DIR}, xfail=FS_ERRORS),
 ]
 
+OPERATE = [  # top and cost
+    case("top-interval-word", "top --interval often", 2, r"often"),
+    case("top-iterations-zero", "top -n 0", 2, r"iterations|-n"),
+    case("top-unknown-name", "top nosuch", 3, r"nosuch"),
+    case("top-ended-deployment", "top one", 2, r"'one' is not running \(status terminated\)",
+         deployments={"one": {"status": "terminated"}}),
+    case("top-corrupt-state", "top", 2, r"state\.json is corrupt", files={STATE: "{"}),
+    case("cost-since-word", "cost --since whenever", 2, r"whenever"),
+    case("cost-corrupt-state", "cost", 2, r"state\.json is corrupt", files={STATE: "{"}),
+    case("cost-unknown-option", "cost --nosuch", 2, r"No such option '--nosuch'"),
+]
+
 OTHERS = [
     case("completion-unknown-shell", "completion tcsh", 2, r"'tcsh' is not one of"),
     case("completion-no-shell", "completion", 2, r"Missing argument '\{bash\|zsh\|fish\}'"),
@@ -338,4 +355,4 @@ OTHERS = [
 ]
 
 CASES: list[Case] = [*ROOT, *PRICES, *MODELS, *FIT, *UP, *PROJECT_FILE, *STATE_FILE, *CONFIG_CASES, *NAMED,
-                     *BENCH, *EXPORT, *WEIGHTS, *INIT, *OTHERS]
+                     *BENCH, *EXPORT, *WEIGHTS, *INIT, *OPERATE, *OTHERS]
