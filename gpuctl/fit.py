@@ -220,12 +220,14 @@ def fit(recipe: Recipe, gpu: str, vram_gb: float, gpu_count: int, context: int |
 
 
 def fit_table(recipe: Recipe, context: int | None = None, gpus: Iterable[str] | None = None,
-              counts: Sequence[int] = DEFAULT_GPU_COUNTS, settings: FitSettings | None = None) -> list[FitRow]:
-    """One row per GPU kind (catalog order, or ``gpus``: GPU or family names) and GPU count."""
+              counts: Sequence[int] = DEFAULT_GPU_COUNTS, settings: FitSettings | None = None,
+              nodes: int = 1) -> list[FitRow]:
+    """One row per GPU kind (catalog order, or ``gpus``: GPU or family names) and GPU count (per node)."""
     from gpuctl.catalog import gpu_spec, known_gpus, resolve_gpus
 
     specs = [gpu_spec(name) for name in resolve_gpus(gpus)] if gpus is not None else known_gpus()
-    return [fit(recipe, spec.name, spec.vram_gb, count, context, settings) for spec in specs for count in counts]
+    return [fit(recipe, spec.name, spec.vram_gb, count, context, settings, nodes=nodes)
+            for spec in specs for count in counts]
 
 
 def smallest_fitting(rows: Sequence[FitRow]) -> list[FitRow]:

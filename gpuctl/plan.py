@@ -62,6 +62,7 @@ class PlanRequest(BaseModel):
     public: bool = False
     image: str | None = Field(default=None, description="an image to run instead of the engine's own; its CPU "
                                                         "architecture and CUDA version are then the user's call")
+    nodes: int = Field(default=1, ge=1, description="machines one engine spans (vLLM multi-node); 1: one machine")
     optimize: Optimize = Field(default="price", description="rank offers by price per hour, or per output token")
     load: Serving | None = Field(default=None, description="what estimates are for (--optimize token-cost, --slo); "
                                  "its engine and quantization are this request's")
@@ -181,6 +182,7 @@ class DeployPlan(BaseModel):
     offers_fitting: int
     choice: OfferChoice | None = Field(default=None, description="why this offer, when estimates chose it")
     warnings: list[str] = Field(default_factory=list)
+    nodes: int = Field(default=1, description="machines of `offer` one engine spans (vLLM multi-node)")
 
 
 SECRET_PLACEHOLDERS = {"HF_TOKEN": "<secret: your Hugging Face token>"}
@@ -202,21 +204,25 @@ def ranked_offers(recipe: Recipe, offers: Sequence[Offer], request: PlanRequest,
         # the user named the hardware: a model that fits none of its SKUs is their error, whatever is for rent
         from gpuctl.catalog import gpu_names, gpu_spec
 
-        tries = [fit(recipe, name, gpu_spec(name).vram_gb, request.count, context, settings)
+        tries = [fit(recipe, name, gpu_spec(name).vram_gb, request.count, context, settings, nodes=request.nodes)
                  for name in gpu_names(request.gpu)]
         wanted = max(tries, key=lambda row: (row.fits, row.kv_cache_tokens))
         if not wanted.fits:
-            raise UsageError(f"{recipe.name} does not fit on {request.count} x {request.gpu} at {context} tokens: "
-                             f"{wanted.reason}", f"'gpuctl fit {recipe.name}' shows what it needs")
+            raise UsageError(f"{recipe.name} does not fit on {request.count} x {request.gpu}{_nodes(request)} at "
+                             f"{context} tokens: {wanted.reason}",
+                             _look_up_hint(recipe, [], context, request) or f"'gpuctl fit {recipe.name}' shows "
+                             "what it needs")
     available = [o for o in offers if o.availability != "none"]
     if not available:
         raise NoCapacityError(f"no available offer matches {_describe(request)}")
     available = runnable_offers(available, request)
-    rows = [(o, fit(recipe, o.gpu, o.vram_gb, o.gpu_count, context, settings)) for o in available]
+    rows = [(o, fit(recipe, o.gpu, o.vram_gb, o.gpu_count, context, settings, nodes=request.nodes)) for o in available]
     fitting = [(o, row) for o, row in rows if row.fits]
     if not fitting:
-        raise NoCapacityError(f"none of {len(available)} offers for {_describe(request)} can serve {recipe.name} "
-                              f"at {context} tokens", f"'gpuctl fit {recipe.name}' shows what it needs")
+        raise NoCapacityError(f"none of {len(available)} offers for {_describe(request)} can serve {recipe.name}"
+                              f"{_nodes(request)} at {context} tokens",
+                              _look_up_hint(recipe, available, context, request)
+                              or f"'gpuctl fit {recipe.name}' shows what it needs")
     affordable = [(o, row) for o, row in fitting
                   if request.max_price is None or o.price_per_hour <= request.max_price]
     if not affordable:
@@ -293,6 +299,36 @@ def choose_offer(recipe: Recipe, offers: Sequence[Offer], request: PlanRequest,
     return offer, row, fitting
 
 
+def _nodes(request: PlanRequest) -> str:
+    return f" on {request.nodes} nodes" if request.nodes > 1 else ""
+
+
+def _look_up_hint(recipe: Recipe, offers: Sequence[Offer], context: int, request: PlanRequest) -> str | None:
+    """Look up before out: what would serve ``recipe`` when nothing on offer does as asked.
+
+    Over the GPU kinds on offer (or the one named): more GPUs in one machine first, then FP8 where
+    the GPU has it, and only then several machines (``--nodes``).
+    """
+    from gpuctl.catalog import gpu_names
+    from gpuctl.lookup import look_up
+
+    kinds = list(dict.fromkeys(o.gpu for o in offers)) or (gpu_names(request.gpu) if request.gpu else None)
+    found = look_up(recipe, context, request.fit_settings(), kinds)
+    single = []
+    if found.machine is not None:
+        single.append(f"{found.machine.describe()} in one machine (--count {found.machine.gpu_count})")
+    if found.fp8_machine is not None:
+        single.append(f"{found.fp8_machine.describe()} (--quantization fp8: the GPU computes in FP8, the weights "
+                      "halve)")
+    if single:
+        return f"look up before out: {' or '.join(single)} serves it; 'gpuctl fit {recipe.name}' shows the rest"
+    if found.multi_node is not None and request.nodes == 1:
+        return (f"no single machine holds it: --nodes {found.multi_node.nodes} spreads it over "
+                f"{found.multi_node.describe()} (pipeline parallel); 'gpuctl fit {recipe.name} --nodes "
+                f"{found.multi_node.nodes}'")
+    return None
+
+
 def _describe(request: PlanRequest) -> str:
     parts = [f"{request.count} x " if request.count else "", request.gpu or "any GPU"]
     if request.region:
@@ -339,6 +375,10 @@ def build_plan(request: PlanRequest, recipe: Recipe, offers: Sequence[Offer], *,
         notes.append(f"revision '{recipe.revision}' is a branch, not a pinned commit: weights may change")
     if not spec.safetensors_only:
         notes.append(f"{spec.engine} converts pickled .bin weights when a repo has no safetensors")
+    if offer.gpu_count > 1 and request.nodes == 1 and not fit(recipe, offer.gpu, offer.vram_gb, 1, row.context,
+                                                              request.fit_settings()).fits:
+        notes.append(f"{recipe.name} fits no single {offer.gpu}: planned on one machine with {offer.gpu_count} x "
+                     f"{offer.gpu} (tensor parallel) before any multi-node plan")
     if request.ttl_seconds is None and request.budget_usd is None:
         notes.append("no --ttl or --budget: the instance runs (and bills) until 'gpuctl down'")
     elif request.ttl_seconds is not None and ttl_by_gpuctl:

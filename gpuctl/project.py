@@ -29,6 +29,7 @@ class ProjectFile(BaseModel):
     engine: EngineName | None = None
     region: str | None = None
     ttl: str | None = None
+    replicas: int | None = Field(default=None, ge=1, description="replicas behind vllm-router ('up --replicas')")
     idle: str | None = None
     budget: float | None = Field(default=None, gt=0)
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gpuctl.errors import StateError, TimeoutError_, UsageError
 from gpuctl.fsutil import atomic_write
 from gpuctl.models.bench import BenchRecord
-from gpuctl.models.deployment import Deployment, HistoryEvent
+from gpuctl.models.deployment import Deployment, HistoryEvent, Service
 from gpuctl.project import STATE_DIR, describe_validation_error
 
 SCHEMA_VERSION = 1
@@ -45,6 +45,8 @@ class State(BaseModel):
     deployments: dict[str, Deployment] = Field(default_factory=dict)
     history: list[HistoryEvent] = Field(default_factory=list)
     bench_runs: list[BenchRecord] = Field(default_factory=list)
+    #: replicas behind a router (gpuctl.deploy.service)
+    services: dict[str, Service] = Field(default_factory=dict)
 
     def record(self, deployment: str, event: str, detail: str | None = None) -> None:
         self.history.append(HistoryEvent(deployment=deployment, event=event, detail=detail))

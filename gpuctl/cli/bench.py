@@ -237,7 +237,16 @@ def bench(app: App, name: str | None, url: str | None, model: str | None, api_ke
         raise UsageError("give a deployment NAME or --url, not both" if name else "give a deployment NAME or --url")
     if source == "host" and not name:
         raise UsageError("--from host benchmarks a deployment: give its NAME instead of --url")
+    service = None
     if name:
+        from gpuctl.cli.service import service_target
+
+        service = service_target(app, name)
+    if service is not None:  # a service: load on its router, priced at all its replicas
+        from gpuctl.cli.service import bench_target
+
+        target = bench_target(app, service, model=model, api_key=api_key, price_per_hour=price_per_hour)
+    elif name:
         from gpuctl.deploy.secrets import read_api_key
 
         target = target_for_deployment(app.state.read(), name, model=model,

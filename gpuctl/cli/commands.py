@@ -23,6 +23,7 @@ COMMANDS: dict[str, CommandEntry] = {
     "logs": CommandEntry("gpuctl.cli.logs", "logs", "Print (or follow) a deployment's engine log."),
     "ssh": CommandEntry("gpuctl.cli.ssh", "ssh", "Shell, command or tunnel on a deployment's host."),
     "env": CommandEntry("gpuctl.cli.env", "env", "OPENAI_BASE_URL/OPENAI_API_KEY exports for a deployment."),
+    "scale": CommandEntry("gpuctl.cli.scale", "scale", "Add or remove replicas of a service (up --replicas)."),
     "top": CommandEntry("gpuctl.cli.top", "top", "Live view of deployments: GPUs, requests, tokens/s, latency, $."),
     "cost": CommandEntry("gpuctl.cli.cost", "cost", "Deployment costs at launch prices, beside the provider's bill."),
     "down": CommandEntry("gpuctl.cli.down", "down", "Tear a deployment down and print what it cost."),

@@ -47,24 +47,45 @@ def down(app: App, name: str | None, everything: bool, host: str | None, identit
     if bool(name) == everything:
         raise UsageError("name one deployment, or pass --all", "'gpuctl status' lists them")
     ctx = deploy_context(app, Timeouts(terminate=parse_duration(terminate_timeout)), quiet=False)
-    if host is not None:
+    if host is not None:  # before the state file is read: it may be what is lost
         _down_on_host(app, ctx, name or "", host, identity)
         return
     if identity is not None:
         raise UsageError("--identity only applies with --host")
+    from gpuctl.cli.service import service_target
+    from gpuctl.cli.service import take_down as take_down_service
+
+    service = service_target(app, name) if name else None
+    if service is not None:  # a service: its replicas leave the router and go, then the router
+        take_down_service(app, ctx, service)
+        return
+    failures: list[GpuctlError] = []
+    tried: list[str] = []  # services
+    if everything:  # services first (router, then replicas), so no router is left without its replicas
+        from gpuctl.deploy import service as services
+
+        for active in [s for s in app.state.read().services.values() if s.status != "terminated"]:
+            tried.append(active.name)
+            try:
+                services.take_down_service(ctx, active.name)
+            except GpuctlError as exc:
+                warn(app, f"service {active.name}: not down: {exc.one_line()}")
+                failures.append(exc)
+                continue
+            info(app, f"service {active.name}: down (its router and replicas)")
     targets = [d for d in ctx.records.all() if is_active(d)] if everything else [ctx.records.get(name or "")]
-    if not [d for d in targets if is_active(d)]:
-        info(app, f"{name} is already down: nothing to do" if name else "no active deployments: nothing to do")
+    if not [d for d in targets if is_active(d)] and not failures:
+        if not tried:
+            info(app, f"{name} is already down: nothing to do" if name else "no active deployments: nothing to do")
         if app.json:
             print_json([])
         return
     ended: list[Deployment] = []
-    failures: list[GpuctlError] = []
     for deployment in targets:  # each one, whatever happened to the one before: none may keep billing
         try:
             outcome = take_down(ctx, deployment.name)
         except GpuctlError as exc:
-            if len(targets) == 1:  # its own error line says it; a warning would repeat it
+            if len(targets) == 1 and not tried:  # its own error line says it; a warning would repeat it
                 raise
             warn(app, f"{deployment.name}: not down: {exc.one_line()}")
             failures.append(exc)
@@ -74,7 +95,9 @@ def down(app: App, name: str | None, everything: bool, host: str | None, identit
         ended.append(outcome.deployment)
     _print_ended(app, ended)
     if failures:
-        summary = GpuctlError(f"{len(failures)} of {len(targets)} deployment(s) could not be taken down",
+        total = len(targets) + len(tried)
+        what = "deployment(s) and service(s)" if tried else "deployment(s)"
+        summary = GpuctlError(f"{len(failures)} of {total} {what} could not be taken down",
                               "see the lines above; 'gpuctl down NAME' retries one")
         summary.exit_code = failures[0].exit_code  # the first failure's kind decides
         raise summary

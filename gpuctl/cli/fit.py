@@ -44,12 +44,14 @@ def serving_options(func: F) -> F:
 @click.option("--count", "counts", type=click.IntRange(min=1), multiple=True, metavar="N",
               help="Only these GPU counts (repeatable; default: 1, 2, 4, 8).")
 @click.option("--all", "all_rows", is_flag=True, help="One row per GPU and count, not just the fewest that fit.")
+@click.option("--nodes", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="Machines the model spans (one pipeline stage each); counts and sizes stay per machine and GPU.")
 @serving_options
 @load_options
 @json_option
 @click.pass_obj
 def fit(app: App, model: str, context: int | None, gpus: tuple[str, ...], counts: tuple[int, ...], all_rows: bool,
-        engine: str | None, gpu_memory_utilization: float | None, quantization: str | None,
+        nodes: int, engine: str | None, gpu_memory_utilization: float | None, quantization: str | None,
         hf_config: str | None, input_len: int, output_len: int, concurrency: int | Literal["max"] | None,
         slo: Slo | None) -> None:
     """Show for every known GPU whether MODEL fits, the largest context, concurrent sequences, and how fast.
@@ -58,13 +60,16 @@ def fit(app: App, model: str, context: int | None, gpus: tuple[str, ...], counts
     By default each GPU gets one row: the fewest GPUs (1, 2, 4 or 8) that fit.
     Memory per GPU = weights / GPUs + KV cache + engine overhead, within the
     --gpu-memory-utilization share of the GPU. MODEL is a recipe name or hf:ORG/NAME.
+    A model that fits no single GPU gets the smallest single machine that serves
+    it (more GPUs, or FP8 where the GPU has it) before any multi-node shape.
     Each row that fits carries the performance model's estimate for --input-len,
     --output-len and --concurrency (corrected by this project's benches: BASIS
     'measured'), and $ per 1M output tokens at the cheapest offer known here
     (cached or snapshot prices; no provider is asked). See docs/cost-per-token.md.
     """
-    from gpuctl.catalog import resolve_gpu
+    from gpuctl.catalog import resolve_gpu, resolve_gpus
     from gpuctl.fit import DEFAULT_GPU_COUNTS, FitSettings, fit_table, memory_facts, smallest_fitting
+    from gpuctl.lookup import look_up
     from gpuctl.models.offer import OfferQuery
     from gpuctl.perf.offers import Estimator
     from gpuctl.pricing import known_offers
@@ -75,8 +80,8 @@ def fit(app: App, model: str, context: int | None, gpus: tuple[str, ...], counts
                      concurrency=concurrency, slo=slo)
     settings = FitSettings(engine=wanted.engine,  # type: ignore[arg-type]
                            gpu_memory_utilization=gpu_memory_utilization, quantization=quantization)  # type: ignore[arg-type]
-    rows = fit_table(recipe, context, [resolve_gpu(g) for g in gpus] if gpus else None,
-                     counts or DEFAULT_GPU_COUNTS, settings)
+    chosen = [resolve_gpu(g) for g in gpus] if gpus else None
+    rows = fit_table(recipe, context, chosen, counts or DEFAULT_GPU_COUNTS, settings, nodes=nodes)
     if not (all_rows or counts):
         rows = smallest_fitting(rows)
     estimator = Estimator(recipe, wanted, bench_history(app))
@@ -87,8 +92,15 @@ def fit(app: App, model: str, context: int | None, gpus: tuple[str, ...], counts
         facts, ctx = memory_facts(recipe, settings.quantization), context or recipe.default_context
         info(app, f"{recipe.name}: weights {facts.weights_gb:.1f} GB, KV cache {facts.kv_bytes_per_token / 1e3:g} "
                   f"kB/token ({facts.kv_bytes_per_token * ctx / 1e9:.2f} GB per {ctx}-token sequence); "
-                  "sizes below are GB per GPU")
+                  "sizes below are GB per GPU" + (f" and counts per machine, on {nodes} machines" if nodes > 1 else ""))
         info(app, f"estimates: {wanted.describe()}; $/1M OUT at the cheapest offer known here")
+    lookup = look_up(recipe, context, settings, resolve_gpus(chosen) if chosen else None)
+    advice = lookup.advice()
+    if nodes > 1 and lookup.machine is not None:
+        advice = (f"look up before out: {lookup.machine.describe()} in one machine serves {recipe.name}; "
+                  "several machines add a network hop between pipeline stages to every token")
+    if advice:
+        info(app, advice)
     print_rows(app, estimated, [
         Column("GPU", "gpu"),
         Column("N", "gpu_count", justify="right"),

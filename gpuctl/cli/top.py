@@ -30,8 +30,9 @@ ROUND_SLACK_S = 10.0
 @json_option
 @click.pass_obj
 def top(app: App, name: str | None, interval: str, iterations: int | None) -> None:
-    """Watch running deployments (or NAME): GPU use and memory per GPU, requests running and waiting, KV cache,
-    tokens/s, TTFT and inter-token latency percentiles, $/h, cost so far, TTL / idle / budget left.
+    """Watch running deployments (or NAME; a service's NAME: its replicas): GPU use and memory per GPU, requests
+    running and waiting, KV cache, tokens/s, TTFT and inter-token latency percentiles, $/h, cost so far,
+    TTL / idle / budget left.
 
     \b
     Refreshes in place on a terminal; prints JSON lines (one per deployment per sample) otherwise or
@@ -48,7 +49,14 @@ def top(app: App, name: str | None, interval: str, iterations: int | None) -> No
 
     pause = parse_duration(interval)
     ctx = deploy_context(app, Timeouts(), quiet=True)
-    if name:
+    from gpuctl.cli.service import service_target
+
+    service = service_target(app, name) if name else None
+    if service is not None:  # a service (up --replicas): its running replicas, each engine read as any deployment's
+        from gpuctl.deploy.service import members
+
+        chosen = [d for d in members(ctx, service) if d.status == "running"]
+    elif name:
         deployment = ctx.records.get(name)
         if deployment.status != "running":
             raise UsageError(f"'{name}' is not running (status {deployment.status})", "'gpuctl status' shows it")
@@ -127,7 +135,7 @@ def _end(app: App, ctx: DeployContext, probe: Probe, reason: str) -> None:
     warn(app, f"{name}: {reason}: taking it down")
     probe.close()
     try:
-        take_down(ctx, name)
+        take_down(ctx, name)  # as 'gpuctl down NAME' (a replica leaves its router first)
     except GpuctlError as exc:
         warn(app, f"{name}: not down: {exc.one_line()}; 'gpuctl down {name}' retries")
         return

@@ -49,6 +49,10 @@ _CLOUD_ONLY = ("gpu", "count", "provider", "region", "spot", "max_price")
               help="What the --host machine costs, for cost accounting (default 0).")
 @click.option("--ttl", default=None, metavar="DURATION",
               help="Tear down after this long (e.g. 90m, 2h); the host enforces it itself.")
+@click.option("--idle", default=None, metavar="DURATION",
+              help="Tear down after this long without a request (e.g. 30m); read from the engine's /metrics.")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=None, metavar="USD",
+              help="Tear down when price x uptime reaches this many dollars.")
 @click.option("--name", default=None, help="Deployment name (default: <model>-<gpu>-<4 hex>).")
 @click.option("--image", default=None, metavar="IMAGE",
               help="Run this image instead of the engine's own, e.g. an arm64 build for a GH200; its CPU "
@@ -73,6 +77,18 @@ _CLOUD_ONLY = ("gpu", "count", "provider", "region", "spot", "max_price")
               help="Choose model, GPU offer, engine and TTL in a wizard (needs a terminal); writes gpuctl.yaml.")
 @click.option("--print-command", is_flag=True,
               help="Run the wizard (-i), then print the equivalent 'gpuctl up' command instead of deploying.")
+@click.option("--nodes", type=click.IntRange(min=1), default=1, metavar="N",
+              help="One engine across N machines (vLLM multi-node), for a model no single machine holds.")
+@click.option("--replicas", type=click.IntRange(min=1), default=None, metavar="N",
+              help="N replicas behind vllm-router (default: 1, or the project's replicas:).")
+@click.option("--spread", is_flag=True, help="With --replicas: spread them over providers and regions.")
+@click.option("--router", "router", default="local", show_default=True, metavar="local|host|USER@HOST",
+              help="With --replicas: where vllm-router runs (this machine, a replica's machine, or one you name).")
+@click.option("--router-policy", type=click.Choice(["cache_aware", "round_robin", "power_of_two", "random",
+                                                    "consistent_hash"]), default="cache_aware", show_default=True,
+              help="With --replicas: how the router picks a replica.")
+@click.option("--replace-failed", is_flag=True,
+              help="With --replicas: 'gpuctl scale NAME' replaces replicas that died.")
 @serving_options
 @click.option("--optimize", type=click.Choice(["price", "token-cost"]), default="price", show_default=True,
               help="Choose the offer cheapest per hour, or cheapest per output token by estimate (see "
@@ -84,10 +100,12 @@ _CLOUD_ONLY = ("gpu", "count", "provider", "region", "spot", "max_price")
 @click.pass_obj
 def up(app: App, model: str | None, gpu: str | None, count: int | None, provider: str | None, region: str | None,
        spot: bool, max_price: float | None, host: str | None, identity: Path | None, accept_host_key: bool,
-       price_per_hour: float | None, ttl: str | None, name: str | None, image: str | None, max_model_len: int | None,
+       price_per_hour: float | None, ttl: str | None, idle: str | None, budget: float | None, name: str | None,
+       image: str | None, max_model_len: int | None,
        served_model_name: str | None, public: bool, keep_on_failure: bool, allow_pickle: bool, launch_timeout: str,
        ssh_timeout: str,
-       health_timeout: str, dry_run: bool, wizard: bool, print_command: bool, engine: EngineName | None,
+       health_timeout: str, dry_run: bool, wizard: bool, print_command: bool, nodes: int, replicas: int | None,
+       spread: bool, router: str, router_policy: str, replace_failed: bool, engine: EngineName | None,
        gpu_memory_utilization: float | None, quantization: QuantMethod | None, hf_config: str | None, optimize: str,
        input_len: int, output_len: int, concurrency: int | Literal["max"] | None, slo: Slo | None) -> None:
     """Deploy MODEL (a recipe name or hf:ORG/NAME; default: the project's) to the cheapest GPU that fits.
@@ -95,7 +113,8 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
     \b
     Shows the price and asks before launching (-y skips). Ctrl-C or a failed step tears down
     what was created (unless --keep-on-failure); 'gpuctl down NAME' finishes any cleanup.
-    Defaults for MODEL, --gpu, --provider, --engine, --region and --ttl come from gpuctl.yaml.
+    Defaults for MODEL, --gpu, --provider, --engine, --region, --ttl, --idle and --budget come from
+    gpuctl.yaml.
     With -i, a wizard asks for what the flags do not say; -q prints only the endpoint's base URL.
     """
     if wizard or print_command:
@@ -110,11 +129,18 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
     cloud_flags = {"gpu": gpu, "count": count, "provider": provider, "region": region, "spot": spot,
                    "max_price": max_price}
     _check_host_flags(host, cloud_flags, identity, accept_host_key, price_per_hour)
+    project = app.project
+    as_service = replicas is not None or project.replicas is not None or spread or replace_failed
+    replicas = replicas or project.replicas or 1
+    if nodes > 1 and (host is not None or as_service):
+        raise UsageError("--nodes spans rented machines with one engine; it takes neither --host nor --replicas")
+    if as_service and host is not None:
+        raise UsageError("--replicas deploys to rented machines; --host names one machine",
+                         "drop --host, or deploy one replica to it")
     if name:
         from gpuctl.deploy.naming import check_name
 
         check_name(name)
-    project = app.project
     model = model or project.model
     if not model:
         raise UsageError("no model given", "pass MODEL (see 'gpuctl models') or set model: in gpuctl.yaml")
@@ -125,19 +151,36 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
             app.registry.create(provider)  # an unknown name fails here, with close matches
         region = region or project.region
     ttl = ttl or project.ttl
+    idle = idle or project.idle
+    budget = budget if budget is not None else project.budget
     request = PlanRequest(
         model=model, hf_config=hf_config, gpu=resolve_gpu(gpu) if gpu else None, count=count,
         providers=None if provider in (None, "auto") else [provider], region=region,
         engine=engine or project.engine or "vllm", spot=spot, max_price=max_price,
-        ttl_seconds=parse_duration(ttl) if ttl else None, max_model_len=max_model_len,
+        ttl_seconds=parse_duration(ttl) if ttl else None, idle_seconds=parse_duration(idle) if idle else None,
+        budget_usd=budget, max_model_len=max_model_len,
         gpu_memory_utilization=gpu_memory_utilization, quantization=quantization,
-        served_model_name=served_model_name, public=public, image=image, optimize=optimize,  # type: ignore[arg-type]
+        served_model_name=served_model_name, public=public, image=image, nodes=nodes,
+        optimize=optimize,  # type: ignore[arg-type]
         load=_load(optimize, input_len, output_len, concurrency, slo),
     )
     timeouts = _timeouts(launch_timeout, ssh_timeout, health_timeout)
     # a plan alone stays quiet off a terminal; a deploy always reports its steps (plain lines there)
     ctx = deploy_context(app, timeouts, quiet=dry_run and not sys.stderr.isatty())
     inputs, session = _inputs(app, ctx, request, host, identity, accept_host_key, price_per_hour or 0.0)
+    if nodes > 1:
+        _up_nodes(app, ctx, request, inputs, name=name, dry_run=dry_run, allow_pickle=allow_pickle,
+                  keep_on_failure=keep_on_failure)
+        return
+    if as_service:  # a service, of one replica too (it can be scaled later)
+        from gpuctl.cli.service import deploy_service, dry_run_service
+
+        if dry_run:
+            dry_run_service(app, ctx, request, inputs, replicas=replicas, name=name, spread=spread)
+            return
+        deploy_service(app, ctx, request, inputs, replicas=replicas, name=name, router=router, policy=router_policy,
+                       spread=spread, replace_failed=replace_failed, allow_pickle=allow_pickle)
+        return
     with _closing(session):
         if dry_run:
             from gpuctl.deploy.planning import candidate_plans
@@ -151,6 +194,23 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
             return
         _deploy(app, ctx, request, inputs, host=host, identity=identity, accept_host_key=accept_host_key, name=name,
                 keep_on_failure=keep_on_failure, allow_pickle=allow_pickle, session=session)
+
+
+def _up_nodes(app: App, ctx: DeployContext, request: PlanRequest, inputs: PlanInputs, *, name: str | None,
+              dry_run: bool, allow_pickle: bool, keep_on_failure: bool) -> None:
+    """``--nodes N``: plan (``--dry-run``) or deploy one engine across N machines."""
+    from gpuctl.cli.nodes import deploy_nodes, node_plans
+
+    if dry_run:
+        plan = node_plans(app, ctx, request, inputs)[0]
+        _warn_all(app, plan.warnings)
+        if app.json:
+            print_json(plan.model_dump(mode="json"))
+        else:
+            _render_plan(plan)
+        return
+    _render_ready(app, deploy_nodes(app, ctx, request, inputs, name=name, allow_pickle=allow_pickle,
+                                    keep_on_failure=keep_on_failure))
 
 
 def _load(optimize: str, input_len: int, output_len: int, concurrency: int | Literal["max"] | None,
@@ -309,11 +369,18 @@ def _health_bench(app: App, ctx: DeployContext, deployment: Deployment) -> None:
 
 def _render_ready(app: App, deployment: Deployment) -> None:
     from gpuctl.deploy.endpoint import openai_base
+    from gpuctl.deploy.phases import cold_start
 
     assert deployment.endpoint is not None
     base = openai_base(deployment.endpoint)
+    cold = cold_start(deployment)
+    if cold is not None:
+        from gpuctl.cli.coldstart import breakdown_lines
+
+        info(app, "\n".join(breakdown_lines(cold, deployment.price_per_hour)))
     if app.json:
-        print_json(deployment.model_dump(mode="json"))
+        print_json({**deployment.model_dump(mode="json"),
+                    "cold_start": cold.model_dump(mode="json") if cold is not None else None})
         return
     if app.quiet:
         click.echo(base)
@@ -336,18 +403,31 @@ def _warn_all(app: App, notes: list[str]) -> None:
         warn(app, note)
 
 
+def _forecast(plan: DeployPlan) -> list[str]:
+    """The plan's cold-start forecast, indented under ``wait``."""
+    if plan.cold_start is None:
+        return []
+    from gpuctl.cli.coldstart import forecast_lines
+
+    first, *rest = forecast_lines(plan.cold_start, plan.offer.price_per_hour)
+    return [f"  wait     {first}", *(f"         {line}" for line in rest)]
+
+
 def _render_plan(plan: DeployPlan) -> None:
     from gpuctl.durations import format_duration
+    from gpuctl.limits import describe
     from gpuctl.models.engine import HOST_PORT
 
     offer, row, spec, model = plan.offer, plan.fit, plan.engine, plan.model
     where = f"{offer.region}" + (f", {offer.tier}" if offer.tier else "") + (", spot" if offer.spot else "")
     cost = (f"{format_duration(plan.ttl_seconds)}, about ${plan.estimated_cost_usd:.2f}" if plan.ttl_seconds
             else "none (runs until 'gpuctl down')")
+    nodes = f"{plan.nodes} nodes of " if plan.nodes > 1 else ""
     lines = [
         f"plan for {model.name} ({model.repo} @ {model.revision[:12]})",
-        f"  offer    {offer.provider} {offer.instance_type}: {offer.gpu_count} x {offer.gpu} ({where}) "
-        f"${offer.price_per_hour:.2f}/h, {offer.source} price of {offer.as_of:%Y-%m-%d}",
+        f"  offer    {nodes}{offer.provider} {offer.instance_type}: {offer.gpu_count} x {offer.gpu} ({where}) "
+        f"${offer.price_per_hour:.2f}/h{' each' if plan.nodes > 1 else ''}, {offer.source} price of "
+        f"{offer.as_of:%Y-%m-%d}",
         f"  fit      weights {row.weights_gb:.1f} GB/GPU, KV cache {row.kv_cache_gb:.1f} GB/GPU = "
         f"{row.kv_cache_tokens} tokens: {row.concurrent_sequences} sequences of {row.context}, "
         f"max context {row.max_context}",
@@ -356,6 +436,8 @@ def _render_plan(plan: DeployPlan) -> None:
         f"  endpoint {spec.bind_address}:{HOST_PORT} -> container :{spec.port}, health {spec.health_path}, "
         + ("public, API key required" if spec.public else "private (SSH tunnel)"),
         f"  ttl      {cost}",
+        *([f"  limits   {describe(plan.limits, offer.price_per_hour)}"] if plan.limits is not None else []),
+        *_forecast(plan),
         f"  offers   {plan.offers_fitting} of {plan.offers_considered} fit",
         *_choice_lines(plan),
         "command:",

@@ -37,9 +37,11 @@ from gpuctl.deploy.signals import shielded, terminate_interrupts
 from gpuctl.deploy.teardown import Outcome, report_unwritten, teardown
 from gpuctl.errors import GpuctlError, Interrupted, NoCapacityError, ProviderError, TimeoutError_
 from gpuctl.host.shell import Shell
+from gpuctl.limits import budget_seconds
 from gpuctl.models.deployment import Deployment, LaunchAttempt
 from gpuctl.models.instance import Instance, LaunchRequest
 from gpuctl.plan import DeployPlan
+from gpuctl.providers.capabilities import Capability
 from gpuctl.state import StateWriteError
 
 if TYPE_CHECKING:
@@ -123,11 +125,13 @@ class Launch:
             idempotency_token=naming.idempotency_token(self.ctx.project_id, request.name, 0, created),
             project_id=self.ctx.project_id, tags=tags.deployment_tags(self.ctx.project_id, request.name),
             ttl_seconds=plan.ttl_seconds, engine=plan.engine.engine, engine_spec=plan.engine,
+            idle_seconds=plan.limits.idle_seconds if plan.limits else None,
+            budget_usd=plan.limits.budget_usd if plan.limits else None,
             served_model_name=plan.engine.served_model_name,
             health_path=plan.engine.health_path, public=plan.engine.public,
             host=str(request.host) if request.host else None,
             identity=str(request.identity) if request.identity else None,
-            owner_pid=os.getpid(), owner_host=socket.gethostname(), **_offer_fields(plan),
+            owner_pid=os.getpid(), owner_host=socket.gethostname(), service=request.service, **_offer_fields(plan),
         )
         reserved = self.ctx.records.reserve(record, allocate_port=request.host is not None)
         self._run = DeployRun(self.ctx, request, Journal(self.ctx.records, reserved), dict(request.secrets))
@@ -136,10 +140,25 @@ class Launch:
         plan, instance = self.launch()
         assert self.runtime is not None
         instance = self.runtime.wait_for_instance(instance)
+        self.run.phases.end("provision")
         self.runtime.start_engine(plan, instance)
         deployment = self.run.deployment
-        return self.journal.update(status="running", ready_at=_now(), owner_pid=None, error=None, event="ready",
-                                   detail=deployment.endpoint)
+        ready = self.journal.update(status="running", ready_at=_now(), owner_pid=None, error=None, event="ready",
+                                    detail=deployment.endpoint)
+        self._remember(ready)
+        return ready
+
+    def _remember(self, ready: Deployment) -> None:
+        """The cold start into this machine's history, for the forecasts of later plans (never fails the up)."""
+        from gpuctl.deploy.coldstart import remember
+
+        assert self.runtime is not None
+        report, manifest = self.runtime.cache_report, self.request.manifest
+        weights = report.total_bytes if report is not None else manifest.total_bytes if manifest is not None else None
+        try:
+            remember(ready, weights_bytes=weights)
+        except OSError as exc:
+            self.ctx.reporter.warn(f"the cold start could not be remembered for later forecasts ({exc})")
 
     def fill_cache_only(self) -> CacheReport:
         plan = self.request.plans[0]
@@ -168,6 +187,8 @@ class Launch:
                 launch_request = runtime.launch_request(plan, token)
                 journal.update(attempts=[*journal.current.attempts, LaunchAttempt(
                     provider=offer.provider, offer_id=offer.id, idempotency_token=token)])
+                if runtime.kind != Capability.USER_HOST:  # the user's machine is there already
+                    self.run.phases.begin("provision")
                 instance = self._create(runtime, launch_request)
             except NoCapacityError as exc:
                 journal.update(event="no-capacity", detail=exc.message,
@@ -185,9 +206,12 @@ class Launch:
                 raise
             launched = _now()
             expires = launched + timedelta(seconds=plan.ttl_seconds) if plan.ttl_seconds else None
+            budget = budget_seconds(journal.current.budget_usd, offer.price_per_hour)
+            # where no watchdog runs beside the engine, gpuctl (top, gc) ends it then; a watchdog refines it
+            budget_ends = launched + timedelta(seconds=budget) if budget is not None else None
             journal.update(status="starting", instance_id=instance.id, launched_at=launched, expires_at=expires,
-                           attempts=self._settled(token, instance_id=instance.id), event="launched",
-                           detail=instance.id)
+                           budget_ends_at=budget_ends, attempts=self._settled(token, instance_id=instance.id),
+                           event="launched", detail=instance.id)
             return plan, instance
         raise NoCapacityError(f"no capacity at any of the {len(failures)} offer(s) tried: {'; '.join(failures)}")
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from gpuctl.deploy.context import DeployContext
 from gpuctl.errors import UsageError
 from gpuctl.models.offer import Offer
 from gpuctl.plan import DeployPlan, PlanInputs, PlanRequest, build_plan, ranked_offers
 from gpuctl.providers.capabilities import Capability
+
+if TYPE_CHECKING:
+    from gpuctl.deploy.coldstart import ColdStartRecord
+    from gpuctl.models.phases import ColdStartPrediction
+    from gpuctl.providers.base import Provider
 
 #: offers tried in turn when a provider reports no capacity
 MAX_OFFERS = 3
@@ -20,7 +28,10 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
     is always planned public, with an API key; and there is no machine to arm gpuctl's TTL watchdog on,
     so its plan says that only gpuctl enforces the TTL.
     """
+    from gpuctl.deploy.coldstart import history
+
     ranked, _ = ranked_offers(inputs.recipe, inputs.offers, request, inputs.history)
+    past = history()
     plans: list[DeployPlan] = []
     skipped: set[str] = set()
     for rank, (offer, _row) in enumerate(ranked):
@@ -30,9 +41,9 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
             continue
         public = provider_cls.can(Capability.ENGINE_CONTAINER)
         planned = request.model_copy(update={"public": True}) if public else request
-        plans.append(build_plan(planned, inputs.recipe, inputs.offers, hf_token_present=inputs.hf_token_present,
-                                warnings=inputs.warnings, rank=rank, ttl_by_gpuctl=public,
-                                history=inputs.history))
+        plan = build_plan(planned, inputs.recipe, inputs.offers, hf_token_present=inputs.hf_token_present,
+                          warnings=inputs.warnings, rank=rank, ttl_by_gpuctl=public, history=inputs.history)
+        plans.append(plan.model_copy(update={"cold_start": forecast(plan, provider_cls, past)}))
         if len(plans) == limit:
             break
     if not plans:
@@ -40,6 +51,19 @@ def candidate_plans(ctx: DeployContext, request: PlanRequest, inputs: PlanInputs
                          "cannot deploy in this version of gpuctl",
                          "deploy to a machine you have with --host user@addr, or pick another --provider")
     return plans
+
+
+def forecast(plan: DeployPlan, provider: type[Provider], past: Sequence[ColdStartRecord]) -> ColdStartPrediction:
+    """The cold start of ``plan`` as past ups on its provider (else stated assumptions) suggest."""
+    from gpuctl.deploy.coldstart import predict
+
+    kind = next((k for k in (Capability.SSH_MACHINE, Capability.ENGINE_CONTAINER, Capability.USER_HOST)
+                 if provider.can(k)), Capability.SSH_MACHINE)
+    offer = plan.offer
+    return predict(provider=offer.provider, kind=kind, gpu=offer.gpu, engine=plan.engine.engine,
+                   image=plan.engine.image, weights_bytes=plan.fit.weights_gb * offer.gpu_count * 1e9,
+                   weights_basis="the weights' size in GPU memory, from the fit", price_per_hour=offer.price_per_hour,
+                   past=past)
 
 
 def describe_offer(offer: Offer) -> str:

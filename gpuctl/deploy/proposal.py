@@ -73,17 +73,16 @@ def required_secrets(plan: DeployPlan, hf_token: str | None) -> dict[str, str]:
 
 
 def deploy_summary(proposal: Proposal) -> str:
-    """What ``gpuctl up`` shows before its question: the offer, its price, the TTL's cap, the fallbacks."""
-    from gpuctl.durations import format_duration
+    """What ``gpuctl up`` shows before its question: the offer, its price, its limits and worst case, the fallbacks."""
+    from gpuctl.limits import describe
 
     plan, name = proposal.plan, proposal.name
     offer = plan.offer
-    if plan.ttl_seconds:
-        ttl = (f"TTL {format_duration(plan.ttl_seconds)}, at most ${offer.price_per_hour * plan.ttl_seconds / 3600:.2f}"
-               " in total")
+    if plan.limits is not None:
+        limits = describe(plan.limits, offer.price_per_hour).replace("'gpuctl down'", f"'gpuctl down {name}'")
     else:
-        ttl = f"no TTL: bills until 'gpuctl down {name}'"
-    lines = [f"deploy {name}: {plan.model.name} on {describe_offer(offer)}, {ttl}"]
+        limits = f"no limits; no bound: bills until 'gpuctl down {name}'"
+    lines = [f"deploy {name}: {plan.model.name} on {describe_offer(offer)}, {limits}"]
     if len(proposal.plans) > 1:
         lines.append("  if it has no capacity, then: " + "; ".join(describe_offer(p.offer) for p in proposal.plans[1:]))
     return "\n".join(lines)

@@ -80,9 +80,17 @@ def stale(deployment: Deployment) -> bool:
 
 
 def expired(deployment: Deployment, now: datetime) -> bool:
-    """Past its TTL and the watchdog's grace: where a provider keeps billing a powered-off machine
-    (Lambda) or cannot enforce a TTL at all (RunPod), only gpuctl ends the bill."""
-    return deployment.expires_at is not None and now > deployment.expires_at + TTL_GRACE
+    """Past its TTL and the watchdog's grace, or past its budget: where a provider keeps billing a powered-off
+    machine (Lambda) or cannot enforce a TTL at all (RunPod), only gpuctl ends the bill. A budget gets the
+    grace only where a watchdog on the machine enforces it; beside a provider's own engine nothing else does."""
+    return (deployment.expires_at is not None and now > deployment.expires_at + TTL_GRACE) or budget_spent(
+        deployment, now)
+
+
+def budget_spent(deployment: Deployment, now: datetime) -> bool:
+    ends = deployment.budget_ends_at
+    grace = TTL_GRACE if deployment.watchdog_pid is not None else timedelta(0)
+    return ends is not None and now > ends + grace
 
 
 def find_leftovers(ctx: DeployContext, *, all_projects: bool = False) -> Sweep:
@@ -94,6 +102,9 @@ def find_leftovers(ctx: DeployContext, *, all_projects: bool = False) -> Sweep:
     for d in stale_records.values():
         if stale(d):
             reason = f"deployment is {d.status}" + (f": {d.error}" if d.error else "")
+        elif budget_spent(d, now):
+            assert d.budget_ends_at is not None
+            reason = f"budget ${d.budget_usd:.2f} spent at {d.budget_ends_at:%Y-%m-%d %H:%M} UTC"
         else:
             reason = f"TTL expired at {d.expires_at:%Y-%m-%d %H:%M} UTC"
         sweep.leftovers.append(Leftover(

@@ -165,3 +165,21 @@ def forget_host_key(ctx: DeployContext, host: str) -> None:
     # in a read-only project directory the stale key stays pinned: a new machine at that address is refused
     with contextlib.suppress(OSError):
         unpin_host_key(pinned_known_hosts(ctx.state_dir), known_hosts_name(options.hostname, options.port))
+
+
+def release_nodes(ctx: DeployContext, deployment: Deployment, removals: Removals) -> None:
+    """A multi-node deployment, once its machines are terminated: what placed them together (an AWS placement
+    group and security group) released by the provider, and every node's pinned host key forgotten."""
+    provider = ctx.provider(deployment.provider)
+    if provider.can(Capability.MULTI_NODE):
+        what = f"the placement of '{deployment.name}' at {provider.display_name}"
+        try:
+            with ctx.reporter.step(f"releasing {what}"):
+                _retried(partial(provider.release_nodes,
+                                 tags.deployment_tags(deployment.project_id or ctx.project_id, deployment.name)), ctx)
+        except GpuctlError as exc:
+            removals.left(what, exc)
+            raise
+        removals.gone(what, "released")
+    for host in deployment.node_hosts[1:]:  # rank 0's is the deployment's host, forgotten by the runtime
+        forget_host_key(ctx, host)

@@ -39,3 +39,5 @@ class UpRequest:
     manifest: Manifest | None = None
     #: fill the provider's weights cache and stop there: no engine; the machine is torn down (``weights pull --to``)
     weights_only: bool = False
+    #: the service (replicas behind vllm-router) this deployment is a replica of; its record says so from the start
+    service: str | None = None

@@ -1,4 +1,5 @@
-"""``gpuctl status``: each deployment with its uptime, cost so far, TTL left and (probed) health."""
+"""``gpuctl status``: each deployment with its uptime, cost so far, TTL and budget left, (probed) health and cold
+start."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from pydantic import BaseModel, Field
 
 from gpuctl.deploy.context import DeployContext
 from gpuctl.deploy.endpoint import openai_base, reach
+from gpuctl.deploy.phases import cold_start
 from gpuctl.deploy.teardown import billing_start, cost_between
 from gpuctl.errors import GpuctlError
+from gpuctl.limits import budget_left
 from gpuctl.models.deployment import Deployment, DeploymentStatus
+from gpuctl.models.phases import ColdStart
 
 PROBE_TIMEOUT_S = 5.0
 
@@ -36,6 +40,11 @@ class DeploymentRow(BaseModel):
     expires_at: datetime | None
     health: str | None = Field(description="healthy, or what the probe saw; None when not probed")
     error: str | None
+    idle_seconds: int | None = Field(default=None, description="the idle limit (--idle)")
+    budget_usd: float | None = Field(default=None, description="the budget (--budget)")
+    budget_left_usd: float | None = Field(default=None, description="the budget less the cost so far")
+    budget_ends_at: datetime | None = Field(default=None, description="when price x uptime reaches the budget")
+    cold_start: ColdStart | None = Field(default=None, description="the phases of its 'up', and what the wait cost")
 
 
 def row(deployment: Deployment, *, now: datetime | None = None, health: str | None = None) -> DeploymentRow:
@@ -53,7 +62,10 @@ def row(deployment: Deployment, *, now: datetime | None = None, health: str | No
         endpoint=openai_base(deployment.endpoint) if deployment.endpoint else None, tunnel=deployment.tunnel,
         uptime_seconds=round(uptime, 1) if uptime is not None else None, price_per_hour=deployment.price_per_hour,
         cost_usd=cost, ttl_left_seconds=round(ttl_left, 1) if ttl_left is not None else None,
-        expires_at=deployment.expires_at if not ended else None, health=health, error=deployment.error)
+        expires_at=deployment.expires_at if not ended else None, health=health, error=deployment.error,
+        idle_seconds=deployment.idle_seconds, budget_usd=deployment.budget_usd,
+        budget_left_usd=budget_left(deployment, cost), budget_ends_at=deployment.budget_ends_at if not ended else None,
+        cold_start=cold_start(deployment))
 
 
 def probe(ctx: DeployContext, deployment: Deployment) -> str:
@@ -85,13 +97,16 @@ def _get(url: str, deployment: Deployment, headers: dict[str, str]) -> str:
     return "healthy" if response.status_code == 200 else f"unhealthy: HTTP {response.status_code}"
 
 
-def status_rows(ctx: DeployContext, *, include_ended: bool = False, probe_health: bool = True) -> list[DeploymentRow]:
-    """Rows for the deployments of this project (ended ones too with ``include_ended``), probed concurrently."""
+def status_rows(ctx: DeployContext, *, include_ended: bool = False, probe_health: bool = True,
+                name: str | None = None) -> list[DeploymentRow]:
+    """Rows for the deployments of this project (ended ones too with ``include_ended``), probed concurrently;
+    only deployment ``name`` (ended or not) when given."""
     from gpuctl.concurrency import run_all
     from gpuctl.deploy.reconcile import stale
     from gpuctl.deploy.records import is_active
 
-    deployments = [d for d in ctx.records.all() if include_ended or is_active(d)]
+    deployments = [d for d in ctx.records.all()
+                   if (d.name == name if name is not None else include_ended or is_active(d))]
     to_probe = {d.name: d for d in deployments if probe_health and d.status == "running" and d.endpoint}
     outcomes = run_all({name: partial(probe, ctx, d) for name, d in to_probe.items()},
                        timeout=PROBE_TIMEOUT_S * 4) if to_probe else {}

@@ -1,10 +1,12 @@
 """The one way anything gpuctl created goes away: ``gpuctl down``, a failed ``up``, and ``gpuctl gc``.
 
-Order: mark the record ``terminating``; let the deployment's runtime remove what it left besides the
-record (:meth:`gpuctl.deploy.runtimes.Runtime.release`: the engine container and watchdog on the user's
-host, the machine never; the instance at a provider, found by its tags when no id was recorded, and
-polled until the provider reports it gone); remove the local secrets; mark the record ``terminated``
-with its uptime and cost. Every step is idempotent, so running it again finishes the job.
+Order: take a service's replica out of its router (best effort); mark the record ``terminating``; let
+the deployment's runtime remove what it left besides the record
+(:meth:`gpuctl.deploy.runtimes.Runtime.release`: the engine container and watchdog on the user's host,
+the machine never; the instance at a provider, found by its tags when no id was recorded, and polled
+until the provider reports it gone; every node of a multi-node deployment, then what placed them
+together); remove the local secrets; mark the record ``terminated`` with its uptime and cost. Every step
+is idempotent, so running it again finishes the job.
 
 The teardown never depends on a write of the record: when the state file cannot be written (a
 read-only or full project directory) it goes on from what this process knows, and the caller says on
@@ -52,10 +54,18 @@ def teardown(ctx: DeployContext, journal: Journal, *, shell: Shell | None = None
     from gpuctl.deploy.secrets import remove_secrets
 
     removals = Removals() if removals is None else removals
+    if journal.current.service:  # a replica leaves its router before it goes (best effort: gpuctl.deploy.service)
+        from gpuctl.deploy.router import detach
+
+        detach(ctx, journal.current)
     deployment = journal.update(status="terminating", owner_pid=os.getpid(), owner_host=socket.gethostname(),
                                 event="teardown", persist=False)
     try:
         runtime_for(ctx.provider_class(deployment.provider)).release(ctx, deployment, removals, shell)
+        if deployment.nodes > 1:  # vLLM multi-node: every node went above (found by its tags); now what placed them
+            from gpuctl.deploy.removal import release_nodes
+
+            release_nodes(ctx, deployment, removals)
     except GpuctlError as exc:
         journal.update(status="failed", owner_pid=None, error=f"teardown: {exc.one_line()}", event="teardown-failed",
                        detail=exc.one_line(), persist=False)

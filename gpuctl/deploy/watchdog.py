@@ -40,6 +40,8 @@ class Armed(BaseModel):
     token: str
     #: when the budget runs out (None: no budget)
     budget_ends_at: datetime | None = None
+    #: where it notes the engine's last request (None: no idle limit)
+    activity_file: str | None = None
 
 
 class IdleLimit(BaseModel):
@@ -119,7 +121,8 @@ def arm(shell: Shell, *, name: str, container: str, seconds_left: int | None, st
     def local(host_deadline: int) -> datetime | None:
         return local_before + timedelta(seconds=host_deadline - host_now) if host_deadline else None
 
-    return Armed(pid=pid, expires_at=local(deadline), token=key, budget_ends_at=local(budget_deadline))
+    return Armed(pid=pid, expires_at=local(deadline), token=key, budget_ends_at=local(budget_deadline),
+                 activity_file=watch.activity_file if idle is not None else None)
 
 
 def host_seconds(date_output: str) -> float:

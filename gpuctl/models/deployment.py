@@ -89,6 +89,11 @@ class Deployment(BaseModel):
     cost_usd: float | None = Field(default=None, description="final cost, set when it ended")
     owner_pid: int | None = Field(default=None, description="the 'gpuctl up' process still working on it")
     owner_host: str | None = None
+    service: str | None = Field(default=None, description="the service (replicas behind a router) it belongs to")
+    nodes: int = Field(default=1, description="machines one engine spans (vLLM multi-node); price_per_hour "
+                       "covers all of them")
+    node_hosts: list[str] = Field(default_factory=list, description="SSH target of each node, rank order")
+    node_instances: list[str] = Field(default_factory=list, description="instance id of each node, rank order")
     # -- operating it: limits, and the cold start on the record ---------------------------------------
     idle_seconds: int | None = Field(default=None, description="ends after this long without a request (--idle)")
     budget_usd: float | None = Field(default=None, description="ends when price x uptime reaches this (--budget)")
@@ -105,3 +110,53 @@ class HistoryEvent(BaseModel):
     deployment: str
     event: str
     detail: str | None = None
+
+
+# -- past one machine: replicas behind a router (gpuctl.deploy.service) ----------------------------------
+
+RouterPlacement = Literal["local", "host", "remote"]
+ServiceStatus = Literal["provisioning", "running", "degraded", "failed", "terminating", "terminated"]
+
+
+class RouterRecord(BaseModel):
+    """The ``vllm-router`` in front of a service's replicas: where it runs and how gpuctl reaches it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    placement: RouterPlacement = Field(description="local: this machine; host: a replica's machine; remote: a "
+                                       "machine the user named")
+    host: str | None = Field(default=None, description="SSH target of the router's machine (None: this machine)")
+    identity: str | None = None
+    port: int
+    pid: int | None = Field(default=None, description="the router process on its machine")
+    pid_start: str | None = Field(default=None, description="the process's start time, so a reused pid is not ours")
+    url: str = Field(description="the router's base URL as gpuctl reaches it (no /v1)")
+    policy: str
+    log: str | None = Field(default=None, description="the router's log file on its machine")
+    started_at: datetime | None = None
+    stopped_at: datetime | None = None
+
+
+class Service(BaseModel):
+    """Replicas of one model behind one router: ``gpuctl up --replicas N``, ``gpuctl scale``, ``gpuctl down``.
+
+    Each replica is an ordinary deployment (its own record, written and torn down by the lifecycle);
+    the service only groups them, remembers how to plan more, and owns the router.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    model: str
+    status: ServiceStatus = "provisioning"
+    replicas: int = Field(ge=0, description="replicas wanted")
+    members: list[str] = Field(default_factory=list, description="deployment names of its replicas, oldest first")
+    next_index: int = Field(default=1, description="the number the next replica's name gets")
+    router: RouterRecord | None = None
+    spread: bool = False
+    replace_failed: bool = False
+    request: dict[str, object] = Field(default_factory=dict, description="the plan request replicas are planned from")
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = None
+    error: str | None = None

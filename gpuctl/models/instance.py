@@ -27,6 +27,8 @@ class Instance(BaseModel):
     gpu: str | None = None
     gpu_count: int | None = None
     public_ip: str | None = None
+    private_ip: str | None = Field(default=None, description="where the provider's other machines reach it "
+                                   "(multi-node: rank 0's is the master address)")
     ssh_host: str | None = None
     ssh_port: int | None = None
     ssh_user: str | None = None

@@ -149,6 +149,18 @@ class Provider(ABC):
         """The engine's recent output (``ENGINE_LOGS``)."""
         raise self._unsupported("show engine logs")
 
+    def launch_nodes(self, request: LaunchRequest, nodes: int) -> list[Instance]:
+        """Start ``nodes`` machines of ``request.offer`` placed together, each reaching the others on every port
+        (``MULTI_NODE``): one engine spans them. Every machine carries ``request.tags`` (``list_by_tag`` finds
+        them all; ``terminate`` ends each). Idempotent for the same ``request.idempotency_token``; a failure
+        after some machines started raises, and the caller tears down what the tags find."""
+        raise self._unsupported("place machines together")
+
+    def release_nodes(self, tags: dict[str, str]) -> None:
+        """Remove what ``launch_nodes`` made besides the machines (a placement group, a security group) once the
+        machines carrying ``tags`` are gone (``MULTI_NODE``); succeeds if there is nothing."""
+        raise self._unsupported("place machines together")
+
     # -- weights caches (docs/weights.md): one per region, named ``cache_name(region)``, outliving ``down`` --
     def weights_caches(self) -> list[WeightsCache]:
         """gpuctl's weights caches at this provider, every region (``WEIGHTS_CACHE``)."""

@@ -32,6 +32,9 @@ class Capability(str, Enum):
     WEIGHTS_MIRROR = "weights-mirror"
     #: ``seed_weights``: the provider fills its cache itself, before the engine starts (with ``ENGINE_CONTAINER``)
     SEED_WEIGHTS = "seed-weights"
+    #: ``launch_nodes`` and ``release_nodes``: several machines placed together that reach each other on every
+    #: port, for one engine across them (vLLM's multi-node mode); with ``SSH_MACHINE`` and ``LIST_BY_TAG``
+    MULTI_NODE = "multi-node"
     #: ``billed``: the provider's own billing records say what each instance cost (``gpuctl cost``)
     BILLING = "billing"
 
@@ -45,6 +48,7 @@ METHODS: dict[Capability, tuple[str, ...]] = {
                                "delete_weights_cache"),
     Capability.WEIGHTS_MIRROR: ("weights_mirror",),
     Capability.SEED_WEIGHTS: ("seed_weights",),
+    Capability.MULTI_NODE: ("launch_nodes", "release_nodes"),
     Capability.BILLING: ("billed",),
 }
 
@@ -64,7 +68,10 @@ def declaration_problems(capabilities: frozenset[Capability]) -> list[str]:
         problems.append("can launch but declares no machine kind (ssh-machine, engine-container or user-host)")
     needs = {Capability.ENGINE_LOGS: Capability.ENGINE_CONTAINER, Capability.SEED_WEIGHTS: Capability.ENGINE_CONTAINER,
              Capability.WEIGHTS_MIRROR: Capability.WEIGHTS_CACHE, Capability.LIST_BY_TAG: Capability.LAUNCH,
-             Capability.BILLING: Capability.LAUNCH}
+             Capability.MULTI_NODE: Capability.SSH_MACHINE, Capability.BILLING: Capability.LAUNCH}
     problems += [f"declares {cap.value} without {needed.value}"
                  for cap, needed in needs.items() if cap in capabilities and needed not in capabilities]
+    if Capability.MULTI_NODE in capabilities and Capability.LIST_BY_TAG not in capabilities:
+        # a multi-node deployment's machines are found (and torn down) by its tags
+        problems.append(f"declares {Capability.MULTI_NODE.value} without {Capability.LIST_BY_TAG.value}")
     return problems

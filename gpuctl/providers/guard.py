@@ -127,6 +127,19 @@ class GuardedProvider(Provider):
     def engine_logs(self, instance_id: str, tail: int | None = None) -> str:
         return self._call("engine_logs", str, instance_id, tail)
 
+    def launch_nodes(self, request: LaunchRequest, nodes: int) -> list[Instance]:
+        from gpuctl.models.instance import Instance
+
+        found = self._call("launch_nodes", (list, tuple), request, nodes, bounded=False)
+        wrong = next((entry for entry in found if not isinstance(entry, Instance)), None)
+        if wrong is not None:
+            raise self._failed(self._garbage("launch_nodes", wrong, "a list of Instance", item=True))
+        self._check_own("launch_nodes", list(found))
+        return list(found)
+
+    def release_nodes(self, tags: dict[str, str]) -> None:
+        self._call("release_nodes", None, tags)
+
     def weights_caches(self) -> list[WeightsCache]:
         from gpuctl.models.weights_cache import WeightsCache
 

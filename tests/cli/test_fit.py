@@ -74,3 +74,21 @@ def test_fit_an_ad_hoc_model(gpuctl, tmp_path: Path) -> None:
     result = gpuctl("fit", "hf:Qwen/Qwen2.5-0.5B-Instruct", "--hf-config", str(config), "--gpu", "t4", "--json")
     row = json.loads(result.stdout)[0]
     assert (row["model"], row["gpu_count"], row["fits"]) == ("hf:Qwen/Qwen2.5-0.5B-Instruct", 1, True)
+
+
+def test_fit_looks_up_before_it_looks_out(gpuctl) -> None:
+    result = gpuctl("fit", "llama-3.1-70b", "--gpu", "l4")
+    assert result.exit_code == 0
+    assert ("llama-3.1-70b fits no single L4 at 8192 tokens; the smallest machine that serves it is 8 x L4 "
+            "(tensor parallel); or 4 x L4 in FP8 (--quantization fp8, which halves the weights)") in result.stderr
+    quiet = gpuctl("fit", "llama-3-8b", "--gpu", "l40s")
+    assert "fits no single" not in quiet.stderr
+
+
+def test_fit_across_nodes_says_when_one_machine_would_do(gpuctl) -> None:
+    result = gpuctl("fit", "llama-3.1-70b", "--gpu", "l4", "--nodes", "2", "--count", "4", "--json")
+    (row,) = json.loads(result.stdout)
+    assert (row["gpu_count"], row["fits"]) == (4, True), "2 nodes of 4 x L4 hold 70B"
+    assert "look up before out: 8 x L4 in one machine serves llama-3.1-70b" in result.stderr
+    single = json.loads(gpuctl("fit", "llama-3.1-70b", "--gpu", "l4", "--count", "4", "--json").stdout)
+    assert single[0]["fits"] is False

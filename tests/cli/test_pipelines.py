@@ -19,7 +19,7 @@ from gpuctl.cli.commands import COMMANDS
 JSON = {
     "prices", "models", "models show", "fit", "up", "status", "down", "gc", "providers", "config list",
     "config get", "init", "doctor", "bench", "weights ls", "weights pull", "weights verify", "weights rm",
-    "export k8s", "top", "cost",
+    "export k8s", "scale", "top", "cost",
 }
 #: commands without --json, and why
 NO_JSON = {

@@ -87,3 +87,38 @@ def test_a_live_instance_never_shows_a_negative_uptime_or_no_cost(gpuctl, fake_c
     assert raced["cost_usd"] == pytest.approx(2.0, abs=0.02)
     assert raced["ttl_left_seconds"] == pytest.approx(3600, abs=30)
     assert rows["launching"]["cost_usd"] == pytest.approx(1.0, abs=0.02), "billing since it was created, at most"
+
+
+def test_one_deployment_with_its_budget_idle_limit_and_cold_start(gpuctl, fake_cloud: Cloud, isolated: Path) -> None:
+    from gpuctl.models.phases import Phase
+
+    now = datetime.now(timezone.utc)
+    launched = now - timedelta(hours=1)
+    phases = [Phase(name="provision", started_at=launched - timedelta(seconds=1), ended_at=launched + timedelta(
+                  seconds=59)),
+              Phase(name="image", started_at=launched + timedelta(seconds=60), ended_at=launched + timedelta(
+                  seconds=160), bytes=8_200_000_000, source="registry"),
+              Phase(name="engine", started_at=launched + timedelta(seconds=160))]  # an up that died in it
+    add_deployment(isolated, "capped", instance_id="fakecloud-1", price_per_hour=2.0, launched_at=launched,
+                   budget_usd=5.0, idle_seconds=1800, budget_ends_at=launched + timedelta(hours=2.5), phases=phases)
+    add_deployment(isolated, "plain", instance_id="fakecloud-2", price_per_hour=1.0, launched_at=launched)
+
+    doc = json.loads(gpuctl("status", "capped", "--no-probe", "--json").stdout)
+    assert doc["name"] == "capped" and doc["budget_usd"] == 5.0 and doc["idle_seconds"] == 1800
+    assert doc["budget_left_usd"] == pytest.approx(3.0, abs=0.02)
+    cold = doc["cold_start"]
+    assert [p["name"] for p in cold["phases"]] == ["provision", "image", "engine"]
+    assert cold["phases"][2]["ended_at"] is None and cold["seconds"] == pytest.approx(161, abs=0.01)
+    assert cold["billed_seconds"] == pytest.approx(160, abs=0.01) and cold["cost_usd"] == pytest.approx(0.0889)
+
+    human = gpuctl("status", "capped", "--no-probe").stdout
+    assert "idle limit 30m" in human and "budget $5.00, $3.00 left (spent at " in human
+    assert "cold start 2m41s, $0.09 at $2.00/h:" in human
+    assert "image pull       1m40s  8.2 GB from registry" in human and "engine load unfinished" in " ".join(
+        human.split())
+
+    table = gpuctl("status", "--no-probe").stdout.splitlines()
+    assert "BUDGET LEFT" in table[0]
+    assert table[2].split()[-2:] == ["$3.00", "-"] and table[3].split()[-2:] == ["-", "-"]
+    missing = gpuctl("status", "nope")
+    assert missing.exit_code == 3 and "nope" in missing.stderr

@@ -111,11 +111,49 @@ def test_an_unreachable_engine_is_a_problem_not_a_crash(gpuctl, isolated: Path) 
     assert result.exit_code == 0 and row["running"] is None and row["problems"] == ["metrics: ConnectError"]
 
 
-def test_a_spent_budget_takes_the_deployment_down(gpuctl, engine: LocalEngine, runpod_api, isolated: Path) -> None:
-    # RunPod holds no budget itself: top is what enforces it (found by mypy: teardown was handed a record)
-    write(isolated, name="spent", provider="runpod", instance_id="pod-9", endpoint=engine.url, price_per_hour=2.0,
-          launched_at=NOW - timedelta(hours=1), budget_usd=1.0)
+def test_top_takes_down_a_deployment_whose_budget_is_spent(gpuctl, engine: LocalEngine, fake_cloud,
+                                                           isolated: Path) -> None:
+    """Where the provider runs the engine, top enforces the limits: a spent budget ends the pod."""
+    from gpuctl.deploy import tags
+    from gpuctl.deploy.naming import project_id
+
+    project = project_id(isolated / ".gpuctl")
+    pod = fake_cloud.add_instance("fakepod", tags.deployment_tags(project, "spent"), price=1.0)
+    write(isolated, name="spent", provider="fakepod", project_id=project, instance_id=pod, endpoint=engine.url,
+          price_per_hour=1.0, launched_at=NOW - timedelta(hours=1), budget_usd=0.5,
+          tags=tags.deployment_tags(project, "spent"))
     result = gpuctl("top", "--json", "-n", "1")
     assert result.exit_code == 0, result.stderr
-    assert "spent: its budget is spent: taking it down" in result.stderr and "spent: down (" in result.stderr
+    (row,) = rows(result.stdout)
+    assert row["budget_left_usd"] < 0
+    assert "spent: its budget is spent: taking it down" in result.stderr
+    assert fake_cloud.world["terminations"] == [pod]
     assert StateStore(isolated).read().deployments["spent"].status == "terminated"
+
+
+def test_a_limit_gpuctl_enforces_takes_the_deployment_down(gpuctl, fake_cloud, engine: LocalEngine,
+                                                           isolated: Path) -> None:
+    from tests.fakehost.cloud import make_offer
+
+    fake_cloud.add_offer(make_offer("fakepod", "fp.l40s", 2.0))
+    write(isolated, name="spent", provider="fakepod", instance_id="fakepod-1", endpoint=engine.url,
+          price_per_hour=10.0, launched_at=NOW - timedelta(hours=1), budget_usd=1.0)
+    result = gpuctl("top", "--json", "-n", "1")
+    assert result.exit_code == 0, result.stderr
+    assert "spent: its budget is spent: taking it down" in result.stderr and "spent: down" in result.stderr
+    assert StateStore(isolated).read().deployments["spent"].status == "terminated"
+
+
+def test_a_services_name_watches_its_running_replicas(gpuctl, engine: LocalEngine, isolated: Path) -> None:
+    from gpuctl.models.deployment import Service
+
+    for name, status in (("svc-1", "running"), ("svc-2", "terminated"), ("other", "running")):
+        write(isolated, name=name, provider="runpod", instance_id=f"pod-{name}", endpoint=engine.url,
+              price_per_hour=1.0, launched_at=NOW - timedelta(minutes=5), status=status,
+              service="svc" if name != "other" else None)
+    with StateStore(isolated).transaction() as state:
+        state.services["svc"] = Service(name="svc", model="m", status="running", replicas=2,
+                                        members=["svc-1", "svc-2"])
+    result = gpuctl("top", "svc", "--json", "-n", "1")
+    assert result.exit_code == 0, result.stderr
+    assert [row["name"] for row in rows(result.stdout)] == ["svc-1"]

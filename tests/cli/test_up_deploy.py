@@ -40,8 +40,8 @@ def test_nothing_is_launched_without_a_confirmation(gpuctl, pods: Cloud, isolate
     pods.add_offer(make_offer("fakepod", "pod.l40s", 0.5))
     result = gpuctl("up", "tiny", "--ttl", "2h", "--name", "t1")
     assert result.exit_code == 2
-    assert "deploy t1: tiny on fakepod 1 x L40S in fake-east-1 ($0.50/h), TTL 2h, at most $1.00 in total" \
-        in result.stderr
+    assert ("deploy t1: tiny on fakepod 1 x L40S in fake-east-1 ($0.50/h), TTL 2h, enforced while 'gpuctl top' runs; "
+            "at most $1.00 (2h at $0.50/h)") in result.stderr
     assert "pass -y" in result.stderr
     assert pods.world["launches"] == [] and deployments(isolated) == {}
 

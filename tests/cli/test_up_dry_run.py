@@ -125,3 +125,17 @@ def test_live_prices_are_used_when_a_provider_answers(gpuctl, runpod_api) -> Non
     assert doc["offer"]["source"] == "live"
     assert not any("snapshot" in note for note in doc["warnings"])
     assert any(request.path.startswith("/v2/catalog/gpus") for request in runpod_api.requests)
+
+
+def test_the_plan_looks_up_before_it_looks_out(gpuctl) -> None:
+    named = gpuctl("up", "llama-3.1-70b", "--gpu", "l4", "--count", "4", "--dry-run")
+    assert named.exit_code == 2
+    assert ("look up before out: 8 x L4 in one machine (--count 8) or 4 x L4 in FP8 (--quantization fp8: the GPU "
+            "computes in FP8, the weights halve) serves it") in named.stderr
+    planned = plan(gpuctl, "llama-3.1-70b", "--gpu", "h100-sxm")
+    assert planned["offer"]["gpu_count"] > 1
+    assert (f"llama-3.1-70b fits no single H100-SXM: planned on one machine with {planned['offer']['gpu_count']} x "
+            "H100-SXM (tensor parallel) before any multi-node plan") in planned["warnings"]
+    on_t4 = gpuctl("up", "llama-3.1-70b", "--gpu", "t4", "--dry-run")
+    assert on_t4.exit_code == 5
+    assert "no single machine holds it: --nodes 2 spreads it over 2 nodes of 8 x T4" in on_t4.stderr

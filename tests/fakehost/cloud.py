@@ -92,7 +92,11 @@ class FakeCloud(Provider):
 
     def _create(self, world: dict[str, Any], request: LaunchRequest) -> dict[str, Any]:
         instance_id = f"{self.name}-{len(world['instances']) + 1}"
-        host = world.get("hosts", {}).get(request.offer.instance_type) or world["host"]
+        # a machine per instance type (Cloud.host_for), else the next of several (Cloud.use_hosts), round robin
+        host = world.get("hosts", {}).get(request.offer.instance_type)
+        if host is None:
+            pool = world.get("host_pool") or []
+            host = pool[len(world["instances"]) % len(pool)] if pool else world["host"]
         authorized_keys = host.get("authorized_keys") or world.get("authorized_keys")
         if request.ssh_public_key and authorized_keys:
             with open(authorized_keys, "a", encoding="utf-8") as keys:
@@ -136,7 +140,8 @@ class FakeCloud(Provider):
         return Instance(provider=self.name, id=i["id"], status=i["status"], region=i["region"], gpu=i["gpu"],
                         gpu_count=i["gpu_count"], price_per_hour=i["price"], tags=i["tags"],
                         ssh_host=None if pod else i["ssh_host"], ssh_port=i["ssh_port"],
-                        ssh_user=i["ssh_user"], endpoint_url=i["endpoint_url"] if pod else None)
+                        ssh_user=i["ssh_user"], endpoint_url=i["endpoint_url"] if pod else None,
+                        private_ip=None if pod else i["ssh_host"])
 
 
 def _wipe(docker_host: str | None) -> None:
@@ -158,7 +163,40 @@ class FakePod(FakeCloud):
                               Capability.ENGINE_LOGS})
 
 
-CLASSES: dict[str, type[Provider]] = {"fakecloud": FakeCloud, "fakepod": FakePod, "ssh": HostProvider}
+class FakeCluster(FakeCloud):
+    """VM-style, and places several machines together for one engine (``launch_nodes``): each node is the
+    next of ``Cloud.use_hosts``'s machines. Faults per offer as for ``launch``."""
+
+    name = "fakecluster"
+    display_name = "Fake Cluster Cloud"
+    capabilities = frozenset({Capability.LAUNCH, Capability.LIST_BY_TAG, Capability.SSH_MACHINE,
+                              Capability.MULTI_NODE})
+
+    def launch_nodes(self, request: LaunchRequest, nodes: int) -> list[Instance]:
+        with _world(self.path) as world:
+            fault = world["faults"].get(request.offer.instance_type)
+            world["launches"].append({"offer": request.offer.id, "token": request.idempotency_token,
+                                      "tags": request.tags, "ttl": request.ttl_seconds, "nodes": nodes,
+                                      "engine": False, "secrets": []})
+            if fault == "capacity":
+                raise NoCapacityError(f"{request.offer.instance_type} x{nodes} cannot be placed together")
+            if fault == "error":
+                raise ProviderError("HTTP 500 from the fake cloud: internal error")
+            made = []
+            for rank in range(nodes):
+                token = f"{request.idempotency_token}/{rank}"
+                existing = [i for i in world["instances"].values() if i["token"] == token]
+                made.append(existing[0] if existing else self._create(
+                    world, request.model_copy(update={"idempotency_token": token})))
+        return [self._view(instance) for instance in made]
+
+    def release_nodes(self, tags: dict[str, str]) -> None:
+        with _world(self.path) as world:
+            world.setdefault("released", []).append(tags)
+
+
+CLASSES: dict[str, type[Provider]] = {"fakecloud": FakeCloud, "fakepod": FakePod, "fakecluster": FakeCluster,
+                                      "ssh": HostProvider}
 
 
 def registry() -> ProviderRegistry:
@@ -186,6 +224,12 @@ class Cloud:
         self.set(host={"address": host.address, "port": port or host.port, "user": host.user,
                        "docker_host": host.docker_env["DOCKER_HOST"]},
                  authorized_keys=str(host.home / ".ssh" / "authorized_keys"))
+
+    def use_hosts(self, hosts: list[Any]) -> None:
+        """Hand out ``hosts`` (FakeGpuHosts) round robin, one per new instance: several machines."""
+        self.set(host_pool=[{"address": h.address, "port": h.port, "user": h.user,
+                             "docker_host": h.docker_env["DOCKER_HOST"],
+                             "authorized_keys": str(h.home / ".ssh" / "authorized_keys")} for h in hosts])
 
     def host_for(self, instance_type: str, host: Any) -> None:
         """Hand out ``host`` (a FakeGpuHost) as the machine of every instance of ``instance_type`` (a machine per

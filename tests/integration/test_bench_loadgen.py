@@ -37,7 +37,11 @@ def test_ttft_and_itl_match_the_server_at_several_concurrencies(mock: MockProces
                 output_len=12)
     truth = ground_truth(mock.stats()["records"], skip=concurrency)
     assert run["requests_ok"] == max(6, 2 * concurrency) and run["requests_failed"] == 0
-    assert run["ttft_ms"]["mean"] == pytest.approx(1000 * statistics.fmean(truth["ttft"]), abs=15)
+    # never below the server's own figure; above it by at most what the client's event loop lagged (a
+    # loaded machine delays reading the first token by that much), plus 15 ms
+    server_ttft = 1000 * statistics.fmean(truth["ttft"])
+    loop_lag = (run["client"]["loop_lag_ms"] or {}).get("max", 0.0)
+    assert server_ttft - 5 <= run["ttft_ms"]["mean"] <= server_ttft + 15 + loop_lag, run["client"]
     assert run["itl_ms"]["mean"] == pytest.approx(1000 * statistics.fmean(truth["itl"]), abs=2)
     assert run["output_tokens"] == 12 * run["requests_ok"]
 

@@ -83,7 +83,9 @@ def test_an_orphaned_watchdog_never_stops_a_later_deployment_of_the_same_name(fa
 def test_a_watchdog_is_labelled_and_stops_only_its_own_container(fake_gpu_host: FakeGpuHost, session: SshSession,
                                                                  docker: DockerEngine) -> None:
     first = sleeper(docker, "gpuctl-api")
-    armed = arm(session, name="api", container="gpuctl-api", seconds_left=2, stop_machine=False,
+    # a minute: long enough to be found on a loaded machine; its deadline is then moved to now (the
+    # watchdog re-reads its deadline file at every tick, every 6 s for a one-minute TTL)
+    armed = arm(session, name="api", container="gpuctl-api", seconds_left=60, stop_machine=False,
                 token="gpuctl-aaaa", project="p1")
     other = arm(session, name="api", container=first, seconds_left=3600, stop_machine=False,
                 token="gpuctl-bbbb", project="p1")
@@ -93,8 +95,9 @@ def test_a_watchdog_is_labelled_and_stops_only_its_own_container(fake_gpu_host: 
     assert found.pgid == armed.pid and armed.token == "gpuctl-aaaa"
     directory = fake_gpu_host.home / ".gpuctl" / "watchdog.p1.gpuctl-aaaa"
     assert sorted(p.name for p in directory.iterdir()) == ["api.deadline", "watchdog-api.log", "watchdog-api.sh"]
-    assert int((directory / "api.deadline").read_text()) == pytest.approx(time.time() + 2, abs=5)
-    assert wait_until(lambda: getattr(docker.inspect(first), "running", True) is False, timeout=20)
+    assert int((directory / "api.deadline").read_text()) == pytest.approx(time.time() + 60, abs=5)
+    (directory / "api.deadline").write_text(f"{int(time.time())}\n")
+    assert wait_until(lambda: getattr(docker.inspect(first), "running", True) is False, timeout=60)
     assert "stopping " + first in (directory / "watchdog-api.log").read_text()
     # the other deployment's watchdog (token bbbb) was not touched by anything above
     assert [w.pgid for w in find_watchdogs(session, project="p1")] == [other.pid]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, ClassVar
 
 from gpuctl.deploy import naming, tags
@@ -164,14 +165,21 @@ class Runtime(ABC):
         """The engine's last lines ('' when they cannot be read)."""
 
     def wait_healthy(self, plan: DeployPlan) -> None:
-        """Health path, /v1/models and one smoke completion, bounded; an engine that stops fails at once (exit 8)."""
+        """Health path, /v1/models and one smoke completion, bounded; an engine that stops fails at once (exit 8).
+
+        The engine phase (begun when the engine started) ends when the model is listed; the smoke
+        completion after it is the first token.
+        """
         from gpuctl.host.health import wait_for_engine
 
         api_key = self.run.secrets.get(plan.engine.api_key_env or "")
         with reach(self.run.deployment, self.shell) as base_url:
-            wait_for_engine(base_url, health_path=plan.engine.health_path, timeout=self.ctx.timeouts.health,
-                            api_key=api_key, exited=self.engine_stopped, log_tail=self.engine_log_tail,
-                            interval=min(1.0, self.ctx.timeouts.poll), reporter=self.ctx.reporter)
+            result = wait_for_engine(base_url, health_path=plan.engine.health_path, timeout=self.ctx.timeouts.health,
+                                     api_key=api_key, exited=self.engine_stopped, log_tail=self.engine_log_tail,
+                                     interval=min(1.0, self.ctx.timeouts.poll), reporter=self.ctx.reporter)
+        phases = self.run.phases
+        phases.end("engine", ended_at=result.listed_at)
+        phases.mark("first_token", result.listed_at, datetime.now(timezone.utc))
 
     def close(self) -> None:  # noqa: B027 (most runtimes hold nothing open)
         """Let go of what the runtime holds open (an SSH session)."""

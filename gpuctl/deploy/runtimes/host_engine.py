@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from gpuctl.deploy import naming
 from gpuctl.deploy.endpoint import http_url
 from gpuctl.deploy.hosts import wait_for_shell
+from gpuctl.deploy.phases import PullTally, weights_source
 from gpuctl.deploy.runtimes.base import Runtime
 from gpuctl.errors import GpuctlError
 from gpuctl.host.shell import Shell
@@ -84,11 +85,13 @@ class HostEngineRuntime(Runtime):
         target = self.target(instance)
         if journal.current.host is None:
             journal.update(host=str(target), host_port=HOST_PORT)
-        shell = self.connect(instance)
         offer = plan.offer
-        with self.ctx.reporter.step(f"checking {shell.where}"):
-            report = check_host(shell, expected_gpu=offer.gpu, expected_count=offer.gpu_count,
-                                user_owned=self.provider.can(Capability.USER_HOST), reporter=self.ctx.reporter)
+        with self.run.phases.phase("host"):
+            shell = self.connect(instance)
+            with self.ctx.reporter.step(f"checking {shell.where}"):
+                report = check_host(shell, expected_gpu=offer.gpu, expected_count=offer.gpu_count,
+                                    user_owned=self.provider.can(Capability.USER_HOST),
+                                    reporter=self.ctx.reporter)
         container = None if self.run.request.weights_only else naming.container_name(self.run.name)
         journal.update(docker_sudo=report.docker_sudo, container=container, event="host-checked",
                        detail=f"{report.gpu_count} x {report.gpu}, docker {report.docker.server_version}")
@@ -109,10 +112,14 @@ class HostEngineRuntime(Runtime):
                   if self.cache and self.provider.can(Capability.WEIGHTS_MIRROR) else None)
         if mirror is not None:
             self.run.journal.update(mirror_fill=model.repo)
-        cached = ensure_cached(docker, model.repo, model.revision, image=plan.engine.image,
-                               cache_dir=self.cache_dir, hf_token=self.run.secrets.get(HF_TOKEN_ENV),
-                               allow_pickle=self.run.request.allow_pickle, reporter=self.ctx.reporter,
-                               manifest=self.run.request.manifest, mirror=mirror)
+        self.pull_image(docker, plan.engine.image)  # the fetcher runs in the engine's image
+        with self.run.phases.phase("weights") as phase:
+            cached = ensure_cached(docker, model.repo, model.revision, image=plan.engine.image,
+                                   cache_dir=self.cache_dir, hf_token=self.run.secrets.get(HF_TOKEN_ENV),
+                                   allow_pickle=self.run.request.allow_pickle, reporter=self.ctx.reporter,
+                                   manifest=self.run.request.manifest, mirror=mirror)
+            phase.bytes, phase.source = cached.downloaded_bytes, weights_source(cached.downloaded_bytes,
+                                                                                cached.mirror_bytes)
         self.cache_report = cached
         if self.cache is not None:
             from gpuctl.weights.ledger import record_filled
@@ -122,12 +129,23 @@ class HostEngineRuntime(Runtime):
                                 detail=f"{cached.files} files, {cached.downloaded_bytes} bytes fetched")
         return serve_from_cache(plan.engine, pickle=cached.format == "pickle")
 
+    def pull_image(self, docker: DockerEngine, image: str) -> None:
+        """The engine's image onto the machine, as the image phase (the bytes a pull downloaded)."""
+        with self.run.phases.phase("image") as phase:
+            if docker.has_image(image):
+                phase.source, phase.bytes = "cached", 0
+            else:
+                tally = PullTally(self.ctx.reporter)
+                docker.pull(image, reporter=tally)
+                phase.source, phase.bytes = "registry", tally.downloaded_bytes
+
     def start_engine(self, plan: DeployPlan, instance: Instance) -> None:
         docker = self.connect_and_check(plan, instance)
         spec = self.cache_weights(plan, docker)
         deployment = self.run.deployment
         assert deployment.host_port is not None and deployment.container is not None
         container = deployment.container
+        self.run.phases.begin("engine")
         with self.ctx.reporter.step(f"starting {spec.engine} ({spec.image})"):
             docker.run_engine(spec, secrets=self.run.secrets, name=container, host_port=deployment.host_port,
                               cache_dir=self.cache_dir, reporter=self.ctx.reporter)
@@ -135,8 +153,7 @@ class HostEngineRuntime(Runtime):
         self.run.journal.update(endpoint=self._endpoint(plan, target, deployment.host_port),
                                 tunnel=target.kind == "ssh" and not plan.engine.public,
                                 event="engine-started", detail=container)
-        if plan.ttl_seconds:
-            self.arm_watchdog(plan, container, deployment.docker_sudo)
+        self.arm_watchdog(plan, container, deployment.docker_sudo)
         self.wait_healthy(plan)
 
     def fill_cache(self, plan: DeployPlan, instance: Instance | None) -> CacheReport:
@@ -146,18 +163,30 @@ class HostEngineRuntime(Runtime):
         return self.cache_report
 
     def arm_watchdog(self, plan: DeployPlan, container: str, sudo: bool) -> None:
+        """The watchdog on the machine, when the deployment has a TTL, a budget (at a price) or an idle limit;
+        the times it ends it go on the record, counted from the launch."""
         from datetime import datetime, timezone
 
-        from gpuctl.deploy.watchdog import arm
+        from gpuctl.deploy.watchdog import IdleLimit, arm
+        from gpuctl.limits import budget_seconds
 
         assert self._shell is not None
+        deployment = self.run.deployment
         now = datetime.now(timezone.utc)
-        launched = self.run.deployment.launched_at or now
-        left = int((plan.ttl_seconds or 0) - (now - launched).total_seconds())
-        armed = arm(self._shell, name=self.run.name, container=container, seconds_left=left,
-                    stop_machine=self.stop_machine_on_ttl, sudo=sudo)
-        self.run.journal.update(watchdog_pid=armed.pid, expires_at=armed.expires_at, event="ttl-armed",
-                                detail=armed.expires_at.isoformat() if armed.expires_at else None)
+        elapsed = (now - (deployment.launched_at or now)).total_seconds()
+        budget = budget_seconds(deployment.budget_usd, deployment.price_per_hour)
+        ttl_left = int(plan.ttl_seconds - elapsed) if plan.ttl_seconds else None
+        budget_left = int(budget - elapsed) if budget is not None else None
+        idle = (IdleLimit(seconds=deployment.idle_seconds, engine=plan.engine.engine, port=deployment.host_port)
+                if deployment.idle_seconds and deployment.host_port else None)
+        if ttl_left is None and budget_left is None and idle is None:
+            return
+        armed = arm(self._shell, name=self.run.name, container=container, seconds_left=ttl_left,
+                    stop_machine=self.stop_machine_on_ttl, sudo=sudo, budget_seconds_left=budget_left, idle=idle)
+        ends = [at for at in (armed.expires_at, armed.budget_ends_at) if at is not None]
+        self.run.journal.update(watchdog_pid=armed.pid, expires_at=armed.expires_at,
+                                budget_ends_at=armed.budget_ends_at, watchdog_activity=armed.activity_file,
+                                event="ttl-armed", detail=min(ends).isoformat() if ends else "idle limit")
 
     def _endpoint(self, plan: DeployPlan, target: HostTarget, port: int) -> str:
         if target.kind == "local" or not plan.engine.public:

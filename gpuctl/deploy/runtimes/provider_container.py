@@ -68,7 +68,10 @@ class ProviderContainerRuntime(Runtime):
         seed = SeedRequest(name=self.run.name, manifest=manifest, endpoint=hub_endpoint(), tags=deployment.tags,
                            idempotency_token=seed_token(self.ctx, deployment, attempt),
                            hf_token=self.run.secrets.get(HF_TOKEN_ENV))
-        report = self.provider.seed_weights(cache, seed, self.ctx.reporter)
+        with self.run.phases.phase("weights") as phase:
+            report = self.provider.seed_weights(cache, seed, self.ctx.reporter)
+            phase.bytes = report.downloaded_bytes
+            phase.source = "provider" if report.downloaded_bytes else "cache"
         self.cache_report = report
         record_filled(cache, report)
         self.run.journal.update(event="weights-cached",
@@ -94,6 +97,7 @@ class ProviderContainerRuntime(Runtime):
         if not instance.endpoint_url:
             raise ProviderError(f"{self.provider.display_name} reports no endpoint for {instance.id}")
         self.run.journal.update(endpoint=instance.endpoint_url, event="engine-started")
+        self.run.phases.begin("engine")
         self.wait_healthy(plan)
 
     def engine_stopped(self) -> str | None:

@@ -410,7 +410,8 @@ def ec2_instance(raw: dict[str, Any], region: str) -> Instance:
         provider=NAME, id=instance_ref(region, raw["InstanceId"]), name=tags.get(NAME_TAG),
         status=_STATUSES.get(state, "unknown"), provider_status=state, region=region,
         instance_type=raw.get("InstanceType"), gpu=tags.get(GPU_TAG), gpu_count=_number(tags.get(GPU_COUNT_TAG), int),
-        public_ip=address, ssh_host=address, ssh_port=SSH_PORT, ssh_user=tags.get(SSH_USER_TAG, UBUNTU_USER),
+        public_ip=address, private_ip=raw.get("PrivateIpAddress"), ssh_host=address, ssh_port=SSH_PORT,
+        ssh_user=tags.get(SSH_USER_TAG, UBUNTU_USER),
         price_per_hour=_number(tags.get(PRICE_TAG), float), tags=tags, created_at=raw.get("LaunchTime"),
     )
 

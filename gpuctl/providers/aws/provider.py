@@ -58,7 +58,7 @@ class AWSProvider(Provider):
     config_keys = (PROFILE, REGION, AMI_TYPE, CALLER_CIDR)
     catalog_file = CATALOG_FILE
     capabilities = frozenset({Capability.LAUNCH, Capability.LIST_BY_TAG, Capability.SSH_MACHINE,
-                              Capability.WEIGHTS_CACHE, Capability.WEIGHTS_MIRROR})
+                              Capability.WEIGHTS_CACHE, Capability.WEIGHTS_MIRROR, Capability.MULTI_NODE})
     #: importing boto3 and building its clients costs ~0.25 s of CPU before the first request
     own_process = True
 
@@ -123,6 +123,31 @@ class AWSProvider(Provider):
             cidrs = caller_cidrs("the AWS security group")
             raw = aws_launch.launch(ec2, self._client("ssm", offer.region), request, cidrs)
         return aws_launch.ec2_instance(raw, offer.region)
+
+    def launch_nodes(self, request: LaunchRequest, nodes: int) -> list[Instance]:
+        """``nodes`` GPU VMs in one cluster placement group, open to each other (``gpuctl.providers.aws.nodes``)."""
+        from gpuctl.providers.aws import launch as aws_launch
+        from gpuctl.providers.aws import nodes as aws_nodes
+        from gpuctl.providers.vm import caller_cidrs
+
+        offer = request.offer
+        if offer.provider != self.name:
+            raise UsageError(f"offer {offer.id} is not an AWS offer")
+        if not request.ssh_public_key:
+            raise UsageError("an AWS instance is reached over SSH, but the launch request has no public key")
+        with aws_errors():
+            ec2 = self._client("ec2", offer.region)
+            raw = aws_nodes.launch_nodes(ec2, self._client("ssm", offer.region), request, nodes,
+                                         caller_cidrs("the AWS security group"))
+        return [aws_launch.ec2_instance(r, offer.region) for r in raw]
+
+    def release_nodes(self, tags: dict[str, str]) -> None:
+        """The placement groups of the deployment ``tags`` names, in every region it may have used."""
+        from gpuctl.providers.aws import nodes as aws_nodes
+
+        with aws_errors():
+            for region in self.regions or [default_region()]:
+                aws_nodes.release(self._client("ec2", region), tags)
 
     def get(self, instance_id: str) -> Instance:
         from gpuctl.providers.aws import launch as aws_launch
