@@ -330,6 +330,20 @@ INIT = [
     case("init-yaml-a-directory", "init --force", 2, r"gpuctl\.yaml", files={PROJECT_YAML: DIR}, xfail=FS_ERRORS),
 ]
 
+SERVICES = [  # replicas, nodes, limits and scale
+    case("up-replicas-zero", f"up {MODEL} --replicas 0 --dry-run", 2, r"replicas"),
+    case("up-nodes-word", f"up {MODEL} --nodes many --dry-run", 2, r"many"),
+    case("up-unknown-router-policy", f"up {MODEL} --replicas 2 --router-policy fastest --dry-run", 2,
+         r"'fastest' is not one of"),
+    case("up-idle-word", f"up {MODEL} --idle sometimes --dry-run", 2, r"sometimes"),
+    case("up-budget-zero", f"up {MODEL} --budget 0 --dry-run", 2, r"budget"),
+    case("up-budget-word", f"up {MODEL} --budget lots --dry-run", 2, r"lots"),
+    case("scale-no-name", "scale", 2, r"Missing argument 'NAME'"),
+    case("scale-unknown-name", "scale nosuch 2", 3, r"nosuch"),
+    case("scale-count-word", "scale one many", 2, r"many", deployments=RUNNING),
+    case("scale-corrupt-state", "scale one 2", 2, r"state\.json is corrupt", files={STATE: "{"}),
+]
+
 OPERATE = [  # top and cost
     case("top-interval-word", "top --interval often", 2, r"often"),
     case("top-iterations-zero", "top -n 0", 2, r"iterations|-n"),
@@ -355,4 +369,4 @@ OTHERS = [
 ]
 
 CASES: list[Case] = [*ROOT, *PRICES, *MODELS, *FIT, *UP, *PROJECT_FILE, *STATE_FILE, *CONFIG_CASES, *NAMED,
-                     *BENCH, *EXPORT, *WEIGHTS, *INIT, *OPERATE, *OTHERS]
+                     *BENCH, *EXPORT, *WEIGHTS, *INIT, *SERVICES, *OPERATE, *OTHERS]
