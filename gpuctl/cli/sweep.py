@@ -6,7 +6,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,9 +16,7 @@ from gpuctl.errors import GpuctlError, Interrupted, NoCapacityError
 from gpuctl.events import LayerUpdate, ProgressUpdate
 
 if TYPE_CHECKING:
-    from gpuctl.perf.cost import Slo
     from gpuctl.sweep.plan import SweepPlan, SweepRequest
-    from gpuctl.sweep.results import SweepRow
 
 
 class PrefixedReporter:
@@ -85,18 +83,23 @@ def plan_text(plan: SweepPlan) -> str:
     from gpuctl.sweep.run import within_budget
 
     lines = [f"sweep {plan.model.name}: {plan.load}"]
-    committed = 0.0
+    committed, launching = 0.0, True
     for c in plan.candidates:
         offer, est = c.plan.offer, c.estimate
         tier = f" {offer.tier}" if offer.tier else ""
         cost = f"${c.usd_per_1m_output_tokens:.3f}/1M" if c.usd_per_1m_output_tokens is not None else "no price"
-        kept = within_budget(c, committed, plan.budget_usd)
-        committed += c.cost_usd if kept else 0.0
+        # as the run decides: the first candidate over the budget, and every later one, is not launched
+        launching = launching and within_budget(c, committed, plan.budget_usd)
+        committed += c.cost_usd if launching else 0.0
+        at_loads = ", ".join(f"{e.output_tokens_per_s:,.0f} tok/s at c={e.inputs.concurrency}"
+                             for e in c.estimates if e.inputs.concurrency != est.inputs.concurrency)
         lines.append(f"  {c.label}: {offer.provider}{tier} {offer.gpu_count} x {offer.gpu} in {offer.region} "
                      f"(${offer.price_per_hour:.2f}/h): est. {est.output_tokens_per_s:,.0f} tok/s at "
                      f"concurrency {est.inputs.concurrency}, {cost}; bench c={','.join(map(str, c.concurrency))} "
-                     f"x {c.requests} requests; about {format_duration(c.seconds)}, ${c.cost_usd:.2f}"
-                     + ("" if kept else " (not launched: over the budget)"))
+                     f"x {c.requests} requests" + (f" (est. {at_loads})" if at_loads else "")
+                     + f"; about {format_duration(c.seconds)}, ${c.cost_usd:.2f}"
+                     + ("" if launching else " (over the budget: launched only if those before cost less than "
+                                             "estimated)"))
     for skipped in plan.skipped:
         lines.append(f"  {skipped.label}: skipped, {skipped.reason}")
     budget = f" (budget ${plan.budget_usd:.2f})" if plan.budget_usd is not None else ""
@@ -137,32 +140,17 @@ def run_sweep(app: App, request: SweepRequest, *, dry_run: bool) -> None:
     confirm_or_refuse(app, "Run the sweep?", shown=plan_text(plan),
                       refused="not renting anything without a confirmation, and there is no terminal to ask on",
                       hint="pass -y to confirm the cost shown above")
+    from gpuctl.sweep.results import sweep_rows
     from gpuctl.sweep.run import run_candidates
 
     outcome = run_candidates(
         plan.candidates, lambda c: run_candidate(ctx, prepared, c, request, PrefixedReporter(app, c.label)),
         cleanup=lambda name: take_down_candidate(ctx, name), parallel=request.parallel,
         budget=request.budget_usd, reporter=ctx.reporter)
-    rows = _rows(plan, outcome, request.load.slo)
+    rows = sweep_rows(plan.candidates, plan.skipped, outcome.results, outcome.not_launched, request.load.slo)
     print_rows(app, rows, SWEEP_COLUMNS, empty="no candidate")
     if outcome.cleanup_failures:
         raise GpuctlError("some candidates may still be running: " + "; ".join(outcome.cleanup_failures),
                           "run 'gpuctl status' and 'gpuctl down NAME' for each")
     if outcome.interrupted:
         raise Interrupted("sweep interrupted: every candidate it launched is torn down")
-
-
-def _rows(plan: SweepPlan, outcome: Any, slo: Slo | None) -> list[SweepRow]:
-    from gpuctl.sweep.results import SweepRow, measured_row, ranked
-
-    rows = []
-    for c in plan.candidates:
-        offer = c.plan.offer
-        row = SweepRow(label=c.label, name=c.name, status="not launched", provider=offer.provider, gpu=offer.gpu,
-                       gpu_count=offer.gpu_count, offer=offer.id, price_per_hour=offer.price_per_hour,
-                       estimate=c.estimate, estimated_usd_per_1m_output_tokens=c.usd_per_1m_output_tokens,
-                       detail=outcome.not_launched.get(c.name))
-        result = outcome.results.get(c.name)
-        rows.append(measured_row(row, result, slo) if result is not None else row)
-    rows += [SweepRow(label=s.label, name=None, status="skipped", detail=s.reason) for s in plan.skipped]
-    return ranked(rows)

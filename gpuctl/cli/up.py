@@ -20,8 +20,8 @@ from gpuctl.errors import UsageError
 if TYPE_CHECKING:
     from gpuctl.deploy.context import DeployContext, Timeouts
     from gpuctl.deploy.hosts import HostKeyDecision
+    from gpuctl.host.connection import HostConnection
     from gpuctl.host.errors import UnknownHostKeyError
-    from gpuctl.host.shell import Shell
     from gpuctl.models.deployment import Deployment
     from gpuctl.models.recipe import EngineName, QuantMethod
     from gpuctl.perf.cost import Slo
@@ -167,7 +167,7 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
     timeouts = _timeouts(launch_timeout, ssh_timeout, health_timeout)
     # a plan alone stays quiet off a terminal; a deploy always reports its steps (plain lines there)
     ctx = deploy_context(app, timeouts, quiet=dry_run and not sys.stderr.isatty())
-    inputs, session = _inputs(app, ctx, request, host, identity, accept_host_key, price_per_hour or 0.0)
+    inputs, connection = _inputs(app, ctx, request, host, identity, accept_host_key, price_per_hour or 0.0)
     if nodes > 1:
         _up_nodes(app, ctx, request, inputs, name=name, dry_run=dry_run, allow_pickle=allow_pickle,
                   keep_on_failure=keep_on_failure)
@@ -181,7 +181,7 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
         deploy_service(app, ctx, request, inputs, replicas=replicas, name=name, router=router, policy=router_policy,
                        spread=spread, replace_failed=replace_failed, allow_pickle=allow_pickle)
         return
-    with _closing(session):
+    with _closing(connection):
         if dry_run:
             from gpuctl.deploy.planning import candidate_plans
 
@@ -193,7 +193,7 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
                 _render_plan(plan)
             return
         _deploy(app, ctx, request, inputs, host=host, identity=identity, accept_host_key=accept_host_key, name=name,
-                keep_on_failure=keep_on_failure, allow_pickle=allow_pickle, session=session)
+                keep_on_failure=keep_on_failure, allow_pickle=allow_pickle, connection=connection)
 
 
 def _up_nodes(app: App, ctx: DeployContext, request: PlanRequest, inputs: PlanInputs, *, name: str | None,
@@ -266,32 +266,34 @@ def deploy_context(app: App, timeouts: Timeouts, *, quiet: bool) -> DeployContex
 
 
 def _inputs(app: App, ctx: DeployContext, request: PlanRequest, host: str | None, identity: Path | None,
-            accept_host_key: bool, price_per_hour: float) -> tuple[PlanInputs, Shell | None]:
-    """The recipe and the offers: the host's own (``--host``, with the session that read them), or every provider's."""
+            accept_host_key: bool, price_per_hour: float) -> tuple[PlanInputs, HostConnection | None]:
+    """The recipe and the offers: the host's own (``--host``, with the connection that read them), or every
+    provider's."""
     from gpuctl.plan import plan_inputs
 
     if host is None:
         return plan_inputs(request, project_root=app.project_root, registry=app.registry,
                            reporter=ctx.reporter), None
     from gpuctl.deploy.hosts import connect, host_offer
+    from gpuctl.host.connection import HostConnection
     from gpuctl.host.target import parse_target
 
     target = parse_target(host)
     # the offer comes from the host itself (its GPUs), so reading it means connecting now; the same
-    # session then serves the whole deploy
+    # connection (one SSH login) then serves the whole deploy and its health bench
     recipe_first = plan_inputs(request, project_root=app.project_root, offers=[])
     with ctx.reporter.step(f"reading the GPUs of {target}"):
-        shell = connect(target, ctx.state_dir, identity=identity, accept_host_key=accept_host_key,
-                        decide=_host_key_prompt(app))
-        with _closing(shell, on_error_only=True):
-            offer = host_offer(shell, target, price_per_hour)
-    return recipe_first.model_copy(update={"offers": [offer]}), shell
+        connection = HostConnection(connect(target, ctx.state_dir, identity=identity,
+                                            accept_host_key=accept_host_key, decide=_host_key_prompt(app)))
+        with _closing(connection, on_error_only=True):
+            offer = host_offer(connection.shell, target, price_per_hour)
+    return recipe_first.model_copy(update={"offers": [offer]}), connection
 
 
 @contextmanager
-def _closing(shell: Shell | None, *, on_error_only: bool = False) -> Iterator[None]:
-    """Close an SSH session after the block (or only when it fails); a local shell has nothing to close."""
-    close = getattr(shell, "close", None)
+def _closing(connection: HostConnection | None, *, on_error_only: bool = False) -> Iterator[None]:
+    """Close a host connection after the block (or only when it fails)."""
+    close = getattr(connection, "close", None)
     try:
         yield
     except BaseException:
@@ -316,7 +318,7 @@ def _host_key_prompt(app: App) -> HostKeyDecision | None:
 
 def _deploy(app: App, ctx: DeployContext, request: PlanRequest, inputs: PlanInputs, *, host: str | None,
             identity: Path | None, accept_host_key: bool, name: str | None, keep_on_failure: bool,
-            allow_pickle: bool, session: Shell | None) -> None:
+            allow_pickle: bool, connection: HostConnection | None) -> None:
     from gpuctl.cli.confirm import confirm_or_refuse
     from gpuctl.deploy.lifecycle import UpRequest, up
     from gpuctl.deploy.planning import MAX_OFFERS
@@ -334,8 +336,8 @@ def _deploy(app: App, ctx: DeployContext, request: PlanRequest, inputs: PlanInpu
         deployment = up(ctx, UpRequest(
             name=proposal.name, plans=proposal.plans, host=parse_target(host) if host else None, identity=identity,
             accept_host_key=accept_host_key, keep_on_failure=keep_on_failure, decide_host_key=_host_key_prompt(app),
-            session=session, secrets=proposal.secrets, allow_pickle=allow_pickle, manifest=proposal.manifest,
-            on_ready=lambda ready: _health_bench(app, ctx, ready),
+            connection=connection, secrets=proposal.secrets, allow_pickle=allow_pickle, manifest=proposal.manifest,
+            on_ready=lambda ready: _health_bench(app, ctx, ready, connection),
         ))
     except EngineHealthError as exc:
         if exc.log_tail.strip():
@@ -345,15 +347,17 @@ def _deploy(app: App, ctx: DeployContext, request: PlanRequest, inputs: PlanInpu
     _render_ready(app, deployment)
 
 
-def _health_bench(app: App, ctx: DeployContext, deployment: Deployment) -> None:
-    """A few requests against the new endpoint: its first TTFT and tokens/s (a failure here only warns)."""
+def _health_bench(app: App, ctx: DeployContext, deployment: Deployment, connection: HostConnection | None) -> None:
+    """A few requests against the new endpoint (through ``connection``'s session when it is private): its first
+    TTFT and tokens/s (a failure here only warns)."""
     from gpuctl.bench.runner import smoke_bench
     from gpuctl.deploy.access import endpoint_from_here
     from gpuctl.deploy.secrets import read_api_key
     from gpuctl.errors import GpuctlError
 
     try:
-        with endpoint_from_here(ctx, deployment) as base, ConsoleReporter(app).step("health bench"):
+        shell = connection.shell if connection is not None else None
+        with endpoint_from_here(ctx, deployment, shell=shell) as base, ConsoleReporter(app).step("health bench"):
             run = smoke_bench(base, model=deployment.served_model_name, price_per_hour=deployment.price_per_hour,
                               api_key=read_api_key(ctx.state_dir, deployment.name))
     except (GpuctlError, ValueError) as exc:

@@ -74,13 +74,14 @@ def open_host(ctx: DeployContext, deployment: Deployment, *, shell: Shell | None
 
 
 @contextmanager
-def endpoint_from_here(ctx: DeployContext, deployment: Deployment) -> Iterator[str]:
-    """The engine's base URL as this machine reaches it: the endpoint, or an SSH tunnel to a private one."""
+def endpoint_from_here(ctx: DeployContext, deployment: Deployment, *, shell: Shell | None = None) -> Iterator[str]:
+    """The engine's base URL as this machine reaches it: the endpoint, or an SSH tunnel to a private one
+    (through ``shell`` when a session to the host is open already)."""
     if not deployment.tunnel:
         with reach(deployment, None) as base:
             yield base
         return
-    with open_host(ctx, deployment) as shell, reach(deployment, shell) as base:
+    with open_host(ctx, deployment, shell=shell) as host, reach(deployment, host) as base:
         yield base
 
 

@@ -38,11 +38,13 @@ def take_down(ctx: DeployContext, name: str, *, failed: bool = False) -> Outcome
 def take_down_on_host(ctx: DeployContext, name: str, target: HostTarget, identity: Path | None) -> Removals:
     """``down NAME --host TARGET``: what gpuctl started on the host for ``name``, found without its record.
 
-    For a state file that is lost or corrupt (never overwritten here), and for what an ended deployment
-    left behind (``gc``); a deployment the state file knows as active there gets the ordinary ``down``.
+    For a state file that is lost or corrupt (never overwritten here); a deployment the state file knows
+    as active there gets the ordinary ``down``. Only this project's things of that name go (any
+    project's when the project's id is lost too).
     """
     from gpuctl.deploy.host_cleanup import clean_by_name
     from gpuctl.deploy.hosts import connect, opened
+    from gpuctl.deploy.naming import PROJECT_ID_FILE
 
     try:
         known = ctx.records.get(name)
@@ -55,7 +57,8 @@ def take_down_on_host(ctx: DeployContext, name: str, target: HostTarget, identit
             ctx.reporter.step(f"removing what gpuctl started for '{name}' on {target}"), \
             opened(connect(target, ctx.state_dir, identity=identity)) as shell:
         try:
-            clean_by_name(shell, name, removals, sudo=known.docker_sudo if known is not None else None)
+            project = ctx.project_id if (ctx.state_dir / PROJECT_ID_FILE).exists() else None
+            clean_by_name(shell, name, removals, project=project)
         except GpuctlError as exc:
             removals.left(f"deployment '{name}' on {target}", exc)
             raise

@@ -2,9 +2,11 @@
 
 Three kinds of leftovers: instances at a provider carrying gpuctl's tags that the state file does not
 know (or knows as ended); records of deployments that failed or whose ``gpuctl up`` died (kill -9)
-before cleaning up; and, on the user's own machines the project's records name (``--host``), engine
-containers and TTL watchdogs of deployments whose records say they ended. A deployment whose ``up``
-is still running is never touched.
+before cleaning up; and, on each of the user's own machines the project's records name (``--host``),
+what gpuctl started there for this project (found by label: engine and weights-fetcher containers,
+TTL watchdogs and their files, :func:`gpuctl.host.leftovers.find_leftovers_on_host`) that no active
+record accounts for, plus secret files an interrupted older gpuctl left. A deployment whose ``up`` is
+still running is never touched; an active record's things on a host go with its own row.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Literal
@@ -20,14 +23,17 @@ from pydantic import BaseModel, Field
 
 from gpuctl.deploy import tags
 from gpuctl.deploy.context import DeployContext
-from gpuctl.deploy.down import take_down, take_down_on_host
+from gpuctl.deploy.down import take_down
 from gpuctl.deploy.records import is_active
 from gpuctl.deploy.removal import terminate_instance
 from gpuctl.errors import GpuctlError
+from gpuctl.host.leftovers import HostItem
+from gpuctl.host.shell import Shell
 from gpuctl.models.deployment import Deployment
 from gpuctl.models.instance import Instance
 from gpuctl.providers.capabilities import Capability
 from gpuctl.providers.guard import PluginError
+from gpuctl.providers.ssh import HostProvider
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,8 @@ class Leftover(BaseModel):
     kind: Literal["instance", "deployment", "host"]
     provider: str
     host: str | None = Field(default=None, description="the user's machine it is on (kind 'host')")
+    token: str | None = Field(default=None, description="the deployment token its things on the host carry "
+                                                        "(kind 'host'; none: secret files of no deployment)")
     instance_id: str | None
     deployment: str | None
     project: str | None
@@ -132,34 +140,72 @@ def find_leftovers(ctx: DeployContext, *, all_projects: bool = False) -> Sweep:
 
 
 def _host_leftovers(ctx: DeployContext, records: list[Deployment], sweep: Sweep) -> list[Leftover]:
-    """On each of the user's machines the records name: what deployments that ended there left running."""
-    from gpuctl.deploy.host_cleanup import leftovers
-    from gpuctl.deploy.hosts import connect, opened
-    from gpuctl.host.target import parse_target
-    from gpuctl.providers.ssh import HostProvider
+    """On each of the user's machines the records name: what gpuctl started there that no active record accounts for."""
+    from gpuctl.host.leftovers import find_leftovers_on_host
 
-    ended: dict[str, list[Deployment]] = {}
-    for d in records:
-        if d.provider == HostProvider.name and d.host and d.status == "terminated":
-            ended.setdefault(d.host, []).append(d)
+    live = _live_tokens(records)
+    names = {token: d.name for d in records for token in _tokens(d)}
     found: list[Leftover] = []
-    for host, deployments in ended.items():
-        identity = next((Path(d.identity) for d in deployments if d.identity), None)
+    for host, identity in _user_hosts(records).items():
         try:
             with ctx.reporter.step(f"looking for gpuctl's leftovers on {host}"), \
-                    opened(connect(parse_target(host), ctx.state_dir, identity=identity)) as shell:
-                on_host = leftovers(shell, deployments)
+                    _opened(ctx, host, identity) as shell:
+                on_host = find_leftovers_on_host(shell, ctx.project_id).without_tokens(live)
         except GpuctlError as exc:
             sweep.warnings.append(f"{host}: could not look for leftovers ({exc.one_line()})")
             continue
-        found += [Leftover(kind="host", provider=HostProvider.name, host=host, instance_id=item.container,
-                           deployment=item.deployment, project=ctx.project_id,
-                           reason="its deployment ended; " + ", ".join(
-                               ([f"container {item.container}"] if item.container else [])
-                               + ([f"TTL watchdog (pid {', '.join(map(str, item.watchdog_pids))})"]
-                                  if item.watchdog_pids else [])) + " still there")
-                  for item in on_host]
+        sweep.warnings += [f"{host}: {problem}" for problem in on_host.problems]
+        groups: dict[str | None, list[HostItem]] = {}
+        for item in on_host.items:
+            groups.setdefault(item.token, []).append(item)
+        for token, items in groups.items():
+            container = next((i.name for i in items if i.kind == "container" and i.role == "engine"),
+                             next((i.name for i in items if i.kind == "container"), None))
+            deployment = next((i.deployment for i in items if i.deployment), None) or names.get(token or "")
+            if token is None:
+                why = "secret files an interrupted older gpuctl left"
+            elif token in names:
+                why = "its deployment ended"
+            else:
+                why = "unknown to the state file"
+            found.append(Leftover(kind="host", provider=HostProvider.name, host=host, token=token,
+                                  instance_id=container, deployment=deployment, project=ctx.project_id,
+                                  reason=f"{why}; {', '.join(_describe(i) for i in items)} still there"))
     return found
+
+
+def _tokens(deployment: Deployment) -> set[str]:
+    """Every token the deployment's things may carry (its own and its launch attempts')."""
+    return {deployment.idempotency_token, *(a.idempotency_token for a in deployment.attempts)}
+
+
+def _live_tokens(records: list[Deployment]) -> set[str]:
+    """Tokens of active records: theirs is the record's own row (or their ``up`` still runs)."""
+    return {token for d in records if is_active(d) for token in _tokens(d)}
+
+
+def _user_hosts(records: list[Deployment]) -> dict[str, Path | None]:
+    """The user's machines (``--host``) the records name, each with the SSH key a record used for it."""
+    hosts: dict[str, Path | None] = {}
+    for d in records:
+        if d.provider == HostProvider.name and d.host and hosts.get(d.host) is None:
+            hosts[d.host] = Path(d.identity) if d.identity else None
+    return hosts
+
+
+def _opened(ctx: DeployContext, host: str, identity: Path | None) -> AbstractContextManager[Shell]:
+    from gpuctl.deploy.hosts import connect, opened
+    from gpuctl.host.target import parse_target
+
+    return opened(connect(parse_target(host), ctx.state_dir, identity=identity))
+
+
+def _describe(item: HostItem) -> str:
+    if item.kind == "container":
+        return f"container {item.name} ({item.role or 'unlabelled'})"
+    if item.kind == "watchdog":
+        return f"TTL watchdog ({item.detail})"
+    return f"file {item.ref}"
 
 
 def _tagged_instances(ctx: DeployContext, sweep: Sweep) -> list[tuple[str, Instance]]:
@@ -184,17 +230,26 @@ def _tagged_instances(ctx: DeployContext, sweep: Sweep) -> list[tuple[str, Insta
 
 def remove(ctx: DeployContext, leftover: Leftover) -> None:
     """Tear down one leftover (its record too, when it has one)."""
-    assert leftover.deployment is not None or leftover.instance_id is not None
     if leftover.kind == "deployment":
         assert leftover.deployment is not None
         take_down(ctx, leftover.deployment, failed=True)
     elif leftover.kind == "host":
-        assert leftover.host is not None and leftover.deployment is not None
-        from gpuctl.host.target import parse_target
-
-        record = ctx.records.get(leftover.deployment)
-        take_down_on_host(ctx, leftover.deployment, parse_target(leftover.host),
-                          Path(record.identity) if record.identity else None)
+        _remove_from_host(ctx, leftover)
     else:
         assert leftover.instance_id is not None
         terminate_instance(ctx, ctx.provider(leftover.provider), leftover.instance_id)
+
+
+def _remove_from_host(ctx: DeployContext, leftover: Leftover) -> None:
+    """What the host holds with the leftover's token, looked up again (never what an active record now accounts for)."""
+    from gpuctl.host.leftovers import find_leftovers_on_host, remove_leftovers
+
+    assert leftover.host is not None
+    records = ctx.records.all()
+    if leftover.token is not None and leftover.token in _live_tokens(records):
+        return
+    identity = _user_hosts(records).get(leftover.host)
+    with ctx.reporter.step(f"removing gpuctl's leftovers from {leftover.host}"), \
+            _opened(ctx, leftover.host, identity) as shell:
+        items = [i for i in find_leftovers_on_host(shell, ctx.project_id).items if i.token == leftover.token]
+        remove_leftovers(shell, items)

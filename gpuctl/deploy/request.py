@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gpuctl.deploy.hosts import HostKeyDecision
-from gpuctl.host.shell import Shell
+from gpuctl.host.connection import HostConnection
 from gpuctl.host.target import HostTarget
 from gpuctl.models.deployment import Deployment
 from gpuctl.plan import DeployPlan
@@ -28,8 +28,9 @@ class UpRequest:
     accept_host_key: bool = False
     keep_on_failure: bool = False
     decide_host_key: HostKeyDecision | None = None
-    #: an open session to ``host`` (the one that read its GPUs): used instead of connecting again
-    session: Shell | None = field(default=None, repr=False)
+    #: an open connection to ``host`` (the one that read its GPUs): used instead of connecting again; its
+    #: owner (the caller) closes it
+    connection: HostConnection | None = field(default=None, repr=False)
     #: called with the ready deployment; the health bench (issue 7) plugs in here
     on_ready: Callable[[Deployment], None] | None = None
     secrets: dict[str, str] = field(default_factory=dict, repr=False)

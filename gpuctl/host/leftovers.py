@@ -123,11 +123,17 @@ def remove_deployment(shell: Shell, *, project: str | None, name: str, token: st
     """Everything of one deployment off the host (``gpuctl down``): its engine and fetcher containers (by
     token, and ``container`` by name for records from before labels), its watchdog and its files.
 
-    Returns what was removed, one line each. Never touches a later deployment of the same name.
+    Without a token (the record is lost: ``down NAME --host``) the containers labelled with deployment
+    ``name`` (of ``project``, when given) go, plus ``container`` by name. Returns what was removed, one
+    line each. With a token, never touches a later deployment of the same name.
     """
     engine = docker or docker_access(shell)
     gone: list[str] = []
-    refs = [s.id for s in engine.containers({labels.TOKEN: token})] if token else []
+    if token:
+        refs = [s.id for s in engine.containers({labels.TOKEN: token})]
+    else:
+        named = {labels.MANAGED: labels.MANAGED_VALUE, labels.DEPLOYMENT: name}
+        refs = [s.id for s in engine.containers({**named, **({labels.PROJECT: project} if project else {})})]
     if container and container not in refs:
         state = engine.inspect(container)
         if state is not None and (token is None or state.labels.get(labels.TOKEN) in (None, token)):

@@ -30,6 +30,9 @@ class _Forwarder:
             except OSError:
                 return  # listener closed
             client.settimeout(None)
+            # an engine's stream is small writes: with Nagle each would wait for the client's delayed ACK
+            # (40 ms), and every TTFT measured through the tunnel would read that much high
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             threading.Thread(target=self._pump, args=(client, address), daemon=True).start()
 
     def _pump(self, client: socket.socket, address: tuple[str, int]) -> None:

@@ -69,6 +69,7 @@ class Candidate(BaseModel):
     estimate: Estimate
     usd_per_1m_output_tokens: float | None
     concurrency: list[int]
+    estimates: list[Estimate] = Field(description="the estimate at each load of concurrency, in its order")
     requests: int
     seconds: float = Field(description="estimated time billed: start-up, bench, teardown")
     cost_usd: float = Field(description="estimated cost at the plan's price")
@@ -104,16 +105,18 @@ def start_seconds(recipe: Recipe, quantization: QuantMethod | None) -> float:
     return BOOT_S + size / WEIGHTS_BYTES_PER_S + size / LOAD_BYTES_PER_S + ENGINE_WARMUP_S
 
 
-def bench_seconds(estimate: Estimate, concurrency: int, requests: int, estimator: Estimator,
-                  gpu: str, count: int) -> float:
-    """Estimated seconds of one bench run of ``requests`` (plus one warm-up per slot) at ``concurrency``."""
-    at = estimate
-    if estimate.inputs.concurrency != concurrency:
-        other = Estimator(estimator.recipe, estimator.serving.model_copy(update={"concurrency": concurrency}),
-                          estimator.history).at(gpu, count)
-        at = other or estimate
-    output = at.inputs.workload.output_tokens
-    return (requests + concurrency) * output / max(at.output_tokens_per_s, 1e-9)
+def estimate_at(estimator: Estimator, found: Estimate, concurrency: int) -> Estimate:
+    """``found`` (the estimate at the candidate's best load) at ``concurrency`` requests in flight instead."""
+    if found.inputs.concurrency == concurrency:
+        return found
+    serving = estimator.serving.model_copy(update={"concurrency": concurrency})
+    return Estimator(estimator.recipe, serving, estimator.history).at(found.inputs.gpu, found.inputs.gpu_count) or found
+
+
+def bench_seconds(at: Estimate, concurrency: int, requests: int) -> float:
+    """Estimated seconds of one bench run of ``requests`` (plus one warm-up per slot) at ``concurrency``, from the
+    estimate ``at`` that load."""
+    return (requests + concurrency) * at.inputs.workload.output_tokens / max(at.output_tokens_per_s, 1e-9)
 
 
 def plan_sweep(ctx: DeployContext, request: SweepRequest, inputs: PlanInputs) -> SweepPlan:
@@ -142,17 +145,18 @@ def plan_sweep(ctx: DeployContext, request: SweepRequest, inputs: PlanInputs) ->
             skipped.append(Skipped(label=label, reason=f"no estimate for {first.offer.gpu}"))
             continue
         loads = request.concurrency or [found.inputs.concurrency]
+        at_loads = [estimate_at(estimator, found, c) for c in loads]
         requests = request.requests or max(MIN_REQUESTS, REQUESTS_PER_SLOT * max(loads))
         seconds = (start_seconds(inputs.recipe, request.quantization) + TEARDOWN_S
-                   + sum(bench_seconds(found, c, requests, estimator, first.offer.gpu, first.offer.gpu_count)
-                         for c in loads))
+                   + sum(bench_seconds(at, c, requests) for at, c in zip(at_loads, loads, strict=True)))
         ttl = max(MIN_TTL_S, math.ceil(TTL_FACTOR * seconds / 60) * 60)
         plans = candidate_plans(ctx, wanted.model_copy(update={"ttl_seconds": ttl}), mine, limit=MAX_OFFERS)
         price = plans[0].offer.price_per_hour
         candidates.append(Candidate(
             label=label, name=naming.default_name(inputs.recipe.name, f"sweep-{label}"), plans=plans,
             estimate=found, usd_per_1m_output_tokens=estimator.offer(plans[0].offer).usd_per_1m_output_tokens,
-            concurrency=loads, requests=requests, seconds=round(seconds), cost_usd=round(price * seconds / 3600, 2)))
+            concurrency=loads, estimates=at_loads, requests=requests, seconds=round(seconds),
+            cost_usd=round(price * seconds / 3600, 2)))
     total = round(sum(c.cost_usd for c in candidates), 2)
     return SweepPlan(model=ModelSummary.of(inputs.recipe), load=serving.describe(), candidates=candidates,
                      skipped=skipped, estimated_cost_usd=total, budget_usd=request.budget_usd,

@@ -8,13 +8,15 @@ candidates without a measurement (failed, interrupted, not launched for the budg
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from gpuctl.models.bench import BenchRun
-from gpuctl.perf.cost import Slo
+from gpuctl.perf.cost import Slo, usd_per_1m_output_tokens
 from gpuctl.perf.estimate import Estimate
+from gpuctl.sweep.plan import Candidate, Skipped
 
 Status = Literal["measured", "failed", "interrupted", "not launched", "skipped"]
 
@@ -51,7 +53,7 @@ class SweepRow(BaseModel):
     itl_p50_ms: float | None = None
     usd_per_1m_output_tokens: float | None = Field(default=None, description="measured")
     meets_slo: bool | None = Field(default=None, description="whether the measured medians meet --slo")
-    estimate: Estimate | None = None
+    estimate: Estimate | None = Field(default=None, description="at the load of the run shown, else the best load")
     estimated_usd_per_1m_output_tokens: float | None = None
     cost_usd: float | None = Field(default=None, description="what measuring it cost")
     detail: str | None = Field(default=None, description="why there is no measurement")
@@ -77,8 +79,34 @@ def best_run(runs: list[BenchRun], slo: Slo | None) -> BenchRun | None:
                                       r.cost_per_1m_output_tokens or 0.0, -r.output_tokens_per_s))
 
 
-def measured_row(row: SweepRow, result: CandidateResult, slo: Slo | None) -> SweepRow:
-    """``row`` (the planned candidate) with what running it came to."""
+def planned_row(candidate: Candidate, detail: str | None = None) -> SweepRow:
+    """The row of a candidate before (or without) running it: its offer and its estimate, at its one bench load
+    (at the best load, which chose the offer, when it is benched at several)."""
+    offer = candidate.plan.offer
+    estimate = candidate.estimates[0] if len(candidate.estimates) == 1 else candidate.estimate
+    return SweepRow(label=candidate.label, name=candidate.name, status="not launched", provider=offer.provider,
+                    gpu=offer.gpu, gpu_count=offer.gpu_count, offer=offer.id, price_per_hour=offer.price_per_hour,
+                    estimate=estimate,
+                    estimated_usd_per_1m_output_tokens=usd_per_1m_output_tokens(estimate, offer.price_per_hour),
+                    detail=detail)
+
+
+def sweep_rows(candidates: Sequence[Candidate], skipped: Sequence[Skipped], results: Mapping[str, CandidateResult],
+               not_launched: Mapping[str, str], slo: Slo | None) -> list[SweepRow]:
+    """The sweep's table, ranked: every candidate (measured or why not), then the GPUs without one."""
+    rows = []
+    for candidate in candidates:
+        row = planned_row(candidate, not_launched.get(candidate.name))
+        result = results.get(candidate.name)
+        rows.append(measured_row(row, result, slo, candidate.estimates) if result is not None else row)
+    rows += [SweepRow(label=s.label, name=None, status="skipped", detail=s.reason) for s in skipped]
+    return ranked(rows)
+
+
+def measured_row(row: SweepRow, result: CandidateResult, slo: Slo | None,
+                 estimates: Sequence[Estimate] = ()) -> SweepRow:
+    """``row`` (the planned candidate) with what running it came to, beside the estimate at the load measured
+    (one of ``estimates``, when it has that load)."""
     run = best_run(result.runs, slo)
     status: Status = "measured" if run is not None else ("interrupted" if result.interrupted else "failed")
     update: dict[str, object] = {
@@ -92,6 +120,11 @@ def measured_row(row: SweepRow, result: CandidateResult, slo: Slo | None) -> Swe
                       ttft_p50_ms=run.ttft_ms.p50 if run.ttft_ms else None,
                       itl_p50_ms=run.itl_ms.p50 if run.itl_ms else None,
                       usd_per_1m_output_tokens=run.cost_per_1m_output_tokens, meets_slo=meets(run, slo), run=run)
+        at = next((e for e in estimates if e.inputs.concurrency == run.concurrency), None)
+        price = update["price_per_hour"]
+        if at is not None:
+            update.update(estimate=at, estimated_usd_per_1m_output_tokens=usd_per_1m_output_tokens(at, price)
+                          if isinstance(price, float | int) else None)
     return row.model_copy(update=update)
 
 

@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.fakehost.image import (
     ENGINE_IMAGE,
@@ -47,6 +48,9 @@ from tests.fakehost.image import (
     write_registry,
 )
 from tests.standins.hub_server import HubServer
+
+if TYPE_CHECKING:
+    from gpuctl.host.watchdogs import Watchdog
 
 HERE = Path(__file__).resolve().parent
 NS_PREFIX = "gpuctl-fh-"
@@ -316,6 +320,12 @@ class FakeGpuHost:
                     continue
                 found.append((pid, cmdline.decode(errors="replace").strip()))
         return found
+
+    def own(self, watchdogs: list[Watchdog]) -> list[Watchdog]:
+        """Those of ``watchdogs`` (found by gpuctl.host.watchdogs) that run on this host: the fake host has no
+        pid namespace, so a search of its /proc also sees the watchdogs of other tests on this machine."""
+        pids = {pid for pid, _ in self.processes()}
+        return [w for w in watchdogs if w.pid in pids]
 
     def log(self, daemon: str) -> str:
         """The output of one of the host's daemons (dockerd, sshd, registry)."""

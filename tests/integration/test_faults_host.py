@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from gpuctl.models.engine import HOST_CACHE_DIR
 from gpuctl.state import StateStore
+from gpuctl.weights.fetcher import repo_folder
 from tests.fakehost.cloud import wait_until, write_recipe
 from tests.fakehost.host import FakeGpuHost, FakeHostEnv
 from tests.integration.fault_kit import finish, gpuctl_proc, record, wait_for_event
@@ -133,3 +135,40 @@ def test_gc_finds_what_an_ended_deployment_left_on_the_host(gpuctl, fake_gpu_hos
     assert swept.exit_code == 0, swept.stderr
     assert fake_gpu_host.containers() == [] and watchdogs(fake_gpu_host, "orphan") == []
     assert json.loads(gpuctl("gc", "--dry-run", "--json").stdout) == []
+
+
+@pytest.mark.parametrize("record_after", ["stale", "replaced"])
+def test_gc_sweeps_what_a_killed_up_left_on_the_host(gpuctl, fake_gpu_host: FakeGpuHost, fakehost_env: FakeHostEnv,
+                                                     isolated: Path, record_after: str) -> None:
+    """kill -9 while the weights fetcher runs on the host; then ``gc``. 'stale': the record says the launch is
+    under way (its process is gone): gc takes it down. 'replaced': the record no longer knows the killed
+    launch's token (a later deployment of the name took its place): gc finds the fetcher by its labels."""
+    write_recipe(isolated)
+    # an earlier test of the module cached the weights on the host: then nothing would be fetched
+    fake_gpu_host.run_inside(["rm", "-rf", f"{HOST_CACHE_DIR}/hub/{repo_folder(REPO)}"])
+    stall = stall_a_shard(fake_gpu_host)
+    up = gpuctl_proc("up", "tiny", *host_args(fake_gpu_host, fakehost_env), "--name", "k9gc", "-y", "--ttl", "1h")
+    try:
+        assert stall.reached.wait(60), "the fetch began"
+        (fetcher,) = fake_gpu_host.containers()
+        assert fetcher.startswith("gpuctl-weights-") and fetcher.endswith(" running"), fetcher
+        up.kill()
+        finish(up)
+        if record_after == "replaced":
+            with StateStore(isolated).transaction() as state:
+                state.deployments["k9gc"] = state.deployments["k9gc"].model_copy(update={
+                    "status": "terminated", "owner_pid": None, "idempotency_token": "gpuctl-later", "attempts": []})
+        (row,) = json.loads(gpuctl("gc", "--dry-run", "--json").stdout)
+        if record_after == "stale":
+            assert (row["kind"], row["deployment"], row["reason"]) == ("deployment", "k9gc", "deployment is starting")
+        else:
+            assert (row["kind"], row["deployment"], row["host"]) == ("host", "k9gc", fake_gpu_host.target)
+            assert row["reason"] == f"unknown to the state file; container {fetcher.split()[0]} (fetcher) still there"
+        assert fake_gpu_host.containers() == [fetcher], "--dry-run removes nothing"
+        swept = gpuctl("gc", "-y")
+    finally:
+        stall.release.set()
+    assert swept.exit_code == 0, swept.stderr
+    assert fake_gpu_host.containers() == [] and watchdogs(fake_gpu_host, "k9gc") == []
+    assert json.loads(gpuctl("gc", "--dry-run", "--json").stdout) == []
+    assert record(isolated, "k9gc")["status"] == "terminated"

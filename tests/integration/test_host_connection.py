@@ -68,8 +68,6 @@ def test_one_login_serves_every_step(fake_gpu_host: FakeGpuHost, fakehost_env: F
     assert wait_until(lambda: sessions_on(fake_gpu_host) == []), "closing the connection ends all of it on the host"
 
 
-@pytest.mark.xfail(strict=True, reason="part B hands the HostConnection of up's offer step to the lifecycle "
-                                       "(UpRequest) and the health bench; until then 'up --host' logs in 3 times")
 @pytest.mark.usefixtures("fake_host_hub")
 def test_up_host_logs_in_once(gpuctl, fake_gpu_host: FakeGpuHost, fakehost_env: FakeHostEnv, isolated: Path) -> None:
     write_recipe(isolated)
@@ -78,6 +76,7 @@ def test_up_host_logs_in_once(gpuctl, fake_gpu_host: FakeGpuHost, fakehost_env: 
                     "--accept-host-key", "--name", "once", "-y")
     try:
         assert result.exit_code == 0, result.stderr
+        assert "health bench:" in result.stderr, "the bench ran, through the tunnel of that one session"
         assert logins(fake_gpu_host) == before + 1
     finally:
         gpuctl("down", "once", "-y")

@@ -144,7 +144,7 @@ def test_a_sweep_finds_everything_of_the_project_and_keeps_what_is_live(fake_gpu
                                                "watchdog.p1.gpuctl-dead"]
     assert sorted(fake_gpu_host.containers()) == ["gpuctl-other running", "gpuctl-web running"]
     assert sorted(p.name for p in private.iterdir()) == ["watchdog.p1.gpuctl-live", "watchdog.p2.gpuctl-p2"]
-    assert [w.token for w in find_watchdogs(session)] == ["gpuctl-live"]
+    assert [w.token for w in fake_gpu_host.own(find_watchdogs(session))] == ["gpuctl-live"]
 
 
 def test_down_removes_one_deployment_and_never_a_later_one_of_the_same_name(fake_gpu_host: FakeGpuHost,
@@ -164,6 +164,6 @@ def test_down_removes_one_deployment_and_never_a_later_one_of_the_same_name(fake
     assert sorted(gone) == [f"TTL watchdog (pid {armed.pid})", "container gpuctl-web (engine)",
                             "container gpuctl-weights-99999999 (fetcher)"]
     assert fake_gpu_host.containers() == ["gpuctl-web-2 running"]
-    assert [w.token for w in find_watchdogs(session)] == ["gpuctl-later"]
+    assert [w.token for w in fake_gpu_host.own(find_watchdogs(session))] == ["gpuctl-later"]
     assert sorted(p.name for p in (fake_gpu_host.home / ".gpuctl").iterdir()) == ["watchdog.p1.gpuctl-later"]
     assert json.loads(fake_gpu_host.docker("inspect", "gpuctl-web-2").stdout)[0]["State"]["Running"]

@@ -36,7 +36,7 @@ def docker(session: SshSession, fake_gpu_host: FakeGpuHost) -> Iterator[DockerEn
     engine = DockerEngine(session)
     yield engine
     engine.close()
-    for dog in find_watchdogs(session):
+    for dog in fake_gpu_host.own(find_watchdogs(session)):
         stop_watchdogs(session, token=dog.token)
     fake_gpu_host.docker("rm", "--force", *fake_gpu_host.docker("ps", "-aq").stdout.split(), check=False)
     shutil.rmtree(fake_gpu_host.home / ".gpuctl", ignore_errors=True)  # a watchdog that fired leaves its log
@@ -100,10 +100,10 @@ def test_a_watchdog_is_labelled_and_stops_only_its_own_container(fake_gpu_host: 
     assert wait_until(lambda: getattr(docker.inspect(first), "running", True) is False, timeout=60)
     assert "stopping " + first in (directory / "watchdog-api.log").read_text()
     # the other deployment's watchdog (token bbbb) was not touched by anything above
-    assert [w.pgid for w in find_watchdogs(session, project="p1")] == [other.pid]
+    assert [w.pgid for w in fake_gpu_host.own(find_watchdogs(session, project="p1"))] == [other.pid]
     stopped = disarm(session, name="api", token="gpuctl-bbbb", project="p1")
     assert [w.pgid for w in stopped] == [other.pid]
-    assert find_watchdogs(session) == []
+    assert fake_gpu_host.own(find_watchdogs(session)) == []
     assert sorted(p.name for p in (fake_gpu_host.home / ".gpuctl").iterdir()) == ["watchdog.p1.gpuctl-aaaa"]
 
 

@@ -44,7 +44,7 @@ def engine(session: SshSession, fake_gpu_host: FakeGpuHost) -> Iterator[str]:
     container = docker.run_engine(spec, secrets={}, name="gpuctl-limits", host_port=PORT, cache_dir=HOST_CACHE_DIR)
     yield container
     docker.close()
-    for dog in find_watchdogs(session):
+    for dog in fake_gpu_host.own(find_watchdogs(session)):
         stop_watchdogs(session, token=dog.token)
     fake_gpu_host.docker("rm", "--force", "gpuctl-limits", check=False)
 

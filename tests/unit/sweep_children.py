@@ -50,8 +50,8 @@ def side_by_side(workdir: Path, candidate: Candidate) -> CandidateResult:
 
 
 def interrupted(workdir: Path, candidate: Candidate) -> CandidateResult:
-    (workdir / f"started-{candidate.name}").touch()
-    try:
+    try:  # from the start: the interrupt may come as soon as this child says it started
+        (workdir / f"started-{candidate.name}").touch()
         if candidate.name == "c0":
             wait_for(workdir / "started-c1")
             os.kill(os.getppid(), signal.SIGINT)  # Ctrl-C on the sweep, once both run

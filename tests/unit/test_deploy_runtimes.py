@@ -1,5 +1,5 @@
-"""The runtimes on their own: chosen by machine kind, patient with a provider that answers late or garbled,
-quick to see an engine that stopped."""
+"""The runtimes on their own: chosen by machine kind, patient with a provider that answers late or garbled.
+(How a host runtime sees an engine that stopped, EngineWatch, is tested in test_host_engine_watch.py.)"""
 
 from __future__ import annotations
 
@@ -13,12 +13,10 @@ from gpuctl.deploy.request import UpRequest
 from gpuctl.deploy.run import DeployRun
 from gpuctl.deploy.runtimes import runtime_for
 from gpuctl.deploy.runtimes.base import MAX_POLL_FAILURES
-from gpuctl.deploy.runtimes.host_engine import stop_reason
 from gpuctl.deploy.runtimes.provider_container import ProviderContainerRuntime
 from gpuctl.deploy.runtimes.ssh_machine import SshMachineRuntime
 from gpuctl.deploy.runtimes.user_host import UserHostRuntime
 from gpuctl.errors import TimeoutError_, UsageError
-from gpuctl.host.docker import ContainerState
 from gpuctl.models.deployment import Deployment
 from gpuctl.models.instance import Instance
 from gpuctl.plugins import ProviderRegistry
@@ -76,16 +74,3 @@ def test_slow_status_polls_are_asked_again_a_bounded_number_of_times(tmp_path: P
     else:
         with pytest.raises(TimeoutError_, match="did not answer"):
             runtime(tmp_path).wait_for_instance(starting)
-
-
-def state(**changes: object) -> ContainerState:
-    values: dict[str, object] = {"id": "c1", "name": "gpuctl-d", "image": "vllm", "status": "running", "running": True}
-    return ContainerState.model_validate({**values, **changes})
-
-
-def test_an_engine_container_that_is_not_serving_is_named_at_once() -> None:
-    assert stop_reason(state()) is None
-    assert stop_reason(None) == "the container is gone"
-    assert stop_reason(state(status="exited", running=False, exit_code=137)) == "exited, exit code 137"
-    assert stop_reason(state(status="restarting", running=True, restart_count=3, exit_code=1)) == (
-        "it keeps restarting (3 restarts, last exit code 1)")

@@ -55,6 +55,37 @@ def test_given_loads_and_requests_and_a_gpu_without_offers(ctx: DeployContext) -
     assert [(s.label, "no available offer" in s.reason) for s in sweep.skipped] == [("H200", True)]
 
 
+def test_each_bench_load_has_its_estimate_and_the_row_shows_the_one_measured(ctx: DeployContext) -> None:
+    from gpuctl.sweep.results import sweep_rows
+
+    sweep = plan(ctx, ("l40s",), concurrency=[4, 16], requests=30)
+    (only,) = sweep.candidates
+    assert [e.inputs.concurrency for e in only.estimates] == [4, 16]
+    assert only.estimates[0].output_tokens_per_s < only.estimates[1].output_tokens_per_s < (
+        only.estimate.output_tokens_per_s), "the best load (max) is the fastest"
+    result = CandidateResult(name=only.name, runs=[_run(4, 100, 50, 20, 3.0), _run(16, 300, 80, 40, 1.0)],
+                             price_per_hour=0.79)
+    (row,) = sweep_rows(sweep.candidates, [], {only.name: result}, {}, None)
+    assert row.concurrency == 16 and row.estimate == only.estimates[1]
+    assert row.estimated_usd_per_1m_output_tokens == pytest.approx(
+        0.79 / 3600 / only.estimates[1].output_tokens_per_s * 1e6, rel=1e-3)
+    (planned,) = sweep_rows(sweep.candidates, [], {}, {only.name: "not launched"}, None)
+    assert planned.estimate == only.estimate and planned.detail == "not launched", "two loads: the best one"
+    single = plan(ctx, ("l40s",), concurrency=[4], requests=30).candidates
+    (unmeasured,) = sweep_rows(single, [], {}, {}, None)
+    assert unmeasured.estimate == single[0].estimates[0] and unmeasured.estimate.inputs.concurrency == 4
+
+
+def test_the_plan_marks_every_candidate_from_the_first_over_the_budget(ctx: DeployContext) -> None:
+    from gpuctl.cli.sweep import plan_text
+
+    sweep = plan(ctx, ("h100", "l40s"))
+    h100, l40s = sweep.candidates
+    assert l40s.cost_usd < h100.cost_usd
+    text = plan_text(sweep.model_copy(update={"budget_usd": l40s.cost_usd}))
+    assert text.count("(over the budget: launched only if those before cost less than estimated)") == 2
+
+
 def test_an_slo_picks_the_load_and_can_rule_a_gpu_out(ctx: DeployContext) -> None:
     sweep = plan(ctx, load=Serving(input_tokens=512, output_tokens=128, slo=Slo(itl_ms=12)))
     for candidate in sweep.candidates:

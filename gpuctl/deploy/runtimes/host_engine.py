@@ -1,10 +1,14 @@
 """The engine as a docker container on a machine gpuctl reaches over SSH (or this one): shared by the rented
 machine runtime (:mod:`.ssh_machine`) and the user's own host (:mod:`.user_host`).
 
-Steps: one SSH session for the whole run, the host check, the weights into the host's cache (or the
-provider's mounted cache, or through its mirror), the engine container, the TTL watchdog, the health
-wait. The container's state is read at every health poll, so an engine that exits, is killed or
-keeps restarting fails the wait at once (exit 8, with its log tail).
+Steps: one connection for the whole run (:class:`gpuctl.host.connection.HostConnection`: one SSH login,
+one docker client over it; the one ``up --host`` opened to read the host's GPUs when it hands one
+over), the host check, the weights into the host's cache (or the provider's mounted cache, or through
+its mirror), the engine container, the TTL watchdog, the health wait. Everything started on the host
+carries the deployment's labels (:func:`gpuctl.host.labels.host_labels`: project, name, token, role),
+so ``down`` and ``gc`` find it by label. The container's state is read at every health poll
+(:class:`gpuctl.host.health.EngineWatch`), so an engine that exits, is OOM-killed or keeps restarting
+fails the wait within seconds (exit 8, with its log tail).
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from gpuctl.deploy.endpoint import http_url
 from gpuctl.deploy.hosts import wait_for_shell
 from gpuctl.deploy.phases import PullTally, weights_source
 from gpuctl.deploy.runtimes.base import Runtime
-from gpuctl.errors import GpuctlError
+from gpuctl.host.connection import HostConnection
+from gpuctl.host.labels import Role, host_labels
 from gpuctl.host.shell import Shell
 from gpuctl.host.target import HostTarget
 from gpuctl.models.engine import HOST_CACHE_DIR, HOST_PORT
@@ -26,7 +31,8 @@ from gpuctl.plan import DeployPlan
 from gpuctl.providers.capabilities import Capability
 
 if TYPE_CHECKING:
-    from gpuctl.host.docker import ContainerState, DockerEngine
+    from gpuctl.host.docker import DockerEngine
+    from gpuctl.host.health import EngineWatch
     from gpuctl.models.engine import EngineSpec
     from gpuctl.weights.models import CacheReport
 
@@ -34,12 +40,15 @@ if TYPE_CHECKING:
 class HostEngineRuntime(Runtime):
     """A runtime whose engine gpuctl runs itself, in docker on the machine (see the module docstring)."""
 
-    _shell: Shell | None = None
+    #: a machine the user owns: never bootstrapped, its docker never restarted or reconfigured
+    user_owned = False
+    _host: HostConnection | None = None
     _docker: DockerEngine | None = None
+    _watch: EngineWatch | None = None
 
     @property
     def shell(self) -> Shell | None:
-        return self._shell
+        return self._host.shell if self._host is not None else None
 
     @abstractmethod
     def target(self, instance: Instance) -> HostTarget:
@@ -61,25 +70,30 @@ class HostEngineRuntime(Runtime):
         return self.cache.mount_path if self.cache and self.cache.mount_path else HOST_CACHE_DIR
 
     # -- steps ---------------------------------------------------------------------------------------
-    def connect(self, instance: Instance) -> Shell:
-        """The session for the whole run: the one the caller handed over, else a new one (retried while it boots)."""
-        if self._shell is None:
+    def connect(self, instance: Instance) -> HostConnection:
+        """The connection for the whole run: the one the caller handed over, else a new one (retried while it boots)."""
+        if self._host is None:
             request = self.run.request
             target = self.target(instance)
-            if request.session is not None:
-                self._shell = request.session
+            if request.connection is not None:
+                self._host = request.connection
             else:
                 with self.ctx.reporter.step(f"connecting to {target}"):
-                    self._shell = wait_for_shell(target, self.ctx.state_dir, timeout=self.ctx.timeouts.ssh,
-                                                 identity=request.identity,
-                                                 accept_host_key=request.accept_host_key or self.pin_new_host_key,
-                                                 decide=request.decide_host_key)
-        return self._shell
+                    self._host = HostConnection(wait_for_shell(
+                        target, self.ctx.state_dir, timeout=self.ctx.timeouts.ssh, identity=request.identity,
+                        accept_host_key=request.accept_host_key or self.pin_new_host_key,
+                        decide=request.decide_host_key))
+        return self._host
+
+    def labels(self, role: Role) -> dict[str, str]:
+        """The labels of what this deployment starts on the host (its token tells it from a later one of its name)."""
+        deployment = self.run.deployment
+        return host_labels(role, project=self.ctx.project_id, deployment=deployment.name,
+                           token=deployment.idempotency_token)
 
     def connect_and_check(self, plan: DeployPlan, instance: Instance) -> DockerEngine:
         """SSH to the machine, check its GPUs and docker; the docker engine to run containers with."""
         from gpuctl.host.checks import check_host
-        from gpuctl.host.docker import DockerEngine
 
         journal = self.run.journal
         target = self.target(instance)
@@ -87,15 +101,14 @@ class HostEngineRuntime(Runtime):
             journal.update(host=str(target), host_port=HOST_PORT)
         offer = plan.offer
         with self.run.phases.phase("host"):
-            shell = self.connect(instance)
-            with self.ctx.reporter.step(f"checking {shell.where}"):
-                report = check_host(shell, expected_gpu=offer.gpu, expected_count=offer.gpu_count,
-                                    user_owned=self.provider.can(Capability.USER_HOST),
-                                    reporter=self.ctx.reporter)
+            host = self.connect(instance)
+            with self.ctx.reporter.step(f"checking {host.where}"):
+                report = check_host(host.shell, expected_gpu=offer.gpu, expected_count=offer.gpu_count,
+                                    user_owned=self.user_owned, reporter=self.ctx.reporter)
         container = None if self.run.request.weights_only else naming.container_name(self.run.name)
         journal.update(docker_sudo=report.docker_sudo, container=container, event="host-checked",
                        detail=f"{report.gpu_count} x {report.gpu}, docker {report.docker.server_version}")
-        self._docker = DockerEngine(shell, sudo=report.docker_sudo)
+        self._docker = host.docker(sudo=report.docker_sudo)
         return self._docker
 
     def cache_weights(self, plan: DeployPlan, docker: DockerEngine) -> EngineSpec:
@@ -117,7 +130,7 @@ class HostEngineRuntime(Runtime):
             cached = ensure_cached(docker, model.repo, model.revision, image=plan.engine.image,
                                    cache_dir=self.cache_dir, hf_token=self.run.secrets.get(HF_TOKEN_ENV),
                                    allow_pickle=self.run.request.allow_pickle, reporter=self.ctx.reporter,
-                                   manifest=self.run.request.manifest, mirror=mirror)
+                                   manifest=self.run.request.manifest, mirror=mirror, labels=self.labels("fetcher"))
             phase.bytes, phase.source = cached.downloaded_bytes, weights_source(cached.downloaded_bytes,
                                                                                 cached.mirror_bytes)
         self.cache_report = cached
@@ -140,6 +153,8 @@ class HostEngineRuntime(Runtime):
                 phase.source, phase.bytes = "registry", tally.downloaded_bytes
 
     def start_engine(self, plan: DeployPlan, instance: Instance) -> None:
+        from gpuctl.host.health import EngineWatch
+
         docker = self.connect_and_check(plan, instance)
         spec = self.cache_weights(plan, docker)
         deployment = self.run.deployment
@@ -148,7 +163,8 @@ class HostEngineRuntime(Runtime):
         self.run.phases.begin("engine")
         with self.ctx.reporter.step(f"starting {spec.engine} ({spec.image})"):
             docker.run_engine(spec, secrets=self.run.secrets, name=container, host_port=deployment.host_port,
-                              cache_dir=self.cache_dir, reporter=self.ctx.reporter)
+                              cache_dir=self.cache_dir, reporter=self.ctx.reporter, labels=self.labels("engine"))
+        self._watch = EngineWatch(docker, container)
         target = self.target(instance)
         self.run.journal.update(endpoint=self._endpoint(plan, target, deployment.host_port),
                                 tunnel=target.kind == "ssh" and not plan.engine.public,
@@ -170,7 +186,7 @@ class HostEngineRuntime(Runtime):
         from gpuctl.deploy.watchdog import IdleLimit, arm
         from gpuctl.limits import budget_seconds
 
-        assert self._shell is not None
+        assert self._host is not None
         deployment = self.run.deployment
         now = datetime.now(timezone.utc)
         elapsed = (now - (deployment.launched_at or now)).total_seconds()
@@ -181,8 +197,9 @@ class HostEngineRuntime(Runtime):
                 if deployment.idle_seconds and deployment.host_port else None)
         if ttl_left is None and budget_left is None and idle is None:
             return
-        armed = arm(self._shell, name=self.run.name, container=container, seconds_left=ttl_left,
-                    stop_machine=self.stop_machine_on_ttl, sudo=sudo, budget_seconds_left=budget_left, idle=idle)
+        armed = arm(self._host.shell, name=self.run.name, container=container, seconds_left=ttl_left,
+                    stop_machine=self.stop_machine_on_ttl, sudo=sudo, budget_seconds_left=budget_left, idle=idle,
+                    token=deployment.idempotency_token, project=self.ctx.project_id)
         ends = [at for at in (armed.expires_at, armed.budget_ends_at) if at is not None]
         self.run.journal.update(watchdog_pid=armed.pid, expires_at=armed.expires_at,
                                 budget_ends_at=armed.budget_ends_at, watchdog_activity=armed.activity_file,
@@ -191,38 +208,18 @@ class HostEngineRuntime(Runtime):
     def _endpoint(self, plan: DeployPlan, target: HostTarget, port: int) -> str:
         if target.kind == "local" or not plan.engine.public:
             return http_url("127.0.0.1", port)
-        hostname = getattr(getattr(self._shell, "options", None), "hostname", None) or str(target.host)
+        hostname = getattr(getattr(self.shell, "options", None), "hostname", None) or str(target.host)
         return http_url(hostname, port)
 
     # -- watching the engine -------------------------------------------------------------------------
     def engine_stopped(self) -> str | None:
-        container = self.run.deployment.container
-        if self._docker is None or container is None:
-            return None
-        return stop_reason(self._docker.inspect(container))
+        return self._watch.problem() if self._watch is not None else None
 
     def engine_log_tail(self) -> str:
-        container = self.run.deployment.container
-        if self._docker is None or container is None:
-            return ""
-        try:
-            return self._docker.logs(container, tail=30)
-        except GpuctlError:
-            return ""
+        return self._watch.log_tail() if self._watch is not None else ""
 
     def close(self) -> None:
-        close = getattr(self._shell, "close", None)
-        if close is not None and self._shell is not self.run.request.session:
-            close()
-        self._shell = None
-
-
-def stop_reason(state: ContainerState | None) -> str | None:
-    """Why the engine container is not serving (gone, exited, restarting), or None while it runs."""
-    if state is None:
-        return "the container is gone"
-    if state.status == "restarting" or state.restart_count > 0:
-        return f"it keeps restarting ({state.restart_count} restarts, last exit code {state.exit_code})"
-    if not state.running:
-        return f"{state.status}, exit code {state.exit_code}"
-    return None
+        """Close the connection this runtime opened (one handed over stays open: its owner closes it)."""
+        if self._host is not None and self._host is not self.run.request.connection:
+            self._host.close()
+        self._host = self._docker = self._watch = None

@@ -1,8 +1,10 @@
 """The user's own machine (``--host USER@ADDR`` or ``--host local``): nothing is rented, launched or stopped.
 
-Its host key must be known or accepted by the user; the TTL watchdog stops only the engine container;
-the teardown removes what gpuctl started there (the engine container, its watchdog and their files)
-and never touches the machine or its docker daemon.
+Its host key must be known or accepted by the user; it is never bootstrapped, and its docker is never
+restarted or reconfigured (a missing piece is reported, exit 4); the TTL watchdog stops only the
+engine container; the teardown removes what gpuctl started there for this deployment (engine and
+fetcher containers, its watchdog and their files, found by the deployment's token) and never touches
+the machine or its docker daemon.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 class UserHostRuntime(HostEngineRuntime):
     kind = Capability.USER_HOST
     stop_machine_on_ttl = False
+    user_owned = True
 
     @property
     def pin_new_host_key(self) -> bool:
@@ -46,6 +49,6 @@ class UserHostRuntime(HostEngineRuntime):
 
         if not deployment.host or not deployment.container:
             return  # it never got as far as the host check: nothing was started there
-        with ctx.reporter.step(f"removing {deployment.container} from {deployment.host}"), \
+        with ctx.reporter.step(f"removing what gpuctl started for {deployment.name} on {deployment.host}"), \
                 open_host(ctx, deployment, shell=shell) as host:
             clean_deployment(host, deployment, removals)
