@@ -58,3 +58,12 @@ def gpuctl() -> Callable[..., Result]:
 def subprocess_env() -> dict[str, str]:
     """The isolated environment, for tests that run gpuctl as a real process."""
     return dict(os.environ)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a test that starts a fake GPU host (every one needs ``fakehost_env``) without ``integration``:
+    ``-m 'not integration'`` must leave out every test that needs root, sshd and dockerd."""
+    unmarked = [item.nodeid for item in items if "fakehost_env" in getattr(item, "fixturenames", ())
+                and item.get_closest_marker("integration") is None]
+    if unmarked:
+        raise pytest.UsageError("tests using a fake GPU host must be marked integration: " + ", ".join(unmarked))

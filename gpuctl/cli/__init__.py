@@ -37,7 +37,7 @@ def run_translated(invoke: Callable[[], Any]) -> int:
         return ExitCode.OK
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx else "gpuctl"
-        _report(f"{exc.format_message()} (hint: see '{command} --help')")
+        _report(f"{' '.join(exc.format_message().split())} (hint: see '{command} --help')")  # click may wrap
         return ExitCode.USAGE
     except click.ClickException as exc:
         _report(exc.format_message())

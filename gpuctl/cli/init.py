@@ -65,7 +65,7 @@ def init(app: App, force: bool, wizard: bool, **values: str | None) -> None:
     from gpuctl.project import describe_validation_error
 
     try:
-        project = ProjectFile(**values)
+        project = ProjectFile.model_validate(values)
     except ValidationError as exc:
         raise UsageError(f"invalid option: {describe_validation_error(exc)}", "see 'gpuctl init --help'") from None
     path = write_project_file(root, project)

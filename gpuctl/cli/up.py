@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from gpuctl.host.connection import HostConnection
     from gpuctl.host.errors import UnknownHostKeyError
     from gpuctl.models.deployment import Deployment
+    from gpuctl.models.recipe import EngineName, QuantMethod
     from gpuctl.perf.cost import Slo
     from gpuctl.perf.offers import Serving
     from gpuctl.plan import DeployPlan, PlanInputs, PlanRequest
@@ -104,8 +105,8 @@ def up(app: App, model: str | None, gpu: str | None, count: int | None, provider
        served_model_name: str | None, public: bool, keep_on_failure: bool, allow_pickle: bool, launch_timeout: str,
        ssh_timeout: str,
        health_timeout: str, dry_run: bool, wizard: bool, print_command: bool, nodes: int, replicas: int | None,
-       spread: bool, router: str, router_policy: str, replace_failed: bool, engine: str | None,
-       gpu_memory_utilization: float | None, quantization: str | None, hf_config: str | None, optimize: str,
+       spread: bool, router: str, router_policy: str, replace_failed: bool, engine: EngineName | None,
+       gpu_memory_utilization: float | None, quantization: QuantMethod | None, hf_config: str | None, optimize: str,
        input_len: int, output_len: int, concurrency: int | Literal["max"] | None, slo: Slo | None) -> None:
     """Deploy MODEL (a recipe name or hf:ORG/NAME; default: the project's) to the cheapest GPU that fits.
 

@@ -18,6 +18,7 @@ from gpuctl.models.recipe import EngineName
 
 if TYPE_CHECKING:
     from gpuctl.host.docker import DockerEngine
+    from gpuctl.models.recipe import EngineName
     from gpuctl.weights.models import CachedModel, VerifyResult
     from gpuctl.weights.provider_caches import ProviderCacheRow
 
@@ -139,7 +140,7 @@ LS_COLUMNS = [
 @json_option
 @click.pass_obj
 def pull(app: App, model: str, host: str | None, identity: Path | None, accept_host_key: bool, cache_dir: str,
-         engine: str | None, to: str | None, gpu: str | None, allow_pickle: bool) -> None:
+         engine: EngineName | None, to: str | None, gpu: str | None, allow_pickle: bool) -> None:
     """Fetch MODEL into a cache now, so a later 'gpuctl up' there starts without downloading.
 
     \b

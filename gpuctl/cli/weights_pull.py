@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from gpuctl.app import App
 from gpuctl.cli.confirm import confirm_or_refuse
 from gpuctl.cli.output import format_bytes
 from gpuctl.errors import UsageError
 from gpuctl.weights.models import CacheReport
 
+if TYPE_CHECKING:
+    from gpuctl.models.recipe import EngineName
+
 #: the machine that fills a cache is torn down when done; this bounds it should gpuctl be killed first
 FILL_TTL_SECONDS = 3 * 3600
 
 
-def pull_to_provider(app: App, model: str, to: str, *, gpu: str | None, engine: str | None,
+def pull_to_provider(app: App, model: str, to: str, *, gpu: str | None, engine: EngineName | None,
                      allow_pickle: bool) -> CacheReport:
     """Plan, show the price, confirm, then fill the cache (gpuctl.deploy.lifecycle.fill_cache)."""
     from gpuctl.catalog import resolve_gpu

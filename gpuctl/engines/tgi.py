@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING
 
 from gpuctl.errors import UsageError
 from gpuctl.models.engine import EngineSpec
+from gpuctl.models.recipe import EngineName
 
 if TYPE_CHECKING:
     from gpuctl.engines import Resolved
 
-NAME = "tgi"
+NAME: EngineName = "tgi"
 #: what every plan or fit with --engine tgi warns
 NOTICE = ("TGI is archived: Hugging Face put it in maintenance mode on 2025-12-11 and archived its repository on "
           "2026-03-21, so it gets no more fixes; --engine vllm (the default) or --engine sglang are maintained")

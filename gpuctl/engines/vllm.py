@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from gpuctl.models.engine import EngineSpec
+from gpuctl.models.recipe import EngineName
 
 if TYPE_CHECKING:
     from gpuctl.engines import Resolved
 
-NAME = "vllm"
+NAME: EngineName = "vllm"
 IMAGE = "vllm/vllm-openai:v0.11.0"
 #: the first release whose ``vllm serve`` spans nodes by itself (``--nnodes``, ``--node-rank``,
 #: ``--master-addr``, ``--headless``: multiprocessing across nodes, no Ray); IMAGE predates it

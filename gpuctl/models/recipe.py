@@ -78,6 +78,10 @@ class EngineDefaults(BaseModel):
     gpu_memory_utilization: float | None = Field(default=None, gt=0, le=1)
 
 
+def _every_engine() -> dict[EngineName, EngineDefaults]:
+    return {"vllm": EngineDefaults(), "tgi": EngineDefaults()}
+
+
 class Recipe(BaseModel):
     """One servable model. ``gpuctl models show NAME --json`` prints this document."""
 
@@ -92,8 +96,7 @@ class Recipe(BaseModel):
     architecture: Architecture
     default_context: int = Field(gt=0)
     max_context: int = Field(gt=0, description="max_position_embeddings (or the published extended limit)")
-    engines: dict[EngineName, EngineDefaults] = Field(
-        default_factory=lambda: {"vllm": EngineDefaults(), "tgi": EngineDefaults()})
+    engines: dict[EngineName, EngineDefaults] = Field(default_factory=_every_engine)
     origin: RecipeOrigin = Field(default="builtin", description="which recipe folder won (set by the loader)")
     source: str | None = Field(default=None, description="the file (or hub URL) the recipe was read from")
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
 from gpuctl.envvars import Env
 from gpuctl.errors import ConfigError, ProviderError, UsageError
 from gpuctl.fit import estimate_parameters
-from gpuctl.models.recipe import REPO_ID, Architecture, Quantization, Recipe
+from gpuctl.models.recipe import REPO_ID, Architecture, Dtype, Quantization, Recipe
 
 PREFIX = "hf:"
 #: read by huggingface_hub too; lets users (and tests) point at a mirror
@@ -124,7 +124,7 @@ def architecture_from_config(config: dict[str, Any], source: str) -> tuple[Archi
                                            vocab_size=vocab, tie_word_embeddings=tied, experts=experts),
             layers=layers, attention_heads=heads, kv_heads=kv_heads, head_dim=head_dim, hidden_size=hidden,
             intermediate_size=intermediate, vocab_size=vocab, tie_word_embeddings=tied, experts=experts,
-            experts_per_token=experts_per_token, dtype=dtype, quantization=_quantization(config, source),
+            experts_per_token=experts_per_token, dtype=cast(Dtype, dtype), quantization=_quantization(config, source),
             sliding_window=config.get("sliding_window"),
         )
     except ValidationError as exc:

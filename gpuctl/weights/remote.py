@@ -37,6 +37,9 @@ CONTAINER_SCRIPT = "/gpuctl/fetcher.py"
 CONTAINER_PREFIX = "gpuctl-weights-"
 TOKEN_ENV = "HF_TOKEN"
 _EXIT_WAIT_S = 10.0
+RESUME_HINT = "run the command again: what arrived is kept and the download resumes"
+#: a container's exit code when a signal ended it (128 + the signal)
+_KILLED_BY = {137: "killed", 143: "terminated"}
 Event = dict[str, Any]
 
 
@@ -133,9 +136,16 @@ def fetcher_error(run: FetcherRun, repo: str, where: str, *, token_given: bool) 
     if kind == "busy":
         return HostError(f"{repo} is in use on {where}: {message}", "wait for the other gpuctl command to finish")
     if kind in ("mismatch", "http"):
-        return ProviderError(f"downloading {repo} to {where} failed: {message}",
-                             "run the command again: what arrived is kept and the download resumes")
+        return ProviderError(f"downloading {repo} to {where} failed: {message}", RESUME_HINT)
+    if kind is None and run.exit_code in _KILLED_BY:
+        return stopped_early(where, f"{_KILLED_BY[run.exit_code]} (exit {run.exit_code})")
     return HostError(f"the weights fetcher failed on {where}: {message}")
+
+
+def stopped_early(where: str, how: str) -> HostError:
+    """A fetcher killed halfway (a kill -9, the OOM killer, its container removed): one message however docker
+    reports it, since whether the container is seen exiting or already gone is a race."""
+    return HostError(f"the weights fetcher was stopped on {where} before it finished: {how}", RESUME_HINT)
 
 
 def parse_event(line: str) -> Event | None:
@@ -154,8 +164,7 @@ def _exit_code(docker: DockerEngine, name: str) -> int:
     while True:
         state = docker.inspect(name)
         if state is None or state.status == "removing":
-            raise HostError(f"the weights fetcher {name} vanished on {docker.shell.where} before it finished",
-                            "something removed the container; run the command again to resume the download")
+            raise stopped_early(docker.shell.where, "its container was removed")
         if not state.running and state.exit_code is not None:
             return state.exit_code
         if time.monotonic() > deadline:

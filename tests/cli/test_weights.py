@@ -33,6 +33,7 @@ def on_host(fake_gpu_host: FakeGpuHost, fakehost_env: FakeHostEnv, weights_hub: 
     return run
 
 
+@pytest.mark.integration
 def test_pull_ls_verify_rm_round_trip(on_host: Callable[..., Result], fake_gpu_host: FakeGpuHost,
                                       weights_hub: HubServer) -> None:
     model = weights_hub.repos["test-org/tiny-llama"]
@@ -73,6 +74,7 @@ def test_pull_ls_verify_rm_round_trip(on_host: Callable[..., Result], fake_gpu_h
     assert on_host("rm", "test-org/tiny-llama", "-y").stdout.startswith("test-org/tiny-llama was not cached")
 
 
+@pytest.mark.integration
 def test_pickle_only_is_refused_with_exit_2_unless_allowed(on_host: Callable[..., Result]) -> None:
     refused = on_host("pull", "hf:test-org/pickle-only")
     assert refused.exit_code == 2
@@ -83,6 +85,7 @@ def test_pickle_only_is_refused_with_exit_2_unless_allowed(on_host: Callable[...
     assert allowed.stdout.startswith("test-org/pickle-only@")
 
 
+@pytest.mark.integration
 def test_a_gated_repo_without_a_token_exits_6_with_a_hint(on_host: Callable[..., Result]) -> None:
     result = on_host("pull", "hf:test-org/gated-llama")
     assert result.exit_code == 6

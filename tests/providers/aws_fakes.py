@@ -4,6 +4,10 @@
 from tables, as AWS would, through botocore's ``before-call`` hook (what ``Stubber`` uses, but
 without a fixed call order, so concurrent calls are fine). Other EC2 calls go on to moto.
 
+``Ec2Catalog.install(session)`` (part of ``FakeAws.install``) answers ``DescribeInstanceTypes`` and
+``DescribeInstanceTypeOfferings`` from the tests' own table (data/aws_ec2.json): moto's bundled
+catalogue changes between its releases, and the tests must not change with it.
+
 ``s3_for(host)`` serves moto's S3 (the same in-process state ``mock_aws`` uses) on the fake host's
 side of its veth pair and points gpuctl there (``AWS_ENDPOINT_URL_S3``), so the pre-signed URLs the
 instance gets lead somewhere it can reach.
@@ -11,11 +15,15 @@ instance gets lead somewhere it can reach.
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from fnmatch import fnmatch
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -42,9 +50,85 @@ ON_DEMAND = {
     ("eu-north-1", "p5.4xlarge"): 7.3616,
     ("eu-north-1", "p5.48xlarge"): 58.8928,
     ("eu-west-1", "p4d.24xlarge"): 24.15,  # illustrative
-    ("eu-west-1", "p4de.24xlarge"): 30.19,  # illustrative: priced, but moto 5.2.6's eu-west-1 does not offer it
+    ("eu-west-1", "p4de.24xlarge"): 30.19,  # illustrative: priced, but not offered there (data/aws_ec2.json)
     ("me-central-1", "g6e.xlarge"): 2.2332,
 }
+
+
+EC2_CATALOG = Path(__file__).with_name("data") / "aws_ec2.json"
+
+
+@cache
+def _catalog_data() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(EC2_CATALOG.read_text(encoding="utf-8"))
+    return data
+
+
+def _ec2_params(params: dict[str, Any]) -> tuple[dict[str, str], dict[str, list[str]], list[str]]:
+    """(plain fields, filters by name, the InstanceType.N list) of a serialized EC2 request."""
+    body = params["body"]
+    if not isinstance(body, dict):
+        body = {k: v[0] for k, v in parse_qs(body).items()}
+    plain = {k: v for k, v in body.items() if isinstance(v, str) and "." not in k}
+    names = {m.group(1): v for k, v in body.items() if (m := re.fullmatch(r"Filter\.(\d+)\.Name", k))}
+    filters = {name: [v for k, v in sorted(body.items()) if re.fullmatch(rf"Filter\.{n}\.Value\.\d+", k)]
+               for n, name in names.items()}
+    types = [v for k, v in sorted(body.items()) if re.fullmatch(r"InstanceType\.\d+", k)]
+    return plain, filters, types
+
+
+def _signed(request_signer: Any) -> None:
+    """Refuse a call without credentials, as botocore's signer would before it reached AWS (or moto)."""
+    from botocore.exceptions import NoCredentialsError
+
+    if getattr(request_signer, "_credentials", None) is None:
+        raise NoCredentialsError()
+
+
+def _matches(value: str, patterns: list[str] | None) -> bool:
+    return patterns is None or any(fnmatch(value, pattern) for pattern in patterns)
+
+
+@dataclass
+class Ec2Catalog:
+    """EC2's instance types and where they are offered, from data/aws_ec2.json (copied: tests may edit theirs)."""
+
+    instance_types: dict[str, dict[str, Any]] = field(default_factory=lambda: {
+        t["InstanceType"]: t for t in _catalog_data()["instance_types"]})
+    #: region -> instance type -> the zones that offer it
+    offerings: dict[str, dict[str, list[str]]] = field(default_factory=lambda: json.loads(json.dumps(
+        _catalog_data()["offerings"])))
+
+    def install(self, session: Any) -> Any:
+        session.events.register("before-call.ec2.DescribeInstanceTypes", self.describe_instance_types)
+        session.events.register("before-call.ec2.DescribeInstanceTypeOfferings", self.describe_offerings)
+        return session
+
+    def describe_instance_types(self, params: dict[str, Any], request_signer: Any,
+                                **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        _signed(request_signer)
+        _, filters, wanted = _ec2_params(params)
+        unknown = [name for name in wanted if name not in self.instance_types]
+        if unknown:
+            return AWSResponse(None, 400, {}, None), {  # type: ignore[arg-type]
+                "Error": {"Code": "InvalidInstanceType", "Message": f"The following supplied instance types do not "
+                          f"exist: [{', '.join(unknown)}]"}, "ResponseMetadata": {}}
+        rows = [t for name, t in sorted(self.instance_types.items())
+                if (not wanted or name in wanted) and _matches(name, filters.get("instance-type"))]
+        return AWSResponse(None, 200, {}, None), {"InstanceTypes": rows}  # type: ignore[arg-type]
+
+    def describe_offerings(self, params: dict[str, Any], context: dict[str, Any], request_signer: Any,
+                           **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        _signed(request_signer)
+        plain, filters, _ = _ec2_params(params)
+        region = context.get("client_region") or "us-east-1"
+        by_zone = plain.get("LocationType") == "availability-zone"
+        rows = [{"InstanceType": name, "LocationType": "availability-zone" if by_zone else "region",
+                 "Location": location}
+                for name, zones in sorted(self.offerings.get(region, {}).items())
+                for location in (zones if by_zone else [region])
+                if _matches(name, filters.get("instance-type")) and _matches(location, filters.get("location"))]
+        return AWSResponse(None, 200, {}, None), {"InstanceTypeOfferings": rows}  # type: ignore[arg-type]
 
 
 def product(instance_type: str, region: str, usd: float, **attributes: str) -> dict[str, Any]:
@@ -76,9 +160,12 @@ def register_dlami(session: Any, region: str = "us-east-1", ami_type: str = "bas
 
 def seed_parameter(name: str, value: str, region: str = "us-east-1") -> None:
     """Put a public (``/aws/...``) SSM parameter into moto: its API refuses that prefix (test-only backdoor)."""
+    now = datetime.now(timezone.utc)
+    # moto before 5.1 keeps the date as seconds since the epoch, later ones as a datetime
+    float_dates = "float" in str(inspect.signature(Parameter).parameters["last_modified_date"].annotation)
     ssm_backends[DEFAULT_ACCOUNT_ID][region]._parameters[name].append(Parameter(
         account_id=DEFAULT_ACCOUNT_ID, name=name, value=value, parameter_type="String", description=None,
-        allowed_pattern=None, keyid=None, last_modified_date=datetime.now(timezone.utc), version=1,
+        allowed_pattern=None, keyid=None, last_modified_date=now.timestamp() if float_dates else now, version=1,
         data_type="aws:ec2:image"))
 
 
@@ -91,11 +178,14 @@ class FakeAws:
     errors: dict[str, str] = field(default_factory=dict)
     product_requests: list[dict[str, Any]] = field(default_factory=list)
     spot_requests: list[dict[str, list[str]]] = field(default_factory=list)
+    ec2: Ec2Catalog = field(default_factory=Ec2Catalog)
 
     def install(self, session: Any) -> Any:
+        session.events.register("before-call.ec2.DescribeInstanceTypes", self._instance_types)
+        session.events.register("before-call.ec2.DescribeInstanceTypeOfferings", self._offerings)
         session.events.register("before-call.pricing.GetProducts", self._get_products)
         session.events.register("before-call.ec2.DescribeSpotPriceHistory", self._spot_history)
-        session.events.register("before-call.ec2", self._fail)
+        session.events.register("before-call.ec2", self._fail)  # the other EC2 calls (moto answers them otherwise)
         return session
 
     def _fail(self, model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
@@ -104,6 +194,14 @@ class FakeAws:
             return None
         return AWSResponse(None, 400, {}, None), {  # type: ignore[arg-type]
             "Error": {"Code": code, "Message": f"fake {code} for {model.name}"}, "ResponseMetadata": {}}
+
+    def _instance_types(self, params: dict[str, Any], model: Any,
+                        **kwargs: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        return self._fail(model) or self.ec2.describe_instance_types(params, **kwargs)
+
+    def _offerings(self, params: dict[str, Any], model: Any, context: dict[str, Any],
+                   **kwargs: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        return self._fail(model) or self.ec2.describe_offerings(params, context, **kwargs)
 
     def _get_products(self, params: dict[str, Any], model: Any, **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
         failure = self._fail(model)

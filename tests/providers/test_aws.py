@@ -106,7 +106,7 @@ def test_no_spot_filter_asks_both_markets(fake: FakeAws) -> None:
 
 
 def test_a_region_without_the_type_has_no_offer_for_it(fake: FakeAws) -> None:
-    # moto's eu-west-1 offers p4d.24xlarge but not p4de.24xlarge, which still has a list price there
+    # eu-west-1 offers p4d.24xlarge but not p4de.24xlarge (data/aws_ec2.json), which still has a list price there
     offers = provider(fake).offers(OfferQuery(gpus=["A100-40GB-SXM", "A100-80GB-SXM"], regions=["eu-west-1"],
                                               spot=False))
     assert [(o.instance_type, o.region, o.price_per_hour) for o in offers] == [("p4d.24xlarge", "eu-west-1", 24.15)]

@@ -20,9 +20,9 @@ from gpuctl.providers.capabilities import Capability
 from tests.providers import test_aws_lifecycle as lifecycle
 from tests.providers.test_aws_lifecycle import CALLER, REGION, described, l40s, tags_of
 
-# the moto fixtures of the single-instance tests
-aws, calls, image, provider, session = lifecycle.aws, lifecycle.calls, lifecycle.image, lifecycle.provider, \
-    lifecycle.session
+# the moto fixtures of the single-instance tests (and the EC2 catalogue their session answers from)
+aws, calls, catalog, image, provider, session = lifecycle.aws, lifecycle.calls, lifecycle.catalog, lifecycle.image, \
+    lifecycle.provider, lifecycle.session
 
 
 @dataclass

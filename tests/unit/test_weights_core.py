@@ -24,6 +24,7 @@ from gpuctl.weights.hub import read_file, repo_info
 from gpuctl.weights.models import HubFile, Manifest, RepoInfo
 from gpuctl.weights.refs import resolve_ref
 from gpuctl.weights.remote import FetcherRun, fetcher_error, parse_event
+from gpuctl.weights.remote import _exit_code as remote_exit_code
 from gpuctl.weights.selection import build_manifest
 from tests.standins.hub_server import GOOD_TOKEN, HubRepo, HubServer, pickle_only_model, tiny_model
 
@@ -195,7 +196,7 @@ def test_huggingface_hub_loads_the_cache_offline(hub: HubServer, tmp_path: Path,
     assert fetch(capsys, tmp_path / "cache", hub, manifest_of(hub, model.repo))[0] == 0
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "cache"))
-    huggingface_hub = pytest.importorskip("huggingface_hub")
+    import huggingface_hub  # a test extra: missing, it fails rather than skips
     for revision in ("main", model.commit):
         path = huggingface_hub.hf_hub_download(model.repo, "model-00002-of-00003.safetensors", revision=revision,
                                                cache_dir=str(tmp_path / "cache" / "hub"))
@@ -367,9 +368,27 @@ def test_fetcher_failures_map_to_exit_codes(kind: str, error: type[Exception], c
 
 
 def test_a_crashed_fetcher_reports_its_last_output() -> None:
-    run = FetcherRun(exit_code=137, other_output=["a", "Killed"])
+    run = FetcherRun(exit_code=1, other_output=["a", "Traceback", "ValueError"])
     assert fetcher_error(run, "org/m", "h", token_given=False).message == (
-        "the weights fetcher failed on h: exit 137: a | Killed")
+        "the weights fetcher failed on h: exit 1: a | Traceback | ValueError")
+
+
+KILLED = "the weights fetcher was stopped on h before it finished"
+RESUME = "run the command again: what arrived is kept and the download resumes"
+
+
+@pytest.mark.parametrize(("code", "how"), [(137, "killed (exit 137)"), (143, "terminated (exit 143)")])
+def test_a_fetcher_killed_halfway_says_so_and_that_a_rerun_resumes(code: int, how: str) -> None:
+    error = fetcher_error(FetcherRun(exit_code=code, other_output=["Killed"]), "org/m", "h", token_given=False)
+    assert (type(error), error.exit_code, error.message, error.hint) == (HostError, 4, f"{KILLED}: {how}", RESUME)
+
+
+def test_a_fetcher_whose_container_vanished_is_a_killed_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # whether docker still shows the killed container (exit 137) or has removed it is a race: one message either way
+    docker = SimpleNamespace(shell=SimpleNamespace(where="h"), inspect=lambda name: None)
+    with pytest.raises(HostError) as caught:
+        remote_exit_code(docker, "gpuctl-weights-0")  # type: ignore[arg-type]
+    assert (caught.value.message, caught.value.hint) == (f"{KILLED}: its container was removed", RESUME)
 
 
 def test_the_engine_serves_from_the_cache_offline_and_read_only() -> None:
