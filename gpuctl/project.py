@@ -66,6 +66,8 @@ def resolve_project_root(explicit: str | os.PathLike[str] | None) -> Path:
 def load_project_file(root: Path) -> ProjectFile:
     """The validated gpuctl.yaml of ``root`` (empty defaults when absent)."""
     path = root / PROJECT_FILE
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a project file", f"remove or rename {path}")
     if not path.is_file():
         return ProjectFile()
     import yaml

@@ -6,6 +6,7 @@ import click
 
 from gpuctl.app import App
 from gpuctl.cli.names import deployment_name
+from gpuctl.errors import UsageError
 
 
 @click.command()
@@ -23,6 +24,9 @@ def logs(app: App, name: str | None, follow: bool, tail: int) -> None:
     ctx = deploy_context(app, Timeouts(), quiet=True)
     name = deployment_name(app, name, "logs")
     deployment = ctx.records.get(name)
+    if deployment.status == "terminated":  # its machine or container is gone, and the log with it
+        raise UsageError(f"'{name}' is terminated: its engine and its log are gone",
+                         f"'gpuctl status {name}' shows what it ran and cost")
     if not follow:
         click.echo(engine_logs(ctx, deployment, tail), nl=False)
         return

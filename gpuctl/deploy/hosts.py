@@ -41,13 +41,14 @@ def host_offer(shell: Shell, target: HostTarget, price_per_hour: float = 0.0) ->
     if len(names) > 1:
         raise HostCheckError(f"{shell.where} mixes GPU models ({', '.join(sorted(map(str, names)))})",
                              "gpuctl serves one model per GPU kind; limit it with CUDA_VISIBLE_DEVICES on the host")
-    busy = [g for g in gpus if g.memory_used_mib is not None and g.memory_total_mib
-            and g.memory_used_mib > BUSY_FRACTION * g.memory_total_mib]
+    busy = [(g.index, used, total) for g in gpus
+            if (used := g.memory_used_mib) is not None and (total := g.memory_total_mib)
+            and used > BUSY_FRACTION * total]
     if busy:
-        first = busy[0]
+        index, used, total = busy[0]
         raise NoCapacityError(
-            f"GPU {first.index} of {shell.where} has {first.memory_used_mib / 1024:.1f} of "
-            f"{first.memory_total_mib / 1024:.1f} GiB in use: another model or process holds it",
+            f"GPU {index} of {shell.where} has {used / 1024:.1f} of {total / 1024:.1f} GiB in use: another model "
+            "or process holds it",
             "free it (nvidia-smi shows what uses it; 'gpuctl status' lists gpuctl's deployments), or deploy elsewhere")
     gpu = str(names.pop())
     return Offer(provider=HostProvider.name, gpu=gpu, gpu_count=len(gpus), vram_gb=gpu_spec(gpu).vram_gb,

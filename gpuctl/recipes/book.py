@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from gpuctl.errors import ConfigError, NotFoundError
+from gpuctl.fsutil import read_text_file
 from gpuctl.models.recipe import Recipe, RecipeOrigin
 from gpuctl.paths import config_dir
 from gpuctl.resources import data_dir
@@ -49,13 +50,11 @@ def load_recipe_file(path: Path, origin: RecipeOrigin) -> Recipe:
     import yaml
 
     try:
-        data = load_yaml(path.read_text(encoding="utf-8"))
+        data = load_yaml(read_text_file(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"recipe {path}:{where} not valid YAML") from exc
-    except OSError as exc:
-        raise ConfigError(f"recipe {path}: cannot be read ({exc.strerror})") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"recipe {path}: expected a mapping of fields, got {type(data).__name__}")
     stem = path.name[: -len(SUFFIX)]

@@ -17,17 +17,6 @@ DIR = object()
 #: what a never-answering provider API looks like: a closed port on loopback (no test traffic leaves the machine)
 CLOSED = "http://127.0.0.1:9"
 
-#: the items of the other half of issue 15 (branch i15a) that fix the cases still wrong today
-NO_ACCOUNT = "i15a: no-account path (up proposes only offers it can launch; exit 6 before the price)"
-FS_ERRORS = "i15a: file-system errors exit 2 naming the path and the cause"
-TTL_MAX = "i15a: TTLs have a documented maximum"
-NAME_DEFAULT = "i15a: NAME defaults to the only deployment (the error lists them when there are several)"
-INIT_MODEL = "i15a: smaller items ('init --model nosuch' is accepted)"
-#: found by this suite, in no i15a item (reported to the integrator)
-ENDED_LOGS = ("not in i15a: 'logs' of an ended deployment asks its provider (exit 6 without a key) instead of "
-              "saying it ended")
-
-
 @dataclass(frozen=True)
 class Case:
     """``files`` maps a path to its content (str, bytes or DIR): relative to the project directory, or under
@@ -41,7 +30,7 @@ class Case:
     files: Mapping[str, Any] = field(default_factory=dict)
     env: Mapping[str, str] = field(default_factory=dict)
     deployments: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    #: why the case still fails today: the i15a item that fixes it (the test is a strict xfail until then)
+    #: why the case still fails today, naming what fixes it (the test is a strict xfail until then)
     xfail: str | None = None
 
 

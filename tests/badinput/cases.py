@@ -1,7 +1,7 @@
 """The bad inputs: argv, files and environment -> the documented exit code and the error line's pattern.
 
 Codes (docs/exit-codes.md): 2 bad input or usage, 3 not found, 4 provider/API, 5 no capacity or no
-matching offer, 6 credentials, 7 timeout, 8 health. A case still wrong today names the i15a item that fixes
+matching offer, 6 credentials, 7 timeout, 8 health. A case still wrong today says what fixes it
 it (``xfail=``); when that lands, its strict xfail fails until the mark is removed.
 """
 
@@ -9,12 +9,6 @@ from __future__ import annotations
 
 from tests.badinput.case import (
     DIR,
-    ENDED_LOGS,
-    FS_ERRORS,
-    INIT_MODEL,
-    NAME_DEFAULT,
-    NO_ACCOUNT,
-    TTL_MAX,
     Case,
     case,
 )
@@ -66,8 +60,7 @@ MODELS = [
          files={"recipes/broken.yaml": "name: broken\nrepo: [\n"}),
     case("models-project-recipe-missing-fields", "models show thin", 2, r"thin\.yaml",
          files={"recipes/thin.yaml": "name: thin\nrepo: org/thin\n"}),
-    case("models-project-recipe-binary", "models show bin", 2, r"bin\.yaml", files={"recipes/bin.yaml": GARBAGE},
-         xfail=FS_ERRORS),
+    case("models-project-recipe-binary", "models show bin", 2, r"bin\.yaml", files={"recipes/bin.yaml": GARBAGE}),
     case("models-project-recipe-a-directory", "models show dir", 2, r"dir\.yaml", files={"recipes/dir.yaml": DIR}),
 ]
 
@@ -107,7 +100,7 @@ UP = [
     case("up-ttl-word", f"up {MODEL} --ttl banana --dry-run", 2, r"banana"),
     case("up-ttl-zero", f"up {MODEL} --ttl 0 --dry-run", 2, r"ttl|duration"),
     case("up-ttl-negative", f"up {MODEL} --ttl -1h --dry-run", 2, r"-1h"),
-    case("up-ttl-overflow", f"up {MODEL} --ttl 99999999999d --dry-run", 2, r"99999999999d", xfail=TTL_MAX),
+    case("up-ttl-overflow", f"up {MODEL} --ttl 99999999999d --dry-run", 2, r"99999999999d"),
     case("up-launch-timeout-word", f"up {MODEL} --launch-timeout soon --dry-run", 2, r"soon"),
     case("up-ssh-timeout-word", f"up {MODEL} --ssh-timeout later --dry-run", 2, r"later"),
     case("up-health-timeout-word", f"up {MODEL} --health-timeout abc --dry-run", 2, r"abc"),
@@ -140,8 +133,7 @@ UP = [
     case("up-max-price-too-low", f"up {MODEL} --max-price 0.01 --dry-run", 5, r"0\.01"),
     # the GPU named cannot hold the model: bad input (2), as for 'export k8s'; 5 is for offers run out
     case("up-model-fits-no-gpu", "up llama-3.1-70b --gpu t4 --count 1 --dry-run", 2, r"does not fit on 1 x T4"),
-    case("up-no-credentials-anywhere", f"up {MODEL} -y", 6, r"RUNPOD_API_KEY.*LAMBDA_API_KEY.*--host",
-         xfail=NO_ACCOUNT),
+    case("up-no-credentials-anywhere", f"up {MODEL} -y", 6, r"LAMBDA_API_KEY.*RUNPOD_API_KEY.*--host"),
     case("up-no-credentials-for-the-provider", f"up {MODEL} --provider lambda -y", 6, r"LAMBDA_API_KEY"),
     case("up-spot-on-own-host", f"up {MODEL} --spot --host local --dry-run", 2, r"--spot"),
     case("up-unknown-optimize", f"up {MODEL} --optimize speed --dry-run", 2, r"'speed' is not one of"),
@@ -154,8 +146,7 @@ UP = [
 
 PROJECT_FILE = [
     case("project-yaml-syntax", "up --dry-run", 2, r"gpuctl\.yaml", files={PROJECT_YAML: "model: [\n"}),
-    case("project-yaml-binary", "up --dry-run", 2, r"gpuctl\.yaml", files={PROJECT_YAML: GARBAGE},
-         xfail=FS_ERRORS),
+    case("project-yaml-binary", "up --dry-run", 2, r"gpuctl\.yaml", files={PROJECT_YAML: GARBAGE}),
     case("project-yaml-a-list", "up --dry-run", 2, r"gpuctl\.yaml", files={PROJECT_YAML: "- a\n- b\n"}),
     case("project-yaml-a-scalar", "up --dry-run", 2, r"gpuctl\.yaml", files={PROJECT_YAML: "just text\n"}),
     case("project-yaml-unknown-field", "up --dry-run", 2, r"gpuctl\.yaml.*colour",
@@ -172,8 +163,7 @@ PROJECT_FILE = [
          files={PROJECT_YAML: "model: nosuchmodel\n"}),
     case("project-yaml-unknown-provider", "up --dry-run", 2, r"nosuch",
          files={PROJECT_YAML: f"model: {MODEL}\nprovider: nosuch\n"}),
-    case("project-yaml-a-directory", "up --dry-run", 2, r"gpuctl\.yaml.*directory", files={PROJECT_YAML: DIR},
-         xfail=FS_ERRORS),
+    case("project-yaml-a-directory", "up --dry-run", 2, r"gpuctl\.yaml.*directory", files={PROJECT_YAML: DIR}),
     case("project-yaml-breaks-fit-too", f"fit {MODEL}", 2, r"gpuctl\.yaml",
          files={PROJECT_YAML: "engine: triton\n"}),
     case("project-yaml-breaks-init", "init", 2, r"gpuctl\.yaml", files={PROJECT_YAML: "model: [\n"}),
@@ -187,7 +177,8 @@ STATE_FILE = [
     case("state-corrupt-logs", "logs one", 2, r"state\.json is corrupt", files={STATE: "{"}),
     case("state-corrupt-env", "env one", 2, r"state\.json is corrupt", files={STATE: "{"}),
     case("state-corrupt-gc", "gc --dry-run", 2, r"state\.json is corrupt", files={STATE: "{"}),
-    case("state-corrupt-up", f"up {MODEL} -y", 2, r"state\.json is corrupt", files={STATE: "{"}),
+    case("state-corrupt-up", f"up {MODEL} -y", 2, r"state\.json is corrupt", files={STATE: "{"},
+         env={"RUNPOD_API_KEY": "not-checked-before-the-state-file"}),
     case("state-corrupt-ssh", "ssh one", 2, r"state\.json is corrupt", files={STATE: "{"}),
     case("state-corrupt-bench", "bench one", 2, r"state\.json is corrupt", files={STATE: "{"}),
     case("state-corrupt-json-output", "status --json --no-probe", 2, r"state\.json is corrupt", files={STATE: "{"}),
@@ -200,10 +191,9 @@ STATE_FILE = [
     case("state-bad-record", "status --no-probe", 2, r"state\.json",
          files={STATE: '{"schema_version": 1, "deployments": {"one": {"name": "one", "status": "flying"}}}'}),
     case("state-empty-file", "status --no-probe", 2, r"state\.json", files={STATE: ""}),
-    case("state-a-directory", "status --no-probe", 2, r"state\.json", files={STATE: DIR}, xfail=FS_ERRORS),
-    case("state-dir-a-file", "status --no-probe", 2, r"\.gpuctl", files={".gpuctl": "not a directory"},
-         xfail=FS_ERRORS),
-    case("state-dir-a-file-down", "down --all", 2, r"\.gpuctl", files={".gpuctl": "x"}, xfail=FS_ERRORS),
+    case("state-a-directory", "status --no-probe", 2, r"state\.json", files={STATE: DIR}),
+    case("state-dir-a-file", "status --no-probe", 2, r"\.gpuctl", files={".gpuctl": "not a directory"}),
+    case("state-dir-a-file-down", "down --all", 2, r"\.gpuctl", files={".gpuctl": "x"}),
 ]
 
 CONFIG_CASES = [
@@ -218,9 +208,9 @@ CONFIG_CASES = [
     case("config-unknown-subcommand", "config delete runpod.api_key", 2, r"No such command 'delete'"),
     case("config-get-no-key", "config get", 2, r"Missing argument 'KEY'"),
     case("config-file-syntax", "config list", 2, r"config\.yaml", files={CONFIG: "runpod: [\n"}),
-    case("config-file-binary", "config list", 2, r"config\.yaml", files={CONFIG: GARBAGE}, xfail=FS_ERRORS),
+    case("config-file-binary", "config list", 2, r"config\.yaml", files={CONFIG: GARBAGE}),
     case("config-file-a-list", "config list", 2, r"config\.yaml", files={CONFIG: "- a\n"}),
-    case("config-file-a-directory", "config list", 2, r"config\.yaml", files={CONFIG: DIR}, xfail=FS_ERRORS),
+    case("config-file-a-directory", "config list", 2, r"config\.yaml", files={CONFIG: DIR}),
     case("config-file-broken-set", "config set runpod.api_key k", 2, r"config\.yaml", files={CONFIG: "runpod: [\n"}),
     case("config-file-broken-up", f"up {MODEL} --dry-run", 2, r"config\.yaml", files={CONFIG: "x: [\n"}),
 ]
@@ -232,10 +222,10 @@ NAMED = [  # commands taking a deployment NAME
     case("ssh-unknown-name", "ssh nosuch", 3, r"nosuch"),
     case("bench-unknown-name", "bench nosuch", 3, r"nosuch"),
     case("logs-unknown-name-close-match", "logs onf", 3, r"onf", deployments=RUNNING),
-    case("logs-no-name-none-exist", "logs", 3, r"no deployment", xfail=NAME_DEFAULT),
-    case("env-no-name-none-exist", "env", 3, r"no deployment", xfail=NAME_DEFAULT),
-    case("logs-no-name-two-exist", "logs", 2, r"one.*two", deployments={"one": {}, "two": {}}, xfail=NAME_DEFAULT),
-    case("down-no-name-two-exist", "down", 2, r"one.*two", deployments={"one": {}, "two": {}}, xfail=NAME_DEFAULT),
+    case("logs-no-name-none-exist", "logs", 3, r"no active deployment"),
+    case("env-no-name-none-exist", "env", 3, r"no active deployment"),
+    case("logs-no-name-two-exist", "logs", 2, r"one.*two", deployments={"one": {}, "two": {}}),
+    case("down-no-name-two-exist", "down", 2, r"one.*two", deployments={"one": {}, "two": {}}),
     case("logs-tail-negative", "logs one --tail -1", 2, r"--tail", deployments=RUNNING),
     case("logs-tail-word", "logs one --tail lots", 2, r"lots", deployments=RUNNING),
     case("ssh-port-too-big", "ssh one --tunnel --port 70000", 2, r"--port", deployments=RUNNING),
@@ -247,14 +237,13 @@ NAMED = [  # commands taking a deployment NAME
     case("down-host-bad-port", "down one --host root@10.0.0.1:99999", 2, r"99999"),
     case("down-host-without-name", "down --host root@10.0.0.1", 2, r"NAME|name"),
     case("down-unknown-option", "down one --force", 2, r"No such option '--force'"),
-    case("logs-ended-deployment", "logs one", 2, r"'one' .*terminated", deployments={"one": {"status": "terminated"}},
-         xfail=ENDED_LOGS),
+    case("logs-ended-deployment", "logs one", 2, r"'one' .*terminated", deployments={"one": {"status": "terminated"}}),
     case("env-ended-deployment", "env one", 2, r"'one' has no endpoint \(status terminated\)",
          deployments={"one": {"status": "terminated"}}),
 ]
 
 BENCH = [
-    case("bench-nothing-to-measure", "bench", 2, r"--url|NAME|deployment"),
+    case("bench-nothing-to-measure", "bench", 3, r"no active deployment.*gpuctl up"),
     case("bench-url-not-a-url", "bench --url notaurl", 2, r"notaurl"),
     case("bench-url-ftp", "bench --url ftp://127.0.0.1/", 2, r"ftp"),
     case("bench-concurrency-zero", "bench --url http://127.0.0.1:9/v1 -c 0", 2, r"concurrency|-c"),
@@ -325,9 +314,9 @@ INIT = [
     case("init-unknown-gpu", "init --gpu nosuchgpu", 2, r"nosuchgpu"),
     case("init-unknown-provider", "init --provider nosuch", 2, r"nosuch"),
     case("init-exists", "init", 2, r"gpuctl\.yaml.*--force", files={PROJECT_YAML: f"model: {MODEL}\n"}),
-    case("init-unknown-model", "init --model nosuchmodel", 3, r"nosuchmodel", xfail=INIT_MODEL),
+    case("init-unknown-model", "init --model nosuchmodel", 3, r"nosuchmodel"),
     case("init-wizard-without-terminal", "init -i", 2, r"terminal|TTY"),
-    case("init-yaml-a-directory", "init --force", 2, r"gpuctl\.yaml", files={PROJECT_YAML: DIR}, xfail=FS_ERRORS),
+    case("init-yaml-a-directory", "init --force", 2, r"gpuctl\.yaml", files={PROJECT_YAML: DIR}),
 ]
 
 SERVICES = [  # replicas, nodes, limits and scale
