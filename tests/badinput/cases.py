@@ -1,8 +1,8 @@
 """The bad inputs: argv, files and environment -> the documented exit code and the error line's pattern.
 
 Codes (docs/exit-codes.md): 2 bad input or usage, 3 not found, 4 provider/API, 5 no capacity or no
-matching offer, 6 credentials, 7 timeout, 8 health. A case still wrong today says what fixes it
-it (``xfail=``); when that lands, its strict xfail fails until the mark is removed.
+matching offer, 6 credentials, 7 timeout, 8 health. A case still wrong names what fixes it
+(``xfail=``); when that lands, its strict xfail fails until the mark is removed.
 """
 
 from __future__ import annotations
