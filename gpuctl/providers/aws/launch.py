@@ -145,8 +145,20 @@ def machine_image(ec2: Any, ssm: Any, instance_type: str) -> MachineImage:
 
 
 # -- what a launch creates ------------------------------------------------------------------------
-def launch(ec2: Any, ssm: Any, request: LaunchRequest, cidrs: list[str]) -> dict[str, Any]:
-    """Create the instance for ``request`` (and its key pair and security group); the raw EC2 instance."""
+@dataclass(frozen=True)
+class LaunchBasis:
+    """What every launch of ``request`` stands on: the zones that have its type, the image, the tags, the
+    key pair and the security group (made on first use)."""
+
+    zones: list[Zone]
+    image: MachineImage
+    tags: dict[str, str]
+    key_name: str
+    group_id: str
+
+
+def launch_basis(ec2: Any, ssm: Any, request: LaunchRequest, cidrs: list[str]) -> LaunchBasis:
+    """The zones, image, tags, key pair and security group a launch of ``request`` needs."""
     offer = request.offer
     assert request.ssh_public_key is not None
     zones = launch_zones(ec2, offer.instance_type, offer.region)
@@ -155,10 +167,17 @@ def launch(ec2: Any, ssm: Any, request: LaunchRequest, cidrs: list[str]) -> dict
     key_name = import_key_pair(ec2, request.ssh_public_key, request.tags)
     sweep_security_groups(ec2)
     group_id = security_group(ec2, zones[0].vpc_id, request, cidrs, tags)
+    return LaunchBasis(zones, image, tags, key_name, group_id)
+
+
+def launch(ec2: Any, ssm: Any, request: LaunchRequest, cidrs: list[str]) -> dict[str, Any]:
+    """Create the instance for ``request`` (and its key pair and security group); the raw EC2 instance."""
+    basis = launch_basis(ec2, ssm, request, cidrs)
     try:
-        return run_in_zones(ec2, run_params(request, image, key_name, group_id, tags), zones, request)
+        return run_in_zones(ec2, run_params(request, basis.image, basis.key_name, basis.group_id, basis.tags),
+                            basis.zones, request)
     except NoCapacityError:
-        _delete_group(ec2, group_id)  # no instance of this launch uses it
+        _delete_group(ec2, basis.group_id)  # no instance of this launch uses it
         raise
 
 

@@ -20,13 +20,9 @@ from gpuctl.providers.aws.launch import (
     _ZONE_REFUSALS,
     error_code,
     group_name,
-    import_key_pair,
-    instance_tags,
     instances,
-    launch_zones,
-    machine_image,
+    launch_basis,
     run_params,
-    security_group,
     sweep_security_groups,
     tag_spec,
 )
@@ -47,16 +43,12 @@ def launch_nodes(ec2: Any, ssm: Any, request: LaunchRequest, nodes: int, cidrs: 
         raise ProviderError(f"AWS has {len(earlier)} of the {nodes} instances of launch token "
                             f"{request.idempotency_token}", f"'gpuctl down {request.name}', then deploy again")
     offer = request.offer
-    assert request.ssh_public_key is not None
-    zones = launch_zones(ec2, offer.instance_type, offer.region)
-    image = machine_image(ec2, ssm, offer.instance_type)
-    tags = instance_tags(request, image.ssh_user)
-    key_name = import_key_pair(ec2, request.ssh_public_key, request.tags)
-    sweep_security_groups(ec2)
-    group_id = security_group(ec2, zones[0].vpc_id, request, cidrs, tags)
+    basis = launch_basis(ec2, ssm, request, cidrs)
+    zones, group_id = basis.zones, basis.group_id
     allow_members(ec2, group_id)
-    placement = placement_group(ec2, request, tags)
-    params = {**run_params(request, image, key_name, group_id, tags), "MinCount": nodes, "MaxCount": nodes}
+    placement = placement_group(ec2, request, basis.tags)
+    params = {**run_params(request, basis.image, basis.key_name, group_id, basis.tags), "MinCount": nodes,
+              "MaxCount": nodes}
     from botocore.exceptions import ClientError
 
     refused: list[str] = []
