@@ -101,15 +101,20 @@ class AWSProvider(Provider):
             found = values_or_raise(run_all(calls))
         return [offer for offers in found.values() for offer in offers if matches(offer, query)]
 
-    def launch(self, request: LaunchRequest) -> Instance:
-        """Launch one GPU VM for ``request``, or return the live instance already carrying its launch token."""
-        from gpuctl.providers.aws import launch as aws_launch
-
+    def _launchable(self, request: LaunchRequest) -> Offer:
+        """The request's offer, refused unless it is AWS's and the request carries the SSH key to reach it."""
         offer = request.offer
         if offer.provider != self.name:
             raise UsageError(f"offer {offer.id} is not an AWS offer")
         if not request.ssh_public_key:
             raise UsageError("an AWS instance is reached over SSH, but the launch request has no public key")
+        return offer
+
+    def launch(self, request: LaunchRequest) -> Instance:
+        """Launch one GPU VM for ``request``, or return the live instance already carrying its launch token."""
+        from gpuctl.providers.aws import launch as aws_launch
+
+        offer = self._launchable(request)
         with aws_errors():
             ec2 = self._client("ec2", offer.region)
             # EC2 matches a ClientToken only for so long (moto never does); the tag lasts as long as the instance
@@ -130,11 +135,7 @@ class AWSProvider(Provider):
         from gpuctl.providers.aws import nodes as aws_nodes
         from gpuctl.providers.vm import caller_cidrs
 
-        offer = request.offer
-        if offer.provider != self.name:
-            raise UsageError(f"offer {offer.id} is not an AWS offer")
-        if not request.ssh_public_key:
-            raise UsageError("an AWS instance is reached over SSH, but the launch request has no public key")
+        offer = self._launchable(request)
         with aws_errors():
             ec2 = self._client("ec2", offer.region)
             raw = aws_nodes.launch_nodes(ec2, self._client("ssm", offer.region), request, nodes,
