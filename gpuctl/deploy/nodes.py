@@ -243,6 +243,7 @@ class NodeLaunch:
         with self.ctx.reporter.step(f"starting {spec.engine} rank {rank} of {self.nodes} ({role})"):
             docker.start(run, name=container, secrets={n: self.run.secrets[n] for n in wanted},
                          reporter=self.ctx.reporter)
+        self.runtimes[rank].watch_engine(docker, container)  # a rank that stops fails the wait at once
 
     def stopped_rank(self) -> str | None:
         """Why a rank's engine stopped (the first one found), or None while every rank runs."""

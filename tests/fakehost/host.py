@@ -250,6 +250,25 @@ class FakeGpuHost:
         ctk.write_text(f'#!/bin/sh\necho "$*" >> {self.bin_dir / "nvidia-ctk.calls"}\n')
         ctk.chmod(0o755)
 
+    def install_vllm_router(self) -> Path:
+        """Put a ``vllm-router`` console script on the host, as pip writes one with an ``env`` interpreter line,
+        running the vllm-router installed in this test run's Python; ``uninstall_vllm_router`` takes it away.
+
+        That Python's packages may live under /root, which the host replaces with its own home: the script
+        reaches them through this process's root (``/proc/PID/root``), which sees this machine's mounts.
+        """
+        import sys
+
+        site = next(p for p in sys.path if p.endswith("site-packages") and Path(p, "vllm_router").is_dir())
+        script = self.bin_dir / "vllm-router"
+        script.write_text(f"#!/usr/bin/env PYTHONPATH=/proc/{os.getpid()}/root{site} /usr/bin/python3\n"
+                          "from vllm_router.launch_router import main\nmain()\n")
+        script.chmod(0o755)
+        return script
+
+    def uninstall_vllm_router(self) -> None:
+        (self.bin_dir / "vllm-router").unlink(missing_ok=True)
+
     def rotate_host_key(self) -> None:
         """Give the host a new key (as a rebuilt machine would have) and restart sshd."""
         _terminate(self._daemons.pop("sshd").process)

@@ -120,11 +120,12 @@ def test_a_short_idle_limit_ends_a_quiet_engine(gpuctl, fake_gpu_host: FakeGpuHo
 def test_top_reads_the_hosts_gpus_and_the_engines_own_counters(gpuctl, make_fake_gpu_host, fakehost_env: FakeHostEnv,
                                                                isolated: Path) -> None:
     """top's GPU figures are the host's nvidia-smi, its request figures the engine's /metrics, both over SSH."""
-    host = make_fake_gpu_host([FakeGpu(memory_used_mib=30001, utilization_pct=87)])
+    host = make_fake_gpu_host()
     write_recipe(isolated)
     up = gpuctl("up", "tiny", *host_args(host, fakehost_env), "--name", "seen", "-y", "--ttl", "1h")
     assert up.exit_code == 0, up.stderr
     try:
+        host.set_gpus([FakeGpu(memory_used_mib=30001, utilization_pct=87)])  # the engine at work, as nvidia-smi sees it
         before = json.loads(gpuctl("top", "seen", "--json", "-n", "1").stdout.splitlines()[0])
         bench = gpuctl("bench", "seen", "-n", "6", "--warmup", "0", "-c", "2", "--output-len", "4", "--json")
         assert bench.exit_code == 0, bench.stderr

@@ -172,13 +172,7 @@ def test_ctrl_c_mid_up_tears_down_every_replica_launched_so_far(cloud: Cloud, is
 
 def test_router_on_a_replicas_machine(gpuctl, cloud: Cloud, hosts: list[FakeGpuHost], isolated: Path) -> None:
     """``--router host``: the router runs on the first replica's machine, reached through an SSH tunnel."""
-    import sys
-
-    site = next(p for p in sys.path if p.endswith("site-packages") and Path(p, "vllm_router").is_dir())
-    script = hosts[0].bin_dir / "vllm-router"  # as pip writes it; this venv's own interpreter lives under /root
-    script.write_text(f"#!/usr/bin/env PYTHONPATH={site} /usr/bin/python3\n"
-                      "from vllm_router.launch_router import main\nmain()\n")
-    script.chmod(0o755)
+    hosts[0].install_vllm_router()
     try:
         result = gpuctl("up", "tiny", "--replicas", "1", "--router", "host", "--name", "onhost", "-y")
         assert result.exit_code == 0, result.stderr
@@ -195,7 +189,7 @@ def test_router_on_a_replicas_machine(gpuctl, cloud: Cloud, hosts: list[FakeGpuH
         assert cloud.live() == []
         assert not any("vllm::router" in cmd for _, cmd in hosts[0].processes()), "the router went first"
     finally:
-        script.unlink(missing_ok=True)
+        hosts[0].uninstall_vllm_router()
 
 
 def test_replace_failed_replaces_a_dead_replica(gpuctl, cloud: Cloud, hosts: list[FakeGpuHost],

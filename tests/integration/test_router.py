@@ -61,7 +61,6 @@ def test_the_router_stops_itself_when_the_ttl_ends(tmp_path: Path) -> None:
 def test_a_router_on_another_machine_over_ssh(tmp_path: Path, fake_gpu_host, fakehost_env) -> None:
     """``--router USER@HOST``: started over SSH with its key on stdin, reached through a tunnel, stopped by pid."""
     import subprocess
-    import sys
 
     from gpuctl.deploy.hosts import connect, opened
     from gpuctl.host.target import parse_target
@@ -69,13 +68,7 @@ def test_a_router_on_another_machine_over_ssh(tmp_path: Path, fake_gpu_host, fak
     from tests.standins import mock_openai
 
     host = fake_gpu_host
-    # the host shares this machine's file system outside its private paths (this venv's packages are there,
-    # its interpreter under /root is not): a vllm-router console script as pip writes one for an 'env' line
-    site = next(p for p in sys.path if p.endswith("site-packages") and Path(p, "vllm_router").is_dir())
-    script = host.bin_dir / "vllm-router"
-    script.write_text(f"#!/usr/bin/env PYTHONPATH={site} /usr/bin/python3\n"
-                      "from vllm_router.launch_router import main\nmain()\n")
-    script.chmod(0o755)
+    host.install_vllm_router()
     engine = subprocess.Popen([*host._nsenter(), "/usr/bin/python3", mock_openai.__file__, "--host", "127.0.0.1",
                                "--port", "8100", "--api-key", KEY], stdout=subprocess.PIPE, text=True,
                               start_new_session=True)
@@ -102,4 +95,4 @@ def test_a_router_on_another_machine_over_ssh(tmp_path: Path, fake_gpu_host, fak
     finally:
         engine.kill()
         engine.wait()
-        (host.bin_dir / "vllm-router").unlink(missing_ok=True)
+        host.uninstall_vllm_router()

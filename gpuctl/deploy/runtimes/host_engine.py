@@ -153,8 +153,6 @@ class HostEngineRuntime(Runtime):
                 phase.source, phase.bytes = "registry", tally.downloaded_bytes
 
     def start_engine(self, plan: DeployPlan, instance: Instance) -> None:
-        from gpuctl.host.health import EngineWatch
-
         docker = self.connect_and_check(plan, instance)
         spec = self.cache_weights(plan, docker)
         deployment = self.run.deployment
@@ -164,13 +162,20 @@ class HostEngineRuntime(Runtime):
         with self.ctx.reporter.step(f"starting {spec.engine} ({spec.image})"):
             docker.run_engine(spec, secrets=self.run.secrets, name=container, host_port=deployment.host_port,
                               cache_dir=self.cache_dir, reporter=self.ctx.reporter, labels=self.labels("engine"))
-        self._watch = EngineWatch(docker, container)
+        self.watch_engine(docker, container)
         target = self.target(instance)
         self.run.journal.update(endpoint=self._endpoint(plan, target, deployment.host_port),
                                 tunnel=target.kind == "ssh" and not plan.engine.public,
                                 event="engine-started", detail=container)
         self.arm_watchdog(plan, container, deployment.docker_sudo)
         self.wait_healthy(plan)
+
+    def watch_engine(self, docker: DockerEngine, container: str) -> None:
+        """Follow the engine ``container`` on this runtime's machine: ``engine_stopped`` and
+        ``engine_log_tail`` read it from now on (whoever started it)."""
+        from gpuctl.host.health import EngineWatch
+
+        self._watch = EngineWatch(docker, container)
 
     def fill_cache(self, plan: DeployPlan, instance: Instance | None) -> CacheReport:
         assert instance is not None
