@@ -36,6 +36,8 @@ class StateWriteError(UsageError):
                          f"make {path.parent} writable (or free space there), then run the command again")
         self.path = path
         self.cause = reason
+        #: the record as this process left it, newer than the file (set by the teardown that reports it)
+        self.known: Deployment | None = None
 
 
 class State(BaseModel):

@@ -16,7 +16,7 @@ when the user asks, and replaces replicas that died when the service was made ``
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -352,11 +352,14 @@ def _torn_down_on_failure(ctx: DeployContext, name: str) -> Iterator[None]:
     except BaseException as exc:
         error: BaseException = Interrupted() if isinstance(exc, KeyboardInterrupt) else exc
         message = error.one_line() if isinstance(error, GpuctlError) else f"{type(error).__name__}: {error}"
+        # a replica whose up failed has torn itself down; when its record could not be written, the file
+        # still shows it launching, and only this process knows better
+        known = [exc.known] if isinstance(exc, StateWriteError) and exc.known is not None else []
         with shielded(ctx.reporter):
             with contextlib.suppress(StateWriteError):  # the teardown never depends on a write of the record
                 update(ctx, name, status="failed", error=message, event="service-failed", detail=message)
             try:
-                take_down_service(ctx, name, failed=True)
+                take_down_service(ctx, name, failed=True, known=known)
             except GpuctlError as cleanup:
                 ctx.reporter.warn(f"cleaning up service '{name}' failed: {cleanup.one_line()}; "
                                   f"run 'gpuctl down {name}' to finish it")
@@ -367,9 +370,13 @@ def _torn_down_on_failure(ctx: DeployContext, name: str) -> Iterator[None]:
 
 # -- taking down, scaling ----------------------------------------------------------------------------------
 
-def remove_replica(ctx: DeployContext, service: Service, name: str) -> Deployment | None:
-    """The ordinary teardown, which takes a replica out of its router first; None when there was nothing left."""
-    deployment = ctx.store.read().deployments.get(name)
+def remove_replica(ctx: DeployContext, service: Service, name: str,
+                   known: Sequence[Deployment] = ()) -> Deployment | None:
+    """The ordinary teardown, which takes a replica out of its router first; None when there was nothing left.
+
+    ``known`` are records this process holds newer than the state file (which could not be written).
+    """
+    deployment = next((d for d in known if d.name == name), None) or ctx.store.read().deployments.get(name)
     if deployment is None or not is_active(deployment):
         return deployment
     return take_down_replica(ctx, name)
@@ -382,7 +389,8 @@ def take_down_replica(ctx: DeployContext, name: str) -> Deployment:
     return take_down(ctx, name).deployment
 
 
-def take_down_service(ctx: DeployContext, name: str, *, failed: bool = False) -> Service:
+def take_down_service(ctx: DeployContext, name: str, *, failed: bool = False,
+                      known: Sequence[Deployment] = ()) -> Service:
     """The router first (so nothing routes to a replica being torn down), then every replica, then the key.
 
     The record ends ``terminated``; an error (raised once everything was tried) leaves it ``terminating``
@@ -414,7 +422,7 @@ def take_down_service(ctx: DeployContext, name: str, *, failed: bool = False) ->
             note("router-stopped", router=service.router.model_copy(update={"stopped_at": datetime.now(timezone.utc)}))
     for member in reversed(service.members):
         try:
-            remove_replica(ctx, service, member)
+            remove_replica(ctx, service, member, known)
         except GpuctlError as exc:
             errors.append(exc)
     if errors:

@@ -92,6 +92,7 @@ def report_unwritten(ctx: DeployContext, outcome: Outcome) -> None:
     done = "; ".join(r.line() for r in outcome.removals) or "nothing had been created yet"
     ctx.reporter.warn(f"the record of '{name}' could not be written ({outcome.unwritten.message}); what gpuctl had "
                       f"created for it: {done}")
+    outcome.unwritten.known = outcome.deployment
     raise outcome.unwritten
 
 

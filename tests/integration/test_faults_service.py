@@ -50,3 +50,5 @@ def test_a_disk_that_fills_mid_up_still_tears_down_every_replica_and_the_router(
     assert runpod_world.pods() == [], "the first replica went too, although the service's record could not be written"
     assert router is not None and not is_ours(router.pid, router.pid_start), "and the router"
     assert code == 2 and "No space left on device" in stderr, stderr
+    assert "that was cut off to show up" not in stderr, (
+        "the replica's own teardown removed its pod: the service's does not wait for it again from the stale file")
