@@ -41,6 +41,10 @@ def known_secrets(keys: Iterable[ConfigKey]) -> list[str]:
     return values
 
 
+#: marks the handler configure_logging added, so a second call replaces it
+_OURS = "_gpuctl_handler"
+
+
 def configure_logging(verbosity: int, keys: Callable[[], Iterable[ConfigKey]]) -> None:
     """``-v`` shows gpuctl's info messages, ``-vv`` debug messages from gpuctl and its libraries; the value of
     every secret of ``keys()`` (gpuctl's and every installed provider's, asked only here) is scrubbed."""
@@ -51,9 +55,12 @@ def configure_logging(verbosity: int, keys: Callable[[], Iterable[ConfigKey]]) -
         if not root.handlers:
             root.addHandler(logging.NullHandler())
         return
+    for old in [h for h in root.handlers if getattr(h, _OURS, False)]:  # -v again after the command
+        root.removeHandler(old)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     handler.addFilter(SecretFilter(known_secrets(keys())))
+    setattr(handler, _OURS, True)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
     logging.getLogger("gpuctl").setLevel(logging.DEBUG if verbosity >= 2 else logging.INFO)

@@ -43,6 +43,16 @@ GLOBAL_FLAGS: tuple[tuple[tuple[str, ...], str, str], ...] = (
 )
 
 
+def _add_verbosity(ctx: click.Context, _param: click.Parameter, value: int) -> None:
+    """``-v`` after the command adds to the root's count, and logging follows the total."""
+    if value:
+        from gpuctl.logs import configure_logging
+
+        app = ctx.find_root().obj
+        app.verbose += value
+        configure_logging(app.verbose, lambda: app.registry.config_keys().values())
+
+
 def with_global_flags(command: click.Command) -> click.Command:
     """Let ``command`` (and a group's subcommands) take the root's flags after its name: ``gpuctl down --all -y``.
 
@@ -56,6 +66,9 @@ def with_global_flags(command: click.Command) -> click.Command:
         if taken.isdisjoint(opts):
             command.params.append(click.Option(list(opts), is_flag=True, expose_value=False, hidden=True,
                                                callback=_set_flag(attr), help=help_text))
+    if taken.isdisjoint(("-v", "--verbose")):
+        command.params.append(click.Option(["-v", "--verbose"], count=True, expose_value=False, hidden=True,
+                                           callback=_add_verbosity, help="Log what gpuctl does on stderr."))
     command._gpuctl_global_flags = True  # type: ignore[attr-defined]
     if isinstance(command, click.Group):
         for sub in command.commands.values():

@@ -16,6 +16,7 @@ from gpuctl.deploy import tags
 from gpuctl.deploy.context import DeployContext
 from gpuctl.errors import GpuctlError, NotFoundError, ProviderError, TimeoutError_
 from gpuctl.models.deployment import Deployment
+from gpuctl.polling import pauses
 from gpuctl.providers.base import Provider
 from gpuctl.providers.capabilities import Capability
 
@@ -109,6 +110,7 @@ def terminate_instance(ctx: DeployContext, provider: Provider, instance_id: str)
     with ctx.reporter.step(f"terminating {provider.display_name} instance {instance_id}"):
         _retried(partial(provider.terminate, instance_id), ctx)
         deadline = time.monotonic() + timeouts.terminate
+        waits = pauses(timeouts.poll)
         while True:
             try:
                 status = _retried(partial(provider.get, instance_id), ctx).status
@@ -116,10 +118,11 @@ def terminate_instance(ctx: DeployContext, provider: Provider, instance_id: str)
                 return
             if status == "terminated":
                 return
-            if time.monotonic() + timeouts.poll > deadline:
+            pause = next(waits)
+            if time.monotonic() + pause > deadline:
                 raise TimeoutError_(f"{provider.display_name} instance {instance_id} is still {status} after "
                                     f"{timeouts.terminate:.0f}s", "run 'gpuctl down' again to check on it")
-            time.sleep(timeouts.poll)
+            time.sleep(pause)
 
 
 def _retried(call: Callable[[], T], ctx: DeployContext) -> T:

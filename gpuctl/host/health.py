@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from gpuctl.errors import GpuctlError, HealthCheckError
 from gpuctl.events import NullReporter, Reporter
+from gpuctl.polling import pauses
 
 if TYPE_CHECKING:
     import httpx
@@ -113,6 +114,7 @@ def wait_for_engine(
 
     ``exited`` returns why the container stopped (or None while it runs), so a crashed engine fails
     at once instead of at the deadline; ``log_tail`` supplies the log lines attached to the error.
+    The pause between polls starts short and grows to ``interval`` seconds.
     """
     import httpx
 
@@ -127,6 +129,7 @@ def wait_for_engine(
     with httpx.Client(base_url=base_url, headers=headers, timeout=_REQUEST_TIMEOUT_S) as client, \
             reporter.step(f"waiting for the engine at {base_url}"):
         problem = "no answer yet"
+        waits = pauses(interval)
         while True:
             gone = exited() if exited else None
             if gone:
@@ -138,9 +141,10 @@ def wait_for_engine(
                 problem = "/v1/models lists no model yet"
             except (httpx.HTTPError, ValueError) as exc:
                 problem = _describe(exc)
-            if time.monotonic() + interval > deadline:
+            pause = next(waits)
+            if time.monotonic() + pause > deadline:
                 raise fail(f"the engine at {base_url} was not healthy after {timeout:g}s ({problem})")
-            time.sleep(interval)
+            time.sleep(pause)
         listed_at = datetime.now(timezone.utc)
         try:
             text = _smoke_completion(client, models[0], max(1.0, deadline - time.monotonic()))

@@ -24,6 +24,7 @@ from gpuctl.host.shell import Shell
 from gpuctl.models.deployment import Deployment
 from gpuctl.models.instance import Instance, LaunchRequest
 from gpuctl.plan import DeployPlan
+from gpuctl.polling import pauses
 from gpuctl.providers.base import Provider
 from gpuctl.providers.capabilities import Capability
 
@@ -89,15 +90,17 @@ class Runtime(ABC):
             return instance
         deadline = time.monotonic() + timeouts.launch
         failures = 0
+        waits = pauses(timeouts.poll)
         with self.ctx.reporter.step(f"waiting for {instance.id} to start"):
             while not self.reachable(instance):
                 if instance.status in ("error", "terminated", "stopped"):
                     raise self.stopped_while_starting(instance)
-                if time.monotonic() + timeouts.poll > deadline:
+                pause = next(waits)
+                if time.monotonic() + pause > deadline:
                     status = instance.provider_status or instance.status
                     raise TimeoutError_(f"{provider.display_name} instance {instance.id} was not running after "
                                         f"{timeouts.launch:.0f}s (status {status})")
-                time.sleep(timeouts.poll)
+                time.sleep(pause)
                 try:
                     instance = provider.get(instance.id)
                 except NotFoundError as exc:
