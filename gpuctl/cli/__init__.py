@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +13,13 @@ from gpuctl import __version__
 from gpuctl.cli.lazy import LazyGroup
 from gpuctl.envvars import Env, truthy
 from gpuctl.errors import ExitCode, GpuctlError
+
+
+def _print_traceback() -> None:
+    """The traceback of the error being handled (GPUCTL_DEBUG=1); imported here, never at start-up."""
+    import traceback
+
+    traceback.print_exc()
 
 
 def _report(line: str) -> None:
@@ -28,7 +34,7 @@ def run_translated(invoke: Callable[[], Any]) -> int:
         return result if isinstance(result, int) else ExitCode.OK
     except GpuctlError as exc:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         if exc.message:
             _report(exc.one_line())
         return int(exc.exit_code)
@@ -53,7 +59,7 @@ def run_translated(invoke: Callable[[], Any]) -> int:
         if exc.filename is None:  # not a file-system problem (a socket, a process): a bug
             return _unexpected(exc, debug)
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         from gpuctl.errors import FileSystemError
 
         error = FileSystemError.from_os_error(exc)
@@ -65,7 +71,7 @@ def run_translated(invoke: Callable[[], Any]) -> int:
 
 def _unexpected(exc: BaseException, debug: bool) -> int:
     if debug:
-        traceback.print_exc()
+        _print_traceback()
     _report(f"unexpected {type(exc).__name__}: {exc} "
             f"(hint: rerun with {Env.DEBUG}=1 and report it with the traceback)")
     return ExitCode.UNEXPECTED

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 
 import click
@@ -35,6 +34,8 @@ class LazyGroup(click.Group):
             if name.startswith("-"):
                 # an unknown option before the verb: let click report it
                 return super().resolve_command(ctx, args)
+            import difflib  # only for a mistyped command
+
             close = difflib.get_close_matches(name, [*COMMANDS, *ALIASES], n=3)
             hint = f"did you mean {', '.join(close)}?" if close else "see 'gpuctl --help' for the commands"
             raise UsageError(f"no such command '{name}'", hint)
