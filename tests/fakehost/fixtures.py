@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,22 @@ def _started(host: FakeGpuHost) -> FakeGpuHost:
         return host.start()
     except FakeHostUnavailable as exc:
         pytest.skip(f"cannot start a fake GPU host here: {exc}")
+
+
+@contextmanager
+def hosts_sharing_a_hub(fakehost_env: FakeHostEnv, count: int) -> Iterator[list[FakeGpuHost]]:
+    """``count`` started hosts (skipped where none can start); every one fetches weights from the first
+    one's stand-in hub. All of them are stopped on the way out."""
+    started: list[FakeGpuHost] = []
+    try:
+        for _ in range(count):
+            started.append(_started(fakehost_env.new_host()))
+        for host in started[1:]:
+            host.reach_hub_of(started[0])
+        yield started
+    finally:
+        for host in started:
+            host.stop()
 
 
 @pytest.fixture(scope="module")

@@ -291,6 +291,15 @@ class FakeGpuHost:
         """Undo ``mount`` (the filesystem's content stays in its directory)."""
         self.run_inside(["umount", path])
 
+    def reach_hub_of(self, other: FakeGpuHost) -> None:
+        """Let this host fetch weights from ``other``'s stand-in hub. That hub listens on this machine's side
+        of ``other``'s veth pair, an address local to this machine: a host route to it over this host's own
+        veth is delivered locally (nothing is forwarded), and the answer comes back the same way."""
+        if other is self:
+            return
+        subprocess.run(["ip", "-n", self.netns, "route", "add", f"10.200.{other.index}.1/32", "dev",
+                        f"gfh{self.index}h"], check=True, capture_output=True)
+
     def preload(self, image: str) -> None:
         """Make ``image`` (e.g. TGI's, which lives on ghcr.io where no mirror reaches) the fake engine image."""
         if self.docker("image", "inspect", ENGINE_IMAGE, check=False).returncode != 0:

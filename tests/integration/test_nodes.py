@@ -8,7 +8,6 @@ on anything vLLM would refuse; a rank can be made to crash, which must take ever
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import pytest
 from gpuctl.engines.vllm import MULTI_NODE_IMAGE
 from gpuctl.state import StateStore
 from tests.fakehost.cloud import Cloud, make_offer, write_recipe
-from tests.fakehost.host import FakeGpuHost, FakeHostEnv, FakeHostUnavailable
+from tests.fakehost.fixtures import hosts_sharing_a_hub
+from tests.fakehost.host import FakeGpuHost, FakeHostEnv
 
 pytestmark = pytest.mark.integration
 
@@ -25,22 +25,10 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def hosts(fakehost_env: FakeHostEnv) -> Iterator[list[FakeGpuHost]]:
     """Two fake GPU hosts with vLLM's multi-node image; the first one's hub serves the weights to both."""
-    started: list[FakeGpuHost] = []
-    try:
-        for _ in range(2):
-            try:
-                started.append(fakehost_env.new_host().start())
-            except FakeHostUnavailable as exc:
-                pytest.skip(f"cannot start a fake GPU host here: {exc}")
+    with hosts_sharing_a_hub(fakehost_env, 2) as started:
         for host in started:
             host.preload(MULTI_NODE_IMAGE)
-        # a host route to the hub's address, which is local to this machine: delivered, never forwarded
-        subprocess.run(["ip", "-n", started[1].netns, "route", "add", f"10.200.{started[0].index}.1/32", "dev",
-                        f"gfh{started[1].index}h"], check=True, capture_output=True)
         yield started
-    finally:
-        for host in started:
-            host.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 from collections.abc import Iterator
 from importlib.util import find_spec
 from pathlib import Path
@@ -20,7 +19,8 @@ import pytest
 from gpuctl.deploy.router import is_ours
 from gpuctl.state import StateStore
 from tests.fakehost.cloud import Cloud, gpuctl_process, make_offer, wait_until, write_recipe
-from tests.fakehost.host import FakeGpuHost, FakeHostEnv, FakeHostUnavailable
+from tests.fakehost.fixtures import hosts_sharing_a_hub
+from tests.fakehost.host import FakeGpuHost, FakeHostEnv
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(find_spec("vllm_router") is None, reason="vllm-router is not installed (test extra)")]
@@ -31,24 +31,8 @@ MODEL = "meta-llama/Meta-Llama-3-8B-Instruct"
 @pytest.fixture(scope="module")
 def hosts(fakehost_env: FakeHostEnv) -> Iterator[list[FakeGpuHost]]:
     """Three fake GPU hosts; the first one's stand-in hub serves the weights to all of them."""
-    started: list[FakeGpuHost] = []
-    try:
-        for _ in range(3):
-            try:
-                started.append(fakehost_env.new_host().start())
-            except FakeHostUnavailable as exc:
-                pytest.skip(f"cannot start a fake GPU host here: {exc}")
-        hub = started[0].hub
-        assert hub is not None
-        for host in started[1:]:
-            # the hub's address is local to this machine's own network namespace: a host route there is
-            # delivered locally (nothing is forwarded), and the answer goes back over the host's veth
-            subprocess.run(["ip", "-n", host.netns, "route", "add", f"10.200.{started[0].index}.1/32", "dev",
-                            f"gfh{host.index}h"], check=True, capture_output=True)
+    with hosts_sharing_a_hub(fakehost_env, 3) as started:
         yield started
-    finally:
-        for host in started:
-            host.stop()
 
 
 @pytest.fixture

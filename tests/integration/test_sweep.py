@@ -77,19 +77,11 @@ def world(fake_cloud: Cloud, make_fake_gpu_host: Callable[..., FakeGpuHost], iso
     hosts = {label: make_fake_gpu_host([gpu]) for label, (gpu, _, _) in MACHINES.items()}
     hub = next(reversed(hosts.values()))  # HF_ENDPOINT is the hub of the host made last
     for label, host in hosts.items():
-        _route_to_hub(host, hub)
+        host.reach_hub_of(hub)
         _, sku, price = MACHINES[label]
         fake_cloud.add_offer(make_offer("fakecloud", f"fc.{label}", price, gpu=sku))
         fake_cloud.host_for(f"fc.{label}", host)
     return World(fake_cloud, hosts)
-
-
-def _route_to_hub(host: FakeGpuHost, hub: FakeGpuHost) -> None:
-    """Let ``host`` reach the stand-in hub of ``hub`` (on this machine's side of ``hub``'s veth pair)."""
-    if host is hub:
-        return
-    subprocess.run(["ip", "-n", host.netns, "route", "add", f"10.200.{hub.index}.1/32", "dev", f"gfh{host.index}h"],
-                   check=True, capture_output=True)
 
 
 def _rows(stdout: str) -> list[dict]:
